@@ -1,0 +1,65 @@
+// Elementwise maps and reductions over flat float32 buffers of `n` elements: four lanes at a
+// time, then a scalar tail.
+import { addLanes, f } from './common';
+
+/** out = a + b */
+export function add(a: usize, b: usize, out: usize, n: i32): void {
+  let i = 0;
+  for (; i + 4 <= n; i += 4) v128.store(out + f(i), f32x4.add(v128.load(a + f(i)), v128.load(b + f(i))));
+  for (; i < n; i++) store<f32>(out + f(i), load<f32>(a + f(i)) + load<f32>(b + f(i)));
+}
+
+/** y += alpha * x: gradient accumulation and the SGD step. */
+export function axpy(alpha: f32, x: usize, y: usize, n: i32): void {
+  const va = f32x4.splat(alpha);
+  let i = 0;
+  for (; i + 4 <= n; i += 4) v128.store(y + f(i), f32x4.add(v128.load(y + f(i)), f32x4.mul(va, v128.load(x + f(i)))));
+  for (; i < n; i++) store<f32>(y + f(i), load<f32>(y + f(i)) + alpha * load<f32>(x + f(i)));
+}
+
+/** y[i] = value for all i. */
+export function fill(y: usize, value: f32, n: i32): void {
+  const v = f32x4.splat(value);
+  let i = 0;
+  for (; i + 4 <= n; i += 4) v128.store(y + f(i), v);
+  for (; i < n; i++) store<f32>(y + f(i), value);
+}
+
+/** Σ a[i]·b[i], four partial sums combined at the end. */
+export function dot(a: usize, b: usize, n: i32): f32 {
+  let acc = f32x4.splat(0);
+  let i = 0;
+  for (; i + 4 <= n; i += 4) acc = f32x4.add(acc, f32x4.mul(v128.load(a + f(i)), v128.load(b + f(i))));
+  let s = (f32x4.extract_lane(acc, 0) + f32x4.extract_lane(acc, 1)) + (f32x4.extract_lane(acc, 2) + f32x4.extract_lane(acc, 3));
+  for (; i < n; i++) s += load<f32>(a + f(i)) * load<f32>(b + f(i));
+  return s;
+}
+
+/** dx = dy where y > 0, else 0. y is the ReLU's output, which is > 0 exactly where its input
+ *  was, so relu'(0) = 0 as in TensorFlow. */
+export function relu_backward(y: usize, dy: usize, dx: usize, n: i32): void {
+  const zero = f32x4.splat(0);
+  let i = 0;
+  for (; i + 4 <= n; i += 4) v128.store(dx + f(i), v128.and(v128.load(dy + f(i)), f32x4.gt(v128.load(y + f(i)), zero)));
+  for (; i < n; i++) store<f32>(dx + f(i), load<f32>(y + f(i)) > 0 ? load<f32>(dy + f(i)) : 0);
+}
+
+/** out[c] += Σ_r a[r, c] over a [rows, cols]: the gradient of a bias added to every row. */
+export function sum_rows(a: usize, out: usize, rows: i32, cols: i32): void {
+  for (let cb = 0; cb < cols; cb += 4) {
+    let acc = f32x4.splat(0);
+    for (let r = 0; r < rows; r++) acc = f32x4.add(acc, v128.load(a + f(r * cols + cb)));
+    addLanes(out + f(cb), acc, cols - cb);
+  }
+}
+
+/** out[b, c, r] = a[b, r, c] for `batch` matrices of [rows, cols]: filters laid out for the input gradient. */
+export function transpose(a: usize, out: usize, batch: i32, rows: i32, cols: i32): void {
+  const m = rows * cols;
+  for (let bi = 0; bi < batch; bi++) {
+    const src = a + f(bi * m), dst = out + f(bi * m);
+    for (let r = 0; r < rows; r++) {
+      for (let c = 0; c < cols; c++) store<f32>(dst + f(c * rows + r), load<f32>(src + f(r * cols + c)));
+    }
+  }
+}

@@ -1,0 +1,82 @@
+// The tutorial's attack: learn a noise filter DX so that the model gives `target` for X + DX.
+// loss = −Σ y·log_softmax(f(X + DX)) + β·Σ DX²/2 with y one-hot on the target, plain SGD on DX,
+// no clipping during the optimisation. The tape is recorded once and replayed every iteration.
+import type { Tensor } from './engine.js';
+import type { Net } from './model.js';
+import { add, dot, l2Loss, logSoftmax, scale, Scalar } from './ops.js';
+import { Tape } from './tape.js';
+
+export interface FilterStep {
+  iterations: number;
+  lr: number;
+  beta: number;
+  /** Called after every iteration with the loss it computed (before its update). */
+  onIteration?: (iteration: number, loss: number) => void;
+}
+
+export class FilterAttack {
+  /** The perturbation DX, [1, h, w, c] in model-input units. */
+  readonly dx: Tensor;
+  readonly logits: Tensor;
+  private readonly tape: Tape;
+  private readonly loss: Tensor;
+  private readonly beta = new Scalar(0);
+
+  /** `x` is one image in model-input units; DX starts at `init`, or zeros. */
+  constructor(net: Net, x: Float32Array, target: number, init?: Float32Array) {
+    const engine = net.engine;
+    const [h, w, c] = net.architecture.input;
+    const classes = net.architecture.labels.length;
+    this.tape = new Tape(engine);
+    const image = engine.tensor([1, h, w, c], x);
+    this.dx = engine.tensor([1, h, w, c], init).requireGrad();
+    const y = engine.tensor([1, classes], oneHot(classes, target));
+    const t = this.tape;
+    this.logits = net.forward(t, add(t, image, this.dx));
+    const crossEntropy = scale(t, dot(t, y, logSoftmax(t, this.logits)), new Scalar(-1));
+    this.loss = add(t, crossEntropy, scale(t, l2Loss(t, this.dx), this.beta));
+  }
+
+  /** Runs SGD on DX, continuing from where the last run left it; returns the loss of each iteration. */
+  run({ iterations, lr, beta, onIteration }: FilterStep): Float32Array {
+    const kernels = this.tape.engine.kernels;
+    const dx = this.dx, grad = dx.grad!;
+    const losses = new Float32Array(iterations);
+    this.beta.value = beta;
+    for (let i = 0; i < iterations; i++) {
+      this.tape.forward();
+      this.tape.backward(this.loss);
+      losses[i] = this.loss.item();
+      kernels.axpy(-lr, grad.ptr, dx.ptr, dx.size);
+      onIteration?.(i, losses[i]);
+    }
+    this.tape.forward(); // so that `logits` are those of the final DX
+    return losses;
+  }
+
+  /** Frees the attack's memory in the engine. */
+  dispose(): void {
+    this.tape.dispose();
+  }
+}
+
+function oneHot(classes: number, index: number): Float32Array {
+  const y = new Float32Array(classes);
+  y[index] = 1;
+  return y;
+}
+
+/** Logits [n, labels] of a batch of images, each in model-input units. */
+export function predictLogits(net: Net, images: Float32Array[]): Float32Array[] {
+  const [h, w, c] = net.architecture.input;
+  const tape = new Tape(net.engine);
+  const x = net.engine.tensor([images.length, h, w, c]);
+  const size = h * w * c;
+  const flat = new Float32Array(images.length * size);
+  images.forEach((img, i) => flat.set(img, i * size));
+  x.write(flat);
+  const logits = net.forward(tape, x).toArray();
+  tape.dispose();
+  const classes = net.architecture.labels.length;
+  return images.map((_, i) => logits.slice(i * classes, (i + 1) * classes));
+}

@@ -1,0 +1,138 @@
+// The engine: one instance of the kernel module, its linear memory, and tensors living in it.
+// Memory is a stack: `mark()` then `release(mark)` frees everything allocated in between, so a
+// tape built for an attack can be dropped as a whole, while nothing is allocated per iteration.
+
+type Ptr = number;
+
+/** The narrow interface to the kernels in assembly/: pointers into memory, and shapes. */
+export interface Kernels {
+  memory: WebAssembly.Memory;
+  heap_base(): Ptr;
+  conv2d_forward(x: Ptr, w: Ptr, b: Ptr, y: Ptr, n: number, h: number, wd: number, cin: number, k: number, stride: number, padTop: number, padLeft: number, oh: number, ow: number, cout: number, relu: boolean): void;
+  conv2d_backward_input(dy: Ptr, wt: Ptr, dx: Ptr, n: number, h: number, wd: number, cin: number, k: number, stride: number, padTop: number, padLeft: number, oh: number, ow: number, cout: number): void;
+  conv2d_backward_filter(x: Ptr, dy: Ptr, dw: Ptr, n: number, h: number, wd: number, cin: number, k: number, stride: number, padTop: number, padLeft: number, oh: number, ow: number, cout: number): void;
+  maxpool_forward(x: Ptr, y: Ptr, n: number, h: number, wd: number, c: number, size: number, stride: number, padTop: number, padLeft: number, oh: number, ow: number): void;
+  maxpool_backward(x: Ptr, y: Ptr, dy: Ptr, dx: Ptr, n: number, h: number, wd: number, c: number, size: number, stride: number, padTop: number, padLeft: number, oh: number, ow: number): void;
+  dense_forward(x: Ptr, w: Ptr, b: Ptr, y: Ptr, n: number, inputs: number, outputs: number, relu: boolean): void;
+  dense_backward_input(dy: Ptr, wt: Ptr, dx: Ptr, n: number, inputs: number, outputs: number): void;
+  dense_backward_weights(x: Ptr, dy: Ptr, dw: Ptr, n: number, inputs: number, outputs: number): void;
+  add(a: Ptr, b: Ptr, out: Ptr, n: number): void;
+  axpy(alpha: number, x: Ptr, y: Ptr, n: number): void;
+  fill(y: Ptr, value: number, n: number): void;
+  dot(a: Ptr, b: Ptr, n: number): number;
+  relu_backward(y: Ptr, dy: Ptr, dx: Ptr, n: number): void;
+  sum_rows(a: Ptr, out: Ptr, rows: number, cols: number): void;
+  transpose(a: Ptr, out: Ptr, batch: number, rows: number, cols: number): void;
+  log_softmax_forward(x: Ptr, y: Ptr, rows: number, cols: number): void;
+  log_softmax_backward(y: Ptr, dy: Ptr, dx: Ptr, rows: number, cols: number): void;
+}
+
+const PAGE = 65536;
+/** Bytes left after every buffer, so that a SIMD load of a row's last block stays in bounds. */
+const SLACK = 16;
+
+export class Engine {
+  private top: Ptr;
+  private view: Float32Array;
+
+  private constructor(readonly kernels: Kernels) {
+    this.top = kernels.heap_base();
+    this.view = new Float32Array(kernels.memory.buffer);
+  }
+
+  /** Instantiates the kernel module from its bytes (Node: see `loadEngine` in node.ts). */
+  static async create(wasm: BufferSource | WebAssembly.Module): Promise<Engine> {
+    const module = wasm instanceof WebAssembly.Module ? wasm : await WebAssembly.compile(wasm);
+    const instance = await WebAssembly.instantiate(module, { env: { abort: kernelAbort } });
+    return new Engine(instance.exports as unknown as Kernels);
+  }
+
+  /** A zero-filled buffer of `count` floats; returns its byte address. */
+  alloc(count: number): Ptr {
+    const ptr = this.top;
+    const end = ptr + ((count * 4 + SLACK + 15) & ~15);
+    const memory = this.kernels.memory;
+    if (end > memory.buffer.byteLength) memory.grow(Math.ceil((end - memory.buffer.byteLength) / PAGE));
+    this.top = end;
+    this.kernels.fill(ptr, 0, (end - ptr) / 4);
+    return ptr;
+  }
+
+  mark(): Ptr {
+    return this.top;
+  }
+
+  release(mark: Ptr): void {
+    this.top = mark;
+  }
+
+  /** Bytes of memory in use by tensors. */
+  get used(): number {
+    return this.top - this.kernels.heap_base();
+  }
+
+  /** A view of `count` floats at `ptr` (valid until memory grows: copy it if kept). */
+  floats(ptr: Ptr, count: number): Float32Array {
+    if (this.view.buffer !== this.kernels.memory.buffer) this.view = new Float32Array(this.kernels.memory.buffer);
+    return this.view.subarray(ptr >> 2, (ptr >> 2) + count);
+  }
+
+  /** The float at `ptr`, without creating a view. */
+  read(ptr: Ptr): number {
+    if (this.view.buffer !== this.kernels.memory.buffer) this.view = new Float32Array(this.kernels.memory.buffer);
+    return this.view[ptr >> 2];
+  }
+
+  tensor(shape: readonly number[], values?: ArrayLike<number>): Tensor {
+    const t = new Tensor(this, shape, this.alloc(sizeOf(shape)));
+    if (values) t.write(values);
+    return t;
+  }
+}
+
+function kernelAbort(): never {
+  throw new Error('kernel aborted');
+}
+
+export function sizeOf(shape: readonly number[]): number {
+  return shape.reduce((a, b) => a * b, 1);
+}
+
+/** A float32 tensor in the engine's memory; `grad`, when present, is its gradient buffer. */
+export class Tensor {
+  readonly size: number;
+  grad: Tensor | null = null;
+
+  constructor(readonly engine: Engine, readonly shape: readonly number[], readonly ptr: Ptr) {
+    this.size = sizeOf(shape);
+  }
+
+  /** Gives this tensor a gradient buffer, so that backward passes compute its gradient. */
+  requireGrad(): this {
+    this.grad ??= new Tensor(this.engine, this.shape, this.engine.alloc(this.size));
+    return this;
+  }
+
+  /** A copy of the values. */
+  toArray(): Float32Array {
+    return this.engine.floats(this.ptr, this.size).slice();
+  }
+
+  write(values: ArrayLike<number>): void {
+    if (values.length !== this.size) throw new Error(`expected ${this.size} values, got ${values.length}`);
+    this.engine.floats(this.ptr, this.size).set(values);
+  }
+
+  /** The value of a one-element tensor. */
+  item(): number {
+    return this.engine.read(this.ptr);
+  }
+
+  /** The same memory seen with another shape of the same size (as flatten does). */
+  reshape(shape: readonly number[]): Tensor {
+    if (sizeOf(shape) !== this.size) throw new Error(`cannot reshape [${this.shape}] to [${shape}]`);
+    const t = new Tensor(this.engine, shape, this.ptr);
+    if (this.grad) t.grad = new Tensor(this.engine, shape, this.grad.ptr);
+    return t;
+  }
+}

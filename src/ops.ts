@@ -1,0 +1,175 @@
+// The ops of the network and its losses, each forward call next to its backward rule. An op
+// takes its inputs, records a step on the tape and returns its output; backward rules add
+// (never overwrite) into the gradients of the inputs that have one.
+import type { Tensor } from './engine.js';
+import type { Tape } from './tape.js';
+
+export type Padding = 'same' | 'valid';
+
+/** Output size and cells of padding before the input, along one axis, exactly as TensorFlow:
+ *  SAME pads max((out−1)·s + k − n, 0) cells, the smaller half before. */
+export function window(n: number, k: number, stride: number, padding: Padding): { out: number; before: number } {
+  if (padding === 'valid') return { out: Math.ceil((n - k + 1) / stride), before: 0 };
+  const out = Math.ceil(n / stride);
+  return { out, before: Math.floor(Math.max((out - 1) * stride + k - n, 0) / 2) };
+}
+
+/** A number read by the tape at every replay, so it can change between runs (β, a loss weight). */
+export class Scalar {
+  constructor(public value: number) {}
+}
+
+export function add(tape: Tape, a: Tensor, b: Tensor): Tensor {
+  const k = tape.engine.kernels;
+  const y = tape.output(a.shape, [a, b]);
+  tape.record(y, {
+    forward: () => k.add(a.ptr, b.ptr, y.ptr, y.size),
+    backward: () => {
+      if (a.grad) k.axpy(1, y.grad!.ptr, a.grad.ptr, y.size);
+      if (b.grad) k.axpy(1, y.grad!.ptr, b.grad.ptr, y.size);
+    },
+  });
+  return y;
+}
+
+/** factor · a */
+export function scale(tape: Tape, a: Tensor, factor: Scalar): Tensor {
+  const k = tape.engine.kernels;
+  const y = tape.output(a.shape, [a]);
+  tape.record(y, {
+    forward: () => {
+      k.fill(y.ptr, 0, y.size);
+      k.axpy(factor.value, a.ptr, y.ptr, y.size);
+    },
+    backward: () => k.axpy(factor.value, y.grad!.ptr, a.grad!.ptr, y.size),
+  });
+  return y;
+}
+
+/** Σ a·b, a scalar. */
+export function dot(tape: Tape, a: Tensor, b: Tensor): Tensor {
+  const k = tape.engine.kernels;
+  const y = tape.output([], [a, b]);
+  tape.record(y, {
+    forward: () => k.fill(y.ptr, k.dot(a.ptr, b.ptr, a.size), 1),
+    backward: () => {
+      const g = tape.engine.read(y.grad!.ptr);
+      if (a.grad) k.axpy(g, b.ptr, a.grad.ptr, a.size);
+      if (b.grad) k.axpy(g, a.ptr, b.grad.ptr, b.size);
+    },
+  });
+  return y;
+}
+
+/** Σ a² / 2, TensorFlow's l2_loss. */
+export function l2Loss(tape: Tape, a: Tensor): Tensor {
+  const k = tape.engine.kernels;
+  const y = tape.output([], [a]);
+  tape.record(y, {
+    forward: () => k.fill(y.ptr, k.dot(a.ptr, a.ptr, a.size) / 2, 1),
+    backward: () => k.axpy(tape.engine.read(y.grad!.ptr), a.ptr, a.grad!.ptr, a.size),
+  });
+  return y;
+}
+
+/** log_softmax over the last axis. */
+export function logSoftmax(tape: Tape, x: Tensor): Tensor {
+  const k = tape.engine.kernels;
+  const cols = x.shape[x.shape.length - 1];
+  const rows = x.size / cols;
+  const y = tape.output(x.shape, [x]);
+  tape.record(y, {
+    forward: () => k.log_softmax_forward(x.ptr, y.ptr, rows, cols),
+    backward: () => k.log_softmax_backward(y.ptr, y.grad!.ptr, x.grad!.ptr, rows, cols),
+  });
+  return y;
+}
+
+/** The gradient reaching the pre-activation of a layer with a fused ReLU (or none). */
+function activationGrad(tape: Tape, y: Tensor, relu: boolean): () => number {
+  if (!relu || !y.grad) return () => y.grad!.ptr;
+  const pre = tape.scratch(y.size);
+  return () => {
+    tape.engine.kernels.relu_backward(y.ptr, y.grad!.ptr, pre, y.size);
+    return pre;
+  };
+}
+
+export interface Conv2dOptions {
+  stride: number;
+  padding: Padding;
+  relu: boolean;
+}
+
+/** x [n, h, w, cin] ⊛ w [k, k, cin, cout] + b [cout], optionally followed by ReLU. */
+export function conv2d(tape: Tape, x: Tensor, w: Tensor, b: Tensor, { stride, padding, relu }: Conv2dOptions): Tensor {
+  const kn = tape.engine.kernels;
+  const [n, h, wd, cin] = x.shape;
+  const [k, , , cout] = w.shape;
+  const rows = window(h, k, stride, padding), cols = window(wd, k, stride, padding);
+  const geometry = [n, h, wd, cin, k, stride, rows.before, cols.before, rows.out, cols.out, cout] as const;
+  const y = tape.output([n, rows.out, cols.out, cout], [x, w, b]);
+  const preGrad = activationGrad(tape, y, relu);
+  const wt = x.grad ? tape.scratch(w.size) : 0;
+  tape.record(y, {
+    forward: () => kn.conv2d_forward(x.ptr, w.ptr, b.ptr, y.ptr, ...geometry, relu),
+    backward: () => {
+      const g = preGrad();
+      if (x.grad) {
+        kn.transpose(w.ptr, wt, k * k, cin, cout);
+        kn.conv2d_backward_input(g, wt, x.grad.ptr, ...geometry);
+      }
+      if (w.grad) kn.conv2d_backward_filter(x.ptr, g, w.grad.ptr, ...geometry);
+      if (b.grad) kn.sum_rows(g, b.grad.ptr, y.size / cout, cout);
+    },
+  });
+  return y;
+}
+
+export interface PoolOptions {
+  size: number;
+  stride: number;
+  padding: Padding;
+}
+
+/** Max over size×size windows of x [n, h, w, c]. */
+export function maxPool(tape: Tape, x: Tensor, { size, stride, padding }: PoolOptions): Tensor {
+  const kn = tape.engine.kernels;
+  const [n, h, wd, c] = x.shape;
+  const rows = window(h, size, stride, padding), cols = window(wd, size, stride, padding);
+  const geometry = [n, h, wd, c, size, stride, rows.before, cols.before, rows.out, cols.out] as const;
+  const y = tape.output([n, rows.out, cols.out, c], [x]);
+  tape.record(y, {
+    forward: () => kn.maxpool_forward(x.ptr, y.ptr, ...geometry),
+    backward: () => kn.maxpool_backward(x.ptr, y.ptr, y.grad!.ptr, x.grad!.ptr, ...geometry),
+  });
+  return y;
+}
+
+/** x [n, in] · w [in, out] + b [out], optionally followed by ReLU. */
+export function dense(tape: Tape, x: Tensor, w: Tensor, b: Tensor, relu: boolean): Tensor {
+  const kn = tape.engine.kernels;
+  const [n, inputs] = x.shape;
+  const outputs = w.shape[1];
+  const y = tape.output([n, outputs], [x, w, b]);
+  const preGrad = activationGrad(tape, y, relu);
+  const wt = x.grad ? tape.scratch(w.size) : 0;
+  tape.record(y, {
+    forward: () => kn.dense_forward(x.ptr, w.ptr, b.ptr, y.ptr, n, inputs, outputs, relu),
+    backward: () => {
+      const g = preGrad();
+      if (x.grad) {
+        kn.transpose(w.ptr, wt, 1, inputs, outputs);
+        kn.dense_backward_input(g, wt, x.grad.ptr, n, inputs, outputs);
+      }
+      if (w.grad) kn.dense_backward_weights(x.ptr, g, w.grad.ptr, n, inputs, outputs);
+      if (b.grad) kn.sum_rows(g, b.grad.ptr, n, outputs);
+    },
+  });
+  return y;
+}
+
+/** [n, ...] → [n, rest] in NHWC order: the same memory, so no step is recorded. */
+export function flatten(x: Tensor): Tensor {
+  return x.reshape([x.shape[0], x.size / x.shape[0]]);
+}
