@@ -1,0 +1,151 @@
+// Every kernel, forward and backward, through the ops and the tape, against the independent
+// float64 reference (itself checked against finite differences in reference.test.ts).
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Engine, Tensor } from '../src/engine.js';
+import { loadEngine } from '../src/node.js';
+import * as ops from '../src/ops.js';
+import { Tape } from '../src/tape.js';
+import * as ref from './reference.js';
+import { random } from './random.js';
+
+const TOLERANCE = 1e-4;
+let engine: Engine;
+/** The worst relative error seen per quantity, printed at the end for the record. */
+const worst = new Map<string, number>();
+
+beforeAll(async () => {
+  engine = await loadEngine();
+});
+
+afterAll(() => {
+  const rows = [...worst].map(([k, v]) => `  ${k.padEnd(22)} ${v.toExponential(2)}`);
+  console.log(`worst relative errors against the float64 reference:\n${rows.join('\n')}`);
+});
+
+/** max |a − b| / max |b|: the error relative to the tensor's scale. */
+function relativeError(actual: ArrayLike<number>, expected: ArrayLike<number>): number {
+  expect(actual.length).toBe(expected.length);
+  let diff = 0, scale = 0;
+  for (let i = 0; i < expected.length; i++) {
+    diff = Math.max(diff, Math.abs(actual[i] - expected[i]));
+    scale = Math.max(scale, Math.abs(expected[i]));
+  }
+  return scale === 0 ? diff : diff / scale;
+}
+
+function check(what: string, actual: ArrayLike<number>, expected: ArrayLike<number>, context: string): void {
+  const e = relativeError(actual, expected);
+  worst.set(what, Math.max(worst.get(what) ?? 0, e));
+  if (!(e <= TOLERANCE)) expect.fail(`${what} ${context}: relative error ${e.toExponential(2)} > ${TOLERANCE}`);
+}
+
+/** Runs `build` on a fresh tape with inputs that carry gradients, backpropagates Σ y·g for a
+ *  random g, and returns the output and the input gradients. */
+function run(inputs: ref.Tensor[], build: (tape: Tape, xs: Tensor[]) => Tensor, rand: () => number) {
+  const tape = new Tape(engine);
+  const xs = inputs.map((t) => engine.tensor(t.shape, t.data).requireGrad());
+  const y = build(tape, xs);
+  const g = ref.tensor([...y.shape], Array.from({ length: y.size }, () => rand() * 2 - 1));
+  tape.backward(ops.dot(tape, y, engine.tensor(g.shape, g.data)));
+  const result = { y: y.toArray(), grads: xs.map((x) => x.grad!.toArray()), g };
+  tape.dispose();
+  return result;
+}
+
+const randomTensor = (shape: number[], rand: () => number) => ref.tensor(shape, Array.from({ length: ref.sizeOf(shape) }, () => rand() * 2 - 1));
+
+describe('conv2d against the reference', () => {
+  const sizes = [[7, 9], [13, 11], [5, 6]];
+  const couts = [1, 3, 4, 6, 7, 12];
+  let case_ = 0;
+  for (const [h, w] of sizes) for (const stride of [1, 2, 3]) for (const padding of ['same', 'valid'] as const) {
+    it(`${h}×${w}, stride ${stride}, ${padding}: kernels 1–5, batch 1 and 3, channels 1, 3, 5, relu or not`, () => {
+      for (const k of [1, 2, 3, 4, 5]) for (const n of [1, 3]) for (const cin of [1, 3, 5]) for (const relu of [false, true]) {
+        const cout = couts[case_++ % couts.length];
+        const rand = random(case_);
+        const x = randomTensor([n, h, w, cin], rand), wt = randomTensor([k, k, cin, cout], rand), b = randomTensor([cout], rand);
+        const context = `(n ${n}, ${h}×${w}×${cin} → ${cout}, k ${k}, s ${stride}, ${padding}, relu ${relu})`;
+        const out = run([x, wt, b], (tape, [xx, ww, bb]) => ops.conv2d(tape, xx, ww, bb, { stride, padding, relu }), rand);
+        const pre = ref.conv2d(x, wt, b, stride, padding);
+        check('conv2d forward', out.y, (relu ? ref.relu(pre) : pre).data, context);
+        const dy = relu ? ref.reluBackward(pre, out.g) : out.g;
+        const grads = ref.conv2dBackward(x, wt, stride, padding, dy);
+        check('conv2d ∂input', out.grads[0], grads.dx.data, context);
+        check('conv2d ∂filter', out.grads[1], grads.dw.data, context);
+        check('conv2d ∂bias', out.grads[2], grads.db.data, context);
+      }
+    });
+  }
+});
+
+describe('maxpool against the reference', () => {
+  for (const [h, w] of [[7, 9], [13, 11], [4, 4]]) for (const padding of ['same', 'valid'] as const) {
+    it(`${h}×${w}, ${padding}: windows 1–4, strides 1–3, with ties`, () => {
+      let seed = 100;
+      for (const size of [1, 2, 3, 4]) for (const stride of [1, 2, 3]) for (const n of [1, 3]) for (const c of [1, 3, 5, 6]) {
+        const rand = random(seed++);
+        // Values on a coarse grid, many of them 0 as after a ReLU, so that windows hold ties.
+        const x = ref.tensor([n, h, w, c], Array.from({ length: n * h * w * c }, () => Math.max(0, Math.round(rand() * 6 - 2) / 4)));
+        if (rand() < 0.3) x.data.forEach((v, i) => (x.data[i] = -1 - v)); // all negative: padding must never win
+        const context = `(n ${n}, ${h}×${w}×${c}, size ${size}, stride ${stride}, ${padding})`;
+        const out = run([x], (tape, [xx]) => ops.maxPool(tape, xx, { size, stride, padding }), rand);
+        check('maxpool forward', out.y, ref.maxpool(x, size, stride, padding).data, context);
+        check('maxpool ∂input', out.grads[0], ref.maxpoolBackward(x, size, stride, padding, out.g).data, context);
+      }
+    });
+  }
+});
+
+describe('dense against the reference', () => {
+  it('batches 1, 3, 5; widths 1 to 432; relu or not', () => {
+    let seed = 200;
+    for (const n of [1, 3, 5]) for (const inputs of [1, 5, 17, 432]) for (const outputs of [1, 2, 3, 4, 7, 10]) for (const relu of [false, true]) {
+      const rand = random(seed++);
+      const x = randomTensor([n, inputs], rand), w = randomTensor([inputs, outputs], rand), b = randomTensor([outputs], rand);
+      const context = `(n ${n}, ${inputs} → ${outputs}, relu ${relu})`;
+      const out = run([x, w, b], (tape, [xx, ww, bb]) => ops.dense(tape, xx, ww, bb, relu), rand);
+      const pre = ref.dense(x, w, b);
+      check('dense forward', out.y, (relu ? ref.relu(pre) : pre).data, context);
+      const grads = ref.denseBackward(x, w, relu ? ref.reluBackward(pre, out.g) : out.g);
+      check('dense ∂input', out.grads[0], grads.dx.data, context);
+      check('dense ∂weights', out.grads[1], grads.dw.data, context);
+      check('dense ∂bias', out.grads[2], grads.db.data, context);
+    }
+  });
+
+  it('ReLU passes no gradient at exactly 0', () => {
+    // w = 0, b = 0 puts every pre-activation at exactly 0.
+    const x = ref.tensor([1, 2], [1, -1]), w = ref.tensor([2, 3]), b = ref.tensor([3]);
+    const out = run([x, w, b], (tape, [xx, ww, bb]) => ops.dense(tape, xx, ww, bb, true), random(1));
+    expect(Array.from(out.grads[1])).toEqual([0, 0, 0, 0, 0, 0]);
+  });
+});
+
+describe('log-softmax and the loss ops against the reference', () => {
+  it('log-softmax over rows of 2 to 7 classes', () => {
+    let seed = 300;
+    for (const rows of [1, 2, 4]) for (const cols of [2, 3, 5, 7]) {
+      const rand = random(seed++);
+      const z = ref.tensor([rows, cols], Array.from({ length: rows * cols }, () => rand() * 20 - 10));
+      const out = run([z], (tape, [zz]) => ops.logSoftmax(tape, zz), rand);
+      check('log-softmax forward', out.y, ref.logSoftmax(z).data, `(${rows}×${cols})`);
+      check('log-softmax ∂input', out.grads[0], ref.logSoftmaxBackward(z, out.g).data, `(${rows}×${cols})`);
+    }
+  });
+
+  it('add, scale, dot and l2 loss, with odd lengths', () => {
+    for (const size of [1, 3, 4, 7, 2304]) {
+      const rand = random(size);
+      const a = randomTensor([size], rand), b = randomTensor([size], rand);
+      const factor = new ops.Scalar(-0.37);
+      // loss = l2(a + b) − 0.37·(a·b): every op on the path to a scalar.
+      const out = run([a, b], (tape, [aa, bb]) => ops.add(tape, ops.l2Loss(tape, ops.add(tape, aa, bb)), ops.scale(tape, ops.dot(tape, aa, bb), factor)), rand);
+      const sum = ref.tensor([size], a.data.map((v, i) => v + b.data[i]));
+      const dotAB = a.data.reduce((s, v, i) => s + v * b.data[i], 0);
+      const g = out.g.data[0];
+      check('l2/dot/add/scale', out.y, [ref.l2Loss(sum) - 0.37 * dotAB], `(n ${size})`);
+      check('l2/dot/add/scale ∂', out.grads[0], ref.l2LossBackward(sum).data.map((v, i) => g * (v - 0.37 * b.data[i])), `(n ${size})`);
+      check('l2/dot/add/scale ∂', out.grads[1], ref.l2LossBackward(sum).data.map((v, i) => g * (v - 0.37 * a.data[i])), `(n ${size})`);
+    }
+  });
+});

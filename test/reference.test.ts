@@ -1,0 +1,602 @@
+/**
+ * Verifies the float64 reference (`reference.ts`) against central finite differences, plus
+ * hand-computed cases for padding geometry, max-pool ties and relu'(0), and (when
+ * ../shared/tutorial is present) the tutorial's published logits.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, describe, expect, it } from 'vitest';
+import { PNG } from 'pngjs';
+import {
+  conv2d,
+  conv2dBackward,
+  dense,
+  denseBackward,
+  flatten,
+  flattenBackward,
+  l2Loss,
+  l2LossBackward,
+  logSoftmax,
+  logSoftmaxBackward,
+  maxpool,
+  maxpoolBackward,
+  networkLogits,
+  networkLossAndGradients,
+  relu,
+  reluBackward,
+  sizeOf,
+  tensor,
+  weightShapes,
+  windowGeometry,
+  type Architecture,
+  type Padding,
+  type Tensor,
+} from './reference.js';
+
+// ---------------------------------------------------------------------------------------------
+// Helpers: seeded PRNG, random tensors, finite differences
+// ---------------------------------------------------------------------------------------------
+
+/** mulberry32: a tiny seeded PRNG giving uniform numbers in [0, 1). */
+function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+type Rng = () => number;
+
+/** Uniform values in [−scale, scale) (continuous: ties have probability ~0). */
+function randomTensor(rng: Rng, shape: number[], scale = 1): Tensor {
+  const t = tensor(shape);
+  for (let i = 0; i < t.data.length; i++) t.data[i] = (2 * rng() - 1) * scale;
+  return t;
+}
+
+function dot(a: Float64Array, b: Float64Array): number {
+  let s = 0;
+  for (let i = 0; i < a.length; i++) s += a[i]! * b[i]!;
+  return s;
+}
+
+function maxAbs(a: Float64Array): number {
+  let m = 0;
+  for (const v of a) m = Math.max(m, Math.abs(v));
+  return m;
+}
+
+/** All indices 0..n−1 when n ≤ count, else `count` distinct ones including the first and the last. */
+function pick(rng: Rng, n: number, count: number): number[] {
+  if (n <= count) return Array.from({ length: n }, (_, i) => i);
+  const chosen = new Set<number>([0, n - 1]);
+  while (chosen.size < count) chosen.add(Math.floor(rng() * n));
+  return [...chosen];
+}
+
+const H = 1e-6; // finite-difference step
+const TOL = 1e-6; // allowed relative error
+
+/**
+ * Relative error between `analytic` (the gradient of f with respect to `param`) and the central
+ * finite differences (f(p + h) − f(p − h)) / 2h, over the entries `indices` of `param`:
+ *   max |analytic − fd| / max(max |fd|, max |analytic|, 1e-3 · max |analytic over all entries|).
+ * `param` is perturbed in place and restored.
+ */
+function fdError(f: () => number, param: Float64Array, analytic: Float64Array, indices: number[]): number {
+  expect(analytic.length).toBe(param.length);
+  let maxDiff = 0;
+  let maxRef = 0;
+  for (const i of indices) {
+    const saved = param[i]!;
+    param[i] = saved + H;
+    const fPlus = f();
+    param[i] = saved - H;
+    const fMinus = f();
+    param[i] = saved;
+    const fd = (fPlus - fMinus) / (2 * H);
+    maxDiff = Math.max(maxDiff, Math.abs(analytic[i]! - fd));
+    maxRef = Math.max(maxRef, Math.abs(fd), Math.abs(analytic[i]!));
+  }
+  const denominator = Math.max(maxRef, 1e-3 * maxAbs(analytic));
+  return denominator === 0 ? maxDiff : maxDiff / denominator;
+}
+
+/** Worst relative error seen per check, printed at the end. */
+const worst = new Map<string, number>();
+function checkFd(label: string, category: string, err: number): void {
+  worst.set(category, Math.max(worst.get(category) ?? 0, err));
+  expect(err, `${category}: ${label}`).toBeLessThanOrEqual(TOL);
+}
+afterAll(() => {
+  const lines = [...worst].map(([k, v]) => `  ${k.padEnd(34)} ${v.toExponential(2)}`);
+  console.log(`reference.test: worst relative errors vs central finite differences (h = ${H})\n${lines.join('\n')}`);
+});
+
+const paddings: Padding[] = ['same', 'valid'];
+
+// ---------------------------------------------------------------------------------------------
+// Window geometry
+// ---------------------------------------------------------------------------------------------
+
+describe('windowGeometry (TensorFlow SAME / VALID)', () => {
+  it('matches hand-computed SAME cases', () => {
+    expect(windowGeometry(5, 2, 2, 'same')).toEqual({ out: 3, padBefore: 0, padAfter: 1 });
+    expect(windowGeometry(4, 5, 1, 'same')).toEqual({ out: 4, padBefore: 2, padAfter: 2 });
+    expect(windowGeometry(7, 4, 3, 'same')).toEqual({ out: 3, padBefore: 1, padAfter: 2 });
+    expect(windowGeometry(48, 2, 2, 'same')).toEqual({ out: 24, padBefore: 0, padAfter: 0 });
+    expect(windowGeometry(3, 2, 2, 'same')).toEqual({ out: 2, padBefore: 0, padAfter: 1 });
+    expect(windowGeometry(7, 1, 3, 'same')).toEqual({ out: 3, padBefore: 0, padAfter: 0 });
+    expect(windowGeometry(7, 5, 1, 'same')).toEqual({ out: 7, padBefore: 2, padAfter: 2 });
+    // stride larger than the window: (out − 1)·s + k − n < 0 → no padding
+    expect(windowGeometry(9, 2, 3, 'same')).toEqual({ out: 3, padBefore: 0, padAfter: 0 });
+  });
+
+  it('matches hand-computed VALID cases and refuses an empty output', () => {
+    expect(windowGeometry(7, 4, 3, 'valid')).toEqual({ out: 2, padBefore: 0, padAfter: 0 });
+    expect(windowGeometry(5, 2, 2, 'valid')).toEqual({ out: 2, padBefore: 0, padAfter: 0 });
+    expect(windowGeometry(13, 5, 3, 'valid')).toEqual({ out: 3, padBefore: 0, padAfter: 0 });
+    expect(windowGeometry(4, 4, 1, 'valid')).toEqual({ out: 1, padBefore: 0, padAfter: 0 });
+    expect(() => windowGeometry(4, 5, 1, 'valid')).toThrow(/larger than input/);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// conv2d
+// ---------------------------------------------------------------------------------------------
+
+describe('conv2d', () => {
+  it('hand-computed SAME with an even kernel puts the extra padding after (n=3, k=2, s=1)', () => {
+    const x = tensor([1, 3, 3, 1], [1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    const w = tensor([2, 2, 1, 1], [1, 1, 1, 1]);
+    const y = conv2d(x, w, tensor([1], [0]), 1, 'same');
+    expect(y.shape).toEqual([1, 3, 3, 1]);
+    expect([...y.data]).toEqual([12, 16, 9, 24, 28, 15, 15, 17, 9]);
+  });
+
+  it('hand-computed SAME n=4,k=5,s=1 (2 before, 2 after) and n=7,k=4,s=3 (1 before, 2 after)', () => {
+    // A column image (W = 1) so that only the row padding matters for the values.
+    const a = conv2d(tensor([1, 4, 1, 1], [1, 2, 3, 4]), tensor([5, 5, 1, 1], new Array(25).fill(1)), tensor([1]), 1, 'same');
+    expect(a.shape).toEqual([1, 4, 1, 1]);
+    expect([...a.data]).toEqual([6, 10, 10, 9]);
+    const x7 = tensor([1, 7, 1, 1], [1, 2, 3, 4, 5, 6, 7]);
+    const b = conv2d(x7, tensor([4, 4, 1, 1], new Array(16).fill(1)), tensor([1]), 3, 'same');
+    expect(b.shape).toEqual([1, 3, 1, 1]);
+    expect([...b.data]).toEqual([1 + 2 + 3, 3 + 4 + 5 + 6, 6 + 7]);
+    // VALID n=7,k=4,s=3 → 2 rows (0..3, 3..6); width 4 → 1 column. Row r holds the value r + 1.
+    const rows = tensor([1, 7, 4, 1], Array.from({ length: 28 }, (_, i) => Math.floor(i / 4) + 1));
+    const c = conv2d(rows, tensor([4, 4, 1, 1], new Array(16).fill(1)), tensor([1]), 3, 'valid');
+    expect(c.shape).toEqual([1, 2, 1, 1]);
+    expect([...c.data]).toEqual([4 * (1 + 2 + 3 + 4), 4 * (4 + 5 + 6 + 7)]);
+  });
+
+  it('hand-computed HWIO channel order and bias', () => {
+    // x[0,0,0,:] = [1, 2]; w[0,0,ci,co] = [[1,2,3],[4,5,6]]; y[co] = Σ_ci x[ci]·w[ci,co] + b[co]
+    const y = conv2d(tensor([1, 1, 1, 2], [1, 2]), tensor([1, 1, 2, 3], [1, 2, 3, 4, 5, 6]), tensor([3], [10, 20, 30]), 1, 'valid');
+    expect([...y.data]).toEqual([19, 32, 45]);
+    // 2×2 kernel, VALID, stride 2, one channel: w[ky,kx] weights each position separately.
+    const x = tensor([1, 2, 4, 1], [1, 2, 3, 4, 5, 6, 7, 8]);
+    const z = conv2d(x, tensor([2, 2, 1, 1], [1, 10, 100, 1000]), tensor([1], [0.5]), 2, 'valid');
+    expect([...z.data]).toEqual([1 + 20 + 500 + 6000 + 0.5, 3 + 40 + 700 + 8000 + 0.5]);
+  });
+
+  it('backward matches central FD: k = 1..5, strides 1..3, both paddings, odd sizes, batch 1/3, channels 1/3/5', () => {
+    const rng = mulberry32(101);
+    let config = 0;
+    for (const k of [1, 2, 3, 4, 5]) {
+      for (const s of [1, 2, 3]) {
+        for (const padding of paddings) {
+          const [Hh, Ww] = config % 2 === 0 ? [7, 9] : [13, 11];
+          const N = [1, 3][Math.floor(config / 2) % 2]!;
+          const Ci = [1, 3, 5][config % 3]!;
+          const Co = [3, 5, 1][Math.floor(config / 3) % 3]!;
+          config++;
+          const label = `x=[${N},${Hh},${Ww},${Ci}] k=${k} s=${s} ${padding} Co=${Co}`;
+          const x = randomTensor(rng, [N, Hh, Ww, Ci]);
+          const w = randomTensor(rng, [k, k, Ci, Co]);
+          const b = randomTensor(rng, [Co]);
+          const y = conv2d(x, w, b, s, padding);
+          const out = (n: number) => (padding === 'same' ? Math.ceil(n / s) : Math.ceil((n - k + 1) / s));
+          expect(y.shape, label).toEqual([N, out(Hh), out(Ww), Co]);
+          const g = randomTensor(rng, y.shape);
+          const S = () => dot(g.data, conv2d(x, w, b, s, padding).data);
+          const grads = conv2dBackward(x, w, s, padding, g);
+          expect(grads.dx.shape).toEqual(x.shape);
+          expect(grads.dw.shape).toEqual(w.shape);
+          expect(grads.db.shape).toEqual(b.shape);
+          checkFd(label, 'conv2d dx', fdError(S, x.data, grads.dx.data, pick(rng, x.data.length, 80)));
+          checkFd(label, 'conv2d dw', fdError(S, w.data, grads.dw.data, pick(rng, w.data.length, 60)));
+          checkFd(label, 'conv2d db', fdError(S, b.data, grads.db.data, pick(rng, b.data.length, 5)));
+        }
+      }
+    }
+  });
+
+  it('backward matches central FD on every entry for small cases (all borders covered)', () => {
+    const rng = mulberry32(102);
+    for (const [k, s, padding] of [[2, 2, 'same'], [4, 3, 'same'], [3, 2, 'valid'], [5, 1, 'same']] as const) {
+      const x = randomTensor(rng, [2, 7, 5, 3]);
+      const w = randomTensor(rng, [k, k, 3, 2]);
+      const b = randomTensor(rng, [2]);
+      const g = randomTensor(rng, conv2d(x, w, b, s, padding).shape);
+      const S = () => dot(g.data, conv2d(x, w, b, s, padding).data);
+      const grads = conv2dBackward(x, w, s, padding, g);
+      const label = `k=${k} s=${s} ${padding} (all entries)`;
+      checkFd(label, 'conv2d dx', fdError(S, x.data, grads.dx.data, pick(rng, x.data.length, Infinity)));
+      checkFd(label, 'conv2d dw', fdError(S, w.data, grads.dw.data, pick(rng, w.data.length, Infinity)));
+      checkFd(label, 'conv2d db', fdError(S, b.data, grads.db.data, pick(rng, b.data.length, Infinity)));
+    }
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// maxpool
+// ---------------------------------------------------------------------------------------------
+
+describe('maxpool', () => {
+  it('backward matches central FD (data without ties): sizes 1..5, strides 1..3, both paddings', () => {
+    const rng = mulberry32(201);
+    let config = 0;
+    for (const size of [1, 2, 3, 4, 5]) {
+      for (const s of [1, 2, 3]) {
+        for (const padding of paddings) {
+          const [Hh, Ww] = config % 2 === 0 ? [7, 9] : [13, 11];
+          const N = [1, 3][Math.floor(config / 2) % 2]!;
+          const C = [1, 3, 5][config % 3]!;
+          config++;
+          const label = `x=[${N},${Hh},${Ww},${C}] size=${size} s=${s} ${padding}`;
+          const x = randomTensor(rng, [N, Hh, Ww, C]);
+          const y = maxpool(x, size, s, padding);
+          const out = (n: number) => (padding === 'same' ? Math.ceil(n / s) : Math.ceil((n - size + 1) / s));
+          expect(y.shape, label).toEqual([N, out(Hh), out(Ww), C]);
+          const g = randomTensor(rng, y.shape);
+          const dx = maxpoolBackward(x, size, s, padding, g);
+          const S = () => dot(g.data, maxpool(x, size, s, padding).data);
+          checkFd(label, 'maxpool dx', fdError(S, x.data, dx.data, pick(rng, x.data.length, 300)));
+          // The gradient is only redistributed: its total is conserved.
+          expect(dx.data.reduce((a, v) => a + v, 0)).toBeCloseTo(g.data.reduce((a, v) => a + v, 0), 10);
+        }
+      }
+    }
+  });
+
+  it('a window of equal values sends its gradient to its first cell in row-major order', () => {
+    const x = tensor([1, 2, 2, 1], [3, 3, 3, 3]);
+    expect([...maxpool(x, 2, 2, 'valid').data]).toEqual([3]);
+    expect([...maxpoolBackward(x, 2, 2, 'valid', tensor([1, 1, 1, 1], [5])).data]).toEqual([5, 0, 0, 0]);
+    // Ties between two non-first cells: [[1, 5], [5, 2]] → the cell (0, 1).
+    const x2 = tensor([1, 2, 2, 1], [1, 5, 5, 2]);
+    expect([...maxpoolBackward(x2, 2, 2, 'valid', tensor([1, 1, 1, 1], [7])).data]).toEqual([0, 7, 0, 0]);
+  });
+
+  it('all-zero input (as after ReLU), overlapping windows: each window picks its own first cell', () => {
+    const x = tensor([1, 3, 3, 1]); // zeros
+    const dx = maxpoolBackward(x, 2, 1, 'valid', tensor([1, 2, 2, 1], [1, 2, 3, 4]));
+    expect([...dx.data]).toEqual([1, 2, 0, 3, 4, 0, 0, 0, 0]);
+  });
+
+  it('overlapping windows add up their contributions on a shared maximum, ties included', () => {
+    const x = tensor([1, 3, 3, 1], [0, 0, 0, 0, 2, 2, 0, 2, 1]);
+    // Windows (size 2, stride 1): every one holds the cell (1, 1) = 2 as its first maximum.
+    expect([...maxpool(x, 2, 1, 'valid').data]).toEqual([2, 2, 2, 2]);
+    const dx = maxpoolBackward(x, 2, 1, 'valid', tensor([1, 2, 2, 1], [1, 2, 3, 4]));
+    expect([...dx.data]).toEqual([0, 0, 0, 0, 10, 0, 0, 0, 0]);
+  });
+
+  it('ties under SAME padding with a partial window: the first REAL cell wins', () => {
+    // n=3, size 2, stride 2, SAME: out 2, pad 0 before 1 after.
+    const x = tensor([1, 3, 3, 1], new Array(9).fill(7));
+    const dx = maxpoolBackward(x, 2, 2, 'same', tensor([1, 2, 2, 1], [1, 2, 3, 4]));
+    expect([...dx.data]).toEqual([1, 0, 2, 0, 0, 0, 3, 0, 4]);
+  });
+
+  it('padded cells never win: an all-negative input under SAME still returns real values', () => {
+    const x = tensor([1, 3, 3, 1], [-5, -4, -3, -2, -1, -6, -7, -8, -9]);
+    // size 2, stride 2: windows {(0..1)×(0..1)}, {(0..1)×2}, {2×(0..1)}, {(2,2)} (the rest is padding)
+    expect([...maxpool(x, 2, 2, 'same').data]).toEqual([-1, -3, -7, -9]);
+    expect([...maxpoolBackward(x, 2, 2, 'same', tensor([1, 2, 2, 1], [1, 2, 3, 4])).data]).toEqual([
+      0, 0, 2, 0, 1, 0, 3, 0, 4,
+    ]);
+    // size 3, stride 1: pad 1 before and after; the corner window sees only 4 real cells.
+    expect([...maxpool(x, 3, 1, 'same').data]).toEqual([-1, -1, -1, -1, -1, -1, -1, -1, -1]);
+    // A single cell under a 3×3 SAME window: pad 1 and 1, the only candidate is the cell itself.
+    const one = tensor([1, 1, 1, 1], [-5]);
+    expect([...maxpool(one, 3, 1, 'same').data]).toEqual([-5]);
+    expect([...maxpoolBackward(one, 3, 1, 'same', tensor([1, 1, 1, 1], [2])).data]).toEqual([2]);
+    // Channels are pooled separately.
+    const two = tensor([1, 1, 2, 2], [-1, -4, -2, -3]);
+    expect([...maxpool(two, 2, 2, 'same').data]).toEqual([-1, -3]);
+    expect([...maxpoolBackward(two, 2, 2, 'same', tensor([1, 1, 1, 2], [1, 1])).data]).toEqual([1, 0, 0, 1]);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// relu, flatten, dense, logSoftmax, l2Loss
+// ---------------------------------------------------------------------------------------------
+
+describe('relu', () => {
+  it('backward matches central FD away from the kink', () => {
+    const rng = mulberry32(301);
+    const x = randomTensor(rng, [3, 7, 9, 5]);
+    for (let i = 0; i < x.data.length; i++) if (Math.abs(x.data[i]!) < 1e-2) x.data[i] = 0.5; // keep away from 0
+    const g = randomTensor(rng, x.shape);
+    const S = () => dot(g.data, relu(x).data);
+    checkFd('[3,7,9,5]', 'relu dx', fdError(S, x.data, reluBackward(x, g).data, pick(rng, x.data.length, Infinity)));
+  });
+
+  it("relu(0) = 0 and relu'(0) = 0", () => {
+    const x = tensor([5], [-1, 0, 2, -0, 1e-300]);
+    expect([...relu(x).data]).toEqual([0, 0, 2, 0, 1e-300]);
+    expect([...reluBackward(x, tensor([5], [1, 1, 1, 1, 1])).data]).toEqual([0, 0, 1, 0, 1]);
+    expect([...reluBackward(x, tensor([5], [3, 4, 5, 6, 7])).data]).toEqual([0, 0, 5, 0, 7]);
+  });
+});
+
+describe('flatten', () => {
+  it('keeps NHWC order and its backward is the inverse reshape', () => {
+    const x = tensor([2, 2, 2, 3], Array.from({ length: 24 }, (_, i) => i));
+    const y = flatten(x);
+    expect(y.shape).toEqual([2, 12]);
+    expect([...y.data]).toEqual([...x.data]);
+    const back = flattenBackward(y, x.shape);
+    expect(back.shape).toEqual(x.shape);
+    expect([...back.data]).toEqual([...x.data]);
+  });
+});
+
+describe('dense', () => {
+  it('hand-computed [in, out] layout', () => {
+    const y = dense(tensor([1, 2], [1, 2]), tensor([2, 3], [1, 2, 3, 4, 5, 6]), tensor([3], [0.5, 0.25, 0]));
+    expect([...y.data]).toEqual([9.5, 12.25, 15]);
+  });
+
+  it('backward matches central FD (every entry), batch 1/3, sizes 7/13, outputs 1/3/5', () => {
+    const rng = mulberry32(401);
+    for (const N of [1, 3]) {
+      for (const I of [7, 13]) {
+        for (const O of [1, 3, 5]) {
+          const x = randomTensor(rng, [N, I]);
+          const w = randomTensor(rng, [I, O]);
+          const b = randomTensor(rng, [O]);
+          const g = randomTensor(rng, [N, O]);
+          const S = () => dot(g.data, dense(x, w, b).data);
+          const grads = denseBackward(x, w, g);
+          const label = `N=${N} I=${I} O=${O}`;
+          const all = (n: number) => pick(rng, n, Infinity);
+          checkFd(label, 'dense dx', fdError(S, x.data, grads.dx.data, all(x.data.length)));
+          checkFd(label, 'dense dw', fdError(S, w.data, grads.dw.data, all(w.data.length)));
+          checkFd(label, 'dense db', fdError(S, b.data, grads.db.data, all(b.data.length)));
+        }
+      }
+    }
+  });
+});
+
+describe('logSoftmax', () => {
+  it('hand-computed values, also with large logits', () => {
+    const y = logSoftmax(tensor([1, 2], [0, Math.log(3)]));
+    expect(y.data[0]).toBeCloseTo(Math.log(0.25), 14);
+    expect(y.data[1]).toBeCloseTo(Math.log(0.75), 14);
+    const big = logSoftmax(tensor([2, 2], [1000, 1000, -1000, 0]));
+    expect(big.data[0]).toBeCloseTo(-Math.LN2, 14);
+    expect(big.data[1]).toBeCloseTo(-Math.LN2, 14);
+    expect(big.data[2]).toBe(-1000);
+    expect(big.data[3]).toBe(0);
+  });
+
+  it('backward matches central FD (every entry) over the last dim', () => {
+    const rng = mulberry32(501);
+    for (const shape of [[1, 7], [3, 5], [2, 3, 4], [3, 1]]) {
+      const z = randomTensor(rng, shape, 3);
+      const g = randomTensor(rng, shape);
+      const S = () => dot(g.data, logSoftmax(z).data);
+      const dz = logSoftmaxBackward(z, g);
+      checkFd(`[${shape.join(',')}]`, 'logSoftmax dz', fdError(S, z.data, dz.data, pick(rng, z.data.length, Infinity)));
+    }
+  });
+});
+
+describe('l2Loss', () => {
+  it('is Σ v²/2 and its backward matches central FD', () => {
+    expect(l2Loss(tensor([3], [1, -2, 3]))).toBe(7);
+    const rng = mulberry32(601);
+    const v = randomTensor(rng, [3, 13, 11, 1]);
+    const S = () => l2Loss(v);
+    checkFd('[3,13,11,1]', 'l2Loss dv', fdError(S, v.data, l2LossBackward(v).data, pick(rng, v.data.length, Infinity)));
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Network
+// ---------------------------------------------------------------------------------------------
+
+/** Random weights for `arch`, uniform in ±sqrt(6 / fan-in) (keeps activations of order 1). */
+function randomWeights(rng: Rng, arch: Architecture): Map<string, Float64Array> {
+  const weights = new Map<string, Float64Array>();
+  for (const [key, shape] of weightShapes(arch)) {
+    const fanIn = shape.length === 1 ? 1 : sizeOf(shape) / shape[shape.length - 1]!;
+    const scale = key.endsWith('.b') ? 0.1 : Math.sqrt(6 / fanIn);
+    weights.set(key, randomTensor(rng, shape, scale).data);
+  }
+  return weights;
+}
+
+/** The documented loss −Σ y·logSoftmax(logits(x + dx)) + β·l2Loss(dx), composed from forward ops only. */
+function forwardLoss(
+  arch: Architecture,
+  weights: Map<string, Float64Array>,
+  x: Tensor,
+  dx: Tensor,
+  y: Tensor,
+  beta: number,
+): number {
+  const input = tensor(x.shape);
+  for (let i = 0; i < input.data.length; i++) input.data[i] = x.data[i]! + dx.data[i]!;
+  const logProbs = logSoftmax(networkLogits(arch, weights, input));
+  return -dot(y.data, logProbs.data) + beta * l2Loss(dx);
+}
+
+/**
+ * Checks loss, dDx and every weight gradient of networkLossAndGradients against central FD on
+ * `samples` entries of each tensor (Infinity = every entry).
+ */
+function checkNetwork(
+  name: string,
+  rng: Rng,
+  arch: Architecture,
+  N: number,
+  y: Tensor,
+  beta: number,
+  dxSamples: number,
+  weightSamples: number,
+  weights = randomWeights(rng, arch),
+): void {
+  const x = randomTensor(rng, [N, ...arch.input], 0.5);
+  const dx = randomTensor(rng, x.shape, 0.1);
+  const result = networkLossAndGradients(arch, weights, x, dx, y, beta);
+
+  expect(result.loss).toBeCloseTo(forwardLoss(arch, weights, x, dx, y, beta), 12);
+
+  expect([...result.dWeights.keys()].sort()).toEqual([...weights.keys()].sort());
+  const L = () => forwardLoss(arch, weights, x, dx, y, beta);
+  checkFd(name, 'network dL/d(dx)', fdError(L, dx.data, result.dDx.data, pick(rng, dx.data.length, dxSamples)));
+  for (const [key, w] of weights) {
+    const analytic = result.dWeights.get(key)!;
+    checkFd(`${name} ${key}`, 'network dL/d(weights)', fdError(L, w, analytic, pick(rng, w.length, weightSamples)));
+  }
+}
+
+describe('network', () => {
+  const small: Architecture = {
+    input: [7, 9, 3],
+    layers: [
+      { type: 'conv2d', name: 'c1', filters: 4, kernel: 3, stride: 1, padding: 'same', activation: 'relu' },
+      { type: 'maxpool', size: 2, stride: 2, padding: 'same' }, // → [4, 5, 4]
+      { type: 'conv2d', name: 'c2', filters: 5, kernel: 2, stride: 2, padding: 'valid', activation: 'relu' }, // → [2, 2, 5]
+      { type: 'flatten' }, // → 20
+      { type: 'dense', name: 'd1', units: 6, activation: 'relu' },
+      { type: 'dense', name: 'out', units: 3 }, // activation omitted = 'none'
+    ],
+  };
+
+  /** The tutorial's network (shared/SPEC.md, shared/tutorial/README.md). */
+  const tutorial: Architecture = {
+    input: [48, 48, 1],
+    layers: [
+      { type: 'conv2d', name: 'cv1', filters: 3, kernel: 5, stride: 1, padding: 'same', activation: 'relu' },
+      { type: 'maxpool', size: 2, stride: 2, padding: 'same' },
+      { type: 'conv2d', name: 'cv2', filters: 6, kernel: 5, stride: 1, padding: 'same', activation: 'relu' },
+      { type: 'maxpool', size: 2, stride: 2, padding: 'same' },
+      { type: 'conv2d', name: 'cv3', filters: 12, kernel: 5, stride: 1, padding: 'same', activation: 'relu' },
+      { type: 'maxpool', size: 2, stride: 2, padding: 'same' },
+      { type: 'flatten' },
+      { type: 'dense', name: 'fc', units: 2 },
+    ],
+  };
+
+  it('weightShapes gives HWIO conv and [in, out] dense shapes', () => {
+    expect(Object.fromEntries(weightShapes(small))).toEqual({
+      'c1.w': [3, 3, 3, 4], 'c1.b': [4], 'c2.w': [2, 2, 4, 5], 'c2.b': [5],
+      'd1.w': [20, 6], 'd1.b': [6], 'out.w': [6, 3], 'out.b': [3],
+    });
+    expect(Object.fromEntries(weightShapes(tutorial))).toEqual({
+      'cv1.w': [5, 5, 1, 3], 'cv1.b': [3], 'cv2.w': [5, 5, 3, 6], 'cv2.b': [6],
+      'cv3.w': [5, 5, 6, 12], 'cv3.b': [12], 'fc.w': [432, 2], 'fc.b': [2],
+    });
+  });
+
+  it('networkLogits is the composition of the ops', () => {
+    const rng = mulberry32(701);
+    const w = randomWeights(rng, small);
+    const x = randomTensor(rng, [2, 7, 9, 3]);
+    const t = (key: string) => tensor(weightShapes(small).get(key)!, w.get(key)!);
+    let a = relu(conv2d(x, t('c1.w'), t('c1.b'), 1, 'same'));
+    a = maxpool(a, 2, 2, 'same');
+    a = flatten(relu(conv2d(a, t('c2.w'), t('c2.b'), 2, 'valid')));
+    a = dense(relu(dense(a, t('d1.w'), t('d1.b'))), t('out.w'), t('out.b'));
+    const logits = networkLogits(small, w, x);
+    expect(logits.shape).toEqual([2, 3]);
+    expect([...logits.data]).toEqual([...a.data]);
+  });
+
+  it('small conv → maxpool → conv → flatten → dense → dense: loss gradients match central FD on every entry', () => {
+    const rng = mulberry32(702);
+    const y1 = tensor([1, 3], [0, 1, 0]);
+    checkNetwork('small N=1 one-hot', rng, small, 1, y1, 0, Infinity, Infinity);
+    const y3 = tensor([3, 3], [0, 1, 0, 1, 0, 0, 0.2, 0.5, 0.3]); // one-hot rows and a soft row
+    checkNetwork('small N=3 mixed labels β=0.7', rng, small, 3, y3, 0.7, Infinity, Infinity);
+  });
+
+  it("the tutorial's layer list on 48×48×1 with random weights: sampled gradients match central FD", () => {
+    const rng = mulberry32(703);
+    checkNetwork('tutorial N=1 β=0', rng, tutorial, 1, tensor([1, 2], [1, 0]), 0, 30, 6);
+    checkNetwork('tutorial N=3 β=0.5', rng, tutorial, 3, tensor([3, 2], [1, 0, 0, 1, 0.3, 0.7]), 0.5, 20, 4);
+  }, 30_000);
+});
+
+// ---------------------------------------------------------------------------------------------
+// The tutorial's trained model (only when ../shared/tutorial is present)
+// ---------------------------------------------------------------------------------------------
+
+const shared = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../shared/tutorial');
+const haveTutorial = fs.existsSync(path.join(shared, 'saved_model-1.index')) && fs.existsSync(path.join(shared, 'input.png'));
+if (!haveTutorial) console.log(`reference.test: ${shared} is absent, skipping the check against the tutorial's logits`);
+
+describe.skipIf(!haveTutorial)("the tutorial's trained model", () => {
+  it("reproduces the published logits of input.png and the first loss of the attack, and its gradient matches FD", async () => {
+    // The checkpoint reader is project code; it only supplies the weights here (the reference stays independent).
+    const { loadTfCheckpoint } = await import('../src/tfcheckpoint.js');
+    const checkpoint = loadTfCheckpoint(path.join(shared, 'saved_model-1'));
+    const weights = new Map<string, Float64Array>();
+    for (const layer of ['cv1', 'cv2', 'cv3', 'fc']) {
+      for (const part of ['w', 'b']) {
+        weights.set(`${layer}.${part}`, Float64Array.from(checkpoint.readFloat32(`net/${layer}/${part}/.ATTRIBUTES/VARIABLE_VALUE`)));
+      }
+    }
+    const png = PNG.sync.read(fs.readFileSync(path.join(shared, 'input.png')));
+    expect([png.width, png.height]).toEqual([48, 48]);
+    const x = tensor([1, 48, 48, 1]);
+    for (let i = 0; i < 48 * 48; i++) {
+      const [r, g, b] = [png.data[4 * i]!, png.data[4 * i + 1]!, png.data[4 * i + 2]!];
+      expect(r === g && g === b).toBe(true); // grayscale image
+      x.data[i] = (r - 128) / 256;
+    }
+    const arch: Architecture = {
+      input: [48, 48, 1],
+      layers: [
+        { type: 'conv2d', name: 'cv1', filters: 3, kernel: 5, stride: 1, padding: 'same', activation: 'relu' },
+        { type: 'maxpool', size: 2, stride: 2, padding: 'same' },
+        { type: 'conv2d', name: 'cv2', filters: 6, kernel: 5, stride: 1, padding: 'same', activation: 'relu' },
+        { type: 'maxpool', size: 2, stride: 2, padding: 'same' },
+        { type: 'conv2d', name: 'cv3', filters: 12, kernel: 5, stride: 1, padding: 'same', activation: 'relu' },
+        { type: 'maxpool', size: 2, stride: 2, padding: 'same' },
+        { type: 'flatten' },
+        { type: 'dense', name: 'fc', units: 2 },
+      ],
+    };
+    const logits = networkLogits(arch, weights, x);
+    // TensorFlow (float32) gave −0.786289, 1.691635.
+    expect(Math.abs(logits.data[0]! - -0.786289)).toBeLessThan(3e-6);
+    expect(Math.abs(logits.data[1]! - 1.691635)).toBeLessThan(3e-6);
+
+    const y = tensor([1, 2], [1, 0]);
+    const dx = tensor(x.shape);
+    const result = networkLossAndGradients(arch, weights, x, dx, y, 0);
+    expect(Math.abs(result.loss - 2.558506)).toBeLessThan(3e-6); // the attack's first loss
+    // Gradient check at a small random DX (which also breaks the exact ties that flat image regions create).
+    const rng = mulberry32(801);
+    const dx2 = randomTensor(rng, x.shape, 0.01);
+    const grads = networkLossAndGradients(arch, weights, x, dx2, y, 0.5);
+    const L = () => forwardLoss(arch, weights, x, dx2, y, 0.5);
+    checkFd('trained, input.png', 'trained model dL/d(dx)', fdError(L, dx2.data, grads.dDx.data, pick(rng, dx2.data.length, 40)));
+    for (const [key, w] of weights) {
+      const analytic = grads.dWeights.get(key)!;
+      checkFd(`trained ${key}`, 'trained model dL/d(weights)', fdError(L, w, analytic, pick(rng, w.length, 4)));
+    }
+  }, 30_000);
+});

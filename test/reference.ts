@@ -1,0 +1,660 @@
+/**
+ * Independent float64 reference implementation of the CNN forward and backward passes.
+ *
+ * This file is the source of truth the WebAssembly kernels are checked against. It imports
+ * nothing from the rest of the project on purpose, and every function is written as the most
+ * direct loop over the mathematical definition: no tiling, no precomputed strides, no reuse.
+ * It is itself verified against central finite differences in `reference.test.ts`.
+ *
+ * Conventions (identical to TensorFlow's CPU kernels)
+ * ---------------------------------------------------
+ * - A tensor is `{ shape, data }`: `data` is a flat row-major `Float64Array` of length
+ *   `product(shape)`. Activations are NHWC, conv weights `[k, k, cin, cout]` (HWIO), dense
+ *   weights `[in, out]`, biases `[out]`. `flatten` keeps NHWC order (it only changes the shape).
+ * - Padding, per spatial dim of size n, window k, stride s (see `windowGeometry`):
+ *     'valid': out = ceil((n - k + 1) / s), no padding;
+ *     'same' : out = ceil(n / s), total = max((out - 1)·s + k - n, 0),
+ *              floor(total / 2) cells before, the rest after.
+ *   Output cell o reads input cells o·s − before + j for j = 0..k−1. Padded cells contribute 0
+ *   to a convolution and are never candidates of a max-pool.
+ * - maxpool backward: the gradient of a window goes entirely to the FIRST maximum of the window in
+ *   row-major order (strict `>` scan); overlapping windows add up.
+ * - relu backward: gradient passes only where the input is > 0 (relu'(0) = 0).
+ *
+ * Exported API (every tensor argument/result is a `Tensor`; nothing is modified in place)
+ * ---------------------------------------------------------------------------------------
+ *   type Padding = 'same' | 'valid'
+ *   interface Tensor { shape: number[]; data: Float64Array }
+ *   tensor(shape: number[], data?: ArrayLike<number>): Tensor     // zeros if data omitted; copies data
+ *   sizeOf(shape: readonly number[]): number                       // product of the dims
+ *
+ *   windowGeometry(n, k, s, padding): { out: number; padBefore: number; padAfter: number }
+ *
+ *   conv2d(x: Tensor [N,H,W,Ci], w: Tensor [k,k,Ci,Co], b: Tensor [Co], stride, padding): Tensor [N,OH,OW,Co]
+ *   conv2dBackward(x, w, stride, padding, dy: Tensor [N,OH,OW,Co]): { dx: Tensor; dw: Tensor; db: Tensor }
+ *
+ *   maxpool(x: Tensor [N,H,W,C], size, stride, padding): Tensor [N,OH,OW,C]
+ *   maxpoolBackward(x, size, stride, padding, dy: Tensor [N,OH,OW,C]): Tensor   // dx
+ *
+ *   relu(x: Tensor): Tensor
+ *   reluBackward(x: Tensor, dy: Tensor): Tensor                                 // dx (x = relu's INPUT)
+ *
+ *   flatten(x: Tensor [N,...]): Tensor [N, rest]
+ *   flattenBackward(dy: Tensor [N, rest], xShape: number[]): Tensor [xShape]
+ *
+ *   dense(x: Tensor [N,I], w: Tensor [I,O], b: Tensor [O]): Tensor [N,O]
+ *   denseBackward(x, w, dy: Tensor [N,O]): { dx: Tensor; dw: Tensor; db: Tensor }
+ *
+ *   logSoftmax(z: Tensor [..., C]): Tensor                  // over the last dim
+ *   logSoftmaxBackward(z: Tensor, dy: Tensor): Tensor       // dz (z = logSoftmax's INPUT)
+ *
+ *   l2Loss(v: Tensor): number                               // Σ v² / 2
+ *   l2LossBackward(v: Tensor): Tensor                       // = v (gradient of l2Loss, factor 1)
+ *
+ *   Network (weights: Map<string, Float64Array> keyed `<name>.w` (HWIO or [in,out]) and `<name>.b`):
+ *   type Layer = { type: 'conv2d'; name; filters; kernel; stride; padding; activation?: 'relu'|'none' }
+ *              | { type: 'maxpool'; size; stride; padding } | { type: 'flatten' }
+ *              | { type: 'dense'; name; units; activation?: 'relu'|'none' }   // activation omitted = 'none'
+ *   interface Architecture { input: [H, W, C]; layers: Layer[] }
+ *
+ *   weightShapes(arch): Map<string, number[]>               // expected shape of every `<name>.w/.b`
+ *   networkLogits(arch, weights, x: Tensor [N,H,W,C]): Tensor [N, classes]
+ *   networkLossAndGradients(arch, weights, x: Tensor [N,H,W,C], dx: Tensor [N,H,W,C],
+ *                           y: Tensor [N, classes], beta: number)
+ *     : { loss: number; dDx: Tensor; dWeights: Map<string, Float64Array> }
+ *       loss = −Σ_n Σ_c y[n,c]·logSoftmax(networkLogits(x + dx))[n,c] + beta·l2Loss(dx)
+ *       dDx = ∂loss/∂dx (shape of x); dWeights has the same keys as `weights`.
+ */
+
+// ---------------------------------------------------------------------------------------------
+// Tensors
+// ---------------------------------------------------------------------------------------------
+
+export type Padding = 'same' | 'valid';
+
+/** A dense row-major float64 tensor. */
+export interface Tensor {
+  shape: number[];
+  data: Float64Array;
+}
+
+/** Product of the dims of `shape` (1 for a scalar shape `[]`). */
+export function sizeOf(shape: readonly number[]): number {
+  let size = 1;
+  for (const d of shape) size *= d;
+  return size;
+}
+
+/** A new tensor of the given shape: zeros, or a copy of `data` (whose length must match). */
+export function tensor(shape: number[], data?: ArrayLike<number>): Tensor {
+  const size = sizeOf(shape);
+  const out = new Float64Array(size);
+  if (data !== undefined) {
+    if (data.length !== size) {
+      throw new Error(`tensor: data has ${data.length} values, shape [${shape.join(', ')}] needs ${size}`);
+    }
+    for (let i = 0; i < size; i++) out[i] = data[i]!;
+  }
+  return { shape: [...shape], data: out };
+}
+
+function expectRank(t: Tensor, rank: number, what: string): void {
+  if (t.shape.length !== rank) throw new Error(`${what}: expected rank ${rank}, got shape [${t.shape.join(', ')}]`);
+  if (t.data.length !== sizeOf(t.shape)) throw new Error(`${what}: data length does not match shape`);
+}
+
+function expectSameShape(a: Tensor, b: Tensor, what: string): void {
+  if (a.shape.length !== b.shape.length || a.shape.some((d, i) => d !== b.shape[i])) {
+    throw new Error(`${what}: shapes [${a.shape.join(', ')}] and [${b.shape.join(', ')}] differ`);
+  }
+}
+
+/** Flat offset of [i0, i1, i2, i3] in a 4-D row-major tensor of shape [d0, d1, d2, d3]. */
+function at4(shape: readonly number[], i0: number, i1: number, i2: number, i3: number): number {
+  return ((i0 * shape[1]! + i1) * shape[2]! + i2) * shape[3]! + i3;
+}
+
+/** Flat offset of [i0, i1] in a 2-D row-major tensor of shape [d0, d1]. */
+function at2(shape: readonly number[], i0: number, i1: number): number {
+  return i0 * shape[1]! + i1;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Window geometry (TensorFlow's GetWindowedOutputSize)
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * Output size and padding of one spatial dim of size `n` under a window `k` with stride `s`.
+ * VALID: out = ceil((n − k + 1)/s), no padding. SAME: out = ceil(n/s), total padding
+ * max((out − 1)·s + k − n, 0), floor(total/2) before, the rest after.
+ * Throws if the output would be empty (VALID with k > n).
+ */
+export function windowGeometry(
+  n: number,
+  k: number,
+  s: number,
+  padding: Padding,
+): { out: number; padBefore: number; padAfter: number } {
+  if (!(n >= 1 && k >= 1 && s >= 1)) throw new Error(`windowGeometry: bad n=${n} k=${k} s=${s}`);
+  if (padding === 'valid') {
+    const out = Math.ceil((n - k + 1) / s);
+    if (out < 1) throw new Error(`windowGeometry: VALID window ${k} larger than input ${n}`);
+    return { out, padBefore: 0, padAfter: 0 };
+  }
+  const out = Math.ceil(n / s);
+  const total = Math.max((out - 1) * s + k - n, 0);
+  const padBefore = Math.floor(total / 2);
+  return { out, padBefore, padAfter: total - padBefore };
+}
+
+// ---------------------------------------------------------------------------------------------
+// conv2d
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * y[n, oy, ox, co] = b[co] + Σ_{ky, kx, ci} x[n, oy·s − padTop + ky, ox·s − padLeft + kx, ci] · w[ky, kx, ci, co]
+ * where out-of-range input cells (padding) are 0.
+ */
+export function conv2d(x: Tensor, w: Tensor, b: Tensor, stride: number, padding: Padding): Tensor {
+  expectRank(x, 4, 'conv2d x');
+  expectRank(w, 4, 'conv2d w');
+  expectRank(b, 1, 'conv2d b');
+  const [N, H, W, Ci] = x.shape as [number, number, number, number];
+  const [K, K2, wCi, Co] = w.shape as [number, number, number, number];
+  if (K !== K2) throw new Error('conv2d: kernel must be square');
+  if (wCi !== Ci) throw new Error(`conv2d: input has ${Ci} channels, kernel expects ${wCi}`);
+  if (b.shape[0] !== Co) throw new Error('conv2d: bias size differs from filter count');
+  const gy = windowGeometry(H, K, stride, padding);
+  const gx = windowGeometry(W, K, stride, padding);
+  const y = tensor([N, gy.out, gx.out, Co]);
+
+  for (let n = 0; n < N; n++) {
+    for (let oy = 0; oy < gy.out; oy++) {
+      for (let ox = 0; ox < gx.out; ox++) {
+        for (let co = 0; co < Co; co++) {
+          let sum = b.data[co]!;
+          for (let ky = 0; ky < K; ky++) {
+            for (let kx = 0; kx < K; kx++) {
+              const iy = oy * stride - gy.padBefore + ky;
+              const ix = ox * stride - gx.padBefore + kx;
+              if (iy < 0 || iy >= H || ix < 0 || ix >= W) continue; // padded cell: contributes 0
+              for (let ci = 0; ci < Ci; ci++) {
+                sum += x.data[at4(x.shape, n, iy, ix, ci)]! * w.data[at4(w.shape, ky, kx, ci, co)]!;
+              }
+            }
+          }
+          y.data[at4(y.shape, n, oy, ox, co)] = sum;
+        }
+      }
+    }
+  }
+  return y;
+}
+
+/**
+ * Gradients of conv2d given dy = ∂L/∂y. Each term of the forward sum
+ * x[n, iy, ix, ci]·w[ky, kx, ci, co] sends dy[n, oy, ox, co]·w to dx and dy·x to dw; db sums dy.
+ */
+export function conv2dBackward(
+  x: Tensor,
+  w: Tensor,
+  stride: number,
+  padding: Padding,
+  dy: Tensor,
+): { dx: Tensor; dw: Tensor; db: Tensor } {
+  expectRank(x, 4, 'conv2dBackward x');
+  expectRank(w, 4, 'conv2dBackward w');
+  expectRank(dy, 4, 'conv2dBackward dy');
+  const [N, H, W, Ci] = x.shape as [number, number, number, number];
+  const [K, , , Co] = w.shape as [number, number, number, number];
+  const gy = windowGeometry(H, K, stride, padding);
+  const gx = windowGeometry(W, K, stride, padding);
+  if (dy.shape[0] !== N || dy.shape[1] !== gy.out || dy.shape[2] !== gx.out || dy.shape[3] !== Co) {
+    throw new Error('conv2dBackward: dy has the wrong shape');
+  }
+  const dx = tensor(x.shape);
+  const dw = tensor(w.shape);
+  const db = tensor([Co]);
+
+  for (let n = 0; n < N; n++) {
+    for (let oy = 0; oy < gy.out; oy++) {
+      for (let ox = 0; ox < gx.out; ox++) {
+        for (let co = 0; co < Co; co++) {
+          const g = dy.data[at4(dy.shape, n, oy, ox, co)]!;
+          db.data[co] += g;
+          for (let ky = 0; ky < K; ky++) {
+            for (let kx = 0; kx < K; kx++) {
+              const iy = oy * stride - gy.padBefore + ky;
+              const ix = ox * stride - gx.padBefore + kx;
+              if (iy < 0 || iy >= H || ix < 0 || ix >= W) continue;
+              for (let ci = 0; ci < Ci; ci++) {
+                dx.data[at4(dx.shape, n, iy, ix, ci)] += g * w.data[at4(w.shape, ky, kx, ci, co)]!;
+                dw.data[at4(dw.shape, ky, kx, ci, co)] += g * x.data[at4(x.shape, n, iy, ix, ci)]!;
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+  return { dx, dw, db };
+}
+
+// ---------------------------------------------------------------------------------------------
+// maxpool
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * Row-major position (iy, ix) of the first maximum of channel c in the window of output cell
+ * (oy, ox), looking only at real (non-padded) cells. A window always holds at least one real cell.
+ */
+function firstMaxInWindow(
+  x: Tensor,
+  n: number,
+  oy: number,
+  ox: number,
+  c: number,
+  size: number,
+  stride: number,
+  top: number,
+  left: number,
+): { iy: number; ix: number; value: number } {
+  const [, H, W] = x.shape as [number, number, number, number];
+  let best = { iy: -1, ix: -1, value: -Infinity };
+  for (let ky = 0; ky < size; ky++) {
+    for (let kx = 0; kx < size; kx++) {
+      const iy = oy * stride - top + ky;
+      const ix = ox * stride - left + kx;
+      if (iy < 0 || iy >= H || ix < 0 || ix >= W) continue; // padded cell: never a candidate
+      const v = x.data[at4(x.shape, n, iy, ix, c)]!;
+      if (best.iy < 0 || v > best.value) best = { iy, ix, value: v }; // strict '>': first max wins
+    }
+  }
+  if (best.iy < 0) throw new Error('maxpool: window without any real cell');
+  return best;
+}
+
+/** y[n, oy, ox, c] = max over the real cells of the window of x[n, ·, ·, c]. */
+export function maxpool(x: Tensor, size: number, stride: number, padding: Padding): Tensor {
+  expectRank(x, 4, 'maxpool x');
+  const [N, H, W, C] = x.shape as [number, number, number, number];
+  const gy = windowGeometry(H, size, stride, padding);
+  const gx = windowGeometry(W, size, stride, padding);
+  const y = tensor([N, gy.out, gx.out, C]);
+  for (let n = 0; n < N; n++) {
+    for (let oy = 0; oy < gy.out; oy++) {
+      for (let ox = 0; ox < gx.out; ox++) {
+        for (let c = 0; c < C; c++) {
+          const m = firstMaxInWindow(x, n, oy, ox, c, size, stride, gy.padBefore, gx.padBefore);
+          y.data[at4(y.shape, n, oy, ox, c)] = m.value;
+        }
+      }
+    }
+  }
+  return y;
+}
+
+/** dx: each dy[n, oy, ox, c] is added to the first maximum (row-major) of its window. */
+export function maxpoolBackward(x: Tensor, size: number, stride: number, padding: Padding, dy: Tensor): Tensor {
+  expectRank(x, 4, 'maxpoolBackward x');
+  expectRank(dy, 4, 'maxpoolBackward dy');
+  const [N, H, W, C] = x.shape as [number, number, number, number];
+  const gy = windowGeometry(H, size, stride, padding);
+  const gx = windowGeometry(W, size, stride, padding);
+  if (dy.shape[0] !== N || dy.shape[1] !== gy.out || dy.shape[2] !== gx.out || dy.shape[3] !== C) {
+    throw new Error('maxpoolBackward: dy has the wrong shape');
+  }
+  const dx = tensor(x.shape);
+  for (let n = 0; n < N; n++) {
+    for (let oy = 0; oy < gy.out; oy++) {
+      for (let ox = 0; ox < gx.out; ox++) {
+        for (let c = 0; c < C; c++) {
+          const m = firstMaxInWindow(x, n, oy, ox, c, size, stride, gy.padBefore, gx.padBefore);
+          dx.data[at4(dx.shape, n, m.iy, m.ix, c)] += dy.data[at4(dy.shape, n, oy, ox, c)]!;
+        }
+      }
+    }
+  }
+  return dx;
+}
+
+// ---------------------------------------------------------------------------------------------
+// relu
+// ---------------------------------------------------------------------------------------------
+
+/** y = max(x, 0), elementwise. */
+export function relu(x: Tensor): Tensor {
+  const y = tensor(x.shape);
+  for (let i = 0; i < x.data.length; i++) y.data[i] = x.data[i]! > 0 ? x.data[i]! : 0;
+  return y;
+}
+
+/** dx = dy where x > 0, else 0 (so relu'(0) = 0). `x` is relu's input. */
+export function reluBackward(x: Tensor, dy: Tensor): Tensor {
+  expectSameShape(x, dy, 'reluBackward');
+  const dx = tensor(x.shape);
+  for (let i = 0; i < x.data.length; i++) dx.data[i] = x.data[i]! > 0 ? dy.data[i]! : 0;
+  return dx;
+}
+
+// ---------------------------------------------------------------------------------------------
+// flatten
+// ---------------------------------------------------------------------------------------------
+
+/** [N, d1, d2, ...] → [N, d1·d2·...], same data (NHWC order is kept). */
+export function flatten(x: Tensor): Tensor {
+  const N = x.shape[0]!;
+  return tensor([N, sizeOf(x.shape) / N], x.data);
+}
+
+/** Reshape the gradient back to the input shape. */
+export function flattenBackward(dy: Tensor, xShape: number[]): Tensor {
+  return tensor(xShape, dy.data);
+}
+
+// ---------------------------------------------------------------------------------------------
+// dense
+// ---------------------------------------------------------------------------------------------
+
+/** y[n, o] = b[o] + Σ_i x[n, i] · w[i, o]. */
+export function dense(x: Tensor, w: Tensor, b: Tensor): Tensor {
+  expectRank(x, 2, 'dense x');
+  expectRank(w, 2, 'dense w');
+  expectRank(b, 1, 'dense b');
+  const [N, I] = x.shape as [number, number];
+  const [wI, O] = w.shape as [number, number];
+  if (wI !== I) throw new Error(`dense: input has ${I} features, weights expect ${wI}`);
+  if (b.shape[0] !== O) throw new Error('dense: bias size differs from unit count');
+  const y = tensor([N, O]);
+  for (let n = 0; n < N; n++) {
+    for (let o = 0; o < O; o++) {
+      let sum = b.data[o]!;
+      for (let i = 0; i < I; i++) sum += x.data[at2(x.shape, n, i)]! * w.data[at2(w.shape, i, o)]!;
+      y.data[at2(y.shape, n, o)] = sum;
+    }
+  }
+  return y;
+}
+
+/** dx[n,i] = Σ_o dy[n,o]·w[i,o];  dw[i,o] = Σ_n x[n,i]·dy[n,o];  db[o] = Σ_n dy[n,o]. */
+export function denseBackward(x: Tensor, w: Tensor, dy: Tensor): { dx: Tensor; dw: Tensor; db: Tensor } {
+  expectRank(x, 2, 'denseBackward x');
+  expectRank(w, 2, 'denseBackward w');
+  expectRank(dy, 2, 'denseBackward dy');
+  const [N, I] = x.shape as [number, number];
+  const [, O] = w.shape as [number, number];
+  if (dy.shape[0] !== N || dy.shape[1] !== O) throw new Error('denseBackward: dy has the wrong shape');
+  const dx = tensor([N, I]);
+  const dw = tensor([I, O]);
+  const db = tensor([O]);
+  for (let n = 0; n < N; n++) {
+    for (let o = 0; o < O; o++) {
+      const g = dy.data[at2(dy.shape, n, o)]!;
+      db.data[o] += g;
+      for (let i = 0; i < I; i++) {
+        dx.data[at2(dx.shape, n, i)] += g * w.data[at2(w.shape, i, o)]!;
+        dw.data[at2(dw.shape, i, o)] += g * x.data[at2(x.shape, n, i)]!;
+      }
+    }
+  }
+  return { dx, dw, db };
+}
+
+// ---------------------------------------------------------------------------------------------
+// logSoftmax and l2Loss
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * y[..., c] = z[..., c] − log Σ_j exp(z[..., j]) over the last dim, computed as
+ * (z[..., c] − m) − log Σ_j exp(z[..., j] − m) with m the row's max (stable, as TensorFlow does).
+ */
+export function logSoftmax(z: Tensor): Tensor {
+  const C = z.shape[z.shape.length - 1]!;
+  const rows = z.data.length / C;
+  const y = tensor(z.shape);
+  for (let r = 0; r < rows; r++) {
+    let max = -Infinity;
+    for (let c = 0; c < C; c++) max = Math.max(max, z.data[r * C + c]!);
+    let sumExp = 0;
+    for (let c = 0; c < C; c++) sumExp += Math.exp(z.data[r * C + c]! - max);
+    for (let c = 0; c < C; c++) y.data[r * C + c] = z.data[r * C + c]! - max - Math.log(sumExp);
+  }
+  return y;
+}
+
+/** dz[..., c] = dy[..., c] − softmax(z)[..., c] · Σ_j dy[..., j]. `z` is logSoftmax's input. */
+export function logSoftmaxBackward(z: Tensor, dy: Tensor): Tensor {
+  expectSameShape(z, dy, 'logSoftmaxBackward');
+  const C = z.shape[z.shape.length - 1]!;
+  const rows = z.data.length / C;
+  const y = logSoftmax(z);
+  const dz = tensor(z.shape);
+  for (let r = 0; r < rows; r++) {
+    let sumDy = 0;
+    for (let c = 0; c < C; c++) sumDy += dy.data[r * C + c]!;
+    for (let c = 0; c < C; c++) {
+      const softmax = Math.exp(y.data[r * C + c]!);
+      dz.data[r * C + c] = dy.data[r * C + c]! - softmax * sumDy;
+    }
+  }
+  return dz;
+}
+
+/** Σ v² / 2 (TensorFlow's tf.nn.l2_loss). */
+export function l2Loss(v: Tensor): number {
+  let sum = 0;
+  for (let i = 0; i < v.data.length; i++) sum += (v.data[i]! * v.data[i]!) / 2;
+  return sum;
+}
+
+/** ∂l2Loss/∂v = v. */
+export function l2LossBackward(v: Tensor): Tensor {
+  return tensor(v.shape, v.data);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Network
+// ---------------------------------------------------------------------------------------------
+
+export type Activation = 'relu' | 'none';
+
+export type Layer =
+  | {
+      type: 'conv2d';
+      name: string;
+      filters: number;
+      kernel: number;
+      stride: number;
+      padding: Padding;
+      /** Omitted means 'none' (as in the model file's JSON, where `fc` has no activation). */
+      activation?: Activation;
+    }
+  | { type: 'maxpool'; size: number; stride: number; padding: Padding }
+  | { type: 'flatten' }
+  | { type: 'dense'; name: string; units: number; activation?: Activation };
+
+export interface Architecture {
+  /** [H, W, C] of one input image. */
+  input: [number, number, number];
+  layers: Layer[];
+}
+
+/**
+ * Shape of every weight tensor of `arch`: `<name>.w` is [k, k, cin, filters] for conv2d and
+ * [in, units] for dense; `<name>.b` is [filters] / [units]. Also checks that the layers fit.
+ */
+export function weightShapes(arch: Architecture): Map<string, number[]> {
+  const shapes = new Map<string, number[]>();
+  let shape: number[] = [...arch.input]; // per-example shape, no batch dim
+  for (const layer of arch.layers) {
+    switch (layer.type) {
+      case 'conv2d': {
+        if (shape.length !== 3) throw new Error(`conv2d ${layer.name}: input is not [H, W, C]`);
+        const [H, W, C] = shape as [number, number, number];
+        shapes.set(`${layer.name}.w`, [layer.kernel, layer.kernel, C, layer.filters]);
+        shapes.set(`${layer.name}.b`, [layer.filters]);
+        const gy = windowGeometry(H, layer.kernel, layer.stride, layer.padding);
+        const gx = windowGeometry(W, layer.kernel, layer.stride, layer.padding);
+        shape = [gy.out, gx.out, layer.filters];
+        break;
+      }
+      case 'maxpool': {
+        if (shape.length !== 3) throw new Error('maxpool: input is not [H, W, C]');
+        const [H, W, C] = shape as [number, number, number];
+        const gy = windowGeometry(H, layer.size, layer.stride, layer.padding);
+        const gx = windowGeometry(W, layer.size, layer.stride, layer.padding);
+        shape = [gy.out, gx.out, C];
+        break;
+      }
+      case 'flatten':
+        shape = [sizeOf(shape)];
+        break;
+      case 'dense': {
+        if (shape.length !== 1) throw new Error(`dense ${layer.name}: input is not flat (add a flatten layer)`);
+        shapes.set(`${layer.name}.w`, [shape[0]!, layer.units]);
+        shapes.set(`${layer.name}.b`, [layer.units]);
+        shape = [layer.units];
+        break;
+      }
+    }
+  }
+  return shapes;
+}
+
+/** The weight `key` of `weights` as a tensor of its expected shape. */
+function weightTensor(weights: Map<string, Float64Array>, shapes: Map<string, number[]>, key: string): Tensor {
+  const data = weights.get(key);
+  const shape = shapes.get(key)!;
+  if (data === undefined) throw new Error(`missing weight ${key}`);
+  if (data.length !== sizeOf(shape)) {
+    throw new Error(`weight ${key} has ${data.length} values, expected [${shape.join(', ')}]`);
+  }
+  return { shape, data };
+}
+
+/** True for a conv2d or dense layer followed by a ReLU. */
+function hasReluActivation(layer: Layer): boolean {
+  return (layer.type === 'conv2d' || layer.type === 'dense') && layer.activation === 'relu';
+}
+
+/** What the backward pass needs from one layer's forward pass. */
+interface LayerRecord {
+  input: Tensor; // the layer's input
+  preActivation: Tensor; // conv/dense output before the activation (= output if activation 'none')
+}
+
+function forwardRecorded(
+  arch: Architecture,
+  weights: Map<string, Float64Array>,
+  x: Tensor,
+): { logits: Tensor; records: LayerRecord[] } {
+  expectRank(x, 4, 'network input');
+  const [, H, W, C] = x.shape as [number, number, number, number];
+  if (H !== arch.input[0] || W !== arch.input[1] || C !== arch.input[2]) {
+    throw new Error(`network input is [${x.shape.join(', ')}], architecture expects [N, ${arch.input.join(', ')}]`);
+  }
+  const shapes = weightShapes(arch);
+  const records: LayerRecord[] = [];
+  let a = x;
+  for (const layer of arch.layers) {
+    let z: Tensor;
+    switch (layer.type) {
+      case 'conv2d': {
+        const w = weightTensor(weights, shapes, `${layer.name}.w`);
+        const b = weightTensor(weights, shapes, `${layer.name}.b`);
+        z = conv2d(a, w, b, layer.stride, layer.padding);
+        break;
+      }
+      case 'maxpool':
+        z = maxpool(a, layer.size, layer.stride, layer.padding);
+        break;
+      case 'flatten':
+        z = flatten(a);
+        break;
+      case 'dense': {
+        const w = weightTensor(weights, shapes, `${layer.name}.w`);
+        const b = weightTensor(weights, shapes, `${layer.name}.b`);
+        z = dense(a, w, b);
+        break;
+      }
+    }
+    records.push({ input: a, preActivation: z });
+    const hasRelu = hasReluActivation(layer);
+    a = hasRelu ? relu(z) : z;
+  }
+  if (a.shape.length !== 2) throw new Error('network: the last layer must produce [N, classes]');
+  return { logits: a, records };
+}
+
+/** Logits [N, classes] of the network for the batch x [N, H, W, C]. */
+export function networkLogits(arch: Architecture, weights: Map<string, Float64Array>, x: Tensor): Tensor {
+  return forwardRecorded(arch, weights, x).logits;
+}
+
+/**
+ * loss = −Σ_n Σ_c y[n,c]·logSoftmax(logits(x + dx))[n,c] + beta·l2Loss(dx), with its gradient
+ * with respect to dx and to every weight tensor (same keys as `weights`).
+ */
+export function networkLossAndGradients(
+  arch: Architecture,
+  weights: Map<string, Float64Array>,
+  x: Tensor,
+  dx: Tensor,
+  y: Tensor,
+  beta: number,
+): { loss: number; dDx: Tensor; dWeights: Map<string, Float64Array> } {
+  expectSameShape(x, dx, 'networkLossAndGradients x/dx');
+  const input = tensor(x.shape);
+  for (let i = 0; i < input.data.length; i++) input.data[i] = x.data[i]! + dx.data[i]!;
+
+  // Forward.
+  const { logits, records } = forwardRecorded(arch, weights, input);
+  expectSameShape(logits, y, 'networkLossAndGradients logits/y');
+  const logProbs = logSoftmax(logits);
+  let loss = 0;
+  for (let i = 0; i < logProbs.data.length; i++) loss -= y.data[i]! * logProbs.data[i]!;
+  loss += beta * l2Loss(dx);
+
+  // Backward: ∂loss/∂logProbs = −y.
+  const dLogProbs = tensor(y.shape);
+  for (let i = 0; i < y.data.length; i++) dLogProbs.data[i] = -y.data[i]!;
+  let g = logSoftmaxBackward(logits, dLogProbs); // gradient w.r.t. the current layer's output
+  const shapes = weightShapes(arch);
+  const dWeights = new Map<string, Float64Array>();
+  for (let l = arch.layers.length - 1; l >= 0; l--) {
+    const layer = arch.layers[l]!;
+    const { input: layerInput, preActivation } = records[l]!;
+    const hasRelu = hasReluActivation(layer);
+    const gz = hasRelu ? reluBackward(preActivation, g) : g;
+    switch (layer.type) {
+      case 'conv2d': {
+        const w = weightTensor(weights, shapes, `${layer.name}.w`);
+        const grads = conv2dBackward(layerInput, w, layer.stride, layer.padding, gz);
+        dWeights.set(`${layer.name}.w`, grads.dw.data);
+        dWeights.set(`${layer.name}.b`, grads.db.data);
+        g = grads.dx;
+        break;
+      }
+      case 'maxpool':
+        g = maxpoolBackward(layerInput, layer.size, layer.stride, layer.padding, gz);
+        break;
+      case 'flatten':
+        g = flattenBackward(gz, layerInput.shape);
+        break;
+      case 'dense': {
+        const w = weightTensor(weights, shapes, `${layer.name}.w`);
+        const grads = denseBackward(layerInput, w, gz);
+        dWeights.set(`${layer.name}.w`, grads.dw.data);
+        dWeights.set(`${layer.name}.b`, grads.db.data);
+        g = grads.dx;
+        break;
+      }
+    }
+  }
+
+  // ∂loss/∂dx = ∂loss/∂input (input = x + dx) + beta·dx.
+  const dDx = tensor(x.shape);
+  const dl2 = l2LossBackward(dx);
+  for (let i = 0; i < dDx.data.length; i++) dDx.data[i] = g.data[i]! + beta * dl2.data[i]!;
+  return { loss, dDx, dWeights };
+}
