@@ -2,14 +2,15 @@
 // Padding is given as the number of cells before the input (top, left); cells outside the input
 // contribute 0. The SIMD lanes run over output channels (forward, filter gradient) or input
 // channels (input gradient), four at a time, with a partial store for the last block.
+// The geometry arguments come last in every kernel, in the same order.
 import { storeLanes, addLanes, madd, f, imin, imax } from './common';
 
 /** y = conv(x, w) + b, then max(y, 0) when `relu` is set. */
 export function conv2d_forward(
-  x: usize, w: usize, b: usize, y: usize,
+  x: usize, w: usize, b: usize, y: usize, relu: bool,
   n: i32, h: i32, wd: i32, cin: i32,
   k: i32, stride: i32, padTop: i32, padLeft: i32,
-  oh: i32, ow: i32, cout: i32, relu: bool,
+  oh: i32, ow: i32, cout: i32,
 ): void {
   const zero = f32x4.splat(0);
   const wRow = k * cin * cout; // floats per filter row (one ky)

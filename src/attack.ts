@@ -31,10 +31,8 @@ export class FilterAttack {
     const image = engine.tensor([1, h, w, c], x);
     this.dx = engine.tensor([1, h, w, c], init).requireGrad();
     const y = engine.tensor([1, classes], oneHot(classes, target));
-    const t = this.tape;
-    this.logits = net.forward(t, add(t, image, this.dx));
-    const crossEntropy = scale(t, dot(t, y, logSoftmax(t, this.logits)), new Scalar(-1));
-    this.loss = add(t, crossEntropy, scale(t, l2Loss(t, this.dx), this.beta));
+    this.logits = net.forward(this.tape, add(this.tape, image, this.dx));
+    this.loss = filterLoss(this.tape, this.logits, y, this.dx, this.beta);
   }
 
   /** Runs SGD on DX, continuing from where the last run left it; returns the loss of each iteration. */
@@ -58,6 +56,12 @@ export class FilterAttack {
   dispose(): void {
     this.tape.dispose();
   }
+}
+
+/** −Σ y·log_softmax(logits) + β·Σ dx²/2 */
+export function filterLoss(tape: Tape, logits: Tensor, y: Tensor, dx: Tensor, beta: Scalar): Tensor {
+  const crossEntropy = scale(tape, dot(tape, y, logSoftmax(tape, logits)), new Scalar(-1));
+  return add(tape, crossEntropy, scale(tape, l2Loss(tape, dx), beta));
 }
 
 function oneHot(classes: number, index: number): Float32Array {

@@ -8,7 +8,7 @@ type Ptr = number;
 export interface Kernels {
   memory: WebAssembly.Memory;
   heap_base(): Ptr;
-  conv2d_forward(x: Ptr, w: Ptr, b: Ptr, y: Ptr, n: number, h: number, wd: number, cin: number, k: number, stride: number, padTop: number, padLeft: number, oh: number, ow: number, cout: number, relu: boolean): void;
+  conv2d_forward(x: Ptr, w: Ptr, b: Ptr, y: Ptr, relu: boolean, n: number, h: number, wd: number, cin: number, k: number, stride: number, padTop: number, padLeft: number, oh: number, ow: number, cout: number): void;
   conv2d_backward_input(dy: Ptr, wt: Ptr, dx: Ptr, n: number, h: number, wd: number, cin: number, k: number, stride: number, padTop: number, padLeft: number, oh: number, ow: number, cout: number): void;
   conv2d_backward_filter(x: Ptr, dy: Ptr, dw: Ptr, n: number, h: number, wd: number, cin: number, k: number, stride: number, padTop: number, padLeft: number, oh: number, ow: number, cout: number): void;
   maxpool_forward(x: Ptr, y: Ptr, n: number, h: number, wd: number, c: number, size: number, stride: number, padTop: number, padLeft: number, oh: number, ow: number): void;

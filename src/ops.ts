@@ -107,12 +107,13 @@ export function conv2d(tape: Tape, x: Tensor, w: Tensor, b: Tensor, { stride, pa
   const [n, h, wd, cin] = x.shape;
   const [k, , , cout] = w.shape;
   const rows = window(h, k, stride, padding), cols = window(wd, k, stride, padding);
+  // Passed last to every kernel call: a spread at the end of the arguments allocates nothing.
   const geometry = [n, h, wd, cin, k, stride, rows.before, cols.before, rows.out, cols.out, cout] as const;
   const y = tape.output([n, rows.out, cols.out, cout], [x, w, b]);
   const preGrad = activationGrad(tape, y, relu);
   const wt = x.grad ? tape.scratch(w.size) : 0;
   tape.record(y, {
-    forward: () => kn.conv2d_forward(x.ptr, w.ptr, b.ptr, y.ptr, ...geometry, relu),
+    forward: () => kn.conv2d_forward(x.ptr, w.ptr, b.ptr, y.ptr, relu, ...geometry),
     backward: () => {
       const g = preGrad();
       if (x.grad) {

@@ -1,0 +1,141 @@
+// Whole networks on the engine against the float64 reference: logits, the gradient of the
+// attack's loss with respect to the perturbation, and with respect to every weight. Also the
+// model file's round trip, and that an attack's iterations allocate nothing.
+import { GCProfiler } from 'node:v8';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { FilterAttack, filterLoss } from '../src/attack.js';
+import type { Engine } from '../src/engine.js';
+import { TUTORIAL_ARCHITECTURE } from '../src/importtf.js';
+import { checkArchitecture, Net, parameterShapes, readModel, writeModel, type Architecture, type Model } from '../src/model.js';
+import { loadEngine } from '../src/node.js';
+import { add, Scalar } from '../src/ops.js';
+import { Tape } from '../src/tape.js';
+import * as ref from './reference.js';
+import { random } from './random.js';
+
+let engine: Engine;
+beforeAll(async () => {
+  engine = await loadEngine();
+});
+
+/** Random weights with the scale of a trained network (σ ≈ 0.1, as the tutorial initialises). */
+function randomModel(architecture: Architecture, seed: number): Model {
+  const rand = random(seed);
+  const weights = new Map<string, Float32Array>();
+  for (const [key, shape] of parameterShapes(architecture)) {
+    weights.set(key, Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => (rand() * 2 - 1) * 0.2));
+  }
+  return { architecture, weights };
+}
+
+function relativeError(actual: ArrayLike<number>, expected: ArrayLike<number>): number {
+  let diff = 0, scale = 0;
+  for (let i = 0; i < expected.length; i++) {
+    diff = Math.max(diff, Math.abs(actual[i] - expected[i]));
+    scale = Math.max(scale, Math.abs(expected[i]));
+  }
+  return diff / scale;
+}
+
+const architectures: Record<string, Architecture> = {
+  'the tutorial network': TUTORIAL_ARCHITECTURE,
+  'an RGB network with strides, VALID padding, even kernels and a hidden dense layer': checkArchitecture({
+    input: [17, 15, 3], labels: ['a', 'b', 'c'], preprocess: { offset: 0, scale: 255 },
+    layers: [
+      { type: 'conv2d', name: 'c1', filters: 5, kernel: 4, stride: 2, padding: 'same', activation: 'relu' },
+      { type: 'maxpool', size: 3, stride: 1, padding: 'valid' },
+      { type: 'conv2d', name: 'c2', filters: 7, kernel: 3, stride: 1, padding: 'valid', activation: 'none' },
+      { type: 'maxpool', size: 2, stride: 2, padding: 'same' },
+      { type: 'flatten' },
+      { type: 'dense', name: 'd1', units: 9, activation: 'relu' },
+      { type: 'dense', name: 'd2', units: 3 },
+    ],
+  }),
+};
+
+describe('whole networks against the reference', () => {
+  for (const [title, architecture] of Object.entries(architectures)) {
+    for (const n of [1, 3]) {
+      it(`${title}, batch ${n}: logits and gradients of the attack loss for the perturbation and every weight`, () => {
+        const model = randomModel(architecture, n);
+        const [h, w, c] = architecture.input;
+        const classes = architecture.labels.length;
+        const rand = random(17 + n);
+        const x = ref.tensor([n, h, w, c], Array.from({ length: n * h * w * c }, () => rand() - 0.5));
+        const dx = ref.tensor([n, h, w, c], Array.from({ length: n * h * w * c }, () => (rand() - 0.5) * 0.1));
+        const y = ref.tensor([n, classes], Array.from({ length: n * classes }, (_, i) => (i % classes === n % classes ? 1 : 0)));
+        const beta = 0.5;
+        const weights64 = new Map([...model.weights].map(([k, v]) => [k, Float64Array.from(v)]));
+        const expected = ref.networkLossAndGradients(architecture, weights64, x, dx, y, beta);
+
+        const tape = new Tape(engine);
+        const net = new Net(engine, model);
+        for (const p of net.params.values()) p.requireGrad();
+        const dxT = engine.tensor(dx.shape, dx.data).requireGrad();
+        const logits = net.forward(tape, add(tape, engine.tensor(x.shape, x.data), dxT));
+        const loss = filterLoss(tape, logits, engine.tensor(y.shape, y.data), dxT, new Scalar(beta));
+        tape.backward(loss);
+
+        const x64 = ref.tensor(x.shape, x.data.map((v, i) => v + dx.data[i]));
+        expect(relativeError(logits.toArray(), ref.networkLogits(architecture, weights64, x64).data)).toBeLessThan(1e-5);
+        expect(Math.abs(loss.item() - expected.loss) / Math.abs(expected.loss)).toBeLessThan(1e-5);
+        expect(relativeError(dxT.grad!.toArray(), expected.dDx.data)).toBeLessThan(1e-4);
+        for (const [key, p] of net.params) {
+          const e = relativeError(p.grad!.toArray(), expected.dWeights.get(key)!);
+          if (!(e < 1e-4)) expect.fail(`∂loss/∂${key}: relative error ${e}`);
+        }
+        tape.dispose();
+      });
+    }
+  }
+});
+
+describe('the model file', () => {
+  it('round-trips architecture and weights exactly', () => {
+    const model = randomModel(architectures['an RGB network with strides, VALID padding, even kernels and a hidden dense layer'], 5);
+    const back = readModel(writeModel(model), 'memory');
+    expect(back.architecture).toEqual(model.architecture);
+    for (const [key, w] of model.weights) expect(back.weights.get(key)).toEqual(w);
+  });
+});
+
+describe('attack iterations', () => {
+  it('one SGD step with lr 1 from zero moves DX by minus the input gradient', () => {
+    const model = randomModel(TUTORIAL_ARCHITECTURE, 9);
+    const rand = random(3);
+    const x = Float32Array.from({ length: 48 * 48 }, () => rand() - 0.5);
+    const attack = new FilterAttack(new Net(engine, model), x, 0);
+    attack.run({ iterations: 1, lr: 1, beta: 0 });
+    const weights64 = new Map([...model.weights].map(([k, v]) => [k, Float64Array.from(v)]));
+    const expected = ref.networkLossAndGradients(TUTORIAL_ARCHITECTURE, weights64, ref.tensor([1, 48, 48, 1], x), ref.tensor([1, 48, 48, 1]), ref.tensor([1, 2], [1, 0]), 0);
+    expect(relativeError(attack.dx.toArray(), expected.dDx.data.map((v) => -v))).toBeLessThan(1e-4);
+    attack.dispose();
+  });
+
+  it('100,000 iterations keep memory flat and allocate nothing per iteration', () => {
+    const architecture = checkArchitecture({
+      input: [8, 8, 1], labels: ['a', 'b'],
+      layers: [
+        { type: 'conv2d', name: 'c', filters: 3, kernel: 3, padding: 'same', activation: 'relu' },
+        { type: 'maxpool', size: 2, padding: 'same' },
+        { type: 'flatten' },
+        { type: 'dense', name: 'd', units: 2 },
+      ],
+    });
+    const attack = new FilterAttack(new Net(engine, randomModel(architecture, 1)), new Float32Array(64).fill(0.1), 0);
+    attack.run({ iterations: 1000, lr: 0.01, beta: 0.5 }); // warm up: JIT, lazy initialisation
+    const memory = engine.kernels.memory.buffer.byteLength, used = engine.used;
+    const heap = process.memoryUsage().heapUsed;
+    const profiler = new GCProfiler();
+    profiler.start();
+    attack.run({ iterations: 100_000, lr: 0.01, beta: 0.5 });
+    const gcs = profiler.stop().statistics;
+    expect(engine.kernels.memory.buffer.byteLength).toBe(memory);
+    expect(engine.used).toBe(used);
+    // The run allocates its loss record (100,000 floats) once; the loop itself nothing, so no
+    // young-generation collection should run.
+    expect(process.memoryUsage().heapUsed - heap).toBeLessThan(2 * 1024 * 1024);
+    expect(gcs.filter((g) => g.gcType === 'Scavenge').length).toBeLessThanOrEqual(1);
+    attack.dispose();
+  });
+});
