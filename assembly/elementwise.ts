@@ -63,3 +63,28 @@ export function transpose(a: usize, out: usize, batch: i32, rows: i32, cols: i32
     }
   }
 }
+
+/** One Adam update of w from its gradient g, with moment buffers m and v. `lrT` is the learning
+ *  rate with both bias corrections folded in, as TensorFlow's ApplyAdam computes it. */
+export function adam(w: usize, g: usize, m: usize, v: usize, n: i32, lrT: f32, beta1: f32, beta2: f32, epsilon: f32): void {
+  const b1 = f32x4.splat(beta1), c1 = f32x4.splat(1 - beta1);
+  const b2 = f32x4.splat(beta2), c2 = f32x4.splat(1 - beta2);
+  const lr = f32x4.splat(lrT), eps = f32x4.splat(epsilon);
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const gi = v128.load(g + f(i));
+    const mi = f32x4.add(f32x4.mul(b1, v128.load(m + f(i))), f32x4.mul(c1, gi));
+    const vi = f32x4.add(f32x4.mul(b2, v128.load(v + f(i))), f32x4.mul(c2, f32x4.mul(gi, gi)));
+    v128.store(m + f(i), mi);
+    v128.store(v + f(i), vi);
+    v128.store(w + f(i), f32x4.sub(v128.load(w + f(i)), f32x4.div(f32x4.mul(lr, mi), f32x4.add(f32x4.sqrt(vi), eps))));
+  }
+  for (; i < n; i++) {
+    const gi = load<f32>(g + f(i));
+    const mi = beta1 * load<f32>(m + f(i)) + (1 - beta1) * gi;
+    const vi = beta2 * load<f32>(v + f(i)) + (1 - beta2) * gi * gi;
+    store<f32>(m + f(i), mi);
+    store<f32>(v + f(i), vi);
+    store<f32>(w + f(i), load<f32>(w + f(i)) - (lrT * mi) / (Mathf.sqrt(vi) + epsilon));
+  }
+}

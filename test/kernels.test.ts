@@ -6,7 +6,7 @@ import { loadEngine } from '../src/node.js';
 import * as ops from '../src/ops.js';
 import { Tape } from '../src/tape.js';
 import * as ref from './reference.js';
-import { random } from './random.js';
+import { random } from '../src/random.js';
 
 const TOLERANCE = 1e-4;
 let engine: Engine;

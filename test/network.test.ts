@@ -11,7 +11,7 @@ import { loadEngine } from '../src/node.js';
 import { add, Scalar } from '../src/ops.js';
 import { Tape } from '../src/tape.js';
 import * as ref from './reference.js';
-import { random } from './random.js';
+import { random } from '../src/random.js';
 
 let engine: Engine;
 beforeAll(async () => {

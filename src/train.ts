@@ -1,0 +1,140 @@
+// Training a network with the same kernels and tape as the attacks: mean softmax cross-entropy
+// over mini-batches, Adam on every weight. The tape is recorded once for the batch size and
+// replayed per batch; a last partial batch of an epoch is left out (shuffling changes it).
+import type { Engine, Tensor } from './engine.js';
+import { Net, parameterShapes, type Architecture, type Model } from './model.js';
+import { dot, logSoftmax, scale, Scalar } from './ops.js';
+import { random, shuffle, truncatedNormal } from './random.js';
+import { Tape } from './tape.js';
+
+/** Images in model-input units, [count, h, w, c] back to back, and their label indices. */
+export interface LabelledSet {
+  inputs: Float32Array;
+  labels: Uint8Array;
+}
+
+export interface EpochStats {
+  epoch: number;
+  loss: number;
+  trainAccuracy: number;
+  testAccuracy?: number;
+  seconds: number;
+  imagesPerSecond: number;
+}
+
+export interface TrainOptions {
+  epochs: number;
+  batch: number;
+  lr: number;
+  seed: number;
+  onEpoch?: (stats: EpochStats) => void;
+  onBatch?: (done: number, total: number) => void;
+}
+
+/** Weights as the tutorial's Layers.py initialises them: truncated normal σ 0.1, zero biases. */
+export function initialModel(architecture: Architecture, seed: number): Model {
+  const rand = random(seed);
+  const weights = new Map<string, Float32Array>();
+  for (const [key, shape] of parameterShapes(architecture)) {
+    const w = new Float32Array(shape.reduce((a, b) => a * b, 1));
+    if (key.endsWith('.w')) for (let i = 0; i < w.length; i++) w[i] = truncatedNormal(rand, 0.1);
+    weights.set(key, w);
+  }
+  return { architecture, weights };
+}
+
+const BETA1 = 0.9, BETA2 = 0.999, EPSILON = 1e-7; // Keras's Adam defaults
+
+export function train(engine: Engine, model: Model, data: LabelledSet, test: LabelledSet | undefined, options: TrainOptions): { model: Model; history: EpochStats[] } {
+  const arch = model.architecture;
+  const classes = arch.labels.length;
+  const size = arch.input[0] * arch.input[1] * arch.input[2];
+  const count = data.labels.length;
+  const batch = Math.min(options.batch, count);
+  const start = engine.mark();
+  const net = new Net(engine, model);
+  const params = [...net.params.values()].map((p) => ({ p: p.requireGrad(), m: engine.alloc(p.size), v: engine.alloc(p.size) }));
+  const tape = new Tape(engine);
+  const x = engine.tensor([batch, ...arch.input]);
+  const y = engine.tensor([batch, classes]);
+  const logits = net.forward(tape, x);
+  const loss = scale(tape, dot(tape, y, logSoftmax(tape, logits)), new Scalar(-1 / batch));
+  const xs = new Float32Array(batch * size), ys = new Float32Array(batch * classes);
+  const order = Uint32Array.from({ length: count }, (_, i) => i);
+  const rand = random(options.seed);
+  const history: EpochStats[] = [];
+  const batches = Math.floor(count / batch);
+  let step = 0;
+  for (let epoch = 1; epoch <= options.epochs; epoch++) {
+    const began = performance.now();
+    shuffle(order, rand);
+    let lossSum = 0, correct = 0;
+    for (let b = 0; b < batches; b++) {
+      ys.fill(0);
+      for (let i = 0; i < batch; i++) {
+        const k = order[b * batch + i];
+        xs.set(data.inputs.subarray(k * size, (k + 1) * size), i * size);
+        ys[i * classes + data.labels[k]] = 1;
+      }
+      x.write(xs);
+      y.write(ys);
+      tape.forward();
+      tape.backward(loss);
+      lossSum += loss.item();
+      correct += countCorrect(logits, ys, classes);
+      step++;
+      const lrT = (options.lr * Math.sqrt(1 - BETA2 ** step)) / (1 - BETA1 ** step);
+      for (const { p, m, v } of params) engine.kernels.adam(p.ptr, p.grad!.ptr, m, v, p.size, lrT, BETA1, BETA2, EPSILON);
+      options.onBatch?.(b + 1, batches);
+    }
+    const seconds = (performance.now() - began) / 1000;
+    const stats: EpochStats = { epoch, loss: lossSum / batches, trainAccuracy: correct / (batches * batch), seconds, imagesPerSecond: (batches * batch) / seconds };
+    if (test) stats.testAccuracy = evaluate(net, test).accuracy;
+    history.push(stats);
+    options.onEpoch?.(stats);
+  }
+  const trained = net.toModel();
+  engine.release(start);
+  return { model: trained, history };
+}
+
+function countCorrect(logits: Tensor, ys: Float32Array, classes: number): number {
+  const values = logits.engine.floats(logits.ptr, logits.size);
+  let correct = 0;
+  for (let r = 0; r < values.length / classes; r++) {
+    let best = 0;
+    for (let c = 1; c < classes; c++) if (values[r * classes + c] > values[r * classes + best]) best = c;
+    if (ys[r * classes + best] === 1) correct++;
+  }
+  return correct;
+}
+
+/** Predicted class of every image, in batches, and the accuracy against the labels. */
+export function evaluate(net: Net, data: LabelledSet, batch = 256): { predictions: Uint8Array; accuracy: number } {
+  const arch = net.architecture;
+  const classes = arch.labels.length;
+  const size = arch.input[0] * arch.input[1] * arch.input[2];
+  const count = data.labels.length;
+  const n = Math.min(batch, count);
+  const tape = new Tape(net.engine);
+  const x = net.engine.tensor([n, ...arch.input]);
+  const logits = net.forward(tape, x);
+  const predictions = new Uint8Array(count);
+  const xs = new Float32Array(n * size);
+  for (let first = 0; first < count; first += n) {
+    const rows = Math.min(n, count - first);
+    xs.fill(0);
+    xs.set(data.inputs.subarray(first * size, (first + rows) * size));
+    x.write(xs);
+    tape.forward();
+    const values = logits.toArray();
+    for (let r = 0; r < rows; r++) {
+      let best = 0;
+      for (let c = 1; c < classes; c++) if (values[r * classes + c] > values[r * classes + best]) best = c;
+      predictions[first + r] = best;
+    }
+  }
+  tape.dispose();
+  const correct = predictions.reduce((s, p, i) => s + (p === data.labels[i] ? 1 : 0), 0);
+  return { predictions, accuracy: correct / count };
+}
