@@ -146,18 +146,29 @@ export function readModel(bytes: Uint8Array, name: string): Model {
     if (e instanceof InputError) throw new InputError(`${name}: ${e.message}`);
     throw e;
   }
+  return assembleModel(architecture, name, (key) => {
+    const dtype = file.otherDtypes.get(key);
+    if (dtype) throw new InputError(`${name}: tensor "${key}" has dtype ${dtype}, expected F32`);
+    return file.tensors.get(key);
+  });
+}
+
+/** A model from its architecture and a source of named tensors, each checked for presence,
+ *  shape and finiteness. */
+export function assembleModel(
+  architecture: Architecture,
+  source: string,
+  lookup: (key: string) => { shape: readonly number[]; data: Float32Array } | undefined,
+): Model {
   const weights = new Map<string, Float32Array>();
   for (const [key, shape] of parameterShapes(architecture)) {
-    const t = file.tensors.get(key);
-    if (!t) {
-      const dtype = file.otherDtypes.get(key);
-      throw new InputError(dtype ? `${name}: tensor "${key}" has dtype ${dtype}, expected F32` : `${name}: missing tensor "${key}"`);
-    }
+    const t = lookup(key);
+    if (!t) throw new InputError(`${source}: missing tensor "${key}"`);
     if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
-      throw new InputError(`${name}: tensor "${key}" has shape [${t.shape}], the architecture needs [${shape}]`);
+      throw new InputError(`${source}: tensor "${key}" has shape [${t.shape}], the architecture needs [${shape}]`);
     }
     const bad = t.data.findIndex((v) => !Number.isFinite(v));
-    if (bad >= 0) throw new InputError(`${name}: tensor "${key}" holds a non-finite value (${t.data[bad]}) at index ${bad}`);
+    if (bad >= 0) throw new InputError(`${source}: tensor "${key}" holds a non-finite value (${t.data[bad]}) at index ${bad}`);
     weights.set(key, t.data);
   }
   return { architecture, weights };
@@ -213,6 +224,13 @@ export class Net {
   private param(layer: string, kind: 'w' | 'b'): Tensor {
     return this.params.get(`${layer}.${kind}`)!;
   }
+}
+
+/** Index of the largest of `count` values starting at `from` (the first one on ties). */
+export function argmax(values: ArrayLike<number>, from = 0, count = values.length - from): number {
+  let best = 0;
+  for (let i = 1; i < count; i++) if (values[from + i] > values[from + best]) best = i;
+  return best;
 }
 
 function isObject(v: unknown): v is Record<string, unknown> {

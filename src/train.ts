@@ -2,7 +2,7 @@
 // over mini-batches, Adam on every weight. The tape is recorded once for the batch size and
 // replayed per batch; a last partial batch of an epoch is left out (shuffling changes it).
 import type { Engine, Tensor } from './engine.js';
-import { Net, parameterShapes, type Architecture, type Model } from './model.js';
+import { argmax, Net, parameterShapes, type Architecture, type Model } from './model.js';
 import { dot, logSoftmax, scale, Scalar } from './ops.js';
 import { random, shuffle, truncatedNormal } from './random.js';
 import { Tape } from './tape.js';
@@ -101,11 +101,7 @@ export function train(engine: Engine, model: Model, data: LabelledSet, test: Lab
 function countCorrect(logits: Tensor, ys: Float32Array, classes: number): number {
   const values = logits.engine.floats(logits.ptr, logits.size);
   let correct = 0;
-  for (let r = 0; r < values.length / classes; r++) {
-    let best = 0;
-    for (let c = 1; c < classes; c++) if (values[r * classes + c] > values[r * classes + best]) best = c;
-    if (ys[r * classes + best] === 1) correct++;
-  }
+  for (let r = 0; r < values.length / classes; r++) if (ys[r * classes + argmax(values, r * classes, classes)] === 1) correct++;
   return correct;
 }
 
@@ -128,11 +124,7 @@ export function evaluate(net: Net, data: LabelledSet, batch = 256): { prediction
     x.write(xs);
     tape.forward();
     const values = logits.toArray();
-    for (let r = 0; r < rows; r++) {
-      let best = 0;
-      for (let c = 1; c < classes; c++) if (values[r * classes + c] > values[r * classes + best]) best = c;
-      predictions[first + r] = best;
-    }
+    for (let r = 0; r < rows; r++) predictions[first + r] = argmax(values, r * classes, classes);
   }
   tape.dispose();
   const correct = predictions.reduce((s, p, i) => s + (p === data.labels[i] ? 1 : 0), 0);

@@ -1,0 +1,198 @@
+#!/usr/bin/env node
+// The command line (SPEC §1). Every failure ends in one line on stderr starting "mislead: ",
+// exit code 2 for bad usage or input, 1 for anything else.
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { InputError } from './errors.js';
+import { DEFAULT_MODEL, loadModel, readInputFile, writeFileAtomic } from './files.js';
+import { decodeImage } from './image.js';
+import { modelFromTutorialCheckpoint } from './importtf.js';
+import { Net, writeModel, type Model } from './model.js';
+import { loadEngine } from './node.js';
+import { imageToInput } from './preprocess.js';
+import { runAttack, runTutorial, classify } from './run.js';
+import { loadTfCheckpoint } from './tfcheckpoint.js';
+import { readNpy } from './npy.js';
+
+type Options = NonNullable<ParseArgsConfig['options']>;
+type Values = Record<string, unknown>;
+
+interface Command {
+  usage: string;
+  summary: string;
+  help: string;
+  options: Options;
+  run(positionals: string[], values: Values): Promise<void>;
+}
+
+const modelOption = { model: { type: 'string' } } as const;
+const outputOptions = { out: { type: 'string' }, force: { type: 'boolean' }, json: { type: 'boolean' } } as const;
+
+/** The tutorial's files, used by `tutorial` while the project ships no default model. */
+const TUTORIAL_DIR = fileURLToPath(new URL('../../shared/tutorial', import.meta.url));
+
+const commands: Record<string, Command> = {
+  predict: {
+    usage: 'mislead predict IMAGE... [--model FILE] [--json]',
+    summary: 'class, logits and probabilities of each image',
+    help: `Example:\n  mislead predict face.png other.jpg --model model.safetensors`,
+    options: { ...modelOption, json: { type: 'boolean' } },
+    async run(images, values) {
+      if (images.length === 0) throw new InputError('predict needs at least one IMAGE');
+      const { model } = loadModel(values.model as string | undefined);
+      const inputs = images.map((path) => imageToInput(decodeImage(readInputFile(path, 'an image'), path), model.architecture));
+      const net = new Net(await loadEngine(), model);
+      const results = classify(net, inputs).map((c, i) => ({ image: images[i], ...c }));
+      if (values.json) return print(JSON.stringify(results, null, 2));
+      const width = Math.max(5, ...images.map((p) => p.length));
+      print(`${'image'.padEnd(width)}  class         prob  logits`);
+      for (const r of results) {
+        print(`${r.image.padEnd(width)}  ${r.label.padEnd(10)}  ${r.probabilities[r.index].toFixed(4)}  ${r.logits.map((v) => v.toFixed(6)).join(', ')}`);
+      }
+    },
+  },
+
+  attack: {
+    usage: 'mislead attack IMAGE [--model FILE] [--method filter] [--target LABEL] [--iters N] [--lr X] [--beta X] [--init FILE.npy] [--out DIR] [--force] [--json]',
+    summary: 'a perturbation that makes the model say LABEL',
+    help: [
+      'The tutorial\'s attack (--method filter): SGD on a noise filter DX of',
+      '  loss = -sum(y * log_softmax(f(X + DX))) + beta * sum(DX^2) / 2',
+      'with y one-hot on the target (default: the first label that is not the image\'s class).',
+      'Writes adversarial.png, perturbation.npy and report.json into --out (default ./out).',
+      '',
+      'Options: --iters 1000, --lr 0.1, --beta 0 by default.',
+      'Example:\n  mislead attack face.png --model model.safetensors --target man --beta 0.5 --out result',
+    ].join('\n'),
+    options: { ...modelOption, ...outputOptions, method: { type: 'string' }, target: { type: 'string' }, iters: { type: 'string' }, lr: { type: 'string' }, beta: { type: 'string' }, init: { type: 'string' } },
+    async run(positionals, values) {
+      if (positionals.length !== 1) throw new InputError('attack needs exactly one IMAGE');
+      const method = (values.method as string | undefined) ?? 'filter';
+      if (method !== 'filter') throw new InputError(`unknown --method ${method} (available: filter)`);
+      const { model, path } = loadModel(values.model as string | undefined);
+      const [h, w, c] = model.architecture.input;
+      let init: Float32Array | undefined;
+      if (values.init !== undefined) {
+        const file = values.init as string;
+        const npy = readNpy(readInputFile(file, 'a .npy perturbation'), file);
+        if (npy.shape.join(',') !== `${h},${w},${c}`) throw new InputError(`${file}: shape [${npy.shape}] does not match the model input [${h}, ${w}, ${c}]`);
+        init = npy.data;
+      }
+      const params = {
+        iterations: intOption(values, 'iters', 1000, 1, 10_000_000),
+        lr: numberOption(values, 'lr', 0.1, { min: 0, exclusiveMin: true }),
+        beta: numberOption(values, 'beta', 0, { min: 0 }),
+      };
+      await runAttack({
+        model, modelPath: path, imagePath: positionals[0], target: values.target as string | undefined,
+        params, init, out: outDir(values), force: Boolean(values.force), json: Boolean(values.json),
+      });
+    },
+  },
+
+  tutorial: {
+    usage: 'mislead tutorial [IMAGE] [--model FILE] [--out DIR] [--force] [--json]',
+    summary: 'the tutorial end to end: 1000 iterations with beta 0, then 1000 more with beta 0.5',
+    help: 'Prints the tutorial\'s log lines and its table, and writes the results into --out (default ./out).\nExample:\n  mislead tutorial face.png --model model.safetensors',
+    options: { ...modelOption, ...outputOptions },
+    async run(positionals, values) {
+      if (positionals.length > 1) throw new InputError('tutorial takes at most one IMAGE');
+      let model: Model, modelPath: string;
+      let image = positionals[0];
+      if (values.model === undefined && !existsSync(DEFAULT_MODEL) && existsSync(TUTORIAL_DIR)) {
+        // No default model is shipped yet: tell the story on the tutorial's own checkpoint.
+        modelPath = `${TUTORIAL_DIR}/saved_model-1`;
+        model = modelFromTutorialCheckpoint(loadTfCheckpoint(modelPath), modelPath);
+        image ??= `${TUTORIAL_DIR}/input.png`;
+      } else {
+        ({ model, path: modelPath } = loadModel(values.model as string | undefined));
+      }
+      if (image === undefined) throw new InputError('no sample face is shipped yet: pass IMAGE');
+      await runTutorial({ model, modelPath, imagePath: image, out: outDir(values), force: Boolean(values.force), json: Boolean(values.json) });
+    },
+  },
+
+  'import-tf': {
+    usage: 'mislead import-tf PREFIX --out FILE [--force]',
+    summary: 'converts the tutorial\'s TensorFlow 2 checkpoint into a model file',
+    help: 'PREFIX names PREFIX.index and PREFIX.data-00000-of-00001.\nExample:\n  mislead import-tf saved_model-1 --out tutorial.safetensors',
+    options: { out: { type: 'string' }, force: { type: 'boolean' } },
+    async run(positionals, values) {
+      if (positionals.length !== 1) throw new InputError('import-tf needs exactly one checkpoint PREFIX');
+      if (typeof values.out !== 'string') throw new InputError('import-tf needs --out FILE');
+      const prefix = positionals[0];
+      const model = modelFromTutorialCheckpoint(loadTfCheckpoint(prefix), prefix);
+      writeFileAtomic(values.out, writeModel(model), Boolean(values.force));
+      print(`wrote ${values.out}: ${model.weights.size} tensors, labels ${model.architecture.labels.join(', ')}`);
+    },
+  },
+};
+
+function outDir(values: Values): string {
+  return (values.out as string | undefined) ?? 'out';
+}
+
+function intOption(values: Values, name: string, fallback: number, min: number, max: number): number {
+  const text = values[name] as string | undefined;
+  if (text === undefined) return fallback;
+  const v = Number(text);
+  if (!/^\s*[+-]?\d+(\.0*)?(e\+?\d+)?\s*$/i.test(text) || !Number.isSafeInteger(v) || v < min || v > max) {
+    throw new InputError(`--${name} ${text}: expected a whole number from ${min} to ${max}`);
+  }
+  return v;
+}
+
+function numberOption(values: Values, name: string, fallback: number, range: { min: number; exclusiveMin?: boolean }): number {
+  const text = values[name] as string | undefined;
+  if (text === undefined) return fallback;
+  const v = Number(text);
+  const low = range.exclusiveMin ? v <= range.min : v < range.min;
+  if (text.trim() === '' || !Number.isFinite(v) || low || v > 1e6) {
+    throw new InputError(`--${name} ${text}: expected a number ${range.exclusiveMin ? '>' : '≥'} ${range.min} and at most 1e6`);
+  }
+  return v;
+}
+
+export function print(line: string): void {
+  process.stdout.write(line + '\n');
+}
+
+function mainHelp(): string {
+  const rows = Object.entries(commands).map(([name, c]) => `  ${name.padEnd(10)} ${c.summary}`);
+  return ['mislead: gradient-based adversarial attacks on small CNNs, no ML framework.', '', 'Commands:', ...rows, '', 'Run "mislead COMMAND --help" for the options of a command.'].join('\n');
+}
+
+/** "--iters -5" as "--iters=-5", so that a negative number reaches its range check instead of
+ *  being taken for an option. */
+function joinNegativeNumbers(args: string[], options: Options): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const name = args[i].startsWith('--') ? args[i].slice(2) : undefined;
+    if (name && options[name]?.type === 'string' && /^-[\d.]/.test(args[i + 1] ?? '')) out.push(`${args[i]}=${args[++i]}`);
+    else out.push(args[i]);
+  }
+  return out;
+}
+
+async function main(argv: string[]): Promise<void> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') return print(mainHelp());
+  const command = commands[name];
+  if (!command) throw new InputError(`unknown command "${name}" (commands: ${Object.keys(commands).join(', ')}; see mislead --help)`);
+  if (rest.includes('--help') || rest.includes('-h')) return print(`Usage: ${command.usage}\n\n${command.summary}.\n${command.help}`);
+  let parsed;
+  try {
+    parsed = parseArgs({ args: joinNegativeNumbers(rest, command.options), allowPositionals: true, options: command.options, strict: true });
+  } catch (e) {
+    throw new InputError(`${(e as Error).message.split('\n')[0]} (see mislead ${name} --help)`);
+  }
+  await command.run(parsed.positionals, parsed.values);
+}
+
+main(process.argv.slice(2)).catch((e: unknown) => {
+  const message = e instanceof Error ? e.message : String(e);
+  process.stderr.write(`mislead: ${message.split('\n')[0]}\n`);
+  if (process.env.MISLEAD_DEBUG && e instanceof Error) process.stderr.write(`${e.stack}\n`);
+  process.exitCode = e instanceof InputError ? 2 : 1;
+});

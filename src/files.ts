@@ -1,0 +1,77 @@
+// Reading the user's files with clear refusals, and writing results so that a failing command
+// leaves nothing half-written: every file goes to a temporary name first, and all are renamed
+// into place together at the end.
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { InputError } from './errors.js';
+import { readModel, type Model } from './model.js';
+
+/** Refuses anything that is not a readable, non-empty regular file of sensible size. */
+export function readInputFile(path: string, what: string, maxBytes = 256 * 1024 * 1024): Uint8Array {
+  let size: number;
+  try {
+    const stat = statSync(path);
+    if (stat.isDirectory()) throw new InputError(`${path}: is a directory, expected ${what}`);
+    size = stat.size;
+  } catch (e) {
+    if (e instanceof InputError) throw e;
+    throw new InputError(`${path}: cannot read ${what} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+  if (size === 0) throw new InputError(`${path}: empty file, expected ${what}`);
+  if (size > maxBytes) throw new InputError(`${path}: ${size} bytes is too large for ${what}`);
+  return new Uint8Array(readFileSync(path));
+}
+
+/** The model shipped with the package. */
+export const DEFAULT_MODEL = fileURLToPath(new URL('../weights/default.safetensors', import.meta.url));
+
+export function loadModel(path: string | undefined): { model: Model; path: string } {
+  if (path === undefined && !existsSync(DEFAULT_MODEL)) {
+    throw new InputError(`no default model at ${DEFAULT_MODEL}: pass --model FILE (make one with "mislead import-tf")`);
+  }
+  const file = path ?? DEFAULT_MODEL;
+  return { model: readModel(readInputFile(file, 'a model file (.safetensors)'), file), path: file };
+}
+
+/** A set of result files written into `dir` all at once by `commit()`. */
+export class OutputSet {
+  private readonly staged: { temp: string; final: string }[] = [];
+
+  constructor(readonly dir: string, force: boolean, names: readonly string[]) {
+    if (existsSync(dir) && !statSync(dir).isDirectory()) throw new InputError(`--out ${dir}: exists and is not a directory`);
+    const clash = names.filter((n) => existsSync(join(dir, n)));
+    if (clash.length > 0 && !force) {
+      throw new InputError(`--out ${dir}: already holds ${clash.join(', ')}; pass --force to overwrite, or choose another --out`);
+    }
+    mkdirSync(dir, { recursive: true });
+  }
+
+  /** Writes `name` under a temporary name; returns that path (to read the file back). */
+  write(name: string, data: Uint8Array | string): string {
+    const temp = join(this.dir, `.${name}.${process.pid}.tmp`);
+    writeFileSync(temp, data);
+    this.staged.push({ temp, final: join(this.dir, name) });
+    return temp;
+  }
+
+  commit(): void {
+    for (const { temp, final } of this.staged) renameSync(temp, final);
+    this.staged.length = 0;
+  }
+
+  /** Removes the temporary files of a command that failed. */
+  abandon(): void {
+    for (const { temp } of this.staged) rmSync(temp, { force: true });
+    this.staged.length = 0;
+  }
+}
+
+/** Writes one file atomically; refuses to replace an existing one unless `force`. */
+export function writeFileAtomic(path: string, data: Uint8Array, force: boolean): void {
+  if (existsSync(path) && !force) throw new InputError(`${path}: already exists; pass --force to overwrite`);
+  mkdirSync(dirname(path), { recursive: true });
+  const temp = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
+  writeFileSync(temp, data);
+  renameSync(temp, path);
+}

@@ -1,0 +1,172 @@
+// The `attack` and `tutorial` commands end to end: image in, optimisation, result files and
+// report out. The files are staged and only put in place once everything has worked.
+import { readFileSync } from 'node:fs';
+import { FilterAttack, predictLogits, type FilterStep } from './attack.js';
+import { InputError } from './errors.js';
+import { OutputSet, readInputFile } from './files.js';
+import { decodeImage, encodePng } from './image.js';
+import { argmax, Net, type Model } from './model.js';
+import { loadEngine } from './node.js';
+import { writeNpy } from './npy.js';
+import { imageToInput, inputToImage } from './preprocess.js';
+
+export interface Classification {
+  label: string;
+  index: number;
+  logits: number[];
+  probabilities: number[];
+}
+
+export function describe(net: Net, logits: Float32Array): Classification {
+  const index = argmax(logits);
+  const max = logits[index];
+  const exps = Array.from(logits, (v) => Math.exp(v - max));
+  const total = exps.reduce((a, b) => a + b, 0);
+  return { label: net.architecture.labels[index], index, logits: Array.from(logits), probabilities: exps.map((e) => e / total) };
+}
+
+export function classify(net: Net, inputs: Float32Array[]): Classification[] {
+  return predictLogits(net, inputs).map((l) => describe(net, l));
+}
+
+/** The label index for --target: a label name (any case), or by default the first label that is not `current`. */
+function resolveTarget(labels: string[], target: string | undefined, current: number): number {
+  if (target === undefined) return current === 0 ? 1 : 0;
+  const index = labels.findIndex((l) => l.toLowerCase() === target.toLowerCase());
+  if (index < 0) throw new InputError(`--target ${target}: not a label of this model (labels: ${labels.join(', ')})`);
+  return index;
+}
+
+const RESULT_FILES = ['adversarial.png', 'perturbation.npy', 'report.json'] as const;
+
+interface Job {
+  model: Model;
+  modelPath: string;
+  imagePath: string;
+  out: string;
+  force: boolean;
+  json: boolean;
+}
+
+/** Everything an attack run needs, checked before any work starts. */
+async function prepare(job: Job) {
+  const x = imageToInput(decodeImage(readInputFile(job.imagePath, 'an image'), job.imagePath), job.model.architecture);
+  const outputs = new OutputSet(job.out, job.force, RESULT_FILES);
+  const net = new Net(await loadEngine(), job.model);
+  return { x, outputs, net, before: classify(net, [x])[0] };
+}
+
+/** The tutorial's log line, printed every 100 iterations and at the last one. */
+function logger(json: boolean, iterations: number): FilterStep['onIteration'] {
+  if (json) return undefined;
+  return (i, loss) => {
+    if (i % 100 === 0 || i === iterations - 1) process.stdout.write(`iter= ${String(i).padStart(6)} - loss= ${loss.toFixed(6)}\n`);
+  };
+}
+
+function norms(dx: Float32Array, scale: number) {
+  let sq = 0, max = 0;
+  for (const v of dx) {
+    sq += v * v;
+    max = Math.max(max, Math.abs(v));
+  }
+  const l2 = Math.sqrt(sq);
+  return { l2, linf: max, l2_pixels: l2 * Math.abs(scale), linf_pixels: max * Math.abs(scale) };
+}
+
+/** Writes the result files for X + DX and reads the PNG back from disk to classify it as saved. */
+function writeResults(net: Net, outputs: OutputSet, x: Float32Array, dx: Float32Array): Classification {
+  const arch = net.architecture;
+  const adversarial = x.map((v, i) => v + dx[i]);
+  const png = outputs.write('adversarial.png', encodePng(inputToImage(adversarial, arch)));
+  outputs.write('perturbation.npy', writeNpy(dx, [...arch.input]));
+  const reread = imageToInput(decodeImage(new Uint8Array(readFileSync(png)), png), arch);
+  return classify(net, [reread])[0];
+}
+
+function finish(outputs: OutputSet, report: object, json: boolean): void {
+  outputs.write('report.json', JSON.stringify(report, null, 2) + '\n');
+  outputs.commit();
+  if (json) process.stdout.write(JSON.stringify(report) + '\n');
+  else process.stdout.write(`wrote ${RESULT_FILES.map((f) => `${outputs.dir}/${f}`).join(', ')}\n`);
+}
+
+/** Runs `work`, removing the staged files if it fails. */
+function withOutputs(outputs: OutputSet, work: () => void): void {
+  try {
+    work();
+  } catch (e) {
+    outputs.abandon();
+    throw e;
+  }
+}
+
+export async function runAttack(job: Job & { target?: string; init?: Float32Array; params: { iterations: number; lr: number; beta: number } }): Promise<void> {
+  const { x, outputs, net, before } = await prepare(job);
+  const arch = net.architecture;
+  const target = resolveTarget(arch.labels, job.target, before.index);
+  withOutputs(outputs, () => {
+    const attack = new FilterAttack(net, x, target, job.init);
+    const start = performance.now();
+    const loss = attack.run({ ...job.params, onIteration: logger(job.json, job.params.iterations) });
+    const ms = performance.now() - start;
+    const after = describe(net, attack.logits.toArray());
+    const dx = attack.dx.toArray();
+    attack.dispose();
+    const saved = writeResults(net, outputs, x, dx);
+    if (!job.json) {
+      for (const [name, c] of [['before', before], ['after', after], ['saved', saved]] as const) {
+        process.stdout.write(`${name.padEnd(6)} ${c.label} (p = ${c.probabilities[c.index].toFixed(4)}; logits ${c.logits.map((v) => v.toFixed(6)).join(', ')})\n`);
+      }
+    }
+    finish(outputs, {
+      model: job.modelPath, image: job.imagePath, method: 'filter',
+      params: { iters: job.params.iterations, lr: job.params.lr, beta: job.params.beta, init: job.init !== undefined },
+      target: arch.labels[target], target_index: target,
+      before, after, saved, success: after.index === target, success_saved: saved.index === target,
+      loss: Array.from(loss), norms: norms(dx, arch.preprocess.scale), iterations: job.params.iterations, ms,
+    }, job.json);
+  });
+}
+
+const capitalise = (s: string) => s.charAt(0).toUpperCase() + s.slice(1);
+
+function tableLine(title: string, net: Net, c: Classification): string {
+  const scores = net.architecture.labels.map((l, i) => `${l}: ${c.logits[i].toFixed(6)}`).join(', ');
+  return `Image ${title}: ${capitalise(c.label)} (scores: ${scores})`;
+}
+
+/** The tutorial: step 1 with β = 0, then step 2 with β = 0.5 continuing from step 1's DX. */
+export async function runTutorial(job: Job): Promise<void> {
+  const { x, outputs, net, before } = await prepare(job);
+  const target = resolveTarget(net.architecture.labels, undefined, before.index);
+  withOutputs(outputs, () => {
+    const attack = new FilterAttack(net, x, target);
+    const steps = [
+      { title: 'Adversarial', params: { iterations: 1000, lr: 0.1, beta: 0 } },
+      { title: 'Adversarial with L2', params: { iterations: 1000, lr: 0.1, beta: 0.5 } },
+    ].map(({ title, params }, n) => {
+      if (!job.json) process.stdout.write(`== Step ${n + 1}: ${params.iterations} iterations, beta ${params.beta} ==\n`);
+      const start = performance.now();
+      const loss = attack.run({ ...params, onIteration: logger(job.json, params.iterations) });
+      return { title, params, ms: performance.now() - start, loss: Array.from(loss), after: describe(net, attack.logits.toArray()) };
+    });
+    const dx = attack.dx.toArray();
+    attack.dispose();
+    const saved = writeResults(net, outputs, x, dx);
+    if (!job.json) {
+      process.stdout.write(`${tableLine('Original', net, before)}\n`);
+      for (const s of steps) process.stdout.write(`${tableLine(s.title, net, s.after)}\n`);
+    }
+    const after = steps[1].after;
+    finish(outputs, {
+      model: job.modelPath, image: job.imagePath, method: 'filter',
+      params: steps.map((s) => ({ iters: s.params.iterations, lr: s.params.lr, beta: s.params.beta })),
+      target: net.architecture.labels[target], target_index: target,
+      before, after, saved, success: after.index === target, success_saved: saved.index === target,
+      steps: steps.map((s) => ({ title: s.title, after: s.after, loss: s.loss, ms: s.ms })),
+      loss: steps.flatMap((s) => s.loss), norms: norms(dx, net.architecture.preprocess.scale),
+      iterations: steps.reduce((n, s) => n + s.params.iterations, 0), ms: steps.reduce((t, s) => t + s.ms, 0),
+    }, job.json);
+  });
+}

@@ -1,0 +1,155 @@
+// The command line end to end, as a user runs it (the built dist/cli.js): the tutorial's table
+// reproduced from its own checkpoint, and predict/attack on a model the engine has never seen,
+// checked against the float64 reference.
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { PNG } from 'pngjs';
+import { describe, expect, it } from 'vitest';
+import { checkArchitecture, parameterShapes, writeModel, type Model } from '../src/model.js';
+import { readNpy } from '../src/npy.js';
+import * as ref from './reference.js';
+import { random } from '../src/random.js';
+
+const root = resolve(import.meta.dirname, '..');
+const tutorial = resolve(root, '../shared/tutorial');
+const hasTutorial = existsSync(tutorial);
+if (!hasTutorial) console.log(`skipping the tutorial's own numbers: ${tutorial} is absent`);
+
+function mislead(...args: string[]) {
+  const r = spawnSync(process.execPath, [join(root, 'dist/cli.js'), ...args], { encoding: 'utf8', cwd: tmp() });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+const tmp = () => mkdtempSync(join(tmpdir(), 'mislead-'));
+const numbers = (line: string) => [...line.matchAll(/-?\d+\.\d+/g)].map((m) => Number(m[0]));
+
+describe.skipIf(!hasTutorial)("the tutorial's table, from its own checkpoint", () => {
+  const dir = tmp();
+  const model = join(dir, 't.safetensors');
+
+  it('import-tf converts the checkpoint, and the tutorial prints its log and table', () => {
+    const imported = mislead('import-tf', join(tutorial, 'saved_model-1'), '--out', model);
+    expect(imported.stderr).toBe('');
+    expect(imported.code).toBe(0);
+    const out = join(dir, 'out');
+    const run = mislead('tutorial', join(tutorial, 'input.png'), '--model', model, '--out', out);
+    expect(run.stderr).toBe('');
+    expect(run.code).toBe(0);
+    const lines = run.stdout.split('\n');
+    // The first loss of step 1 is the tutorial's 2.558506 (its README); logged every 100 iterations and at 999.
+    expect(lines).toContain('iter=      0 - loss= 2.558506');
+    expect(lines.filter((l) => l.startsWith('iter='))).toHaveLength(22);
+    const row = (title: string) => {
+      const line = lines.find((l) => l.startsWith(`Image ${title}:`))!;
+      expect(line).toBeDefined();
+      return { line, logits: numbers(line) };
+    };
+    const original = row('Original'), adversarial = row('Adversarial'), withL2 = row('Adversarial with L2');
+    expect(original.line).toMatch(/^Image Original: Woman \(scores: man: -0\.78628\d, woman: 1\.69163\d\)$/);
+    expect(Math.abs(original.logits[0] - -0.786289)).toBeLessThan(1e-5);
+    expect(Math.abs(original.logits[1] - 1.691635)).toBeLessThan(1e-5);
+    expect(adversarial.line).toContain('Adversarial: Man');
+    expect(Math.abs(adversarial.logits[0] - 4.287142)).toBeLessThan(2e-3);
+    expect(Math.abs(adversarial.logits[1] - -4.397751)).toBeLessThan(2e-3);
+    expect(withL2.line).toContain('Adversarial with L2: Man');
+    expect(Math.abs(withL2.logits[0] - 1.878318)).toBeLessThan(0.02);
+    expect(Math.abs(withL2.logits[1] - -1.57378)).toBeLessThan(0.02);
+    const report = JSON.parse(readFileSync(join(out, 'report.json'), 'utf8'));
+    expect(report.success).toBe(true);
+    expect(report.success_saved).toBe(true);
+    expect(report.loss).toHaveLength(2000);
+    expect(report.loss[1999]).toBeCloseTo(0.1208, 3); // step 2 settles near 0.1208
+    expect(readNpy(readFileSync(join(out, 'perturbation.npy')), 'npy').shape).toEqual([48, 48, 1]);
+  }, 60_000);
+
+  it("predict on the tutorial's saved adversarial image", () => {
+    const run = mislead('predict', join(tutorial, 'misleading_image.png'), '--model', model, '--json');
+    expect(run.code).toBe(0);
+    const [result] = JSON.parse(run.stdout);
+    expect(result.label).toBe('man');
+    expect(Math.abs(result.logits[0] - 1.87387)).toBeLessThan(1e-4);
+    expect(Math.abs(result.logits[1] - -1.545478)).toBeLessThan(1e-4);
+  });
+});
+
+describe('predict and attack on a network and an image never seen before', () => {
+  const architecture = checkArchitecture({
+    input: [21, 19, 3], labels: ['cat', 'dog', 'fox'], preprocess: { offset: 127.5, scale: 127.5 },
+    layers: [
+      { type: 'conv2d', name: 'a', filters: 4, kernel: 3, stride: 2, padding: 'same', activation: 'relu' },
+      { type: 'maxpool', size: 2, stride: 1, padding: 'valid' },
+      { type: 'conv2d', name: 'b', filters: 5, kernel: 2, stride: 1, padding: 'valid', activation: 'relu' },
+      { type: 'flatten' },
+      { type: 'dense', name: 'c', units: 3 },
+    ],
+  });
+  const rand = random(42);
+  const model: Model = { architecture, weights: new Map() };
+  for (const [key, shape] of parameterShapes(architecture)) {
+    model.weights.set(key, Float32Array.from({ length: ref.sizeOf(shape) }, () => (rand() - 0.5) * 0.6));
+  }
+  const dir = tmp();
+  const modelPath = join(dir, 'm.safetensors');
+  writeFileSync(modelPath, writeModel(model));
+  const png = new PNG({ width: 19, height: 21 });
+  for (let i = 0; i < png.data.length; i++) png.data[i] = i % 4 === 3 ? 255 : Math.floor(rand() * 256);
+  const imagePath = join(dir, 'img.png');
+  writeFileSync(imagePath, PNG.sync.write(png));
+  const x = ref.tensor([1, 21, 19, 3], Array.from({ length: 21 * 19 * 3 }, (_, i) => (png.data[Math.floor(i / 3) * 4 + (i % 3)] - 127.5) / 127.5));
+  const weights64 = new Map([...model.weights].map(([k, v]) => [k, Float64Array.from(v)]));
+
+  it('predict gives the reference logits to 1e-4', () => {
+    const run = mislead('predict', imagePath, '--model', modelPath, '--json');
+    expect(run.code).toBe(0);
+    const [result] = JSON.parse(run.stdout);
+    const expected = ref.networkLogits(architecture, weights64, x).data;
+    for (let i = 0; i < 3; i++) expect(Math.abs(result.logits[i] - expected[i])).toBeLessThan(1e-4 * Math.max(1, Math.abs(expected[i])));
+  });
+
+  it('one attack step with lr 1 saves minus the input gradient as the perturbation', () => {
+    const out = join(dir, 'attack');
+    const run = mislead('attack', imagePath, '--model', modelPath, '--target', 'fox', '--iters', '1', '--lr', '1', '--beta', '0', '--out', out, '--json');
+    expect(run.stderr).toBe('');
+    expect(run.code).toBe(0);
+    const report = JSON.parse(run.stdout);
+    expect(report.target).toBe('fox');
+    expect(report.loss).toHaveLength(1);
+    const y = ref.tensor([1, 3], [0, 0, 1]);
+    const expected = ref.networkLossAndGradients(architecture, weights64, x, ref.tensor([1, 21, 19, 3]), y, 0);
+    expect(Math.abs(report.loss[0] - expected.loss)).toBeLessThan(1e-4 * expected.loss);
+    const { data, shape } = readNpy(readFileSync(join(out, 'perturbation.npy')), 'npy');
+    expect(shape).toEqual([21, 19, 3]);
+    let diff = 0, scale = 0;
+    expected.dDx.data.forEach((g, i) => {
+      diff = Math.max(diff, Math.abs(data[i] + g));
+      scale = Math.max(scale, Math.abs(g));
+    });
+    expect(diff / scale).toBeLessThan(1e-4);
+  });
+
+  it('refuses bad input with one line and exit code 2', () => {
+    const existingFile = join(dir, 'file.txt');
+    writeFileSync(existingFile, 'x');
+    const cases: [string[], RegExp][] = [
+      [['predict', join(dir, 'missing.png'), '--model', modelPath], /missing\.png: cannot read an image/],
+      [['predict', dir, '--model', modelPath], /is a directory/],
+      [['predict', imagePath, '--model', join(dir, 'missing.safetensors')], /cannot read a model file/],
+      [['predict', imagePath, '--model', imagePath], /not a valid safetensors file/],
+      [['attack', imagePath, '--model', modelPath, '--iters', '-5'], /--iters -5: expected a whole number/],
+      [['attack', imagePath, '--model', modelPath, '--iters', '1e12'], /--iters 1e12: expected a whole number/],
+      [['attack', imagePath, '--model', modelPath, '--lr', 'NaN'], /--lr NaN: expected a number/],
+      [['attack', imagePath, '--model', modelPath, '--target', 'nobody'], /--target nobody: not a label of this model \(labels: cat, dog, fox\)/],
+      [['attack', imagePath, '--model', modelPath, '--out', existingFile], /exists and is not a directory/],
+      [['attack', imagePath, '--model', modelPath, '--bogus'], /Unknown option '--bogus'/],
+      [['frobnicate'], /unknown command "frobnicate"/],
+    ];
+    for (const [args, message] of cases) {
+      const run = mislead(...args);
+      expect(run.code, args.join(' ')).toBe(2);
+      expect(run.stderr).toMatch(/^mislead: [^\n]*\n$/);
+      expect(run.stderr).toMatch(message);
+    }
+  });
+});
