@@ -122,3 +122,166 @@ export function conv2d_backward_filter(
 @inline function lastInside(room: i32, stride: i32): i32 {
   return room < 0 ? 0 : room / stride + 1;
 }
+
+// ---- Stride 1: direct convolution over planar, zero-padded copies --------------------------
+// For stride 1 the work is recast so that the SIMD lanes run along output columns, which keeps
+// every lane busy whatever the channel counts (1, 3, 6, 12 in the tutorial's network):
+//   1. `to_planar` copies the input into planes [n, c, hp, wp] with the padding made of real
+//      zeros, so that the inner loops need no bounds checks;
+//   2. `pack_filter` lays the filter out as [groups of 4 outputs, inputs, ky, kx, 4 lanes];
+//   3. `conv2d_planar` computes tiles of 4 output channels × 8 columns (or 1 channel × 16
+//      columns when there is a single output channel) and writes them back as NHWC.
+// The input gradient of a stride-1 convolution is the same computation on dy with the filter
+// flipped and its channel axes swapped, so it runs through the same three kernels.
+
+/** xp[img, ch, top + r, left + col] = x[img, r, col, ch], zeros elsewhere. */
+export function to_planar(x: usize, xp: usize, n: i32, h: i32, wd: i32, c: i32, top: i32, left: i32, hp: i32, wp: i32): void {
+  memory.fill(xp, 0, f(n * c * hp * wp));
+  for (let img = 0; img < n; img++) {
+    for (let r = 0; r < h; r++) {
+      const src = x + f((img * h + r) * wd * c);
+      for (let ch = 0; ch < c; ch++) {
+        const dst = xp + f(((img * c + ch) * hp + top + r) * wp + left);
+        for (let col = 0; col < wd; col++) store<f32>(dst + f(col), load<f32>(src + f(col * c + ch)));
+      }
+    }
+  }
+}
+
+/** wq[g, i, ky, kx, lane] = filter weight from input i to output 4g + lane (0 past the last output).
+ *  Forward (`flip` false): w[ky, kx, i, o]. Input gradient (`flip` true): w[k−1−ky, k−1−kx, o, i],
+ *  with `inputs` = the layer's output channels and `outputs` = its input channels. */
+export function pack_filter(w: usize, wq: usize, k: i32, inputs: i32, outputs: i32, flip: bool): void {
+  const groups = (outputs + 3) >> 2;
+  memory.fill(wq, 0, f(groups * inputs * k * k * 4));
+  for (let o = 0; o < outputs; o++) {
+    for (let i = 0; i < inputs; i++) {
+      for (let ky = 0; ky < k; ky++) {
+        for (let kx = 0; kx < k; kx++) {
+          const src = flip ? (((k - 1 - ky) * k + (k - 1 - kx)) * outputs + o) * inputs + i : ((ky * k + kx) * inputs + i) * outputs + o;
+          store<f32>(wq + f(((((o >> 2) * inputs + i) * k + ky) * k + kx) * 4 + (o & 3)), load<f32>(w + f(src)));
+        }
+      }
+    }
+  }
+}
+
+/** y (NHWC, [n, oh, ow, outputs]) = or += the stride-1 convolution of the planes xp
+ *  ([n, inputs, hp, wp], wp ≥ ow rounded up to 16, plus k − 1) with the packed filter, plus the
+ *  bias when `b` is not 0, then ReLU when `relu` is set. */
+export function conv2d_planar(
+  xp: usize, wq: usize, b: usize, y: usize, accumulate: bool, relu: bool,
+  n: i32, inputs: i32, hp: i32, wp: i32, k: i32, oh: i32, ow: i32, outputs: i32,
+): void {
+  if (outputs == 1) conv_single_output(xp, wq, b, y, accumulate, relu, n, inputs, hp, wp, k, oh, ow);
+  else conv_groups_of_4(xp, wq, b, y, accumulate, relu, n, inputs, hp, wp, k, oh, ow, outputs);
+}
+
+/** Tiles of 4 output channels × 8 columns: eight accumulators, each input value loaded once per
+ *  four channels and each weight once per eight columns. */
+function conv_groups_of_4(
+  xp: usize, wq: usize, b: usize, y: usize, accumulate: bool, relu: bool,
+  n: i32, inputs: i32, hp: i32, wp: i32, k: i32, oh: i32, ow: i32, outputs: i32,
+): void {
+  const zero = f32x4.splat(0);
+  const taps = k * k;
+  for (let img = 0; img < n; img++) {
+    for (let g = 0; g < outputs; g += 4) {
+      const lanes = imin(4, outputs - g);
+      const bias = b != 0 ? v128.load(b + f(g)) : zero; // lanes past `outputs` are never stored
+      const b0 = f32x4.splat(f32x4.extract_lane(bias, 0)), b1 = f32x4.splat(f32x4.extract_lane(bias, 1));
+      const b2 = f32x4.splat(f32x4.extract_lane(bias, 2)), b3 = f32x4.splat(f32x4.extract_lane(bias, 3));
+      const wg = wq + f((g >> 2) * inputs * taps * 4);
+      for (let oy = 0; oy < oh; oy++) {
+        for (let ox = 0; ox < ow; ox += 8) {
+          let a0 = b0, a1 = b1, a2 = b2, a3 = b3; // columns ox..ox+3, channels g..g+3
+          let c0 = b0, c1 = b1, c2 = b2, c3 = b3; // columns ox+4..ox+7
+          let wt = wg;
+          for (let i = 0; i < inputs; i++) {
+            const plane = xp + f(((img * inputs + i) * hp + oy) * wp + ox);
+            for (let ky = 0; ky < k; ky++) {
+              const row = plane + f(ky * wp);
+              for (let kx = 0; kx < k; kx++) {
+                const x0 = v128.load(row + f(kx)), x1 = v128.load(row + f(kx + 4));
+                let w = v128.load32_splat(wt);
+                a0 = madd(a0, x0, w);
+                c0 = madd(c0, x1, w);
+                w = v128.load32_splat(wt + 4);
+                a1 = madd(a1, x0, w);
+                c1 = madd(c1, x1, w);
+                w = v128.load32_splat(wt + 8);
+                a2 = madd(a2, x0, w);
+                c2 = madd(c2, x1, w);
+                w = v128.load32_splat(wt + 12);
+                a3 = madd(a3, x0, w);
+                c3 = madd(c3, x1, w);
+                wt += 16;
+              }
+            }
+          }
+          const out = y + f(((img * oh + oy) * ow + ox) * outputs + g);
+          const step = f(outputs);
+          storePixels(out, step, imin(4, ow - ox), a0, a1, a2, a3, lanes, accumulate, relu);
+          if (ox + 4 < ow) storePixels(out + 4 * step, step, imin(4, ow - ox - 4), c0, c1, c2, c3, lanes, accumulate, relu);
+        }
+      }
+    }
+  }
+}
+
+/** Writes 4 columns × 4 channels, given as one vector per channel, to NHWC pixels `step` bytes
+ *  apart: a 4×4 transpose turns them into one vector per pixel. */
+@inline function storePixels(out: usize, step: usize, pixels: i32, r0: v128, r1: v128, r2: v128, r3: v128, lanes: i32, accumulate: bool, relu: bool): void {
+  const t0 = v128.shuffle<f32>(r0, r1, 0, 4, 1, 5), t1 = v128.shuffle<f32>(r0, r1, 2, 6, 3, 7);
+  const t2 = v128.shuffle<f32>(r2, r3, 0, 4, 1, 5), t3 = v128.shuffle<f32>(r2, r3, 2, 6, 3, 7);
+  storePixel(out, v128.shuffle<f32>(t0, t2, 0, 1, 4, 5), lanes, accumulate, relu);
+  if (pixels > 1) storePixel(out + step, v128.shuffle<f32>(t0, t2, 2, 3, 6, 7), lanes, accumulate, relu);
+  if (pixels > 2) storePixel(out + 2 * step, v128.shuffle<f32>(t1, t3, 0, 1, 4, 5), lanes, accumulate, relu);
+  if (pixels > 3) storePixel(out + 3 * step, v128.shuffle<f32>(t1, t3, 2, 3, 6, 7), lanes, accumulate, relu);
+}
+
+@inline function storePixel(p: usize, v: v128, lanes: i32, accumulate: bool, relu: bool): void {
+  if (relu) v = f32x4.max(v, f32x4.splat(0));
+  if (accumulate) v = f32x4.add(v, v128.load(p));
+  storeLanes(p, v, lanes);
+}
+
+/** One output channel: tiles of 16 consecutive columns, which are contiguous in NHWC. */
+function conv_single_output(
+  xp: usize, wq: usize, b: usize, y: usize, accumulate: bool, relu: bool,
+  n: i32, inputs: i32, hp: i32, wp: i32, k: i32, oh: i32, ow: i32,
+): void {
+  const bias = f32x4.splat(b != 0 ? load<f32>(b) : 0);
+  for (let img = 0; img < n; img++) {
+    for (let oy = 0; oy < oh; oy++) {
+      for (let ox = 0; ox < ow; ox += 16) {
+        let a0 = bias, a1 = bias, a2 = bias, a3 = bias;
+        let wt = wq;
+        for (let i = 0; i < inputs; i++) {
+          const plane = xp + f(((img * inputs + i) * hp + oy) * wp + ox);
+          for (let ky = 0; ky < k; ky++) {
+            const row = plane + f(ky * wp);
+            for (let kx = 0; kx < k; kx++) {
+              const w = v128.load32_splat(wt); // lane 0 of the packed group of 4
+              a0 = madd(a0, v128.load(row + f(kx)), w);
+              a1 = madd(a1, v128.load(row + f(kx + 4)), w);
+              a2 = madd(a2, v128.load(row + f(kx + 8)), w);
+              a3 = madd(a3, v128.load(row + f(kx + 12)), w);
+              wt += 16;
+            }
+          }
+        }
+        const out = y + f((img * oh + oy) * ow + ox);
+        const left = ow - ox;
+        storeColumns(out, a0, left, accumulate, relu);
+        if (left > 4) storeColumns(out + 16, a1, left - 4, accumulate, relu);
+        if (left > 8) storeColumns(out + 32, a2, left - 8, accumulate, relu);
+        if (left > 12) storeColumns(out + 48, a3, left - 12, accumulate, relu);
+      }
+    }
+  }
+}
+
+@inline function storeColumns(p: usize, v: v128, columns: i32, accumulate: bool, relu: bool): void {
+  storePixel(p, v, imin(4, columns), accumulate, relu);
+}

@@ -11,6 +11,9 @@ export interface Kernels {
   conv2d_forward(x: Ptr, w: Ptr, b: Ptr, y: Ptr, relu: boolean, n: number, h: number, wd: number, cin: number, k: number, stride: number, padTop: number, padLeft: number, oh: number, ow: number, cout: number): void;
   conv2d_backward_input(dy: Ptr, wt: Ptr, dx: Ptr, n: number, h: number, wd: number, cin: number, k: number, stride: number, padTop: number, padLeft: number, oh: number, ow: number, cout: number): void;
   conv2d_backward_filter(x: Ptr, dy: Ptr, dw: Ptr, n: number, h: number, wd: number, cin: number, k: number, stride: number, padTop: number, padLeft: number, oh: number, ow: number, cout: number): void;
+  to_planar(x: Ptr, xp: Ptr, n: number, h: number, wd: number, c: number, top: number, left: number, hp: number, wp: number): void;
+  pack_filter(w: Ptr, wq: Ptr, k: number, inputs: number, outputs: number, flip: boolean): void;
+  conv2d_planar(xp: Ptr, wq: Ptr, b: Ptr, y: Ptr, accumulate: boolean, relu: boolean, n: number, inputs: number, hp: number, wp: number, k: number, oh: number, ow: number, outputs: number): void;
   maxpool_forward(x: Ptr, y: Ptr, n: number, h: number, wd: number, c: number, size: number, stride: number, padTop: number, padLeft: number, oh: number, ow: number): void;
   maxpool_backward(x: Ptr, y: Ptr, dy: Ptr, dx: Ptr, n: number, h: number, wd: number, c: number, size: number, stride: number, padTop: number, padLeft: number, oh: number, ow: number): void;
   dense_forward(x: Ptr, w: Ptr, b: Ptr, y: Ptr, n: number, inputs: number, outputs: number, relu: boolean): void;
@@ -26,6 +29,7 @@ export interface Kernels {
   adam(w: Ptr, g: Ptr, m: Ptr, v: Ptr, n: number, lrT: number, beta1: number, beta2: number, epsilon: number): void;
   log_softmax_forward(x: Ptr, y: Ptr, rows: number, cols: number): void;
   log_softmax_backward(y: Ptr, dy: Ptr, dx: Ptr, rows: number, cols: number): void;
+  peak_madd(count: number, m: number, a: number): number;
 }
 
 const PAGE = 65536;

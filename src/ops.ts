@@ -111,6 +111,7 @@ export function conv2d(tape: Tape, x: Tensor, w: Tensor, b: Tensor, { stride, pa
   const geometry = [n, h, wd, cin, k, stride, rows.before, cols.before, rows.out, cols.out, cout] as const;
   const y = tape.output([n, rows.out, cols.out, cout], [x, w, b]);
   const preGrad = activationGrad(tape, y, relu);
+  if (stride === 1) return conv2dStride1(tape, x, w, b, y, relu, preGrad, geometry);
   const wt = x.grad ? tape.scratch(w.size) : 0;
   tape.record(y, {
     forward: () => kn.conv2d_forward(x.ptr, w.ptr, b.ptr, y.ptr, relu, ...geometry),
@@ -126,6 +127,41 @@ export function conv2d(tape: Tape, x: Tensor, w: Tensor, b: Tensor, { stride, pa
   });
   return y;
 }
+
+type ConvGeometry = readonly [n: number, h: number, wd: number, cin: number, k: number, stride: number, top: number, left: number, oh: number, ow: number, cout: number];
+
+/** Stride 1 runs on planar, zero-padded copies (see assembly/conv.ts); its input gradient is a
+ *  stride-1 convolution of dy with the flipped filter, through the same kernels. */
+function conv2dStride1(tape: Tape, x: Tensor, w: Tensor, b: Tensor, y: Tensor, relu: boolean, preGrad: () => number, geometry: ConvGeometry): Tensor {
+  const kn = tape.engine.kernels;
+  const [n, h, wd, cin, k, , top, left, oh, ow, cout] = geometry;
+  const packed = (inputs: number, outputs: number) => tape.scratch(Math.ceil(outputs / 4) * 4 * inputs * k * k);
+  // Planes are as wide as the output rounded up to the 16-column tiles, plus the window.
+  const forward = { hp: oh + k - 1, wp: roundUp(ow, 16) + k - 1 };
+  const xp = tape.scratch(n * cin * forward.hp * forward.wp), wq = packed(cin, cout);
+  const back = { hp: h + k - 1, wp: roundUp(wd, 16) + k - 1 };
+  const gp = x.grad ? tape.scratch(n * cout * back.hp * back.wp) : 0, wflip = x.grad ? packed(cout, cin) : 0;
+  tape.record(y, {
+    forward: () => {
+      kn.to_planar(x.ptr, xp, n, h, wd, cin, top, left, forward.hp, forward.wp);
+      kn.pack_filter(w.ptr, wq, k, cin, cout, false);
+      kn.conv2d_planar(xp, wq, b.ptr, y.ptr, false, relu, n, cin, forward.hp, forward.wp, k, oh, ow, cout);
+    },
+    backward: () => {
+      const g = preGrad();
+      if (x.grad) {
+        kn.to_planar(g, gp, n, oh, ow, cout, k - 1 - top, k - 1 - left, back.hp, back.wp);
+        kn.pack_filter(w.ptr, wflip, k, cout, cin, true);
+        kn.conv2d_planar(gp, wflip, 0, x.grad.ptr, true, false, n, cout, back.hp, back.wp, k, h, wd, cin);
+      }
+      if (w.grad) kn.conv2d_backward_filter(x.ptr, g, w.grad.ptr, ...geometry);
+      if (b.grad) kn.sum_rows(g, b.grad.ptr, y.size / cout, cout);
+    },
+  });
+  return y;
+}
+
+const roundUp = (v: number, m: number) => Math.ceil(v / m) * m;
 
 export interface PoolOptions {
   size: number;
