@@ -6,6 +6,8 @@ import { argmax, Net, parameterShapes, type Architecture, type Model } from './m
 import { dot, logSoftmax, scale, Scalar } from './ops.js';
 import { random, shuffle, truncatedNormal } from './random.js';
 import { Tape } from './tape.js';
+import type { Image } from './image.js';
+import { imageToInput } from './preprocess.js';
 
 /** Images in model-input units, [count, h, w, c] back to back, and their label indices. */
 export interface LabelledSet {
@@ -29,6 +31,14 @@ export interface TrainOptions {
   seed: number;
   onEpoch?: (stats: EpochStats) => void;
   onBatch?: (done: number, total: number) => void;
+}
+
+/** Labelled images (already at the model's input size) as model inputs. */
+export function facesToSet(faces: readonly { image: Image; label: number }[], architecture: Architecture): LabelledSet {
+  const size = architecture.input[0] * architecture.input[1] * architecture.input[2];
+  const inputs = new Float32Array(faces.length * size);
+  faces.forEach((f, i) => inputs.set(imageToInput(f.image, architecture), i * size));
+  return { inputs, labels: Uint8Array.from(faces, (f) => f.label) };
 }
 
 /** Weights as the tutorial's Layers.py initialises them: truncated normal σ 0.1, zero biases. */
