@@ -273,15 +273,53 @@ function conv_single_output(
         }
         const out = y + f((img * oh + oy) * ow + ox);
         const left = ow - ox;
-        storeColumns(out, a0, left, accumulate, relu);
-        if (left > 4) storeColumns(out + 16, a1, left - 4, accumulate, relu);
-        if (left > 8) storeColumns(out + 32, a2, left - 8, accumulate, relu);
-        if (left > 12) storeColumns(out + 48, a3, left - 12, accumulate, relu);
+        storePixel(out, a0, imin(4, left), accumulate, relu);
+        if (left > 4) storePixel(out + 16, a1, imin(4, left - 4), accumulate, relu);
+        if (left > 8) storePixel(out + 32, a2, imin(4, left - 8), accumulate, relu);
+        if (left > 12) storePixel(out + 48, a3, imin(4, left - 12), accumulate, relu);
       }
     }
   }
 }
 
-@inline function storeColumns(p: usize, v: v128, columns: i32, accumulate: bool, relu: bool): void {
-  storePixel(p, v, imin(4, columns), accumulate, relu);
+/** dw += the filter gradient of a stride-1 convolution, from the planes of its input xp (as the
+ *  forward pass made them) and the planes of dy, gp [n, outputs, oh, gw] (gw a multiple of 4,
+ *  zero past ow). Each weight's gradient is a dot product along output columns; four output
+ *  channels share each load of the input. */
+export function conv2d_filter_planar(
+  xp: usize, gp: usize, dw: usize,
+  n: i32, inputs: i32, hp: i32, wp: i32, k: i32, oh: i32, gw: i32, outputs: i32,
+): void {
+  for (let ky = 0; ky < k; ky++) {
+    for (let kx = 0; kx < k; kx++) {
+      for (let i = 0; i < inputs; i++) {
+        const target = dw + f(((ky * k + kx) * inputs + i) * outputs);
+        for (let g = 0; g < outputs; g += 4) {
+          const last = outputs - 1; // channels past the last one repeat it, and are not stored
+          let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0;
+          for (let img = 0; img < n; img++) {
+            const plane = xp + f(((img * inputs + i) * hp + ky) * wp + kx);
+            const g0 = gp + f((img * outputs + g) * oh * gw), g1 = gp + f((img * outputs + imin(g + 1, last)) * oh * gw);
+            const g2 = gp + f((img * outputs + imin(g + 2, last)) * oh * gw), g3 = gp + f((img * outputs + imin(g + 3, last)) * oh * gw);
+            for (let oy = 0; oy < oh; oy++) {
+              const row = plane + f(oy * wp), at = f(oy * gw);
+              for (let ox = 0; ox < gw; ox += 4) {
+                const xv = v128.load(row + f(ox));
+                const o = at + f(ox);
+                a0 = madd(a0, xv, v128.load(g0 + o));
+                a1 = madd(a1, xv, v128.load(g1 + o));
+                a2 = madd(a2, xv, v128.load(g2 + o));
+                a3 = madd(a3, xv, v128.load(g3 + o));
+              }
+            }
+          }
+          // Horizontal sums of a0..a3 into the four lanes of one vector.
+          const s01 = f32x4.add(v128.shuffle<f32>(a0, a1, 0, 4, 1, 5), v128.shuffle<f32>(a0, a1, 2, 6, 3, 7));
+          const s23 = f32x4.add(v128.shuffle<f32>(a2, a3, 0, 4, 1, 5), v128.shuffle<f32>(a2, a3, 2, 6, 3, 7));
+          const total = f32x4.add(v128.shuffle<f32>(s01, s23, 0, 1, 4, 5), v128.shuffle<f32>(s01, s23, 2, 3, 6, 7));
+          addLanes(target + f(g), total, imin(4, outputs - g));
+        }
+      }
+    }
+  }
 }

@@ -1,6 +1,6 @@
 // The kernel library: every export is a plain function over pointers into this module's memory
 // and shapes. The TypeScript side owns the memory layout (see src/engine.ts).
-export { conv2d_forward, conv2d_backward_input, conv2d_backward_filter, to_planar, pack_filter, conv2d_planar } from './conv';
+export { conv2d_forward, conv2d_backward_input, conv2d_backward_filter, to_planar, pack_filter, conv2d_planar, conv2d_filter_planar } from './conv';
 export { maxpool_forward, maxpool_backward } from './pool';
 export { dense_forward, dense_backward_input, dense_backward_weights } from './dense';
 export { add, axpy, fill, dot, relu_backward, sum_rows, transpose, adam } from './elementwise';

@@ -14,6 +14,7 @@ export interface Kernels {
   to_planar(x: Ptr, xp: Ptr, n: number, h: number, wd: number, c: number, top: number, left: number, hp: number, wp: number): void;
   pack_filter(w: Ptr, wq: Ptr, k: number, inputs: number, outputs: number, flip: boolean): void;
   conv2d_planar(xp: Ptr, wq: Ptr, b: Ptr, y: Ptr, accumulate: boolean, relu: boolean, n: number, inputs: number, hp: number, wp: number, k: number, oh: number, ow: number, outputs: number): void;
+  conv2d_filter_planar(xp: Ptr, gp: Ptr, dw: Ptr, n: number, inputs: number, hp: number, wp: number, k: number, oh: number, gw: number, outputs: number): void;
   maxpool_forward(x: Ptr, y: Ptr, n: number, h: number, wd: number, c: number, size: number, stride: number, padTop: number, padLeft: number, oh: number, ow: number): void;
   maxpool_backward(x: Ptr, y: Ptr, dy: Ptr, dx: Ptr, n: number, h: number, wd: number, c: number, size: number, stride: number, padTop: number, padLeft: number, oh: number, ow: number): void;
   dense_forward(x: Ptr, w: Ptr, b: Ptr, y: Ptr, n: number, inputs: number, outputs: number, relu: boolean): void;

@@ -141,6 +141,8 @@ function conv2dStride1(tape: Tape, x: Tensor, w: Tensor, b: Tensor, y: Tensor, r
   const xp = tape.scratch(n * cin * forward.hp * forward.wp), wq = packed(cin, cout);
   const back = { hp: h + k - 1, wp: roundUp(wd, 16) + k - 1 };
   const gp = x.grad ? tape.scratch(n * cout * back.hp * back.wp) : 0, wflip = x.grad ? packed(cout, cin) : 0;
+  const gw = roundUp(ow, 4); // dy as planes for the filter gradient, zero past the last column
+  const gf = w.grad ? tape.scratch(n * cout * oh * gw) : 0;
   tape.record(y, {
     forward: () => {
       kn.to_planar(x.ptr, xp, n, h, wd, cin, top, left, forward.hp, forward.wp);
@@ -154,7 +156,10 @@ function conv2dStride1(tape: Tape, x: Tensor, w: Tensor, b: Tensor, y: Tensor, r
         kn.pack_filter(w.ptr, wflip, k, cout, cin, true);
         kn.conv2d_planar(gp, wflip, 0, x.grad.ptr, true, false, n, cout, back.hp, back.wp, k, h, wd, cin);
       }
-      if (w.grad) kn.conv2d_backward_filter(x.ptr, g, w.grad.ptr, ...geometry);
+      if (w.grad) {
+        kn.to_planar(g, gf, n, oh, ow, cout, 0, 0, oh, gw);
+        kn.conv2d_filter_planar(xp, gf, w.grad.ptr, n, cin, forward.hp, forward.wp, k, oh, gw, cout);
+      }
       if (b.grad) kn.sum_rows(g, b.grad.ptr, y.size / cout, cout);
     },
   });
