@@ -31,10 +31,11 @@ export function loadModel(path: string | undefined): { model: Model; path: strin
     throw new InputError(`no default model at ${DEFAULT_MODEL}: pass --model FILE (make one with "mislead import-tf")`);
   }
   const file = path ?? DEFAULT_MODEL;
-  return { model: readModel(readInputFile(file, 'a model file (.safetensors)'), file), path: file };
+  return { model: readModel(readInputFile(file, 'a model file'), file), path: file };
 }
 
-/** A set of result files written into `dir` all at once by `commit()`. */
+/** A set of result files written into `dir` all at once by `commit()`; `dir` is made only
+ *  when the first file is written. */
 export class OutputSet {
   private readonly staged: { temp: string; final: string }[] = [];
 
@@ -44,11 +45,11 @@ export class OutputSet {
     if (clash.length > 0 && !force) {
       throw new InputError(`--out ${dir}: already holds ${clash.join(', ')}; pass --force to overwrite, or choose another --out`);
     }
-    mkdirSync(dir, { recursive: true });
   }
 
   /** Writes `name` under a temporary name; returns that path (to read the file back). */
   write(name: string, data: Uint8Array | string): string {
+    mkdirSync(this.dir, { recursive: true });
     const temp = join(this.dir, `.${name}.${process.pid}.tmp`);
     writeFileSync(temp, data);
     this.staged.push({ temp, final: join(this.dir, name) });

@@ -1,0 +1,151 @@
+// Every bad input a user may hand the command line: one line on stderr starting "mislead: ",
+// exit code 2, no stack trace, no file left behind, and no hang or huge allocation.
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { PNG } from 'pngjs';
+import { describe, expect, it } from 'vitest';
+import { TUTORIAL_ARCHITECTURE } from '../src/importtf.js';
+import { ARCHITECTURE_KEY, parameterShapes, writeModel } from '../src/model.js';
+import { serializeSafetensors } from '../src/safetensors.js';
+import { initialModel } from '../src/train.js';
+
+const root = resolve(import.meta.dirname, '..');
+const dir = mkdtempSync(join(tmpdir(), 'mislead-bad-'));
+const file = (name: string, data: Uint8Array | string) => {
+  const path = join(dir, name);
+  writeFileSync(path, data);
+  return path;
+};
+
+// A good model and image, and broken variants of each.
+const model = initialModel(TUTORIAL_ARCHITECTURE, 1);
+const goodModel = file('good.safetensors', writeModel(model));
+const face = new PNG({ width: 48, height: 48 });
+face.data.fill(128);
+const goodPng = PNG.sync.write(face);
+const goodImage = file('face.png', goodPng);
+
+function tensorsOf(edit?: (key: string, t: { shape: number[]; data: Float32Array }) => { shape: number[]; data: Float32Array } | undefined) {
+  const tensors = new Map<string, { shape: number[]; data: Float32Array }>();
+  for (const [key, shape] of parameterShapes(TUTORIAL_ARCHITECTURE)) {
+    const t = { shape, data: model.weights.get(key)! };
+    const edited = edit ? edit(key, t) : t;
+    if (edited) tensors.set(key, edited);
+  }
+  return tensors;
+}
+const metadata = (architecture: unknown) => ({ [ARCHITECTURE_KEY]: typeof architecture === 'string' ? architecture : JSON.stringify(architecture) });
+const goodMeta = metadata(TUTORIAL_ARCHITECTURE);
+
+/** A PNG whose IHDR declares width × height (with a valid CRC) and tiny, meaningless data. */
+function pngDeclaring(width: number, height: number): Uint8Array {
+  const bytes = Buffer.from(goodPng);
+  bytes.writeUInt32BE(width, 16);
+  bytes.writeUInt32BE(height, 20);
+  const crc = crc32(bytes.subarray(12, 29));
+  bytes.writeUInt32BE(crc, 29);
+  return bytes;
+}
+
+function crc32(data: Uint8Array): number {
+  // zlib's crc32 through a gzip trailer would be indirect; a table-free bitwise CRC is enough here.
+  let c = 0xffffffff;
+  for (const b of data) {
+    c ^= b;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+  }
+  return (c ^ 0xffffffff) >>> 0;
+}
+
+const withDtype = () => {
+  const bytes = serializeSafetensors(tensorsOf(), goodMeta);
+  const headerLength = Number(new DataView(bytes.buffer).getBigUint64(0, true));
+  const header = new TextDecoder().decode(bytes.subarray(8, 8 + headerLength)).replace('"dtype":"F32"', '"dtype":"F16"');
+  const out = new Uint8Array(bytes);
+  out.set(new TextEncoder().encode(header), 8);
+  return out;
+};
+const headerTooLong = () => {
+  const bytes = new Uint8Array(serializeSafetensors(tensorsOf(), goodMeta));
+  new DataView(bytes.buffer).setBigUint64(0, BigInt(bytes.length * 10), true);
+  return bytes;
+};
+
+const badImages: [string, string, RegExp][] = [
+  ['missing file', join(dir, 'nowhere.png'), /nowhere\.png: cannot read an image \(ENOENT\)/],
+  ['directory given as image', dir, /is a directory, expected an image/],
+  ['empty file', file('empty.png', ''), /empty\.png: empty file/],
+  ['truncated PNG', file('truncated.png', goodPng.subarray(0, 60)), /truncated\.png: .*(truncated|corrupt)/i],
+  ['PNG with a bad CRC', file('badcrc.png', (() => { const b = Buffer.from(goodPng); b[30] ^= 0xff; return b; })()), /badcrc\.png: .*CRC/i],
+  ['PNG declaring 100000×100000 pixels', file('huge.png', pngDeclaring(100000, 100000)), /huge\.png: image too large \(100000x100000/],
+  ['JPEG garbage', file('garbage.jpg', Uint8Array.from([0xff, 0xd8, 0xff, 0xe0, 1, 2, 3, 4, 5, 6, 7, 8, 9])), /garbage\.jpg: .*JPEG/i],
+  ['a text file named .png', file('text.png', 'hello, I am not a picture\n'), /text\.png: not a PNG or JPEG image/],
+];
+
+const badModels: [string, string, RegExp][] = [
+  ['missing model', join(dir, 'nowhere.safetensors'), /nowhere\.safetensors: cannot read a model file \(ENOENT\)/],
+  ['truncated header', file('truncated.safetensors', serializeSafetensors(tensorsOf(), goodMeta).subarray(0, 5)), /too short for a header/],
+  ['header length larger than the file', file('long.safetensors', headerTooLong()), /header length \d+ exceeds the file/],
+  ['wrong dtype', file('dtype.safetensors', withDtype()), /tensor "cv1\.w" has dtype F16, expected F32/],
+  ['shape mismatch', file('shape.safetensors', serializeSafetensors(tensorsOf((k, t) => (k === 'cv2.w' ? { shape: [5, 5, 6, 3], data: t.data } : t)), goodMeta)), /tensor "cv2\.w" has shape \[5,5,6,3\], the architecture needs \[5,5,3,6\]/],
+  ['missing tensor', file('missing.safetensors', serializeSafetensors(tensorsOf((k, t) => (k === 'fc.b' ? undefined : t)), goodMeta)), /missing tensor "fc\.b"/],
+  ['NaN weight', file('nan.safetensors', serializeSafetensors(tensorsOf((k, t) => (k === 'cv3.w' ? { shape: t.shape, data: t.data.map((v, i) => (i === 7 ? NaN : v)) } : t)), goodMeta)), /tensor "cv3\.w" holds a non-finite value \(NaN\) at index 7/],
+  ['unknown layer type', file('layer.safetensors', serializeSafetensors(tensorsOf(), metadata({ ...TUTORIAL_ARCHITECTURE, layers: [{ type: 'dropout', rate: 0.5 }, ...TUTORIAL_ARCHITECTURE.layers] }))), /unknown layer type "dropout"/],
+  ['architecture JSON invalid', file('json.safetensors', serializeSafetensors(tensorsOf(), metadata('{"input": [48, 48, 1], "labels": '))), /the architecture is not valid JSON/],
+];
+
+const outFile = file('existing-file', 'precious');
+const badFlags: [string, string[], RegExp][] = [
+  ['unknown flag', ['attack', goodImage, '--model', goodModel, '--colour', 'red'], /Unknown option '--colour'/],
+  ['--iters -5', ['attack', goodImage, '--model', goodModel, '--iters', '-5'], /--iters -5: expected a whole number from 1 to 10000000/],
+  ['--iters 1e12', ['attack', goodImage, '--model', goodModel, '--iters', '1e12'], /--iters 1e12: expected a whole number from 1 to 10000000/],
+  ['--lr NaN', ['attack', goodImage, '--model', goodModel, '--lr', 'NaN'], /--lr NaN: expected a number > 0/],
+  ['--target nobody', ['attack', goodImage, '--model', goodModel, '--target', 'nobody'], /--target nobody: not a label of this model \(labels: man, woman\)/],
+  ['--out pointing at an existing file', ['attack', goodImage, '--model', goodModel, '--out', outFile], /--out .*existing-file: exists and is not a directory/],
+];
+
+function mislead(args: string[], cwd: string) {
+  const r = spawnSync(process.execPath, [join(root, 'dist/cli.js'), ...args], { encoding: 'utf8', cwd, timeout: 30_000 });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+function expectRefused(args: string[], message: RegExp): void {
+  const cwd = mkdtempSync(join(dir, 'run-'));
+  const run = mislead(args, cwd);
+  expect(run.code, `${args.join(' ')}\n${run.stderr}`).toBe(2);
+  expect(run.stderr).toMatch(/^mislead: [^\n]+\n$/);
+  expect(run.stderr).toMatch(message);
+  expect(run.stderr).not.toMatch(/\bat .*\.js:\d+/); // no stack trace
+  expect(readdirSync(cwd)).toEqual([]); // nothing written, not even ./out
+}
+
+describe('bad images', () => {
+  for (const [what, path, message] of badImages) it(what, () => expectRefused(['attack', path, '--model', goodModel], message));
+});
+
+describe('bad models', () => {
+  for (const [what, path, message] of badModels) it(what, () => expectRefused(['predict', goodImage, '--model', path], message));
+});
+
+describe('bad flags', () => {
+  for (const [what, args, message] of badFlags) it(what, () => expectRefused(args, message));
+
+  it('an existing file is never overwritten without --force', () => {
+    expectRefused(['import-tf', join(dir, 'nothing'), '--out', outFile], /nothing\.index|cannot read/);
+    expect(readFileSync(outFile, 'utf8')).toBe('precious');
+  });
+});
+
+describe('a good run, for contrast', () => {
+  it('attack writes its files into ./out and nothing else', () => {
+    const cwd = mkdtempSync(join(dir, 'good-'));
+    mkdirSync(join(cwd, 'sub'));
+    const run = mislead(['attack', goodImage, '--model', goodModel, '--iters', '3', '--json'], cwd);
+    expect(run.stderr).toBe('');
+    expect(run.code).toBe(0);
+    expect(readdirSync(join(cwd, 'out')).sort()).toEqual(['adversarial.png', 'perturbation.npy', 'report.json']);
+    expect(existsSync(join(cwd, 'sub'))).toBe(true);
+  });
+});
