@@ -8,6 +8,7 @@ import { decodeImage, encodePng } from './image.js';
 import { argmax, Net, type Model } from './model.js';
 import { loadEngine } from './node.js';
 import { writeNpy } from './npy.js';
+import { figurePng, filterImage, lossSvg, type Curve, type Panel } from './figures.js';
 import { imageToInput, inputToImage } from './preprocess.js';
 
 export interface Classification {
@@ -37,7 +38,7 @@ function resolveTarget(labels: string[], target: string | undefined, current: nu
   return index;
 }
 
-const RESULT_FILES = ['adversarial.png', 'perturbation.npy', 'report.json'] as const;
+const RESULT_FILES = ['adversarial.png', 'perturbation.npy', 'filter.png', 'figure.png', 'loss.svg', 'report.json'] as const;
 
 interface Job {
   model: Model;
@@ -74,14 +75,40 @@ function norms(dx: Float32Array, scale: number) {
   return { l2, linf: max, l2_pixels: l2 * Math.abs(scale), linf_pixels: max * Math.abs(scale) };
 }
 
-/** Writes the result files for X + DX and reads the PNG back from disk to classify it as saved. */
-function writeResults(net: Net, outputs: OutputSet, x: Float32Array, dx: Float32Array): Classification {
+/** One stage of the story the figure tells: a perturbation and what the model made of it. */
+interface Stage {
+  title: string;
+  dx: Float32Array;
+  after: Classification;
+}
+
+const capitalise = (s: string) => s.charAt(0).toUpperCase() + s.slice(1);
+const scores = (net: Net, c: Classification) => net.architecture.labels.map((l, i) => `${l} ${c.logits[i].toFixed(2)}`).join(' · ');
+
+/** Writes the result files of the last stage, and the figure and loss plot of all of them;
+ *  reads adversarial.png back from disk to classify the image as saved. */
+function writeResults(net: Net, outputs: OutputSet, x: Float32Array, before: Classification, stages: Stage[], curves: Curve[]): Classification {
   const arch = net.architecture;
-  const adversarial = x.map((v, i) => v + dx[i]);
-  const png = outputs.write('adversarial.png', encodePng(inputToImage(adversarial, arch)));
-  outputs.write('perturbation.npy', writeNpy(dx, [...arch.input]));
+  const [height, width, channels] = arch.input;
+  const adversarialImage = (dx: Float32Array) => inputToImage(x.map((v, i) => v + dx[i]), arch);
+  const last = stages[stages.length - 1];
+  const png = outputs.write('adversarial.png', encodePng(adversarialImage(last.dx)));
+  outputs.write('perturbation.npy', writeNpy(last.dx, [...arch.input]));
+  outputs.write('filter.png', encodePng(filterImage(last.dx, height, width, channels as 1 | 3)));
+  const panels: Panel[] = [{ title: `Original: ${capitalise(before.label)}`, subtitle: scores(net, before), image: inputToImage(x, arch) }];
+  for (const s of stages) {
+    const filterTitle = s === stages[0] ? 'Noise filter' : `Noise filter (${s.title.replace(/^Adversarial /, "")})`;
+    panels.push({ title: filterTitle, subtitle: `max |DX| ${(maxAbs(s.dx) * Math.abs(arch.preprocess.scale)).toFixed(1)} grey levels`, image: filterImage(s.dx, height, width, channels as 1 | 3) });
+    panels.push({ title: `${s.title}: ${capitalise(s.after.label)}`, subtitle: scores(net, s.after), image: adversarialImage(s.dx) });
+  }
+  outputs.write('figure.png', figurePng(panels));
+  outputs.write('loss.svg', lossSvg(curves, 'Loss per iteration'));
   const reread = imageToInput(decodeImage(new Uint8Array(readFileSync(png)), png), arch);
   return classify(net, [reread])[0];
+}
+
+function maxAbs(v: Float32Array): number {
+  return v.reduce((m, x) => Math.max(m, Math.abs(x)), 0);
 }
 
 function finish(outputs: OutputSet, report: object, json: boolean): void {
@@ -113,7 +140,7 @@ export async function runAttack(job: Job & { target?: string; init?: Float32Arra
     const after = describe(net, attack.logits.toArray());
     const dx = attack.dx.toArray();
     attack.dispose();
-    const saved = writeResults(net, outputs, x, dx);
+    const saved = writeResults(net, outputs, x, before, [{ title: 'Adversarial', dx, after }], [{ name: 'loss', values: loss }]);
     if (!job.json) {
       for (const [name, c] of [['before', before], ['after', after], ['saved', saved]] as const) {
         process.stdout.write(`${name.padEnd(6)} ${c.label} (p = ${c.probabilities[c.index].toFixed(4)}; logits ${c.logits.map((v) => v.toFixed(6)).join(', ')})\n`);
@@ -128,8 +155,6 @@ export async function runAttack(job: Job & { target?: string; init?: Float32Arra
     }, job.json);
   });
 }
-
-const capitalise = (s: string) => s.charAt(0).toUpperCase() + s.slice(1);
 
 function tableLine(title: string, net: Net, c: Classification): string {
   const scores = net.architecture.labels.map((l, i) => `${l}: ${c.logits[i].toFixed(6)}`).join(', ');
@@ -149,11 +174,12 @@ export async function runTutorial(job: Job): Promise<void> {
       if (!job.json) process.stdout.write(`== Step ${n + 1}: ${params.iterations} iterations, beta ${params.beta} ==\n`);
       const start = performance.now();
       const loss = attack.run({ ...params, onIteration: logger(job.json, params.iterations) });
-      return { title, params, ms: performance.now() - start, loss: Array.from(loss), after: describe(net, attack.logits.toArray()) };
+      return { title, params, ms: performance.now() - start, loss: Array.from(loss), after: describe(net, attack.logits.toArray()), dx: attack.dx.toArray() };
     });
-    const dx = attack.dx.toArray();
+    const dx = steps[1].dx;
     attack.dispose();
-    const saved = writeResults(net, outputs, x, dx);
+    const curves = steps.map((s, n) => ({ name: `step ${n + 1} (beta ${s.params.beta})`, values: s.loss }));
+    const saved = writeResults(net, outputs, x, before, steps, curves);
     if (!job.json) {
       process.stdout.write(`${tableLine('Original', net, before)}\n`);
       for (const s of steps) process.stdout.write(`${tableLine(s.title, net, s.after)}\n`);

@@ -27,6 +27,7 @@ export interface EpochStats {
 export interface TrainOptions {
   epochs: number;
   batch: number;
+  /** Adam's learning rate, decayed along a half cosine to 0 by the last step. */
   lr: number;
   seed: number;
   onEpoch?: (stats: EpochStats) => void;
@@ -92,8 +93,9 @@ export function train(engine: Engine, model: Model, data: LabelledSet, test: Lab
       tape.backward(loss);
       lossSum += loss.item();
       correct += countCorrect(logits, ys, classes);
+      const lr = (options.lr * (1 + Math.cos((Math.PI * step) / (options.epochs * batches)))) / 2;
       step++;
-      const lrT = (options.lr * Math.sqrt(1 - BETA2 ** step)) / (1 - BETA1 ** step);
+      const lrT = (lr * Math.sqrt(1 - BETA2 ** step)) / (1 - BETA1 ** step);
       for (const { p, m, v } of params) engine.kernels.adam(p.ptr, p.grad!.ptr, m, v, p.size, lrT, BETA1, BETA2, EPSILON);
       options.onBatch?.(b + 1, batches);
     }

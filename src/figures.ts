@@ -1,0 +1,220 @@
+/**
+ * The pictures written after an attack, drawn as the tutorial's matplotlib figures are: the images
+ * side by side with their titles and scores, and the loss per iteration on a log scale. Figures are
+ * composed as SVG; `figurePng` renders it with resvg, with DejaVu Sans (matplotlib's default font)
+ * shipped by the `dejavu-fonts-ttf` package so that no system font is needed.
+ */
+import { createRequire } from 'node:module';
+import { Resvg } from '@resvg/resvg-js';
+import { encodePng, type Image } from './image.js';
+
+const FONT_OPTIONS = {
+  fontFiles: [createRequire(import.meta.url).resolve('dejavu-fonts-ttf/ttf/DejaVuSans.ttf')],
+  loadSystemFonts: false,
+  defaultFontFamily: 'DejaVu Sans',
+};
+const FONT = 'DejaVu Sans, Verdana, sans-serif';
+/** matplotlib's default colour cycle (tab10). */
+const COLOURS = ['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b', '#e377c2', '#7f7f7f', '#bcbd22', '#17becf'];
+
+/** DX made visible on a symmetric scale around 0, as the tutorial's plot: 0 → mid grey (128), ±max|DX| → 0/255 (for 3-channel DX, per channel with the common max). */
+export function filterImage(dx: Float32Array, height: number, width: number, channels: 1 | 3): Image {
+  if (dx.length !== height * width * channels) {
+    throw new RangeError(`filterImage: ${dx.length} values for ${height}×${width}×${channels}`);
+  }
+  let max = 0;
+  for (const v of dx) max = Math.max(max, Math.abs(v));
+  // 128 ± 127.5·|v|/max, rounded away from 128 alike on both sides: f(-v) = 256 - f(v), and +max
+  // (256) is clipped to 255. An all-zero DX is all mid grey.
+  const data = Uint8Array.from(dx, (v) => (max > 0 ? Math.min(255, 128 + Math.sign(v) * Math.round((127.5 * Math.abs(v)) / max)) : 128));
+  return { width, height, channels, data };
+}
+
+export interface Panel {
+  title: string;
+  subtitle?: string;
+  image: Image;
+}
+
+const MARGIN = 20;
+const GAP = 36;
+const TITLE_SIZE = 18;
+const SUBTITLE_SIZE = 14;
+
+/** Panels side by side, each image upscaled with nearest-neighbour (pixelated, not blurred) so a 48×48 face is ~240 px wide, titled above (e.g. "Original: Woman") with a subtitle (e.g. "man -0.79 · woman 1.69"), on a white background, as the tutorial's matplotlib figures. Returns PNG bytes. */
+export function figurePng(panels: Panel[]): Uint8Array {
+  if (panels.length === 0) throw new RangeError('figurePng: no panels');
+  const hasSubtitle = panels.some((p) => p.subtitle);
+  const imageTop = MARGIN + TITLE_SIZE + (hasSubtitle ? SUBTITLE_SIZE + 10 : 0) + 14;
+  let x = MARGIN;
+  let bottom = imageTop;
+  const parts = panels.map(({ title, subtitle, image }) => {
+    const scale = Math.max(1, Math.round(240 / Math.max(image.width, image.height)));
+    const [w, h] = [image.width * scale, image.height * scale];
+    const column = Math.ceil(Math.max(w, textWidth(title, TITLE_SIZE), textWidth(subtitle ?? '', SUBTITLE_SIZE)));
+    const [left, centre] = [x + Math.floor((column - w) / 2), x + column / 2];
+    x += column + GAP;
+    bottom = Math.max(bottom, imageTop + h);
+    const png = Buffer.from(encodePng(image)).toString('base64');
+    return [
+      text(centre, MARGIN + TITLE_SIZE, TITLE_SIZE, title),
+      subtitle ? text(centre, MARGIN + TITLE_SIZE + SUBTITLE_SIZE + 8, SUBTITLE_SIZE, subtitle, '#444') : '',
+      // A hairline frame just outside the image, as light images would melt into the background.
+      `<rect x="${left - 0.5}" y="${imageTop - 0.5}" width="${w + 1}" height="${h + 1}" fill="none" stroke="#bbb"/>`,
+      // resvg scales with nearest neighbour for optimizeSpeed (it ignores the CSS value pixelated).
+      `<image x="${left}" y="${imageTop}" width="${w}" height="${h}" preserveAspectRatio="none" image-rendering="optimizeSpeed" href="data:image/png;base64,${png}"/>`,
+    ].join('\n');
+  });
+  const svg = svgDocument(x - GAP + MARGIN, bottom + MARGIN, parts.join('\n'));
+  return renderSvg(svg);
+}
+
+export interface Curve {
+  name: string;
+  values: ArrayLike<number>;
+}
+
+const PLOT = { width: 720, height: 440, left: 80, right: 700, top: 40, bottom: 385 };
+const MAX_POINTS = 2000;
+
+/** Loss per iteration, log-scale y axis (values ≤ 0 clamped to a small positive floor), x = iteration (curves may be consecutive steps: draw them one after the other on a shared x axis, e.g. step 1 = iterations 0–999, step 2 = 1000–1999, each its own colour with a legend), axes with ticks and labels ("iteration", "loss"), a title. Returns standalone SVG text (viewable in a browser). Downsample to at most ~2000 points per curve. */
+export function lossSvg(curves: Curve[], title: string): string {
+  // Values ≤ 0 (-Infinity too) are drawn a decade below the smallest positive one; NaN and
+  // Infinity leave a gap.
+  let [min, max] = [Infinity, 0];
+  for (const { values } of curves) {
+    for (let i = 0; i < values.length; i++) {
+      const v = values[i];
+      if (v > 0 && Number.isFinite(v)) [min, max] = [Math.min(min, v), Math.max(max, v)];
+    }
+  }
+  if (max === 0) [min, max] = [1, 1];
+  const floor = Math.max(min / 10, 1e-300);
+  const hasFloor = curves.some(({ values }) => Array.prototype.some.call(values, (v: number) => v <= 0));
+  const [lo, hi] = [Math.floor(Math.log10(hasFloor ? floor : min)), Math.ceil(Math.log10(max))];
+  const [decadeLo, decadeHi] = [lo, Math.max(hi, lo + 1)];
+  const total = curves.reduce((n, c) => n + c.values.length, 0);
+  const xMax = Math.max(1, total - 1);
+  const px = (i: number) => PLOT.left + ((PLOT.right - PLOT.left) * i) / xMax;
+  const py = (v: number) =>
+    PLOT.bottom - ((PLOT.bottom - PLOT.top) * (Math.log10(v) - decadeLo)) / (decadeHi - decadeLo);
+
+  const out: string[] = [];
+  // Grid and ticks: every decade (or every few, so that at most 8 are labelled), minor ticks at
+  // 2..9 × 10^k while there are few decades, some labelled when there is only one; the x axis in
+  // steps of 1, 2 or 5 × 10^k.
+  const decadeStep = Math.ceil((decadeHi - decadeLo) / 8);
+  for (let k = decadeLo; k <= decadeHi; k++) {
+    const y = py(10 ** k).toFixed(1);
+    if ((k - decadeLo) % decadeStep === 0) {
+      out.push(`<line x1="${PLOT.left}" x2="${PLOT.right}" y1="${y}" y2="${y}" stroke="#e6e6e6"/>`);
+      out.push(`<line x1="${PLOT.left - 6}" x2="${PLOT.left}" y1="${y}" y2="${y}" stroke="black"/>`);
+      out.push(text(PLOT.left - 9, +y + 5, 13, `10${superscript(k)}`, 'black', 'end'));
+    }
+    for (let m = 2; m <= 9 && k < decadeHi && decadeHi - decadeLo <= 6; m++) {
+      const ym = py(m * 10 ** k).toFixed(1);
+      out.push(`<line x1="${PLOT.left - 3}" x2="${PLOT.left}" y1="${ym}" y2="${ym}" stroke="black"/>`);
+      if (decadeHi - decadeLo === 1 && [2, 3, 5].includes(m)) {
+        out.push(text(PLOT.left - 9, +ym + 4.5, 12, `${m}×10${superscript(k)}`, 'black', 'end'));
+      }
+    }
+  }
+  const raw = xMax / 6;
+  const unit = 10 ** Math.floor(Math.log10(raw));
+  const xStep = unit * ([1, 2, 5, 10].find((m) => m * unit >= raw) ?? 10);
+  for (let i = 0; i <= xMax; i += xStep) {
+    const x = px(i).toFixed(1);
+    out.push(`<line x1="${x}" x2="${x}" y1="${PLOT.bottom}" y2="${PLOT.bottom + 6}" stroke="black"/>`);
+    out.push(text(+x, PLOT.bottom + 22, 13, String(i)));
+  }
+
+  // The curves, one after the other; a dashed line where each later one starts.
+  let offset = 0;
+  curves.forEach(({ values }, c) => {
+    if (c > 0 && values.length > 0) {
+      const x = px(offset).toFixed(1);
+      out.push(`<line x1="${x}" x2="${x}" y1="${PLOT.top}" y2="${PLOT.bottom}" stroke="#999" stroke-dasharray="4 4"/>`);
+    }
+    let d = '';
+    let penDown = false;
+    for (const i of sampleIndices(values)) {
+      const v = values[i];
+      if (Number.isNaN(v) || v === Infinity) {
+        penDown = false;
+        continue;
+      }
+      d += `${penDown ? 'L' : 'M'}${px(offset + i).toFixed(1)} ${py(v > 0 ? v : floor).toFixed(1)}`;
+      penDown = true;
+    }
+    out.push(`<path d="${d}" fill="none" stroke="${COLOURS[c % COLOURS.length]}" stroke-width="1.5" stroke-linejoin="round"/>`);
+    offset += values.length;
+  });
+
+  // Frame, labels, title, legend (top right, as matplotlib's).
+  out.push(`<rect x="${PLOT.left}" y="${PLOT.top}" width="${PLOT.right - PLOT.left}" height="${PLOT.bottom - PLOT.top}" fill="none" stroke="black"/>`);
+  out.push(text((PLOT.left + PLOT.right) / 2, PLOT.top - 14, 16, title));
+  out.push(text((PLOT.left + PLOT.right) / 2, PLOT.height - 14, 14, 'iteration'));
+  out.push(`<g transform="translate(22 ${(PLOT.top + PLOT.bottom) / 2}) rotate(-90)">${text(0, 0, 14, 'loss')}</g>`);
+  if (curves.length > 0) {
+    const width = 44 + Math.max(...curves.map((c) => textWidth(c.name, 13)));
+    const [lx, ly] = [PLOT.right - 10 - width, PLOT.top + 10];
+    out.push(`<rect x="${lx.toFixed(1)}" y="${ly}" width="${width.toFixed(1)}" height="${curves.length * 20 + 8}" rx="3" fill="white" fill-opacity="0.85" stroke="#ccc"/>`);
+    curves.forEach(({ name }, c) => {
+      const y = ly + 14 + c * 20;
+      out.push(`<line x1="${(lx + 8).toFixed(1)}" x2="${(lx + 30).toFixed(1)}" y1="${y}" y2="${y}" stroke="${COLOURS[c % COLOURS.length]}" stroke-width="2"/>`);
+      out.push(text(lx + 36, y + 4.5, 13, name, 'black', 'start'));
+    });
+  }
+  return svgDocument(PLOT.width, PLOT.height, out.join('\n'));
+}
+
+/** Indices of the points to draw: all of them, or for long curves the lowest and the highest value of each of 1000 runs, so that spikes survive. */
+function sampleIndices(values: ArrayLike<number>): number[] {
+  const n = values.length;
+  if (n <= MAX_POINTS) return Array.from({ length: n }, (_, i) => i);
+  const run = Math.ceil(n / (MAX_POINTS / 2));
+  const out: number[] = [];
+  for (let start = 0; start < n; start += run) {
+    let [lo, hi] = [start, start];
+    for (let i = start; i < Math.min(n, start + run); i++) {
+      if (values[i] < values[lo]) lo = i;
+      if (values[i] > values[hi]) hi = i;
+    }
+    out.push(...(lo === hi ? [lo] : [Math.min(lo, hi), Math.max(lo, hi)]));
+  }
+  return out;
+}
+
+/** The width of a line of text in DejaVu Sans, as resvg lays it out. */
+function textWidth(s: string, size: number): number {
+  if (!s.trim()) return 0;
+  const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="1" height="1">${text(0, size, size, s, 'black', 'start')}</svg>`;
+  const box = new Resvg(svg, { font: FONT_OPTIONS }).getBBox();
+  return box ? box.x + box.width : 0;
+}
+
+function superscript(k: number): string {
+  return String(k).replace(/./g, (ch) => '⁻⁰¹²³⁴⁵⁶⁷⁸⁹'['-0123456789'.indexOf(ch)]);
+}
+
+function text(x: number, y: number, size: number, content: string, fill = 'black', anchor = 'middle'): string {
+  return `<text x="${+x.toFixed(1)}" y="${+y.toFixed(1)}" font-size="${size}" fill="${fill}" text-anchor="${anchor}">${escapeXml(content)}</text>`;
+}
+
+function escapeXml(s: string): string {
+  return s.replace(/[&<>"]/g, (ch) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[ch]!);
+}
+
+function svgDocument(width: number, height: number, body: string): string {
+  return `<?xml version="1.0" encoding="UTF-8"?>
+<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="${FONT}">
+<rect width="100%" height="100%" fill="white"/>
+${body}
+</svg>
+`;
+}
+
+/** Renders SVG to PNG with the shipped font only, so that the result is the same on every machine. */
+function renderSvg(svg: string): Uint8Array {
+  return new Resvg(svg, { font: FONT_OPTIONS }).render().asPng();
+}
