@@ -4,13 +4,13 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { isAbsolute } from 'node:path';
 import { InputError } from './errors.js';
-import { DEFAULT_MODEL, loadModel, readInputFile, writeFileAtomic } from './files.js';
-import { decodeImage } from './image.js';
+import { DEFAULT_MODEL, loadModel, readInputFile, readModelInput, writeFileAtomic, type Crop } from './files.js';
+import { globSync, isDynamicPattern } from 'tinyglobby';
 import { modelFromTutorialCheckpoint } from './importtf.js';
 import { Net, writeModel, type Model } from './model.js';
 import { loadEngine } from './node.js';
-import { imageToInput } from './preprocess.js';
 import { runAttack, runTutorial, classify } from './run.js';
 import { generateFaces, readDataset, writeDataset } from './dataset.js';
 import { Progress } from './progress.js';
@@ -31,34 +31,38 @@ interface Command {
 }
 
 const modelOption = { model: { type: 'string' } } as const;
-const outputOptions = { out: { type: 'string' }, force: { type: 'boolean' }, json: { type: 'boolean' } } as const;
+const cropOption = { crop: { type: 'string' } } as const;
+const outputOptions = { out: { type: 'string' }, force: { type: 'boolean' }, json: { type: 'boolean' }, quiet: { type: 'boolean' } } as const;
 
 /** The tutorial's files, used by `tutorial` while the project ships no default model. */
 const TUTORIAL_DIR = fileURLToPath(new URL('../../shared/tutorial', import.meta.url));
 
 const commands: Record<string, Command> = {
   predict: {
-    usage: 'mislead predict IMAGE... [--model FILE] [--json]',
+    usage: 'mislead predict IMAGE... [--model FILE] [--crop X,Y,W,H] [--json]',
     summary: 'class, logits and probabilities of each image',
-    help: `Example:\n  mislead predict face.png other.jpg --model model.safetensors`,
-    options: { ...modelOption, json: { type: 'boolean' } },
-    async run(images, values) {
-      if (images.length === 0) throw new InputError('predict needs at least one IMAGE');
+    help: 'IMAGE may be a glob in quotes ("faces/*.png").\nExamples:\n  mislead predict face.png other.jpg --model model.safetensors\n  mislead predict "faces/*.png" --json',
+    options: { ...modelOption, ...cropOption, json: { type: 'boolean' } },
+    async run(patterns, values) {
+      if (patterns.length === 0) throw new InputError('predict needs at least one IMAGE');
+      const images = expandGlobs(patterns);
       const { model } = loadModel(values.model as string | undefined);
-      const inputs = images.map((path) => imageToInput(decodeImage(readInputFile(path, 'an image'), path), model.architecture));
+      const region = cropOf(values);
+      const inputs = images.map((path) => readModelInput(path, model.architecture, region));
       const net = new Net(await loadEngine(), model);
       const results = classify(net, inputs).map((c, i) => ({ image: images[i], ...c }));
       if (values.json) return print(JSON.stringify(results, null, 2));
       const width = Math.max(5, ...images.map((p) => p.length));
-      print(`${'image'.padEnd(width)}  class         prob  logits`);
+      const labelWidth = Math.max(5, ...model.architecture.labels.map((l) => l.length));
+      print(`${'image'.padEnd(width)}  ${'class'.padEnd(labelWidth)}  prob    logits`);
       for (const r of results) {
-        print(`${r.image.padEnd(width)}  ${r.label.padEnd(10)}  ${r.probabilities[r.index].toFixed(4)}  ${r.logits.map((v) => v.toFixed(6)).join(', ')}`);
+        print(`${r.image.padEnd(width)}  ${r.label.padEnd(labelWidth)}  ${r.probabilities[r.index].toFixed(4)}  ${r.logits.map((v) => v.toFixed(6)).join(', ')}`);
       }
     },
   },
 
   attack: {
-    usage: 'mislead attack IMAGE [--model FILE] [--method filter] [--target LABEL] [--iters N] [--lr X] [--beta X] [--init FILE.npy] [--out DIR] [--force] [--json]',
+    usage: 'mislead attack IMAGE [--model FILE] [--method filter] [--target LABEL] [--iters N] [--lr X] [--beta X] [--init FILE.npy] [--crop X,Y,W,H] [--out DIR] [--force] [--json] [--quiet]',
     summary: 'a perturbation that makes the model say LABEL',
     help: [
       'The tutorial\'s attack (--method filter): SGD on a noise filter DX of',
@@ -69,7 +73,7 @@ const commands: Record<string, Command> = {
       'Options: --iters 1000, --lr 0.1, --beta 0 by default.',
       'Example:\n  mislead attack face.png --model model.safetensors --target man --beta 0.5 --out result',
     ].join('\n'),
-    options: { ...modelOption, ...outputOptions, method: { type: 'string' }, target: { type: 'string' }, iters: { type: 'string' }, lr: { type: 'string' }, beta: { type: 'string' }, init: { type: 'string' } },
+    options: { ...modelOption, ...outputOptions, ...cropOption, method: { type: 'string' }, target: { type: 'string' }, iters: { type: 'string' }, lr: { type: 'string' }, beta: { type: 'string' }, init: { type: 'string' } },
     async run(positionals, values) {
       if (positionals.length !== 1) throw new InputError('attack needs exactly one IMAGE');
       const method = (values.method as string | undefined) ?? 'filter';
@@ -90,16 +94,16 @@ const commands: Record<string, Command> = {
       };
       await runAttack({
         model, modelPath: path, imagePath: positionals[0], target: values.target as string | undefined,
-        params, init, out: outDir(values), force: Boolean(values.force), json: Boolean(values.json),
+        params, init, ...outputFlags(values),
       });
     },
   },
 
   tutorial: {
-    usage: 'mislead tutorial [IMAGE] [--model FILE] [--out DIR] [--force] [--json]',
+    usage: 'mislead tutorial [IMAGE] [--model FILE] [--crop X,Y,W,H] [--out DIR] [--force] [--json] [--quiet]',
     summary: 'the tutorial end to end: 1000 iterations with beta 0, then 1000 more with beta 0.5',
     help: 'Prints the tutorial\'s log lines and its table, and writes the results into --out (default ./out).\nExample:\n  mislead tutorial face.png --model model.safetensors',
-    options: { ...modelOption, ...outputOptions },
+    options: { ...modelOption, ...outputOptions, ...cropOption },
     async run(positionals, values) {
       if (positionals.length > 1) throw new InputError('tutorial takes at most one IMAGE');
       let model: Model, modelPath: string;
@@ -113,7 +117,7 @@ const commands: Record<string, Command> = {
         ({ model, path: modelPath } = loadModel(values.model as string | undefined));
       }
       if (image === undefined) throw new InputError('no sample face is shipped yet: pass IMAGE');
-      await runTutorial({ model, modelPath, imagePath: image, out: outDir(values), force: Boolean(values.force), json: Boolean(values.json) });
+      await runTutorial({ model, modelPath, imagePath: image, ...outputFlags(values) });
     },
   },
 
@@ -227,8 +231,29 @@ const commands: Record<string, Command> = {
   },
 };
 
-function outDir(values: Values): string {
-  return (values.out as string | undefined) ?? 'out';
+function outputFlags(values: Values) {
+  return { out: (values.out as string | undefined) ?? 'out', force: Boolean(values.force), json: Boolean(values.json), quiet: Boolean(values.quiet), crop: cropOf(values) };
+}
+
+/** --crop X,Y,W,H: the region of the picture to take before resizing. */
+function cropOf(values: Values): Crop | undefined {
+  const text = values.crop as string | undefined;
+  if (text === undefined) return undefined;
+  const parts = text.split(',').map((p) => Number(p.trim()));
+  if (parts.length !== 4 || !parts.every((v) => Number.isSafeInteger(v) && v >= 0) || parts[2] === 0 || parts[3] === 0) {
+    throw new InputError(`--crop ${text}: expected X,Y,W,H in pixels (whole numbers, width and height > 0)`);
+  }
+  return parts as unknown as Crop;
+}
+
+/** Arguments with glob characters that name no file are expanded; a pattern matching nothing is refused. */
+function expandGlobs(patterns: string[]): string[] {
+  return patterns.flatMap((p) => {
+    if (existsSync(p) || !isDynamicPattern(p)) return [p];
+    const found = globSync(p, { onlyFiles: true, expandDirectories: false, absolute: isAbsolute(p) }).sort();
+    if (found.length === 0) throw new InputError(`${p}: no file matches`);
+    return found;
+  });
 }
 
 function intOption(values: Values, name: string, fallback: number, min: number, max: number): number {

@@ -1,10 +1,12 @@
 /**
  * Image I/O that feeds pixels exactly as OpenCV would: `cv2.imread(path)` (IMREAD_COLOR),
  * `cv2.cvtColor(img, COLOR_BGR2GRAY)` and `cv2.resize(img, size, interpolation=INTER_LINEAR)` on
- * 8-bit data, except that colour images keep RGB order. Works on Uint8Arrays and imports no `node:`
- * module so that it can be bundled for the browser.
+ * 8-bit data, except that colour images keep RGB order. Works on Uint8Arrays and imports nothing
+ * that needs Node (no `node:` module, no Buffer), so that it can be bundled for the browser.
  */
-import { PNG } from 'pngjs';
+import CRC32 from 'crc-32';
+import { decode as decodePng, encode as encodePngFile, type PngDataArray } from 'fast-png';
+import { Unzlib, zlibSync } from 'fflate';
 import jpeg from 'jpeg-js';
 import { InputError } from './errors.js';
 
@@ -46,31 +48,17 @@ function message(e: unknown): string {
   return (e instanceof Error ? e.message : String(e)).replace(/\s+/g, ' ').trim();
 }
 
-// pngjs works on Node Buffers (a Uint8Array subclass): share the memory, don't copy.
-function toBuffer(a: Uint8Array): Buffer {
-  return Buffer.from(a.buffer, a.byteOffset, a.byteLength);
-}
-
 // ---------------------------------------------------------------------------------------------
-// PNG: decoded here rather than by pngjs, whose synchronous inflate does not notice a corrupt zlib
-// stream on current Node and hands back uninitialised memory as pixels. imread (libpng) refuses those.
+// PNG. Not pngjs: on current Node its synchronous inflate does not notice a corrupt zlib stream and
+// hands back uninitialised memory as pixels, and it zeroes the colour of tRNS-transparent pixels.
+// The libraries: crc-32 (chunk CRCs), fflate (inflate) and fast-png (scanline filters, and encoding).
+// Kept here: the chunk walk (libpng's checks, the size limit before any allocation, eXIf), Adam7
+// pass geometry and the mapping of samples to 8-bit RGB as imread has libpng do it.
 
 const PNG_DEPTHS: Record<number, number[]> = { 0: [1, 2, 4, 8, 16], 2: [8, 16], 3: [1, 2, 4, 8], 4: [8, 16], 6: [8, 16] };
 const PNG_CHANNELS: Record<number, number> = { 0: 1, 2: 3, 3: 1, 4: 2, 6: 4 };
 /** Adam7 passes: first column, first row, column step, row step. */
 const ADAM7 = [[0, 0, 8, 8], [4, 0, 8, 8], [0, 4, 4, 8], [2, 0, 4, 4], [0, 2, 2, 4], [1, 0, 2, 2], [0, 1, 1, 2]];
-
-const CRC_TABLE = Array.from({ length: 256 }, (_, n) => {
-  let c = n;
-  for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-  return c >>> 0;
-});
-
-function crc32(bytes: Uint8Array): number {
-  let c = 0xffffffff;
-  for (const b of bytes) c = CRC_TABLE[(c ^ b) & 0xff] ^ (c >>> 8);
-  return (c ^ 0xffffffff) >>> 0;
-}
 
 function decodePngFile(bytes: Uint8Array, name: string): Image {
   const corrupt = (what: string) => new InputError(`${name}: corrupt PNG (${what})`);
@@ -79,8 +67,8 @@ function decodePngFile(bytes: Uint8Array, name: string): Image {
   let palette: Uint8Array | undefined;
   const idat: Uint8Array[] = [];
   // Walk the chunks: sizes are checked from IHDR before anything is allocated; truncation and CRC
-  // errors are named. Ancillary chunks (tRNS, gAMA, ...) are skipped: imread drops alpha and applies
-  // no gamma. Bytes after IEND are ignored, as libpng does.
+  // errors are named. Other ancillary chunks than eXIf (tRNS, gAMA, ...) are skipped: imread drops
+  // alpha and applies no gamma. Bytes after IEND are ignored, as libpng does.
   for (let pos = 8; ; ) {
     if (pos + 12 > bytes.length) {
       throw new InputError(`${name}: truncated PNG (file ends at byte ${bytes.length}, before the IEND chunk)`);
@@ -92,16 +80,18 @@ function decodePngFile(bytes: Uint8Array, name: string): Image {
     if (end > bytes.length) {
       throw new InputError(`${name}: truncated PNG (${type} chunk declares ${length} bytes, only ${bytes.length - pos - 12} left)`);
     }
-    if (crc32(bytes.subarray(pos + 4, end - 4)) !== view.getUint32(end - 4)) throw corrupt(`bad CRC in ${type} chunk`);
     if ((pos === 8) !== (type === 'IHDR')) throw corrupt('IHDR must be the first chunk');
+    const critical = !(type.charCodeAt(0) & 0x20); // upper-case first letter: decoders must understand it
+    const crcOk = CRC32.buf(bytes.subarray(pos + 4, end - 4)) === view.getInt32(end - 4); // crc-32 gives it signed
     const data = bytes.subarray(pos + 8, end - 4);
     pos = end;
+    if (!crcOk && critical) throw corrupt(`bad CRC in ${type} chunk`);
+    if (!crcOk) continue; // libpng's default for ancillary chunks: warn and skip them
 
     if (type === 'IHDR') {
       if (length !== 13) throw corrupt(`IHDR chunk of ${length} bytes, expected 13`);
-      width = view.getUint32(16);
-      height = view.getUint32(20);
-      [depth, colorType] = [data[8], data[9]];
+      const ihdr = new DataView(data.buffer, data.byteOffset, 13);
+      [width, height, depth, colorType] = [ihdr.getUint32(0), ihdr.getUint32(4), data[8], data[9]];
       checkDimensions(name, 'PNG', width, height);
       if (!PNG_DEPTHS[colorType]?.includes(depth)) throw corrupt(`invalid colour type ${colorType} with bit depth ${depth}`);
       if (data[10] !== 0 || data[11] !== 0 || data[12] > 1) throw corrupt('unknown compression, filter or interlace method');
@@ -115,55 +105,100 @@ function decodePngFile(bytes: Uint8Array, name: string): Image {
       orientation = exifOrientation(data);
     } else if (type === 'IEND') {
       break;
-    } else if (!(type.charCodeAt(0) & 0x20)) {
-      // An upper-case first letter marks a chunk that decoders must understand (libpng fails too).
+    } else if (critical) {
       throw new InputError(`${name}: unsupported PNG (unknown critical chunk ${type})`);
     }
   }
   if (idat.length === 0) throw corrupt('no IDAT image data');
   if (colorType === 3 && !palette) throw corrupt('palette image without PLTE chunk');
 
-  // The filtered scanlines of every pass, each row led by its filter-type byte.
+  // The filtered scanlines of every pass, each row led by its filter-type byte; empty passes have no rows.
   const channels = PNG_CHANNELS[colorType];
-  const pixelBits = channels * depth;
   const passes = (interlaced ? ADAM7 : [[0, 0, 1, 1]]).map(([x0, y0, dx, dy]) => {
-    const w = Math.ceil((width - x0) / dx), h = Math.ceil((height - y0) / dy);
-    const rowBytes = Math.ceil((w * pixelBits) / 8);
-    return { x0, y0, dx, dy, w, h, rowBytes, size: w > 0 && h > 0 ? h * (1 + rowBytes) : 0 }; // empty passes have no rows
+    const w = Math.max(0, Math.ceil((width - x0) / dx)), h = w ? Math.max(0, Math.ceil((height - y0) / dy)) : 0;
+    return { x0, y0, dx, dy, w, h, size: h * (1 + Math.ceil((w * channels * depth) / 8)) };
   });
   let raw: Uint8Array;
   try {
-    raw = inflate(concat(idat), passes.reduce((n, p) => n + p.size, 0));
+    raw = inflateIdat(idat, passes.reduce((n, p) => n + p.size, 0));
   } catch (e) {
     throw new InputError(`${name}: corrupt PNG image data (${message(e)})`);
   }
 
   // Every sample becomes 8 bits as imread(IMREAD_COLOR) has libpng make it (see samples8); palette
   // indices past the PLTE entries give black, as libpng's zero-filled palette does; alpha is dropped
-  // (never composited); gray is copied to R, G and B.
+  // (never composited), so tRNS is not even read; gray is copied to R, G and B.
   const lut = new Uint8Array(256 * 3);
   if (palette) lut.set(palette);
   const rgb = new Uint8Array(width * height * 3);
   let at = 0;
-  for (const p of passes) {
-    if (p.size === 0) continue;
-    unfilter(raw.subarray(at, at + p.size), p.rowBytes, Math.max(1, pixelBits >> 3));
-    for (let j = 0; j < p.h; j++, at += 1 + p.rowBytes) {
-      const s = samples8(raw.subarray(at + 1, at + 1 + p.rowBytes), p.w * channels, depth, colorType !== 3);
-      for (let i = 0, k = 0; i < p.w; i++, k += channels) {
+  for (const p of passes.filter((p) => p.h > 0)) {
+    let s: Uint8Array;
+    try {
+      const pass = decodePng(plainPng(p.w, p.h, depth, colorType, raw.subarray(at, (at += p.size))));
+      s = samples8(pass.data, p.w, p.h, channels, depth, colorType !== 3);
+    } catch (e) {
+      throw new InputError(`${name}: corrupt PNG image data (${message(e)})`);
+    }
+    for (let j = 0, k = 0; j < p.h; j++) {
+      for (let i = 0; i < p.w; i++, k += channels) {
         const out = ((p.y0 + j * p.dy) * width + p.x0 + i * p.dx) * 3;
         if (colorType === 3) {
-          const q = s[k] * 3;
-          [rgb[out], rgb[out + 1], rgb[out + 2]] = [lut[q], lut[q + 1], lut[q + 2]];
+          rgb.set(lut.subarray(s[k] * 3, s[k] * 3 + 3), out);
         } else if (channels <= 2) {
           rgb[out] = rgb[out + 1] = rgb[out + 2] = s[k];
         } else {
-          [rgb[out], rgb[out + 1], rgb[out + 2]] = [s[k], s[k + 1], s[k + 2]];
+          rgb[out] = s[k];
+          rgb[out + 1] = s[k + 1];
+          rgb[out + 2] = s[k + 2];
         }
       }
     }
   }
   return orient({ width, height, channels: 3, data: rgb }, orientation);
+}
+
+/**
+ * Inflates the IDAT data (fflate's streaming inflater, fed 64 KiB at a time) until the `size` bytes
+ * the image needs are out, and stops there as libpng does: what follows (surplus data, the Adler-32)
+ * is not looked at, and a stream that inflates to far more than the header promises is never
+ * allocated.
+ */
+function inflateIdat(idat: Uint8Array[], size: number): Uint8Array {
+  const out = new Uint8Array(size);
+  let o = 0;
+  const inflater = new Unzlib((data) => {
+    out.set(data.subarray(0, size - o), o);
+    o = Math.min(size, o + data.length);
+  });
+  const zlib = concat(idat), step = 1 << 16;
+  // Never pushed as final: fflate would then take the last 4 bytes for the Adler-32, which libpng
+  // does not need (a stream may lack it) and does not check once it has every row.
+  for (let at = 0; o < size && at < zlib.length; at += step) inflater.push(zlib.subarray(at, at + step));
+  if (o < size) throw new Error(`compressed data ends after ${o} of ${size} bytes`);
+  return out;
+}
+
+/**
+ * A non-interlaced PNG file around already-filtered scanlines (one stored zlib stream), for fast-png
+ * to undo the filters: it has no entry point for raw scanlines, and its own Adam7 reader cannot do 1-,
+ * 2- and 4-bit samples (fast-png 8 counts a byte per pixel), so each pass goes through it as a plain
+ * image. The CRCs stay zero: the file's own were checked above and fast-png checks none by default.
+ */
+function plainPng(width: number, height: number, depth: number, colorType: number, scanlines: Uint8Array): Uint8Array {
+  const chunk = (type: string, data: Uint8Array) => {
+    const out = new Uint8Array(12 + data.length);
+    new DataView(out.buffer).setUint32(0, data.length);
+    out.set(Array.from(type, (c) => c.charCodeAt(0)), 4);
+    out.set(data, 8);
+    return out;
+  };
+  const ihdr = new Uint8Array(13);
+  new DataView(ihdr.buffer).setUint32(0, width);
+  new DataView(ihdr.buffer).setUint32(4, height);
+  ihdr.set([depth, colorType], 8); // compression, filter and interlace methods 0
+  const idat = zlibSync(scanlines, { level: 0 });
+  return concat([Uint8Array.from(PNG_SIGNATURE), chunk('IHDR', ihdr), chunk('IDAT', idat), chunk('IEND', new Uint8Array())]);
 }
 
 function concat(parts: Uint8Array[]): Uint8Array {
@@ -173,153 +208,30 @@ function concat(parts: Uint8Array[]): Uint8Array {
 }
 
 /**
- * A row's samples as 8-bit values, as libpng gives them to imread(IMREAD_COLOR): 16-bit samples keep
- * their high byte (png_set_strip_16 chops, it does not round); 1-, 2- and 4-bit gray is scaled up
+ * A w×h pass decoded by fast-png (16-bit samples as numbers, 1-, 2- and 4-bit ones packed in
+ * byte-aligned rows) as 8-bit samples, as libpng gives them to imread(IMREAD_COLOR): 16-bit samples
+ * keep their high byte (png_set_strip_16 chops, it does not round); 1-, 2- and 4-bit gray is scaled up
  * (×255, ×85, ×17: png_set_expand_gray_1_2_4_to_8); palette indices are returned as they are.
  */
-function samples8(row: Uint8Array, count: number, depth: number, scale: boolean): Uint8Array {
-  if (depth === 8) return row;
-  const out = new Uint8Array(count);
+function samples8(data: PngDataArray, w: number, h: number, channels: number, depth: number, scale: boolean): Uint8Array {
+  if (depth === 8) return data as Uint8Array;
+  const perRow = w * channels, rowBytes = Math.ceil((perRow * depth) / 8);
+  const out = new Uint8Array(perRow * h);
   if (depth === 16) {
-    for (let k = 0; k < count; k++) out[k] = row[2 * k];
-  } else {
-    const max = (1 << depth) - 1, factor = scale ? 255 / max : 1;
-    for (let k = 0; k < count; k++) out[k] = ((row[(k * depth) >> 3] >> (8 - depth - ((k * depth) & 7))) & max) * factor;
+    for (let k = 0; k < out.length; k++) out[k] = data[k] >> 8;
+    return out;
+  }
+  const max = (1 << depth) - 1, factor = scale ? 255 / max : 1;
+  for (let j = 0, k = 0; j < h; j++) {
+    const row = data.subarray(j * rowBytes, (j + 1) * rowBytes);
+    for (let i = 0; i < perRow; i++, k++) out[k] = ((row[(i * depth) >> 3] >> (8 - depth - ((i * depth) & 7))) & max) * factor;
   }
   return out;
 }
 
-/** Undoes the PNG row filters in place; `bpp` is the byte distance to the pixel on the left. */
-function unfilter(rows: Uint8Array, rowBytes: number, bpp: number): void {
-  const stride = rowBytes + 1;
-  for (let r = 0; r < rows.length; r += stride) {
-    const type = rows[r];
-    for (let i = r + 1; i < r + stride; i++) {
-      const left = i - bpp > r ? rows[i - bpp] : 0;
-      const up = r > 0 ? rows[i - stride] : 0;
-      const upLeft = r > 0 && i - bpp > r ? rows[i - stride - bpp] : 0;
-      if (type === 1) rows[i] += left;
-      else if (type === 2) rows[i] += up;
-      else if (type === 3) rows[i] += (left + up) >> 1;
-      else if (type === 4) {
-        const p = left + up - upLeft, pa = Math.abs(p - left), pb = Math.abs(p - up), pc = Math.abs(p - upLeft);
-        rows[i] += pa <= pb && pa <= pc ? left : pb <= pc ? up : upLeft;
-      } else if (type !== 0) throw new Error(`invalid filter type ${type}`);
-    }
-  }
-}
-
-// zlib inflate (RFC 1950/1951), enough to read PNG image data: decodes until `size` bytes are out.
-// Like libpng, whatever follows them (extra data, the Adler-32 check) is not looked at.
-
-const LENGTH_BASE = [3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 15, 17, 19, 23, 27, 31, 35, 43, 51, 59, 67, 83, 99, 115, 131, 163, 195, 227, 258];
-const LENGTH_EXTRA = [0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3, 4, 4, 4, 4, 5, 5, 5, 5, 0];
-const DIST_BASE = [1, 2, 3, 4, 5, 7, 9, 13, 17, 25, 33, 49, 65, 97, 129, 193, 257, 385, 513, 769, 1025, 1537, 2049, 3073, 4097, 6145, 8193, 12289, 16385, 24577];
-const DIST_EXTRA = [0, 0, 0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7, 8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13];
-const CODE_LENGTH_ORDER = [16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11, 4, 12, 3, 13, 2, 14, 1, 15];
-
-/** A canonical Huffman code: how many codes of each length, and the symbols in code order. */
-interface Huffman { counts: Uint16Array; symbols: Uint16Array }
-
-function huffman(lengths: ArrayLike<number>): Huffman {
-  const counts = new Uint16Array(16), offsets = new Uint16Array(16), symbols = new Uint16Array(lengths.length);
-  for (let s = 0; s < lengths.length; s++) counts[lengths[s]]++;
-  counts[0] = 0;
-  for (let len = 1; len < 16; len++) offsets[len] = offsets[len - 1] + counts[len - 1];
-  for (let s = 0; s < lengths.length; s++) if (lengths[s]) symbols[offsets[lengths[s]]++] = s;
-  return { counts, symbols };
-}
-
-const FIXED_LITERALS = huffman(Array.from({ length: 288 }, (_, s) => (s < 144 ? 8 : s < 256 ? 9 : s < 280 ? 7 : 8)));
-const FIXED_DISTANCES = huffman(new Array<number>(30).fill(5));
-
-function inflate(zlib: Uint8Array, size: number): Uint8Array {
-  if (zlib.length < 2 || (zlib[0] & 0x0f) !== 8 || ((zlib[0] << 8) | zlib[1]) % 31 !== 0 || zlib[1] & 0x20) {
-    throw new Error('bad zlib header');
-  }
-  const out = new Uint8Array(size);
-  let pos = 2, bitBuf = 0, bitCount = 0, o = 0;
-  const bits = (n: number): number => {
-    while (bitCount < n) {
-      if (pos >= zlib.length) throw new Error(`compressed data ends after ${o} of ${size} bytes`);
-      bitBuf |= zlib[pos++] << bitCount;
-      bitCount += 8;
-    }
-    const v = bitBuf & ((1 << n) - 1);
-    bitBuf >>>= n;
-    bitCount -= n;
-    return v;
-  };
-  const decode = ({ counts, symbols }: Huffman): number => {
-    // Canonical codes of each length are consecutive numbers: read one bit at a time until in range.
-    for (let len = 1, code = 0, first = 0, index = 0; len < 16; len++) {
-      code |= bits(1);
-      if (code >= first && code - first < counts[len]) return symbols[index + code - first];
-      index += counts[len];
-      first = (first + counts[len]) << 1;
-      code <<= 1;
-    }
-    throw new Error('invalid Huffman code');
-  };
-
-  for (let last = 0; !last && o < size; ) {
-    last = bits(1);
-    const kind = bits(2);
-    if (kind === 0) {
-      // stored block: byte-aligned LEN, ~LEN, then LEN raw bytes
-      bitBuf = bitCount = 0;
-      if (pos + 4 > zlib.length) throw new Error('truncated stored block');
-      const len = zlib[pos] | (zlib[pos + 1] << 8);
-      if ((len ^ (zlib[pos + 2] | (zlib[pos + 3] << 8))) !== 0xffff) throw new Error('bad stored block length');
-      const n = Math.min(len, size - o, zlib.length - pos - 4);
-      out.set(zlib.subarray(pos + 4, pos + 4 + n), o);
-      [pos, o] = [pos + 4 + len, o + n];
-      if (pos > zlib.length) throw new Error(`compressed data ends after ${o} of ${size} bytes`);
-      continue;
-    }
-    if (kind === 3) throw new Error('invalid block type');
-    let literals = FIXED_LITERALS, distances = FIXED_DISTANCES;
-    if (kind === 2) {
-      const nLit = bits(5) + 257, nDist = bits(5) + 1, nCode = bits(4) + 4;
-      const codeLengths = new Uint8Array(19);
-      for (let i = 0; i < nCode; i++) codeLengths[CODE_LENGTH_ORDER[i]] = bits(3);
-      const lengthCode = huffman(codeLengths);
-      const lengths = new Uint8Array(nLit + nDist);
-      for (let i = 0; i < nLit + nDist; ) {
-        const sym = decode(lengthCode);
-        if (sym < 16) { lengths[i++] = sym; continue; }
-        const [value, repeat] = sym === 16 ? [lengths[i - 1], 3 + bits(2)] : [0, sym === 17 ? 3 + bits(3) : 11 + bits(7)];
-        if ((sym === 16 && i === 0) || i + repeat > nLit + nDist) throw new Error('invalid code lengths');
-        lengths.fill(value, i, i + repeat);
-        i += repeat;
-      }
-      literals = huffman(lengths.subarray(0, nLit));
-      distances = huffman(lengths.subarray(nLit));
-    }
-    while (o < size) {
-      const sym = decode(literals);
-      if (sym === 256) break; // end of block
-      if (sym < 256) { out[o++] = sym; continue; }
-      if (sym > 285) throw new Error('invalid length code');
-      const length = LENGTH_BASE[sym - 257] + bits(LENGTH_EXTRA[sym - 257]);
-      const d = decode(distances);
-      if (d > 29) throw new Error('invalid distance code');
-      const distance = DIST_BASE[d] + bits(DIST_EXTRA[d]);
-      if (distance > o) throw new Error('distance too far back');
-      for (let end = Math.min(o + length, size); o < end; o++) out[o] = out[o - distance];
-    }
-  }
-  if (o < size) throw new Error(`compressed data ends after ${o} of ${size} bytes`);
-  return out;
-}
-
-/** Encodes an 8-bit gray or RGB image as a non-interlaced PNG (with pngjs). */
+/** Encodes an 8-bit gray or RGB image as a non-interlaced PNG (fast-png, zlib level 9). */
 export function encodePng(img: Image): Uint8Array {
-  const colorType = img.channels === 1 ? 0 : 2;
-  // PNG.sync.write only reads width, height and data; a full PNG object would be a Node stream.
-  const png = { width: img.width, height: img.height, data: toBuffer(img.data) } as PNG;
-  const out = PNG.sync.write(png, { colorType, inputColorType: colorType, inputHasAlpha: false, bitDepth: 8 });
-  return new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
+  return encodePngFile({ width: img.width, height: img.height, data: img.data, channels: img.channels, depth: 8 }, { zlib: { level: 9 } });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -419,7 +331,7 @@ function orient(img: Image, orientation: number): Image {
     for (let x = 0; x < W; x++) {
       const tx = flipX ? W - 1 - x : x, ty = flipY ? H - 1 - y : y; // pixel of the (transposed) image
       const src = (transpose ? tx * w + ty : ty * w + tx) * c;
-      out.set(img.data.subarray(src, src + c), (y * W + x) * c);
+      for (let k = 0; k < c; k++) out[(y * W + x) * c + k] = img.data[src + k];
     }
   }
   return { width: W, height: H, channels: c, data: out };

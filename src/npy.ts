@@ -14,8 +14,9 @@ function shapeRepr(shape: number[]): string {
 /**
  * What `np.save` writes for a little-endian float32 array: magic, version 1.0, a little-endian u16
  * header length, then the header dict padded with spaces and ended by '\n' so that the data starts at
- * a multiple of 64 bytes. Like NumPy >= 1.24 the dict is first followed by 21 − len(str(shape[0]))
- * spaces (room to grow the first axis in place), which can move the padding to the next 64.
+ * a multiple of 64 bytes. As current NumPy does (checked with 1.24 and 2.4), the dict is first followed
+ * by 21 − len(str(shape[0])) spaces (room to grow the first axis in place), which can move the end of
+ * the header to the next multiple of 64.
  */
 export function writeNpy(data: Float32Array, shape: number[]): Uint8Array {
   if (!shape.every((d) => Number.isInteger(d) && d >= 0)) throw new InputError(`writeNpy: invalid shape ${shapeRepr(shape)}`);

@@ -8,15 +8,15 @@ export class Progress {
     this.live = !quiet && Boolean(stream.isTTY);
   }
 
-  /** `done` of `total`, with an optional note (the loss, the current class). */
-  update(done: number, note = ''): void {
+  /** `done` of `total`, with an optional note (the loss, the current class), made only when drawn. */
+  update(done: number, note?: () => string): void {
     if (!this.live) return;
     const now = performance.now();
     if (now - this.last < 50 && done < this.total) return; // redraw at most 20 times a second
     this.last = now;
     const width = 30;
     const filled = Math.round((width * done) / this.total);
-    this.stream.write(`\r${this.title} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${done}/${this.total} ${note}\x1b[K`);
+    this.stream.write(`\r${this.title} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${done}/${this.total} ${note?.() ?? ''}\x1b[K`);
   }
 
   done(): void {

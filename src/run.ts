@@ -1,15 +1,15 @@
 // The `attack` and `tutorial` commands end to end: image in, optimisation, result files and
 // report out. The files are staged and only put in place once everything has worked.
-import { readFileSync } from 'node:fs';
 import { FilterAttack, predictLogits, type FilterStep } from './attack.js';
 import { InputError } from './errors.js';
-import { OutputSet, readInputFile } from './files.js';
-import { decodeImage, encodePng } from './image.js';
+import { OutputSet, readModelInput, type Crop } from './files.js';
+import { Progress } from './progress.js';
+import { encodePng } from './image.js';
 import { argmax, Net, type Model } from './model.js';
 import { loadEngine } from './node.js';
 import { writeNpy } from './npy.js';
 import { figurePng, filterImage, lossSvg, type Curve, type Panel } from './figures.js';
-import { imageToInput, inputToImage } from './preprocess.js';
+import { inputToImage } from './preprocess.js';
 
 export interface Classification {
   label: string;
@@ -47,21 +47,35 @@ interface Job {
   out: string;
   force: boolean;
   json: boolean;
+  quiet?: boolean;
+  crop?: Crop;
 }
 
 /** Everything an attack run needs, checked before any work starts. */
 async function prepare(job: Job) {
-  const x = imageToInput(decodeImage(readInputFile(job.imagePath, 'an image'), job.imagePath), job.model.architecture);
+  const x = readModelInput(job.imagePath, job.model.architecture, job.crop);
   const outputs = new OutputSet(job.out, job.force, RESULT_FILES);
   const net = new Net(await loadEngine(), job.model);
   return { x, outputs, net, before: classify(net, [x])[0] };
 }
 
 /** The tutorial's log line, printed every 100 iterations and at the last one. */
-function logger(json: boolean, iterations: number): FilterStep['onIteration'] {
-  if (json) return undefined;
+function tutorialLog(iterations: number): FilterStep['onIteration'] {
   return (i, loss) => {
     if (i % 100 === 0 || i === iterations - 1) process.stdout.write(`iter= ${String(i).padStart(6)} - loss= ${loss.toFixed(6)}\n`);
+  };
+}
+
+/** Progress of an attack: a bar with the loss and the current class on a terminal, the
+ *  tutorial's log lines otherwise, nothing with --json or --quiet. */
+function attackProgress(job: Job, attack: FilterAttack, net: Net, iterations: number): FilterStep['onIteration'] {
+  if (job.json || job.quiet) return undefined;
+  if (!process.stderr.isTTY) return tutorialLog(iterations);
+  const bar = new Progress('attack', iterations);
+  const labels = net.architecture.labels;
+  return (i, loss) => {
+    bar.update(i + 1, () => `loss ${loss.toFixed(6)} · ${labels[argmax(attack.logits.toArray())]}`);
+    if (i === iterations - 1) bar.done();
   };
 }
 
@@ -97,13 +111,13 @@ function writeResults(net: Net, outputs: OutputSet, x: Float32Array, before: Cla
   outputs.write('filter.png', encodePng(filterImage(last.dx, height, width, channels as 1 | 3)));
   const panels: Panel[] = [{ title: `Original: ${capitalise(before.label)}`, subtitle: scores(net, before), image: inputToImage(x, arch) }];
   for (const s of stages) {
-    const filterTitle = s === stages[0] ? 'Noise filter' : `Noise filter (${s.title.replace(/^Adversarial /, "")})`;
+    const filterTitle = s === stages[0] ? 'Noise filter' : `Noise filter (${s.title.replace(/^Adversarial /, '')})`;
     panels.push({ title: filterTitle, subtitle: `max |DX| ${(maxAbs(s.dx) * Math.abs(arch.preprocess.scale)).toFixed(1)} grey levels`, image: filterImage(s.dx, height, width, channels as 1 | 3) });
     panels.push({ title: `${s.title}: ${capitalise(s.after.label)}`, subtitle: scores(net, s.after), image: adversarialImage(s.dx) });
   }
   outputs.write('figure.png', figurePng(panels));
   outputs.write('loss.svg', lossSvg(curves, 'Loss per iteration'));
-  const reread = imageToInput(decodeImage(new Uint8Array(readFileSync(png)), png), arch);
+  const reread = readModelInput(png, arch);
   return classify(net, [reread])[0];
 }
 
@@ -135,7 +149,7 @@ export async function runAttack(job: Job & { target?: string; init?: Float32Arra
   withOutputs(outputs, () => {
     const attack = new FilterAttack(net, x, target, job.init);
     const start = performance.now();
-    const loss = attack.run({ ...job.params, onIteration: logger(job.json, job.params.iterations) });
+    const loss = attack.run({ ...job.params, onIteration: attackProgress(job, attack, net, job.params.iterations) });
     const ms = performance.now() - start;
     const after = describe(net, attack.logits.toArray());
     const dx = attack.dx.toArray();
@@ -173,7 +187,7 @@ export async function runTutorial(job: Job): Promise<void> {
     ].map(({ title, params }, n) => {
       if (!job.json) process.stdout.write(`== Step ${n + 1}: ${params.iterations} iterations, beta ${params.beta} ==\n`);
       const start = performance.now();
-      const loss = attack.run({ ...params, onIteration: logger(job.json, params.iterations) });
+      const loss = attack.run({ ...params, onIteration: job.json || job.quiet ? undefined : tutorialLog(params.iterations) });
       return { title, params, ms: performance.now() - start, loss: Array.from(loss), after: describe(net, attack.logits.toArray()), dx: attack.dx.toArray() };
     });
     const dx = steps[1].dx;
