@@ -145,7 +145,7 @@ describe('a good run, for contrast', () => {
     const run = mislead(['attack', goodImage, '--model', goodModel, '--iters', '3', '--json'], cwd);
     expect(run.stderr).toBe('');
     expect(run.code).toBe(0);
-    expect(readdirSync(join(cwd, 'out')).sort()).toEqual(['adversarial.png', 'perturbation.npy', 'report.json']);
+    expect(readdirSync(join(cwd, 'out')).sort()).toEqual(['adversarial.png', 'figure.png', 'filter.png', 'loss.svg', 'perturbation.npy', 'report.json']);
     expect(existsSync(join(cwd, 'sub'))).toBe(true);
   });
 });
