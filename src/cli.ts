@@ -3,13 +3,12 @@
 // exit code 2 for bad usage or input, 1 for anything else.
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { isAbsolute } from 'node:path';
 import { InputError } from './errors.js';
-import { DEFAULT_MODEL, loadModel, readInputFile, readModelInput, writeFileAtomic, type Crop } from './files.js';
+import { loadModel, SAMPLE_FACE, readInputFile, readModelInput, writeFileAtomic, type Crop } from './files.js';
 import { globSync, isDynamicPattern } from 'tinyglobby';
 import { modelFromTutorialCheckpoint } from './importtf.js';
-import { Net, writeModel, type Model } from './model.js';
+import { Net, writeModel } from './model.js';
 import { loadEngine } from './node.js';
 import { runAttack, runTutorial, classify } from './run.js';
 import { generateFaces, readDataset, writeDataset } from './dataset.js';
@@ -34,8 +33,6 @@ const modelOption = { model: { type: 'string' } } as const;
 const cropOption = { crop: { type: 'string' } } as const;
 const outputOptions = { out: { type: 'string' }, force: { type: 'boolean' }, json: { type: 'boolean' }, quiet: { type: 'boolean' } } as const;
 
-/** The tutorial's files, used by `tutorial` while the project ships no default model. */
-const TUTORIAL_DIR = fileURLToPath(new URL('../../shared/tutorial', import.meta.url));
 
 const commands: Record<string, Command> = {
   predict: {
@@ -102,22 +99,12 @@ const commands: Record<string, Command> = {
   tutorial: {
     usage: 'mislead tutorial [IMAGE] [--model FILE] [--crop X,Y,W,H] [--out DIR] [--force] [--json] [--quiet]',
     summary: 'the tutorial end to end: 1000 iterations with beta 0, then 1000 more with beta 0.5',
-    help: 'Prints the tutorial\'s log lines and its table, and writes the results into --out (default ./out).\nExample:\n  mislead tutorial face.png --model model.safetensors',
+    help: 'Prints the tutorial\'s log lines and its table, and writes the results into --out (default ./out).\nWith no IMAGE, the sample face shipped in weights/samples/ (a generated woman\'s face).\nExample:\n  mislead tutorial face.png --model model.safetensors',
     options: { ...modelOption, ...outputOptions, ...cropOption },
     async run(positionals, values) {
       if (positionals.length > 1) throw new InputError('tutorial takes at most one IMAGE');
-      let model: Model, modelPath: string;
-      let image = positionals[0];
-      if (values.model === undefined && !existsSync(DEFAULT_MODEL) && existsSync(TUTORIAL_DIR)) {
-        // No default model is shipped yet: tell the story on the tutorial's own checkpoint.
-        modelPath = `${TUTORIAL_DIR}/saved_model-1`;
-        model = modelFromTutorialCheckpoint(loadTfCheckpoint(modelPath), modelPath);
-        image ??= `${TUTORIAL_DIR}/input.png`;
-      } else {
-        ({ model, path: modelPath } = loadModel(values.model as string | undefined));
-      }
-      if (image === undefined) throw new InputError('no sample face is shipped yet: pass IMAGE');
-      await runTutorial({ model, modelPath, imagePath: image, ...outputFlags(values) });
+      const { model, path } = loadModel(values.model as string | undefined);
+      await runTutorial({ model, modelPath: path, imagePath: positionals[0] ?? SAMPLE_FACE, ...outputFlags(values) });
     },
   },
 

@@ -25,13 +25,11 @@ export function readInputFile(path: string, what: string, maxBytes = 256 * 1024 
   return new Uint8Array(readFileSync(path));
 }
 
-/** The model shipped with the package. */
+/** The model shipped with the package, and the sample face `tutorial` runs on by default. */
 export const DEFAULT_MODEL = fileURLToPath(new URL('../weights/default.safetensors', import.meta.url));
+export const SAMPLE_FACE = fileURLToPath(new URL('../weights/samples/woman.png', import.meta.url));
 
 export function loadModel(path: string | undefined): { model: Model; path: string } {
-  if (path === undefined && !existsSync(DEFAULT_MODEL)) {
-    throw new InputError(`no default model at ${DEFAULT_MODEL}: pass --model FILE (make one with "mislead import-tf")`);
-  }
   const file = path ?? DEFAULT_MODEL;
   return { model: readModel(readInputFile(file, 'a model file'), file), path: file };
 }

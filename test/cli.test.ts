@@ -129,3 +129,19 @@ describe('predict and attack on a network and an image never seen before', () =>
     expect(diff / scale).toBeLessThan(1e-4);
   });
 });
+
+describe('the shipped default model and sample face', () => {
+  it('npm start tells the story: Woman, then Man, then Man with L2, and draws it', () => {
+    const cwd = tmp();
+    const run = spawnSync(process.execPath, [join(root, 'dist/cli.js'), 'tutorial', '--force'], { encoding: 'utf8', cwd });
+    expect(run.stderr).toBe('');
+    expect(run.status).toBe(0);
+    expect(run.stdout).toMatch(/^Image Original: Woman \(scores: man: -?\d+\.\d{6}, woman: -?\d+\.\d{6}\)$/m);
+    expect(run.stdout).toMatch(/^Image Adversarial: Man /m);
+    expect(run.stdout).toMatch(/^Image Adversarial with L2: Man /m);
+    const figure = PNG.sync.read(readFileSync(join(cwd, 'out/figure.png')));
+    expect(figure.width).toBeGreaterThan(1000); // five panels of a 48×48 face upscaled ×5
+    const report = JSON.parse(readFileSync(join(cwd, 'out/report.json'), 'utf8'));
+    expect(report.success_saved).toBe(true);
+  });
+});
