@@ -33,22 +33,14 @@ import {
   type Padding,
   type Tensor,
 } from './reference.js';
+import { random } from '../src/random.js';
+import { TUTORIAL_ARCHITECTURE } from '../src/importtf.js';
 
 // ---------------------------------------------------------------------------------------------
 // Helpers: seeded PRNG, random tensors, finite differences
 // ---------------------------------------------------------------------------------------------
 
-/** mulberry32: a tiny seeded PRNG giving uniform numbers in [0, 1). */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const mulberry32 = random;
 
 type Rng = () => number;
 
@@ -485,19 +477,7 @@ describe('network', () => {
   };
 
   /** The tutorial's network (shared/SPEC.md, shared/tutorial/README.md). */
-  const tutorial: Architecture = {
-    input: [48, 48, 1],
-    layers: [
-      { type: 'conv2d', name: 'cv1', filters: 3, kernel: 5, stride: 1, padding: 'same', activation: 'relu' },
-      { type: 'maxpool', size: 2, stride: 2, padding: 'same' },
-      { type: 'conv2d', name: 'cv2', filters: 6, kernel: 5, stride: 1, padding: 'same', activation: 'relu' },
-      { type: 'maxpool', size: 2, stride: 2, padding: 'same' },
-      { type: 'conv2d', name: 'cv3', filters: 12, kernel: 5, stride: 1, padding: 'same', activation: 'relu' },
-      { type: 'maxpool', size: 2, stride: 2, padding: 'same' },
-      { type: 'flatten' },
-      { type: 'dense', name: 'fc', units: 2 },
-    ],
-  };
+  const tutorial: Architecture = TUTORIAL_ARCHITECTURE;
 
   it('weightShapes gives HWIO conv and [in, out] dense shapes', () => {
     expect(Object.fromEntries(weightShapes(small))).toEqual({
@@ -566,19 +546,7 @@ describe.skipIf(!haveTutorial)("the tutorial's trained model", () => {
       expect(r === g && g === b).toBe(true); // grayscale image
       x.data[i] = (r - 128) / 256;
     }
-    const arch: Architecture = {
-      input: [48, 48, 1],
-      layers: [
-        { type: 'conv2d', name: 'cv1', filters: 3, kernel: 5, stride: 1, padding: 'same', activation: 'relu' },
-        { type: 'maxpool', size: 2, stride: 2, padding: 'same' },
-        { type: 'conv2d', name: 'cv2', filters: 6, kernel: 5, stride: 1, padding: 'same', activation: 'relu' },
-        { type: 'maxpool', size: 2, stride: 2, padding: 'same' },
-        { type: 'conv2d', name: 'cv3', filters: 12, kernel: 5, stride: 1, padding: 'same', activation: 'relu' },
-        { type: 'maxpool', size: 2, stride: 2, padding: 'same' },
-        { type: 'flatten' },
-        { type: 'dense', name: 'fc', units: 2 },
-      ],
-    };
+    const arch: Architecture = TUTORIAL_ARCHITECTURE;
     const logits = networkLogits(arch, weights, x);
     // TensorFlow (float32) gave −0.786289, 1.691635.
     expect(Math.abs(logits.data[0]! - -0.786289)).toBeLessThan(3e-6);
