@@ -143,13 +143,13 @@ export function generateFace(seed: number, index: number): Face {
   return { label, image: resize(toGray(rgb), FACE_SIZE, FACE_SIZE) };
 }
 
-/** Faces 0 … count−1 of `seed`; half men, half women when count is even. */
-export function generateFaces(count: number, seed: number, onProgress?: (done: number) => void): Face[] {
+/** Faces from … from+count−1 of `seed`; half men, half women when count and from are even. */
+export function generateFaces(count: number, seed: number, onProgress?: (done: number) => void, from = 0): Face[] {
   checkCount('count', count);
   checkSeed(seed);
   const faces: Face[] = [];
   for (let i = 0; i < count; i++) {
-    faces.push(generateFace(seed, i));
+    faces.push(generateFace(seed, from + i));
     onProgress?.(i + 1);
   }
   return faces;

@@ -56,21 +56,64 @@ export function initialModel(architecture: Architecture, seed: number): Model {
 
 const BETA1 = 0.9, BETA2 = 0.999, EPSILON = 1e-7; // Keras's Adam defaults
 
-export function train(engine: Engine, model: Model, data: LabelledSet, test: LabelledSet | undefined, options: TrainOptions): { model: Model; history: EpochStats[] } {
-  const arch = model.architecture;
-  const classes = arch.labels.length;
-  const size = arch.input[0] * arch.input[1] * arch.input[2];
+/** The mean cross-entropy of a model on mini-batches of a fixed size, and its gradient for
+ *  every weight: the tape is recorded once and replayed per batch. */
+export class BatchGradients {
+  readonly net: Net;
+  readonly params: Tensor[];
+  private readonly tape: Tape;
+  private readonly x: Tensor;
+  private readonly y: Tensor;
+  private readonly logits: Tensor;
+  private readonly loss: Tensor;
+  private readonly xs: Float32Array;
+  private readonly ys: Float32Array;
+
+  /** `share` scales the loss: 1/batch for a whole batch, 1/(whole batch) for a worker's part of one. */
+  constructor(engine: Engine, model: Model, readonly batch: number, share = 1 / batch) {
+    const arch = model.architecture;
+    this.net = new Net(engine, model);
+    this.params = [...this.net.params.values()].map((p) => p.requireGrad());
+    this.tape = new Tape(engine);
+    this.x = engine.tensor([batch, ...arch.input]);
+    this.y = engine.tensor([batch, arch.labels.length]);
+    this.logits = this.net.forward(this.tape, this.x);
+    this.loss = scale(this.tape, dot(this.tape, this.y, logSoftmax(this.tape, this.logits)), new Scalar(-share));
+    this.xs = new Float32Array(this.x.size);
+    this.ys = new Float32Array(this.y.size);
+  }
+
+  /** Loss and gradients on the images `indices[from … from + batch)` of `data`; returns the loss
+   *  and how many of those images the model classified correctly. */
+  compute(data: LabelledSet, indices: ArrayLike<number>, from: number): { loss: number; correct: number } {
+    const size = this.x.size / this.batch, classes = this.y.size / this.batch;
+    this.ys.fill(0);
+    for (let i = 0; i < this.batch; i++) {
+      const k = indices[from + i];
+      this.xs.set(data.inputs.subarray(k * size, (k + 1) * size), i * size);
+      this.ys[i * classes + data.labels[k]] = 1;
+    }
+    this.x.write(this.xs);
+    this.y.write(this.ys);
+    this.tape.forward();
+    this.tape.backward(this.loss);
+    return { loss: this.loss.item(), correct: countCorrect(this.logits, this.ys, classes) };
+  }
+}
+
+/** Where the gradients of each batch come from: this thread, or workers (see parallel.ts). */
+export interface GradientSource {
+  /** Fills the gradients of `params` for the batch `indices[from … from + batch)`. */
+  compute(params: Tensor[], indices: Uint32Array, from: number): Promise<{ loss: number; correct: number }>;
+}
+
+export async function train(engine: Engine, model: Model, data: LabelledSet, test: LabelledSet | undefined, options: TrainOptions, source?: GradientSource): Promise<{ model: Model; history: EpochStats[] }> {
   const count = data.labels.length;
   const batch = Math.min(options.batch, count);
   const start = engine.mark();
-  const net = new Net(engine, model);
-  const params = [...net.params.values()].map((p) => ({ p: p.requireGrad(), m: engine.alloc(p.size), v: engine.alloc(p.size) }));
-  const tape = new Tape(engine);
-  const x = engine.tensor([batch, ...arch.input]);
-  const y = engine.tensor([batch, classes]);
-  const logits = net.forward(tape, x);
-  const loss = scale(tape, dot(tape, y, logSoftmax(tape, logits)), new Scalar(-1 / batch));
-  const xs = new Float32Array(batch * size), ys = new Float32Array(batch * classes);
+  const local = new BatchGradients(engine, model, batch);
+  const gradients = source ?? { compute: async (_: Tensor[], indices: Uint32Array, from: number) => local.compute(data, indices, from) };
+  const adam = local.params.map((p) => ({ p, m: engine.alloc(p.size), v: engine.alloc(p.size) }));
   const order = Uint32Array.from({ length: count }, (_, i) => i);
   const rand = random(options.seed);
   const history: EpochStats[] = [];
@@ -81,31 +124,22 @@ export function train(engine: Engine, model: Model, data: LabelledSet, test: Lab
     shuffle(order, rand);
     let lossSum = 0, correct = 0;
     for (let b = 0; b < batches; b++) {
-      ys.fill(0);
-      for (let i = 0; i < batch; i++) {
-        const k = order[b * batch + i];
-        xs.set(data.inputs.subarray(k * size, (k + 1) * size), i * size);
-        ys[i * classes + data.labels[k]] = 1;
-      }
-      x.write(xs);
-      y.write(ys);
-      tape.forward();
-      tape.backward(loss);
-      lossSum += loss.item();
-      correct += countCorrect(logits, ys, classes);
+      const result = await gradients.compute(local.params, order, b * batch);
+      lossSum += result.loss;
+      correct += result.correct;
       const lr = (options.lr * (1 + Math.cos((Math.PI * step) / (options.epochs * batches)))) / 2;
       step++;
       const lrT = (lr * Math.sqrt(1 - BETA2 ** step)) / (1 - BETA1 ** step);
-      for (const { p, m, v } of params) engine.kernels.adam(p.ptr, p.grad!.ptr, m, v, p.size, lrT, BETA1, BETA2, EPSILON);
+      for (const { p, m, v } of adam) engine.kernels.adam(p.ptr, p.grad!.ptr, m, v, p.size, lrT, BETA1, BETA2, EPSILON);
       options.onBatch?.(b + 1, batches);
     }
     const seconds = (performance.now() - began) / 1000;
     const stats: EpochStats = { epoch, loss: lossSum / batches, trainAccuracy: correct / (batches * batch), seconds, imagesPerSecond: (batches * batch) / seconds };
-    if (test) stats.testAccuracy = evaluate(net, test).accuracy;
+    if (test) stats.testAccuracy = evaluate(local.net, test).accuracy;
     history.push(stats);
     options.onEpoch?.(stats);
   }
-  const trained = net.toModel();
+  const trained = local.net.toModel();
   engine.release(start);
   return { model: trained, history };
 }

@@ -1,0 +1,105 @@
+// Both cores (or all): a pool of worker threads, each with its own engine, for the work that
+// splits into independent parts: rendering faces, and the gradients of a training batch (each
+// worker takes an equal share of the batch; the shares' gradients add up to the batch's).
+import { availableParallelism } from 'node:os';
+import { Worker } from 'node:worker_threads';
+import type { Face } from './dataset.js';
+import type { Tensor } from './engine.js';
+import { writeModel, type Model } from './model.js';
+import type { GradientSource, LabelledSet } from './train.js';
+
+export type Request =
+  | { kind: 'faces'; seed: number; from: number; count: number }
+  | { kind: 'setup'; model: Uint8Array; batch: number; share: number; inputs: SharedArrayBuffer; labels: SharedArrayBuffer }
+  | { kind: 'gradients'; weights: Float32Array; indices: Uint32Array; from: number };
+
+/** The compiled worker: next to this file in dist/, or in dist/ when running from src/. */
+const WORKER = new URL('../dist/worker.js', import.meta.url);
+
+export class Pool {
+  private readonly workers: Worker[];
+
+  constructor(readonly size = availableParallelism()) {
+    this.workers = Array.from({ length: size }, () => new Worker(WORKER));
+  }
+
+  /** Sends a request to worker `i` and resolves with its answer. */
+  ask<T>(i: number, request: Request): Promise<T> {
+    const worker = this.workers[i];
+    return new Promise((resolve, reject) => {
+      const fail = (e: Error) => {
+        worker.off('message', done);
+        reject(e);
+      };
+      const done = (answer: T) => {
+        worker.off('error', fail);
+        resolve(answer);
+      };
+      worker.once('message', done);
+      worker.once('error', fail);
+      worker.postMessage(request);
+    });
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.workers.map((w) => w.terminate()));
+  }
+
+  /** Faces 0 … count−1 of `seed`, exactly as generateFaces gives them, rendered in parallel. */
+  async faces(count: number, seed: number, onProgress?: (done: number) => void): Promise<Face[]> {
+    const chunk = 200;
+    const faces: Face[] = new Array(count);
+    let next = 0, done = 0;
+    const work = async (i: number) => {
+      while (next < count) {
+        const from = next;
+        const n = Math.min(chunk, count - from);
+        next += n;
+        const { labels, pixels } = await this.ask<{ labels: Uint8Array; pixels: Uint8Array }>(i, { kind: 'faces', seed, from, count: n });
+        const side = Math.sqrt(pixels.length / n);
+        for (let j = 0; j < n; j++) {
+          faces[from + j] = { label: labels[j] as 0 | 1, image: { width: side, height: side, channels: 1, data: pixels.subarray(j * side * side, (j + 1) * side * side) } };
+        }
+        done += n;
+        onProgress?.(done);
+      }
+    };
+    await Promise.all(this.workers.map((_, i) => work(i)));
+    return faces;
+  }
+
+  /** A gradient source for `train` whose batches are split over the workers. */
+  async gradients(model: Model, data: LabelledSet, batch: number): Promise<GradientSource> {
+    if (batch % this.size !== 0) throw new Error(`a batch of ${batch} does not split over ${this.size} workers`);
+    const share = batch / this.size;
+    const inputs = shared(data.inputs), labels = shared(data.labels);
+    const bytes = writeModel(model);
+    await Promise.all(this.workers.map((_, i) => this.ask(i, { kind: 'setup', model: bytes, batch: share, share: 1 / batch, inputs, labels })));
+    return {
+      compute: async (params: Tensor[], indices: Uint32Array, from: number) => {
+        const weights = new Float32Array(params.reduce((n, p) => n + p.size, 0));
+        let at = 0;
+        for (const p of params) {
+          weights.set(p.toArray(), at);
+          at += p.size;
+        }
+        const parts = await Promise.all(this.workers.map((_, i) => this.ask<{ loss: number; correct: number; grads: Float32Array }>(i, { kind: 'gradients', weights, indices, from: from + i * share })));
+        at = 0;
+        for (const p of params) {
+          const g = p.grad!.engine.floats(p.grad!.ptr, p.size);
+          g.set(parts[0].grads.subarray(at, at + p.size));
+          for (const part of parts.slice(1)) for (let j = 0; j < p.size; j++) g[j] += part.grads[at + j];
+          at += p.size;
+        }
+        return { loss: parts.reduce((s, p) => s + p.loss, 0), correct: parts.reduce((s, p) => s + p.correct, 0) };
+      },
+    };
+  }
+}
+
+/** The same values in memory every worker can read. */
+function shared<T extends Float32Array | Uint8Array>(a: T): SharedArrayBuffer {
+  const buffer = new SharedArrayBuffer(a.byteLength);
+  new Uint8Array(buffer).set(new Uint8Array(a.buffer, a.byteOffset, a.byteLength));
+  return buffer;
+}

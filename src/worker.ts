@@ -1,0 +1,53 @@
+// A worker thread of the pool in parallel.ts: it has its own engine (its own WASM instance)
+// and answers two kinds of request: render faces, and compute a share of a batch's gradients.
+import { parentPort } from 'node:worker_threads';
+import { generateFaces } from './dataset.js';
+import type { Engine } from './engine.js';
+import { readModel } from './model.js';
+import { loadEngine } from './node.js';
+import { BatchGradients, type LabelledSet } from './train.js';
+import type { Request } from './parallel.js';
+
+let engine: Engine | undefined;
+let gradients: BatchGradients | undefined;
+let data: LabelledSet | undefined;
+
+parentPort!.on('message', async (request: Request) => {
+  engine ??= await loadEngine();
+  switch (request.kind) {
+    case 'faces': {
+      const faces = generateFaces(request.count, request.seed, undefined, request.from);
+      const pixels = new Uint8Array(faces.reduce((n, f) => n + f.image.data.length, 0));
+      let at = 0;
+      for (const f of faces) {
+        pixels.set(f.image.data, at);
+        at += f.image.data.length;
+      }
+      parentPort!.postMessage({ labels: Uint8Array.from(faces, (f) => f.label), pixels }, [pixels.buffer]);
+      break;
+    }
+    case 'setup': {
+      const model = readModel(request.model, 'model');
+      gradients = new BatchGradients(engine, model, request.batch, request.share);
+      data = { inputs: new Float32Array(request.inputs), labels: new Uint8Array(request.labels) };
+      parentPort!.postMessage({});
+      break;
+    }
+    case 'gradients': {
+      let at = 0;
+      for (const p of gradients!.params) {
+        p.write(request.weights.subarray(at, at + p.size));
+        at += p.size;
+      }
+      const result = gradients!.compute(data!, request.indices, request.from);
+      const grads = new Float32Array(at);
+      at = 0;
+      for (const p of gradients!.params) {
+        grads.set(p.grad!.toArray(), at);
+        at += p.size;
+      }
+      parentPort!.postMessage({ ...result, grads }, [grads.buffer]);
+      break;
+    }
+  }
+});
