@@ -5,9 +5,10 @@
  * that needs Node (no `node:` module, no Buffer), so that it can be bundled for the browser.
  */
 import CRC32 from 'crc-32';
-import { decode as decodePng, encode as encodePngFile, type PngDataArray } from 'fast-png';
-import { Unzlib, zlibSync } from 'fflate';
+import { decode as fastPngDecode, encode as fastPngEncode, type PngDataArray } from 'fast-png';
+import { zlibSync } from 'fflate';
 import jpeg from 'jpeg-js';
+import { ZStream, Z_NO_FLUSH, Z_OK, Z_STREAM_END, zlibInflate, zlibInflateInit, type Z_CallStatus } from 'pako';
 import { InputError } from './errors.js';
 
 export interface Image {
@@ -51,9 +52,10 @@ function message(e: unknown): string {
 // ---------------------------------------------------------------------------------------------
 // PNG. Not pngjs: on current Node its synchronous inflate does not notice a corrupt zlib stream and
 // hands back uninitialised memory as pixels, and it zeroes the colour of tRNS-transparent pixels.
-// The libraries: crc-32 (chunk CRCs), fflate (inflate) and fast-png (scanline filters, and encoding).
-// Kept here: the chunk walk (libpng's checks, the size limit before any allocation, eXIf), Adam7
-// pass geometry and the mapping of samples to 8-bit RGB as imread has libpng do it.
+// Libraries: crc-32 (chunk CRCs), pako (zlib's inflate, ported), fast-png (undoing the scanline
+// filters; encoding) and fflate (fast-png's own zlib). Kept here as glue: the chunk walk (libpng's
+// checks, the size limit before any allocation, eXIf), the Adam7 pass geometry and the mapping of
+// samples to 8-bit RGB as imread has libpng do it.
 
 const PNG_DEPTHS: Record<number, number[]> = { 0: [1, 2, 4, 8, 16], 2: [8, 16], 3: [1, 2, 4, 8], 4: [8, 16], 6: [8, 16] };
 const PNG_CHANNELS: Record<number, number> = { 0: 1, 2: 3, 3: 1, 4: 2, 6: 4 };
@@ -135,7 +137,7 @@ function decodePngFile(bytes: Uint8Array, name: string): Image {
   for (const p of passes.filter((p) => p.h > 0)) {
     let s: Uint8Array;
     try {
-      const pass = decodePng(plainPng(p.w, p.h, depth, colorType, raw.subarray(at, (at += p.size))));
+      const pass = fastPngDecode(plainPng(p.w, p.h, depth, colorType, raw.subarray(at, (at += p.size))));
       s = samples8(pass.data, p.w, p.h, channels, depth, colorType !== 3);
     } catch (e) {
       throw new InputError(`${name}: corrupt PNG image data (${message(e)})`);
@@ -144,7 +146,10 @@ function decodePngFile(bytes: Uint8Array, name: string): Image {
       for (let i = 0; i < p.w; i++, k += channels) {
         const out = ((p.y0 + j * p.dy) * width + p.x0 + i * p.dx) * 3;
         if (colorType === 3) {
-          rgb.set(lut.subarray(s[k] * 3, s[k] * 3 + 3), out);
+          const q = s[k] * 3;
+          rgb[out] = lut[q];
+          rgb[out + 1] = lut[q + 1];
+          rgb[out + 2] = lut[q + 2];
         } else if (channels <= 2) {
           rgb[out] = rgb[out + 1] = rgb[out + 2] = s[k];
         } else {
@@ -159,24 +164,29 @@ function decodePngFile(bytes: Uint8Array, name: string): Image {
 }
 
 /**
- * Inflates the IDAT data (fflate's streaming inflater, fed 64 KiB at a time) until the `size` bytes
- * the image needs are out, and stops there as libpng does: what follows (surplus data, the Adler-32)
- * is not looked at, and a stream that inflates to far more than the header promises is never
- * allocated.
+ * Inflates the IDAT data into the `size` bytes the image needs as libpng does it with zlib: pako is a
+ * port of zlib, driven through its zlib API like libpng drives zlib (8 KiB of IDAT data at a time,
+ * stopping once the rows are full). So the same streams are refused: an error zlib meets while it
+ * fills the rows or reads on through the rest of that input (often a wrong Adler-32). What follows
+ * is not looked at, and a stream that would inflate to more than the header promises is never
+ * allocated. (One difference: libpng then reads on to the end of the stream, and imread fails with
+ * "Not enough image data" when it does not end within the IDAT chunks, e.g. lacks its Adler-32.
+ * Such files are decoded here, as they were before; the tests want that.)
  */
 function inflateIdat(idat: Uint8Array[], size: number): Uint8Array {
-  const out = new Uint8Array(size);
-  let o = 0;
-  const inflater = new Unzlib((data) => {
-    out.set(data.subarray(0, size - o), o);
-    o = Math.min(size, o + data.length);
-  });
-  const zlib = concat(idat), step = 1 << 16;
-  // Never pushed as final: fflate would then take the last 4 bytes for the Adler-32, which libpng
-  // does not need (a stream may lack it) and does not check once it has every row.
-  for (let at = 0; o < size && at < zlib.length; at += step) inflater.push(zlib.subarray(at, at + step));
-  if (o < size) throw new Error(`compressed data ends after ${o} of ${size} bytes`);
-  return out;
+  const strm = new ZStream();
+  zlibInflateInit(strm);
+  [strm.output, strm.next_out, strm.avail_out] = [new Uint8Array(size), 0, size];
+  let status: Z_CallStatus = Z_OK;
+  for (const chunk of idat) {
+    for (let at = 0; at < chunk.length && strm.avail_out > 0 && status === Z_OK; at += 8192) {
+      [strm.input, strm.next_in, strm.avail_in] = [chunk, at, Math.min(8192, chunk.length - at)];
+      status = zlibInflate(strm, Z_NO_FLUSH);
+      if (status !== Z_OK && status !== Z_STREAM_END) throw new Error(strm.msg || `zlib error ${status}`);
+    }
+  }
+  if (strm.avail_out > 0) throw new Error(`compressed data ends after ${strm.next_out} of ${size} bytes`);
+  return strm.output;
 }
 
 /**
@@ -229,9 +239,9 @@ function samples8(data: PngDataArray, w: number, h: number, channels: number, de
   return out;
 }
 
-/** Encodes an 8-bit gray or RGB image as a non-interlaced PNG (fast-png, zlib level 9). */
+/** Encodes an 8-bit gray or RGB image as a non-interlaced PNG (fast-png). */
 export function encodePng(img: Image): Uint8Array {
-  return encodePngFile({ width: img.width, height: img.height, data: img.data, channels: img.channels, depth: 8 }, { zlib: { level: 9 } });
+  return fastPngEncode({ width: img.width, height: img.height, data: img.data, channels: img.channels, depth: 8 });
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { crc32, deflateSync } from 'node:zlib';
+import { constants as zlibConstants, crc32, deflateRawSync, deflateSync, inflateSync, type ZlibOptions } from 'node:zlib';
 import jpeg from 'jpeg-js';
 import { PNG } from 'pngjs';
 import { describe, expect, it } from 'vitest';
@@ -25,6 +25,9 @@ interface PngSpec {
   palette?: number[][];
   trns?: number[]; // raw tRNS chunk bytes
   exif?: Uint8Array;
+  deflate?: ZlibOptions;
+  /** Split the compressed data into IDAT chunks of this many bytes. */
+  idatSize?: number;
 }
 
 function chunk(type: string, data: Uint8Array): Buffer {
@@ -67,7 +70,9 @@ function makePng(spec: PngSpec): Buffer {
   if (spec.palette) chunks.push(chunk('PLTE', Uint8Array.from(spec.palette.flat())));
   if (spec.trns) chunks.push(chunk('tRNS', Uint8Array.from(spec.trns)));
   if (spec.exif) chunks.push(chunk('eXIf', spec.exif));
-  chunks.push(chunk('IDAT', deflateSync(Uint8Array.from(raw))), chunk('IEND', new Uint8Array()));
+  const z = deflateSync(Uint8Array.from(raw), spec.deflate);
+  for (let at = 0, step = spec.idatSize ?? z.length; at < z.length; at += step) chunks.push(chunk('IDAT', z.subarray(at, at + step)));
+  chunks.push(chunk('IEND', new Uint8Array()));
   return Buffer.concat([PNG_SIGNATURE, ...chunks]);
 }
 
@@ -169,6 +174,55 @@ describe('decodeImage: PNG, as cv2.imread(path) gives it (RGB order)', () => {
     expect(rgbOf(decode(makePng({ width: 9, height: 9, colorType: 2, bitDepth: 8, samples, interlace: true })))).toEqual(samples);
   });
 
+  it('inflates stored, fixed-Huffman and dynamic-Huffman data, split over several IDAT chunks', () => {
+    const samples = Array.from({ length: 40 * 30 * 3 }, (_, i) => ((i * i) >> 3) & 255);
+    const spec = { width: 40, height: 30, colorType: 2, bitDepth: 8, samples };
+    for (const deflate of [{ level: 0 }, { strategy: zlibConstants.Z_FIXED }, { strategy: zlibConstants.Z_HUFFMAN_ONLY }, { strategy: zlibConstants.Z_RLE }, { level: 9 }]) {
+      expect(rgbOf(decode(makePng({ ...spec, deflate, idatSize: 100 })))).toEqual(samples);
+    }
+    // Huffman blocks, a sync flush (an empty stored block) and then stored blocks, in one stream
+    const png = makePng(spec);
+    const raw = inflateSync(png.subarray(png.indexOf('IDAT') + 4)); // filter bytes + rows
+    const half = 15 * (1 + 40 * 3);
+    const z = Buffer.concat([deflateSync(raw.subarray(0, half), { finishFlush: zlibConstants.Z_SYNC_FLUSH }), deflateRawSync(raw.subarray(half), { level: 0 })]);
+    const idat = png.indexOf('IDAT') - 4;
+    const mixed = Buffer.concat([png.subarray(0, idat), chunk('IDAT', z), chunk('IEND', new Uint8Array())]);
+    expect(rgbOf(decode(mixed))).toEqual(samples);
+  });
+
+  // The next three checked against cv2.imdecode (OpenCV 4.6.0 with libpng 1.6.39).
+  it('refuses what zlib meets while filling the rows: a wrong Adler-32 right after them, an unknown row filter', () => {
+    const raw = Buffer.from([0, 1, 2, 3, 4, 5, 6, 0, 7, 8, 9, 10, 11, 12]); // 2×2 RGB, filter 0
+    const head = makePng({ width: 2, height: 2, colorType: 2, bitDepth: 8, samples: Array(12).fill(0) }).subarray(0, 33); // signature, IHDR
+    const png = (z: Uint8Array) => Buffer.concat([head, chunk('IDAT', z), chunk('IEND', new Uint8Array())]);
+    expect(rgbOf(decode(png(deflateSync(raw))))).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
+    const badAdler = deflateSync(raw);
+    badAdler[badAdler.length - 1]! ^= 1;
+    expect(() => decode(png(badAdler))).toThrow(/^test\.png: corrupt PNG image data \(incorrect data check\)$/);
+    const badFilter = Buffer.from(raw);
+    badFilter[7] = 5;
+    expect(() => decode(png(deflateSync(badFilter)))).toThrow(InputError);
+    expect(() => decode(png(deflateSync(badFilter)))).toThrow(/^test\.png: corrupt PNG image data \(/);
+  });
+
+  it('reads no further than libpng: damage past the 8 KiB read that completes the rows is ignored', () => {
+    // 1636×5 gray, stored: 2 + 5 + 5·1637 = 8192 bytes of zlib data before the Adler-32, which is wrong
+    const samples = Array.from({ length: 1636 * 5 }, (_, i) => (i * 7) & 255);
+    const png = makePng({ width: 1636, height: 5, colorType: 0, bitDepth: 8, samples, deflate: { level: 0 } });
+    const data = png.indexOf('IDAT') + 4, crcAt = png.indexOf('IEND') - 8; // the IDAT chunk's data and CRC
+    expect(crcAt - data).toBe(8192 + 4);
+    png[crcAt - 1]! ^= 1;
+    png.writeUInt32BE(crc32(png.subarray(data - 4, crcAt)), crcAt);
+    expect(rgbOf(decode(png))).toEqual(gray3(samples));
+  });
+
+  it('inflates only what the header asks for: a stream of 16 MB for a 1×1 image is neither read nor allocated', () => {
+    const png = Buffer.concat([makePng({ width: 1, height: 1, colorType: 0, bitDepth: 8, samples: [0] }).subarray(0, 33), chunk('IDAT', deflateSync(Buffer.alloc(16e6))), chunk('IEND', new Uint8Array())]);
+    const started = performance.now();
+    expect(rgbOf(decode(png))).toEqual([0, 0, 0]);
+    expect(performance.now() - started).toBeLessThan(100);
+  });
+
   it('applies the EXIF orientation of an eXIf chunk, as imread does', () => {
     // 3×2 image:  1  2  3 / 11 12 13, stored as gray
     const samples = [1, 2, 3, 11, 12, 13];
@@ -193,10 +247,13 @@ describe('decodeImage: PNG, as cv2.imread(path) gives it (RGB order)', () => {
     expect(rgbOf(junk)).toEqual(gray3(samples));
   });
 
-  it('ignores ancillary chunks and bytes after IEND, as libpng does', () => {
+  it('ignores ancillary chunks (even with a bad CRC) and bytes after IEND, as libpng does', () => {
     const png = pngjsWrite(2, 1, 2, 8, [1, 2, 3, 4, 5, 6]);
-    const withText = Buffer.concat([png.subarray(0, 33), chunk('tEXt', Buffer.from('Comment\0hi')), png.subarray(33), Buffer.from('trailing')]);
-    expect(rgbOf(decode(withText))).toEqual([1, 2, 3, 4, 5, 6]);
+    const text = chunk('tEXt', Buffer.from('Comment\0hi'));
+    const badExif = chunk('eXIf', exifTiff(6));
+    badExif[badExif.length - 1]! ^= 1;
+    const withExtras = Buffer.concat([png.subarray(0, 33), text, badExif, png.subarray(33), Buffer.from('trailing')]);
+    expect(rgbOf(decode(withExtras))).toEqual([1, 2, 3, 4, 5, 6]);
   });
 });
 

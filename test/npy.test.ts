@@ -32,7 +32,7 @@ describe('writeNpy', () => {
     expect(bytes.length).toBe(128 + 4 * 48 * 48);
   });
 
-  it('pads like NumPy >= 1.24: 21 − len(str(shape[0])) spaces of growth room before the alignment', () => {
+  it('pads like current NumPy: 21 − len(str(shape[0])) spaces of growth room before the alignment', () => {
     // np.save of np.zeros((0,) + (1,) * 14, np.float32) is 192 bytes (it would be 128 without that room)
     const bytes = writeNpy(new Float32Array(0), [0, ...Array<number>(14).fill(1)]);
     expect(bytes.length).toBe(192);
