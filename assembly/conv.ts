@@ -128,38 +128,55 @@ export function conv2d_backward_filter(
 // every lane busy whatever the channel counts (1, 3, 6, 12 in the tutorial's network):
 //   1. `to_planar` copies the input into planes [n, c, hp, wp] with the padding made of real
 //      zeros, so that the inner loops need no bounds checks;
-//   2. `pack_filter` lays the filter out as [groups of 4 outputs, inputs, ky, kx, 4 lanes];
-//   3. `conv2d_planar` computes tiles of 4 output channels × 8 columns (or 1 channel × 16
-//      columns when there is a single output channel) and writes them back as NHWC.
+//   2. `pack_filter` lays the filter out as [groups of G outputs, inputs, ky, kx, G], G = 3 when
+//      the output channels are a multiple of 3 but not of 4 (3, 6: no idle lanes), else 4;
+//   3. `conv2d_planar` computes tiles of G channels × 8 columns (or 1 channel × 24 columns for
+//      a single output channel): six or eight accumulators, which stay in registers (twelve
+//      do not, measured), and writes them back as NHWC.
 // The input gradient of a stride-1 convolution is the same computation on dy with the filter
 // flipped and its channel axes swapped, so it runs through the same three kernels.
 
-/** xp[img, ch, top + r, left + col] = x[img, r, col, ch], zeros elsewhere. */
-export function to_planar(x: usize, xp: usize, n: i32, h: i32, wd: i32, c: i32, top: i32, left: i32, hp: i32, wp: i32): void {
+/** xp[img, ch, top + r, left + col] = x[img, r, col, ch], zeros elsewhere. When `mask` is not
+ *  0, only where mask[img, r, col, ch] > 0 (a ReLU's output: its gradient passes there only). */
+export function to_planar(x: usize, mask: usize, xp: usize, n: i32, h: i32, wd: i32, c: i32, top: i32, left: i32, hp: i32, wp: i32): void {
   memory.fill(xp, 0, f(n * c * hp * wp));
   for (let img = 0; img < n; img++) {
     for (let r = 0; r < h; r++) {
-      const src = x + f((img * h + r) * wd * c);
+      const at = f((img * h + r) * wd * c);
       for (let ch = 0; ch < c; ch++) {
         const dst = xp + f(((img * c + ch) * hp + top + r) * wp + left);
-        for (let col = 0; col < wd; col++) store<f32>(dst + f(col), load<f32>(src + f(col * c + ch)));
+        if (mask == 0) {
+          for (let col = 0; col < wd; col++) store<f32>(dst + f(col), load<f32>(x + at + f(col * c + ch)));
+        } else {
+          for (let col = 0; col < wd; col++) {
+            const o = at + f(col * c + ch);
+            if (load<f32>(mask + o) > 0) store<f32>(dst + f(col), load<f32>(x + o));
+          }
+        }
       }
     }
   }
 }
 
-/** wq[g, i, ky, kx, lane] = filter weight from input i to output 4g + lane (0 past the last output).
+/** Output channels per tile: see above. */
+@inline function groupSize(outputs: i32): i32 {
+  return outputs % 4 != 0 && outputs % 3 == 0 ? 3 : 4;
+}
+
+/** wq[g, i, ky, kx, lane] = filter weight from input i to output G·g + lane (0 past the last output).
  *  Forward (`flip` false): w[ky, kx, i, o]. Input gradient (`flip` true): w[k−1−ky, k−1−kx, o, i],
  *  with `inputs` = the layer's output channels and `outputs` = its input channels. */
 export function pack_filter(w: usize, wq: usize, k: i32, inputs: i32, outputs: i32, flip: bool): void {
-  const groups = (outputs + 3) >> 2;
-  memory.fill(wq, 0, f(groups * inputs * k * k * 4));
+  const g = groupSize(outputs);
+  memory.fill(wq, 0, f((outputs + g - 1) / g * g * inputs * k * k));
   for (let o = 0; o < outputs; o++) {
+    let dst = wq + f((o / g) * inputs * k * k * g + o % g);
     for (let i = 0; i < inputs; i++) {
       for (let ky = 0; ky < k; ky++) {
         for (let kx = 0; kx < k; kx++) {
           const src = flip ? (((k - 1 - ky) * k + (k - 1 - kx)) * outputs + o) * inputs + i : ((ky * k + kx) * inputs + i) * outputs + o;
-          store<f32>(wq + f(((((o >> 2) * inputs + i) * k + ky) * k + kx) * 4 + (o & 3)), load<f32>(w + f(src)));
+          store<f32>(dst, load<f32>(w + f(src)));
+          dst += f(g);
         }
       }
     }
@@ -167,34 +184,34 @@ export function pack_filter(w: usize, wq: usize, k: i32, inputs: i32, outputs: i
 }
 
 /** y (NHWC, [n, oh, ow, outputs]) = or += the stride-1 convolution of the planes xp
- *  ([n, inputs, hp, wp], wp ≥ ow rounded up to 16, plus k − 1) with the packed filter, plus the
- *  bias when `b` is not 0, then ReLU when `relu` is set. */
+ *  ([n, inputs, hp, wp], wp ≥ ⌈ow/24⌉·24 + k − 1) with the packed filter, plus the bias when
+ *  `b` is not 0, then ReLU when `relu` is set. */
 export function conv2d_planar(
   xp: usize, wq: usize, b: usize, y: usize, accumulate: bool, relu: bool,
   n: i32, inputs: i32, hp: i32, wp: i32, k: i32, oh: i32, ow: i32, outputs: i32,
 ): void {
   if (outputs == 1) conv_single_output(xp, wq, b, y, accumulate, relu, n, inputs, hp, wp, k, oh, ow);
-  else conv_groups_of_4(xp, wq, b, y, accumulate, relu, n, inputs, hp, wp, k, oh, ow, outputs);
+  else if (groupSize(outputs) == 3) conv_groups(3, xp, wq, b, y, accumulate, relu, n, inputs, hp, wp, k, oh, ow, outputs);
+  else conv_groups(4, xp, wq, b, y, accumulate, relu, n, inputs, hp, wp, k, oh, ow, outputs);
 }
 
-/** Tiles of 4 output channels × 8 columns: eight accumulators, each input value loaded once per
- *  four channels and each weight once per eight columns. */
-function conv_groups_of_4(
-  xp: usize, wq: usize, b: usize, y: usize, accumulate: bool, relu: bool,
+/** Tiles of G (3 or 4, a constant once inlined) output channels × 8 columns: each input
+ *  vector is loaded once per G channels and each weight once per 8 columns. */
+@inline function conv_groups(
+  G: i32, xp: usize, wq: usize, b: usize, y: usize, accumulate: bool, relu: bool,
   n: i32, inputs: i32, hp: i32, wp: i32, k: i32, oh: i32, ow: i32, outputs: i32,
 ): void {
-  const zero = f32x4.splat(0);
   const taps = k * k;
   for (let img = 0; img < n; img++) {
-    for (let g = 0; g < outputs; g += 4) {
-      const lanes = imin(4, outputs - g);
-      const bias = b != 0 ? v128.load(b + f(g)) : zero; // lanes past `outputs` are never stored
+    for (let g = 0; g < outputs; g += G) {
+      const lanes = imin(G, outputs - g);
+      const bias = b != 0 ? v128.load(b + f(g)) : f32x4.splat(0); // lanes past `outputs` are never stored
       const b0 = f32x4.splat(f32x4.extract_lane(bias, 0)), b1 = f32x4.splat(f32x4.extract_lane(bias, 1));
       const b2 = f32x4.splat(f32x4.extract_lane(bias, 2)), b3 = f32x4.splat(f32x4.extract_lane(bias, 3));
-      const wg = wq + f((g >> 2) * inputs * taps * 4);
+      const wg = wq + f((g / G) * inputs * taps * G);
       for (let oy = 0; oy < oh; oy++) {
         for (let ox = 0; ox < ow; ox += 8) {
-          let a0 = b0, a1 = b1, a2 = b2, a3 = b3; // columns ox..ox+3, channels g..g+3
+          let a0 = b0, a1 = b1, a2 = b2, a3 = b3; // columns ox..ox+3, one vector per channel
           let c0 = b0, c1 = b1, c2 = b2, c3 = b3; // columns ox+4..ox+7
           let wt = wg;
           for (let i = 0; i < inputs; i++) {
@@ -212,10 +229,12 @@ function conv_groups_of_4(
                 w = v128.load32_splat(wt + 8);
                 a2 = madd(a2, x0, w);
                 c2 = madd(c2, x1, w);
-                w = v128.load32_splat(wt + 12);
-                a3 = madd(a3, x0, w);
-                c3 = madd(c3, x1, w);
-                wt += 16;
+                if (G == 4) {
+                  w = v128.load32_splat(wt + 12);
+                  a3 = madd(a3, x0, w);
+                  c3 = madd(c3, x1, w);
+                }
+                wt += G * 4;
               }
             }
           }
@@ -246,7 +265,7 @@ function conv_groups_of_4(
   storeLanes(p, v, lanes);
 }
 
-/** One output channel: tiles of 16 consecutive columns, which are contiguous in NHWC. */
+/** One output channel: tiles of 24 consecutive columns, which are contiguous in NHWC. */
 function conv_single_output(
   xp: usize, wq: usize, b: usize, y: usize, accumulate: bool, relu: bool,
   n: i32, inputs: i32, hp: i32, wp: i32, k: i32, oh: i32, ow: i32,
@@ -254,19 +273,22 @@ function conv_single_output(
   const bias = f32x4.splat(b != 0 ? load<f32>(b) : 0);
   for (let img = 0; img < n; img++) {
     for (let oy = 0; oy < oh; oy++) {
-      for (let ox = 0; ox < ow; ox += 16) {
-        let a0 = bias, a1 = bias, a2 = bias, a3 = bias;
+      for (let ox = 0; ox < ow; ox += 24) {
+        let a0 = bias, a1 = bias, a2 = bias, a3 = bias, a4 = bias, a5 = bias;
         let wt = wq;
         for (let i = 0; i < inputs; i++) {
           const plane = xp + f(((img * inputs + i) * hp + oy) * wp + ox);
           for (let ky = 0; ky < k; ky++) {
             const row = plane + f(ky * wp);
             for (let kx = 0; kx < k; kx++) {
-              const w = v128.load32_splat(wt); // lane 0 of the packed group of 4
-              a0 = madd(a0, v128.load(row + f(kx)), w);
-              a1 = madd(a1, v128.load(row + f(kx + 4)), w);
-              a2 = madd(a2, v128.load(row + f(kx + 8)), w);
-              a3 = madd(a3, v128.load(row + f(kx + 12)), w);
+              const w = v128.load32_splat(wt); // lane 0 of the packed group of 4 (groupSize(1) = 4)
+              const at = row + f(kx);
+              a0 = madd(a0, v128.load(at), w);
+              a1 = madd(a1, v128.load(at, 16), w);
+              a2 = madd(a2, v128.load(at, 32), w);
+              a3 = madd(a3, v128.load(at, 48), w);
+              a4 = madd(a4, v128.load(at, 64), w);
+              a5 = madd(a5, v128.load(at, 80), w);
               wt += 16;
             }
           }
@@ -277,6 +299,8 @@ function conv_single_output(
         if (left > 4) storePixel(out + 16, a1, imin(4, left - 4), accumulate, relu);
         if (left > 8) storePixel(out + 32, a2, imin(4, left - 8), accumulate, relu);
         if (left > 12) storePixel(out + 48, a3, imin(4, left - 12), accumulate, relu);
+        if (left > 16) storePixel(out + 64, a4, imin(4, left - 16), accumulate, relu);
+        if (left > 20) storePixel(out + 80, a5, imin(4, left - 20), accumulate, relu);
       }
     }
   }

@@ -11,7 +11,7 @@ export interface Kernels {
   conv2d_forward(x: Ptr, w: Ptr, b: Ptr, y: Ptr, relu: boolean, n: number, h: number, wd: number, cin: number, k: number, stride: number, padTop: number, padLeft: number, oh: number, ow: number, cout: number): void;
   conv2d_backward_input(dy: Ptr, wt: Ptr, dx: Ptr, n: number, h: number, wd: number, cin: number, k: number, stride: number, padTop: number, padLeft: number, oh: number, ow: number, cout: number): void;
   conv2d_backward_filter(x: Ptr, dy: Ptr, dw: Ptr, n: number, h: number, wd: number, cin: number, k: number, stride: number, padTop: number, padLeft: number, oh: number, ow: number, cout: number): void;
-  to_planar(x: Ptr, xp: Ptr, n: number, h: number, wd: number, c: number, top: number, left: number, hp: number, wp: number): void;
+  to_planar(x: Ptr, mask: Ptr, xp: Ptr, n: number, h: number, wd: number, c: number, top: number, left: number, hp: number, wp: number): void;
   pack_filter(w: Ptr, wq: Ptr, k: number, inputs: number, outputs: number, flip: boolean): void;
   conv2d_planar(xp: Ptr, wq: Ptr, b: Ptr, y: Ptr, accumulate: boolean, relu: boolean, n: number, inputs: number, hp: number, wp: number, k: number, oh: number, ow: number, outputs: number): void;
   conv2d_filter_planar(xp: Ptr, gp: Ptr, dw: Ptr, n: number, inputs: number, hp: number, wp: number, k: number, oh: number, gw: number, outputs: number): void;

@@ -136,28 +136,31 @@ function conv2dStride1(tape: Tape, x: Tensor, w: Tensor, b: Tensor, y: Tensor, r
   const kn = tape.engine.kernels;
   const [n, h, wd, cin, k, , top, left, oh, ow, cout] = geometry;
   const packed = (inputs: number, outputs: number) => tape.scratch(Math.ceil(outputs / 4) * 4 * inputs * k * k);
-  // Planes are as wide as the output rounded up to the 16-column tiles, plus the window.
-  const forward = { hp: oh + k - 1, wp: roundUp(ow, 16) + k - 1 };
+  // Planes are as wide as the output rounded up to the kernel's widest tile (24 columns), plus the window.
+  const planeWidth = (columns: number) => roundUp(columns, 24) + k - 1;
+  const forward = { hp: oh + k - 1, wp: planeWidth(ow) };
   const xp = tape.scratch(n * cin * forward.hp * forward.wp), wq = packed(cin, cout);
-  const back = { hp: h + k - 1, wp: roundUp(wd, 16) + k - 1 };
+  const back = { hp: h + k - 1, wp: planeWidth(wd) };
   const gp = x.grad ? tape.scratch(n * cout * back.hp * back.wp) : 0, wflip = x.grad ? packed(cout, cin) : 0;
   const gw = roundUp(ow, 4); // dy as planes for the filter gradient, zero past the last column
   const gf = w.grad ? tape.scratch(n * cout * oh * gw) : 0;
   tape.record(y, {
     forward: () => {
-      kn.to_planar(x.ptr, xp, n, h, wd, cin, top, left, forward.hp, forward.wp);
+      kn.to_planar(x.ptr, 0, xp, n, h, wd, cin, top, left, forward.hp, forward.wp);
       kn.pack_filter(w.ptr, wq, k, cin, cout, false);
       kn.conv2d_planar(xp, wq, b.ptr, y.ptr, false, relu, n, cin, forward.hp, forward.wp, k, oh, ow, cout);
     },
     backward: () => {
-      const g = preGrad();
       if (x.grad) {
-        kn.to_planar(g, gp, n, oh, ow, cout, k - 1 - top, k - 1 - left, back.hp, back.wp);
+        // The ReLU's gradient mask is applied while making the planes.
+        kn.to_planar(y.grad!.ptr, relu ? y.ptr : 0, gp, n, oh, ow, cout, k - 1 - top, k - 1 - left, back.hp, back.wp);
         kn.pack_filter(w.ptr, wflip, k, cout, cin, true);
         kn.conv2d_planar(gp, wflip, 0, x.grad.ptr, true, false, n, cout, back.hp, back.wp, k, h, wd, cin);
       }
+      if (!w.grad && !b.grad) return;
+      const g = preGrad();
       if (w.grad) {
-        kn.to_planar(g, gf, n, oh, ow, cout, 0, 0, oh, gw);
+        kn.to_planar(g, 0, gf, n, oh, ow, cout, 0, 0, oh, gw);
         kn.conv2d_filter_planar(xp, gf, w.grad.ptr, n, cin, forward.hp, forward.wp, k, oh, gw, cout);
       }
       if (b.grad) kn.sum_rows(g, b.grad.ptr, y.size / cout, cout);
