@@ -1,0 +1,341 @@
+// The page end to end in Debian's Chromium: built with vite into a temporary folder, served by a
+// static server of our own, driven with playwright-core. The page runs the same kernels and engine
+// code as Node, so its numbers are checked against the Node engine's for the same inputs.
+// Skipped (with the reason) only when Chromium is missing and cannot be installed.
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import type { Server } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import jpeg from 'jpeg-js';
+import type { BrowserContext, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FilterAttack, predictLogits } from '../../src/attack.js';
+import type { Engine } from '../../src/engine.js';
+import { crop, decodeImage, encodePng, type Image } from '../../src/image.js';
+import { argmax, checkArchitecture, Net, readModel, writeModel, type Model } from '../../src/model.js';
+import { loadEngine } from '../../src/node.js';
+import { readNpy } from '../../src/npy.js';
+import { imageToInput, inputToImage } from '../../src/preprocess.js';
+import { initialModel } from '../../src/train.js';
+import { centred } from '../../web/src/crop.js';
+import { sampleOrder } from '../../web/src/methods.js';
+import { buildPage, ensureChromium, launch, ROOT, serve } from './harness.js';
+
+const missing = ensureChromium();
+if (missing) console.warn(`test/web: skipping the browser tests: Chromium is not available (${missing})`);
+
+/** Screenshots, for people to look at (ignored by git). */
+const OUTPUT = join(ROOT, 'test/web/output');
+/** The default model and sample faces the page is built with. */
+const WEIGHTS = join(ROOT, 'weights');
+const TIMEOUT = 240_000;
+
+/** What the page does for a run, done with the Node engine: the page's default crop (the centred
+ *  largest rectangle of the model's proportions), the same steps, the final logits and DX. */
+function nodeAttack(engine: Engine, model: Model, image: Image, target: number | undefined, steps: { iterations: number; lr: number; beta: number }[], region?: [number, number, number, number]) {
+  const [h, w] = model.architecture.input;
+  const r = region ?? Object.values(centred(image.width, image.height, h / w)) as [number, number, number, number];
+  const x = imageToInput(crop(image, ...r), model.architecture);
+  const mark = engine.mark();
+  const net = new Net(engine, model);
+  const before = Array.from(predictLogits(net, [x])[0]);
+  const t = target ?? (argmax(before) === 0 ? 1 : 0);
+  const attack = new FilterAttack(net, x, t);
+  const start = performance.now();
+  for (const s of steps) attack.run(s);
+  const ms = performance.now() - start;
+  const result = { x, before, target: t, logits: Array.from(attack.logits.toArray()), dx: attack.dx.toArray(), ms };
+  attack.dispose();
+  engine.release(mark);
+  return result;
+}
+
+const state = (page: Page) => page.locator('#results').getAttribute('data-state');
+const dataset = (page: Page) => page.evaluate(() => ({ ...document.getElementById('results')!.dataset }));
+
+async function waitForInput(page: Page): Promise<void> {
+  await page.waitForFunction(() => {
+    const results = document.getElementById('results')!;
+    return results.dataset.before !== undefined && !(document.getElementById('run') as HTMLButtonElement).disabled;
+  }, null, { timeout: 60_000 });
+}
+
+async function runAndWait(page: Page, button = '#run'): Promise<Record<string, string | undefined>> {
+  await page.click(button);
+  await page.waitForFunction(() => ['done', 'stopped', 'error'].includes(document.getElementById('results')!.dataset.state!), null, { timeout: 120_000 });
+  const d = await dataset(page);
+  if (d.state === 'error') throw new Error(`the page failed: ${await page.locator('#error').textContent()}`);
+  return d;
+}
+
+function expectClose(actual: number[], expected: number[]): void {
+  expect(actual).toHaveLength(expected.length);
+  actual.forEach((v, i) => expect(Math.abs(v - expected[i]), `logit ${i}: page ${v}, node ${expected[i]}`).toBeLessThanOrEqual(1e-5));
+}
+
+describe.skipIf(!!missing)('the page in Chromium', () => {
+  let engine: Engine;
+  let server: Server;
+  let url: string;
+  let context: BrowserContext;
+  let page: Page;
+  let model: Model;
+  let sample: { name: string; image: Image };
+  const temp = mkdtempSync(join(tmpdir(), 'mislead-web-test-'));
+  const errors: string[] = [];
+  const rates: Record<string, number> = {};
+
+  beforeAll(async () => {
+    engine = await loadEngine();
+    model = readModel(readFileSync(join(WEIGHTS, 'default.safetensors')), 'default.safetensors');
+    const first = readdirSync(join(WEIGHTS, 'samples')).filter((f) => f.endsWith('.png')).sort(sampleOrder)[0];
+    sample = { name: first, image: decodeImage(readFileSync(join(WEIGHTS, 'samples', first)), first) };
+    const dist = buildPage();
+    ({ url, server } = await serve(dist));
+    context = await launch();
+    page = context.pages()[0] ?? (await context.newPage());
+    page.on('pageerror', (e) => errors.push(e.message));
+    page.on('console', (m) => {
+      if (m.type() === 'error') errors.push(m.text());
+    });
+    mkdirSync(OUTPUT, { recursive: true });
+  }, TIMEOUT);
+
+  afterAll(async () => {
+    await context?.close();
+    server?.close();
+    rmSync(temp, { recursive: true, force: true });
+  });
+
+  it('loads the default model and the first sample face, and classifies it as Node does', async () => {
+    await page.goto(url);
+    await waitForInput(page);
+    expect(await page.locator('#samples .sample').count()).toBeGreaterThan(0);
+    expect(await page.locator('#samples .sample').first().getAttribute('aria-pressed')).toBe('true');
+    expect(await page.locator('#model-info').textContent()).toContain(model.architecture.labels.join(', '));
+    const ref = nodeAttack(engine, model, sample.image, undefined, []);
+    expectClose(JSON.parse((await dataset(page)).before!), ref.before);
+    // The target defaults to the first label that is not the current class, as on the command line.
+    expect(await page.locator('#target').inputValue()).toBe(String(ref.target));
+  }, TIMEOUT);
+
+  it('runs the default attack: the class flips to the target, with the Node engine\'s logits', async () => {
+    const ref = nodeAttack(engine, model, sample.image, undefined, [{ iterations: 1000, lr: 0.1, beta: 0 }]);
+    const d = await runAndWait(page);
+    expect(d.state).toBe('done');
+    expect(d.iterations).toBe('1000');
+    const logits = JSON.parse(d.logits!) as number[];
+    expectClose(logits, ref.logits);
+    expect(argmax(logits)).toBe(ref.target);
+    expect(d.label).toBe(model.architecture.labels[ref.target]);
+    expect(await page.locator('#adversarial-caption').textContent()).toContain(model.architecture.labels[ref.target]);
+    expect(await page.locator('#stat-rate').textContent()).toMatch(/^[\d,]+ it\/s$/);
+    rates.browser = Number(d.rate);
+    rates.node = 1000 / (ref.ms / 1000);
+    await page.evaluate(() => window.scrollTo(0, 0));
+    await page.screenshot({ path: join(OUTPUT, 'desktop.png'), fullPage: true });
+
+    // The downloads are the command line's files for the same run.
+    const npy = await download(page, '#download-npy', 'perturbation.npy');
+    const dx = readNpy(npy, 'perturbation.npy');
+    expect(dx.shape).toEqual(model.architecture.input);
+    expect(dx.data).toEqual(ref.dx);
+    const png = decodeImage(await download(page, '#download-png', 'adversarial.png'), 'adversarial.png');
+    const expected = inputToImage(ref.x.map((v, i) => v + ref.dx[i]), model.architecture);
+    expect(png.width).toBe(expected.width);
+    expect(Array.from(png.data).filter((_, i) => i % 3 === 0)).toEqual(Array.from(expected.data));
+  }, TIMEOUT);
+
+  it('stays responsive while it runs, and Stop stops it', async () => {
+    await page.fill('#param-iterations', '1000000');
+    await page.click('#run');
+    await page.waitForFunction(() => Number((document.getElementById('stat-iterations')!.textContent ?? '0').replace(/,/g, '').split(' ')[0]) > 0, null, { timeout: 30_000 });
+    // The main thread answers quickly: the optimisation is in the worker.
+    const delays = await page.evaluate(async () => {
+      const out: number[] = [];
+      for (let i = 0; i < 10; i++) {
+        const t = performance.now();
+        await new Promise((r) => setTimeout(r, 0));
+        out.push(performance.now() - t);
+      }
+      return out;
+    });
+    expect(Math.max(...delays)).toBeLessThan(250);
+    expect(await state(page)).toBe('running');
+    expect(await page.locator('#run').isDisabled()).toBe(true);
+    const stopped = Date.now();
+    await page.click('#stop');
+    await page.waitForFunction(() => document.getElementById('results')!.dataset.state === 'stopped', null, { timeout: 10_000 });
+    expect(Date.now() - stopped).toBeLessThan(5_000);
+    const d = await dataset(page);
+    expect(Number(d.iterations)).toBeLessThan(1_000_000);
+    expect(await page.locator('#status').textContent()).toMatch(/^Stopped after/);
+    expect(await page.locator('#downloads').isVisible()).toBe(true);
+    await page.fill('#param-iterations', '1000');
+  }, TIMEOUT);
+
+  it("replays the tutorial's two steps, showing each, with the Node engine's logits", async () => {
+    await page.evaluate(() => {
+      const seen: string[] = [];
+      (window as unknown as { stages: string[] }).stages = seen;
+      new MutationObserver(() => seen.push(document.getElementById('stage')!.textContent ?? '')).observe(document.getElementById('stage')!, { childList: true, characterData: true, subtree: true });
+    });
+    const ref = nodeAttack(engine, model, sample.image, undefined, [{ iterations: 1000, lr: 0.1, beta: 0 }, { iterations: 1000, lr: 0.1, beta: 0.5 }]);
+    const d = await runAndWait(page, '#tutorial');
+    expect(d.state).toBe('done');
+    expect(d.iterations).toBe('2000');
+    expectClose(JSON.parse(d.logits!), ref.logits);
+    const stages = await page.evaluate(() => (window as unknown as { stages: string[] }).stages);
+    expect(stages.some((s) => s.startsWith('Step 1 of 2'))).toBe(true);
+    expect(stages.some((s) => s.startsWith('Step 2 of 2'))).toBe(true);
+  }, TIMEOUT);
+
+  it('takes an uploaded photo with a crop box, as --crop does', async () => {
+    // A 120×80 colour picture: the sample face inside a coloured frame.
+    const [h, w] = [80, 120];
+    const data = new Uint8Array(w * h * 3);
+    for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) data.set([(x * 2) & 255, (y * 3) & 255, 90], (y * w + x) * 3);
+    const face = sample.image;
+    for (let y = 0; y < Math.min(face.height, h); y++) {
+      for (let x = 0; x < Math.min(face.width, w); x++) data.set(face.data.subarray((y * face.width + x) * 3, (y * face.width + x) * 3 + 3), ((y + 10) % h * w + x + 30) * 3);
+    }
+    const photo: Image = { width: w, height: h, channels: 3, data };
+    const file = join(temp, 'photo.png');
+    writeFileSync(file, encodePng(photo));
+    await page.setInputFiles('#photo', file);
+    await page.waitForFunction(() => document.getElementById('picture-name')!.textContent!.startsWith('photo.png'), null, { timeout: 30_000 });
+    await waitForInput(page);
+    // The crop box starts as the centred square.
+    expect(await Promise.all(['x', 'y', 'w', 'h'].map((k) => page.inputValue(`#crop-${k}`)))).toEqual(['20', '0', '80', '80']);
+    // Typed numbers, then the keyboard on the box.
+    for (const [k, v] of [['w', '60'], ['h', '60'], ['x', '25'], ['y', '5']]) {
+      await page.fill(`#crop-${k}`, v);
+      await page.press(`#crop-${k}`, 'Enter');
+    }
+    await page.focus('#crop-box');
+    await page.keyboard.press('ArrowRight');
+    await page.keyboard.press('ArrowDown');
+    expect(await Promise.all(['x', 'y', 'w', 'h'].map((k) => page.inputValue(`#crop-${k}`)))).toEqual(['26', '6', '60', '60']);
+    await page.waitForFunction(() => document.getElementById('results')!.dataset.crop === '26,6,60,60', null, { timeout: 30_000 });
+    const ref = nodeAttack(engine, model, decodeImage(readFileSync(file), 'photo.png'), undefined, [], [26, 6, 60, 60]);
+    expectClose(JSON.parse((await dataset(page)).before!), ref.before);
+
+    // Dragging the box with the mouse moves it by as many picture pixels as it is dragged.
+    const frame = (await page.locator('#frame').boundingBox())!;
+    const box = (await page.locator('#crop-box').boundingBox())!;
+    const perPixel = frame.width / w;
+    await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
+    await page.mouse.down();
+    await page.mouse.move(box.x + box.width / 2 - 10 * perPixel, box.y + box.height / 2 + 4 * perPixel, { steps: 5 });
+    await page.mouse.up();
+    expect(await Promise.all(['x', 'y', 'w', 'h'].map((k) => page.inputValue(`#crop-${k}`)))).toEqual(['16', '10', '60', '60']);
+
+    // A JPEG goes through the same decoder as on the command line.
+    const rgba = new Uint8Array(w * h * 4);
+    for (let i = 0; i < w * h; i++) rgba.set([...data.subarray(3 * i, 3 * i + 3), 255], 4 * i);
+    const jpegFile = join(temp, 'photo.jpg');
+    writeFileSync(jpegFile, jpeg.encode({ data: rgba, width: w, height: h }, 90).data);
+    await page.setInputFiles('#photo', jpegFile);
+    await page.waitForFunction(() => document.getElementById('results')!.dataset.crop === '20,0,80,80', null, { timeout: 30_000 });
+    const refJpeg = nodeAttack(engine, model, decodeImage(readFileSync(jpegFile), 'photo.jpg'), undefined, [], [20, 0, 80, 80]);
+    expectClose(JSON.parse((await dataset(page)).before!), refJpeg.before);
+    // Back to the PNG, cropped as before, for the next test.
+    await page.setInputFiles('#photo', file);
+    await page.waitForFunction(() => document.getElementById('results')!.dataset.crop === '20,0,80,80' && document.getElementById('picture-name')!.textContent!.startsWith('photo.png'), null, { timeout: 30_000 });
+    for (const [k, v] of [['w', '60'], ['h', '60'], ['x', '26'], ['y', '6']]) {
+      await page.fill(`#crop-${k}`, v);
+      await page.press(`#crop-${k}`, 'Enter');
+    }
+    await page.waitForFunction(() => document.getElementById('results')!.dataset.crop === '26,6,60,60', null, { timeout: 30_000 });
+  }, TIMEOUT);
+
+  it('uses an uploaded model (any labels, RGB input) and refuses a broken one', async () => {
+    const architecture = checkArchitecture({
+      input: [32, 32, 3],
+      labels: ['cat', 'dog', 'bird'],
+      preprocess: { offset: 127.5, scale: 127.5 },
+      layers: [
+        { type: 'conv2d', name: 'c1', filters: 4, kernel: 3, stride: 1, padding: 'same', activation: 'relu' },
+        { type: 'maxpool', size: 2, stride: 2, padding: 'valid' },
+        { type: 'flatten' },
+        { type: 'dense', name: 'fc', units: 3 },
+      ],
+    });
+    const own = initialModel(architecture, 3);
+    const file = join(temp, 'rgb-three.safetensors');
+    writeFileSync(file, writeModel(own));
+    await page.setInputFiles('#model-file', file);
+    await page.waitForFunction(() => document.getElementById('model-info')!.textContent!.includes('cat, dog, bird'), null, { timeout: 30_000 });
+    expect(await page.isChecked('#model-own')).toBe(true);
+    expect(await page.locator('#target option').allTextContents()).toEqual(['cat', 'dog', 'bird']);
+    await waitForInput(page);
+    await page.selectOption('#target', { label: 'bird' });
+    await page.fill('#param-iterations', '50');
+    const ref = nodeAttack(engine, own, decodeImage(readFileSync(join(temp, 'photo.png')), 'photo.png'), 2, [{ iterations: 50, lr: 0.1, beta: 0 }], [26, 6, 60, 60]);
+    const d = await runAndWait(page);
+    expectClose(JSON.parse(d.before!), ref.before);
+    expectClose(JSON.parse(d.logits!), ref.logits);
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.evaluate(() => window.scrollTo(0, 0));
+    await page.screenshot({ path: join(OUTPUT, 'phone.png'), fullPage: true });
+    await page.setViewportSize({ width: 1280, height: 900 });
+
+    const broken = join(temp, 'broken.safetensors');
+    writeFileSync(broken, new Uint8Array([1, 2, 3]));
+    await page.setInputFiles('#model-file', broken);
+    await page.waitForFunction(() => !document.getElementById('error')!.hidden, null, { timeout: 30_000 });
+    expect(await page.locator('#error').textContent()).toMatch(/broken\.safetensors: not a valid safetensors file/);
+    expect(await page.locator('#model-info').textContent()).toContain('cat, dog, bird');
+    expect(await page.locator('#run').isEnabled()).toBe(true);
+
+    // Back to the default model.
+    await page.check('#model-default');
+    await page.waitForFunction(() => document.getElementById('model-info')!.textContent!.startsWith('default.safetensors'), null, { timeout: 30_000 });
+  }, TIMEOUT);
+
+  it('reports no page errors, and the iteration rate', () => {
+    expect(errors.filter((e) => !/favicon/.test(e))).toEqual([]);
+    console.log(`iteration rate, default attack (1000 iterations): browser ${Math.round(rates.browser)} it/s, Node ${Math.round(rates.node)} it/s`);
+  });
+});
+
+describe.skipIf(!!missing)('the page built without weights/', () => {
+  let server: Server;
+  let context: BrowserContext;
+  const empty = mkdtempSync(join(tmpdir(), 'mislead-no-weights-'));
+
+  afterAll(async () => {
+    await context?.close();
+    server?.close();
+    rmSync(empty, { recursive: true, force: true });
+  });
+
+  it('says that the default model and the samples are missing, and works with uploaded ones', async () => {
+    const served = await serve(buildPage(empty));
+    server = served.server;
+    context = await launch({ width: 1024, height: 800 });
+    const page = context.pages()[0] ?? (await context.newPage());
+    await page.goto(served.url);
+    await page.waitForFunction(() => /No default model/.test(document.getElementById('model-info')!.textContent!), null, { timeout: 60_000 });
+    expect(await page.locator('#samples-missing').textContent()).toMatch(/No sample faces in this build \(weights\/samples\/\*\.png was missing/);
+    expect(await page.isDisabled('#model-default')).toBe(true);
+    expect(await page.isDisabled('#run')).toBe(true);
+    await page.setInputFiles('#model-file', join(WEIGHTS, 'default.safetensors'));
+    await page.waitForFunction(() => document.getElementById('model-info')!.textContent!.startsWith('default.safetensors'), null, { timeout: 30_000 });
+    expect(await page.locator('#status').textContent()).toMatch(/^Model default\.safetensors loaded\. Now pick or upload a picture\.$/);
+    expect(await page.isDisabled('#run')).toBe(true);
+    const face = readdirSync(join(WEIGHTS, 'samples')).find((f) => f.endsWith('.png'))!;
+    await page.setInputFiles('#photo', join(WEIGHTS, 'samples', face));
+    await waitForInput(page);
+    expect(await page.isEnabled('#run')).toBe(true);
+  }, TIMEOUT);
+});
+
+async function download(page: Page, link: string, name: string): Promise<Uint8Array> {
+  const [file] = await Promise.all([page.waitForEvent('download'), page.click(link)]);
+  expect(file.suggestedFilename()).toBe(name);
+  const stream = await file.createReadStream();
+  const chunks: Buffer[] = [];
+  for await (const c of stream) chunks.push(c as Buffer);
+  return new Uint8Array(Buffer.concat(chunks));
+}

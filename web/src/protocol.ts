@@ -1,0 +1,44 @@
+// Messages between the page (main.ts) and the worker (worker.ts) that owns the engine.
+import type { Image } from '../../src/image.js';
+import type { Architecture, Model } from '../../src/model.js';
+import type { Step } from './methods.js';
+
+export type Request =
+  /** Reads a PNG or JPEG as the command line does (decodeImage: EXIF orientation, 8-bit RGB). */
+  | { type: 'decode'; id: number; bytes: Uint8Array; name: string }
+  /** Reads and checks a .safetensors model, and places it in the engine (replacing the last one). */
+  | { type: 'model'; id: number; bytes: Uint8Array; name: string }
+  /** Logits of model inputs (each [h, w, c] in model units) with the current model. */
+  | { type: 'predict'; id: number; inputs: Float32Array[] }
+  /** Runs an attack on one model input, step after step, each continuing from the last one's DX. */
+  | { type: 'run'; id: number; method: string; input: Float32Array; target: number; steps: Step[] }
+  /** Ends the current run after its current chunk of iterations; its result is still sent. */
+  | { type: 'stop' };
+
+export interface Progress {
+  /** Which of the run's steps, from 0. */
+  step: number;
+  /** Iterations done in this step, and in the whole run. */
+  iteration: number;
+  total: number;
+  /** Loss of each iteration since the last report. */
+  losses: Float32Array;
+  logits: number[];
+  /** The current DX, [h, w, c] in model units. */
+  dx: Float32Array;
+  /** Milliseconds since the run started, and spent inside the attack's iterations. */
+  elapsed: number;
+  busy: number;
+}
+
+export type Response =
+  | { type: 'ready'; ms: number }
+  | { type: 'decoded'; id: number; image: Image }
+  | { type: 'model'; id: number; architecture: Architecture; parameters: number }
+  | { type: 'predicted'; id: number; logits: number[][] }
+  | ({ type: 'progress'; id: number } & Progress)
+  | ({ type: 'done'; id: number; stopped: boolean } & Progress)
+  /** A request failed: `input` when it was the user's file or numbers (the message says why). */
+  | { type: 'error'; id: number; message: string; input: boolean };
+
+export type { Image, Model };
