@@ -17,19 +17,6 @@ const FONT = 'DejaVu Sans, Verdana, sans-serif';
 /** matplotlib's default colour cycle (tab10). */
 const COLOURS = ['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b', '#e377c2', '#7f7f7f', '#bcbd22', '#17becf'];
 
-/** DX made visible on a symmetric scale around 0, as the tutorial's plot: 0 → mid grey (128), ±max|DX| → 0/255 (for 3-channel DX, per channel with the common max). */
-export function filterImage(dx: Float32Array, height: number, width: number, channels: 1 | 3): Image {
-  if (dx.length !== height * width * channels) {
-    throw new RangeError(`filterImage: ${dx.length} values for ${height}×${width}×${channels}`);
-  }
-  let max = 0;
-  for (const v of dx) max = Math.max(max, Math.abs(v));
-  // 128 ± 127.5·|v|/max, rounded away from 128 alike on both sides: f(-v) = 256 - f(v), and +max
-  // (256) is clipped to 255. An all-zero DX is all mid grey.
-  const data = Uint8Array.from(dx, (v) => (max > 0 ? Math.min(255, 128 + Math.sign(v) * Math.round((127.5 * Math.abs(v)) / max)) : 128));
-  return { width, height, channels, data };
-}
-
 export interface Panel {
   title: string;
   subtitle?: string;

@@ -233,6 +233,14 @@ export function argmax(values: ArrayLike<number>, from = 0, count = values.lengt
   return best;
 }
 
+/** Probabilities from logits (softmax, shifted by the maximum so that nothing overflows). */
+export function softmax(logits: ArrayLike<number>): number[] {
+  const max = Math.max(...Array.from(logits));
+  const exps = Array.from(logits, (v) => Math.exp(v - max));
+  const total = exps.reduce((a, b) => a + b, 0);
+  return exps.map((e) => e / total);
+}
+
 function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }

@@ -5,11 +5,11 @@ import { InputError } from './errors.js';
 import { OutputSet, readModelInput, type Crop } from './files.js';
 import { Progress } from './progress.js';
 import { encodePng } from './image.js';
-import { argmax, Net, type Model } from './model.js';
+import { argmax, Net, softmax, type Model } from './model.js';
 import { loadEngine } from './node.js';
 import { writeNpy } from './npy.js';
-import { figurePng, filterImage, lossSvg, type Curve, type Panel } from './figures.js';
-import { inputToImage } from './preprocess.js';
+import { figurePng, lossSvg, type Curve, type Panel } from './figures.js';
+import { filterImage, inputToImage } from './preprocess.js';
 
 export interface Classification {
   label: string;
@@ -20,10 +20,7 @@ export interface Classification {
 
 export function describe(net: Net, logits: Float32Array): Classification {
   const index = argmax(logits);
-  const max = logits[index];
-  const exps = Array.from(logits, (v) => Math.exp(v - max));
-  const total = exps.reduce((a, b) => a + b, 0);
-  return { label: net.architecture.labels[index], index, logits: Array.from(logits), probabilities: exps.map((e) => e / total) };
+  return { label: net.architecture.labels[index], index, logits: Array.from(logits), probabilities: softmax(logits) };
 }
 
 export function classify(net: Net, inputs: Float32Array[]): Classification[] {

@@ -1,7 +1,8 @@
 import { Resvg } from '@resvg/resvg-js';
 import { PNG } from 'pngjs';
 import { describe, expect, it } from 'vitest';
-import { figurePng, filterImage, lossSvg } from '../src/figures.js';
+import { figurePng, lossSvg } from '../src/figures.js';
+import { filterImage } from '../src/preprocess.js';
 import type { Image } from '../src/image.js';
 
 describe('filterImage', () => {

@@ -3,13 +3,13 @@
 // command line (decodeImage in the worker, then crop and imageToInput), so the numbers are the same.
 import './style.css';
 import { crop as cropImage, encodePng, type Image } from '../../src/image.js';
-import type { Architecture } from '../../src/model.js';
+import { argmax, softmax, type Architecture } from '../../src/model.js';
 import { writeNpy } from '../../src/npy.js';
-import { imageToInput, inputToImage } from '../../src/preprocess.js';
+import { filterImage, imageToInput, inputToImage } from '../../src/preprocess.js';
 import { CropBox, type Rect } from './crop.js';
 import { METHODS, TUTORIAL, methodById, sampleOrder, type Step } from './methods.js';
 import type { Progress, Request, Response } from './protocol.js';
-import { argmax, filterImage, formatLoss, paintBars, paintImage, paintLoss, paintPreview, percent, softmax, type Curve } from './render.js';
+import { formatLoss, paintBars, paintImage, paintLoss, paintPreview, percent, type Curve } from './render.js';
 
 // ---------------------------------------------------------------------------------------------
 // What the build found in weights/ (see vite.config.ts): empty when the files were missing.

@@ -1,5 +1,6 @@
-// Drawing: images into canvases, the noise filter made visible, probability bars and the loss curve.
+// Drawing: images into canvases, probability bars and the loss curve.
 import type { Image } from '../../src/image.js';
+import { argmax, softmax } from '../../src/model.js';
 
 /** Paints an 8-bit gray or RGB image into a canvas of the same size. */
 export function paintImage(canvas: HTMLCanvasElement, img: Image): void {
@@ -43,27 +44,6 @@ export function paintPreview(canvas: HTMLCanvasElement, img: Image, max = 720): 
     }
   }
   paintImage(canvas, { width: w, height: h, channels: c, data: out });
-}
-
-/** DX made visible as the command line's filter.png: 128 ± 127.5·|DX|/max|DX|, symmetric around mid grey. */
-export function filterImage(dx: Float32Array, height: number, width: number, channels: 1 | 3): Image {
-  let max = 0;
-  for (const v of dx) max = Math.max(max, Math.abs(v));
-  const data = Uint8Array.from(dx, (v) => (max > 0 ? Math.min(255, 128 + Math.sign(v) * Math.round((127.5 * Math.abs(v)) / max)) : 128));
-  return { width, height, channels, data };
-}
-
-export function softmax(logits: readonly number[]): number[] {
-  const max = Math.max(...logits);
-  const e = logits.map((v) => Math.exp(v - max));
-  const total = e.reduce((a, b) => a + b, 0);
-  return e.map((v) => v / total);
-}
-
-export function argmax(values: readonly number[]): number {
-  let best = 0;
-  for (let i = 1; i < values.length; i++) if (values[i] > values[best]) best = i;
-  return best;
 }
 
 /** A probability as people read it: 99.97 %, 0.03 %, < 0.01 %. */
