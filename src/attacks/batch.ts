@@ -1,0 +1,400 @@
+// What every attack method shares: a batch of images on the engine with its tape recorded once
+// (logits, the cross-entropy on a label per image, and Σ G·logits for a constant G filled in
+// TypeScript), the 8-bit grid and the budget ball, and the per-image record of the result.
+// Nothing here allocates per iteration: views of the engine's memory are made once (and again
+// only if memory grew meanwhile), and the per-image work runs on offsets into flat arrays.
+import type { Tensor } from '../engine.js';
+import { argmax, type Architecture, type Net } from '../model.js';
+import { dot, logSoftmax, scale, Scalar } from '../ops.js';
+import { Tape } from '../tape.js';
+
+export type Norm = 'linf' | 'l2';
+
+/** Sizes and units of a model's input. */
+export interface Geometry {
+  height: number;
+  width: number;
+  channels: number;
+  /** Floats per image. */
+  size: number;
+  classes: number;
+  /** x = (p − offset) / scale */
+  scale: number;
+  offset: number;
+  /** The valid pixel box [0, 255] in model units (lo < hi whatever the sign of scale). */
+  lo: number;
+  hi: number;
+  /** Model units per grey level: 1 / |scale|. */
+  unit: number;
+}
+
+export function geometry(arch: Architecture): Geometry {
+  const [height, width, channels] = arch.input;
+  const { offset, scale } = arch.preprocess;
+  const a = (0 - offset) / scale, b = (255 - offset) / scale;
+  return {
+    height, width, channels, size: height * width * channels, classes: arch.labels.length,
+    scale, offset, lo: Math.min(a, b), hi: Math.max(a, b), unit: 1 / Math.abs(scale),
+  };
+}
+
+/** A pixel value (0..255) of a model-unit value; values within 1e-3 of an integer are taken
+ *  as that integer, so that an image read from an 8-bit file is exactly on the grid. */
+export function toPixel(x: number, g: Geometry): number {
+  const p = x * g.scale + g.offset;
+  const r = Math.round(p);
+  return Math.abs(p - r) < 1e-3 ? r : p;
+}
+
+/** The tape of one batch of `n` images, recorded once and replayed. */
+export class Workspace {
+  readonly tape: Tape;
+  private readonly input: Tensor;
+  private readonly logitsT: Tensor;
+  private readonly labelsT: Tensor;
+  private readonly gT: Tensor;
+  private readonly crossEntropy: Tensor;
+  private readonly linear: Tensor;
+  private buffer: ArrayBuffer | null = null;
+  /** Views of the engine's memory: the input, its gradient, the logits [n, classes], G [n, classes]. */
+  x!: Float32Array;
+  grad!: Float32Array;
+  logits!: Float32Array;
+  g!: Float32Array;
+  private y!: Float32Array;
+
+  constructor(readonly net: Net, readonly n: number) {
+    const engine = net.engine;
+    const classes = net.architecture.labels.length;
+    this.tape = new Tape(engine);
+    try {
+      this.input = engine.tensor([n, ...net.architecture.input]).requireGrad();
+      this.logitsT = net.forward(this.tape, this.input);
+      this.labelsT = engine.tensor([n, classes]);
+      // Σ over the batch of −log softmax(logits)[label]: each image's gradient is its own.
+      this.crossEntropy = scale(this.tape, dot(this.tape, this.labelsT, logSoftmax(this.tape, this.logitsT)), new Scalar(-1));
+      this.gT = engine.tensor([n, classes]);
+      this.linear = dot(this.tape, this.logitsT, this.gT);
+    } catch (e) {
+      this.tape.dispose();
+      throw e;
+    }
+    this.views();
+  }
+
+  /** Makes the views again if the engine's memory grew since they were made. */
+  private views(): void {
+    const engine = this.net.engine;
+    if (this.buffer === engine.kernels.memory.buffer) return;
+    this.buffer = engine.kernels.memory.buffer as ArrayBuffer;
+    this.x = engine.floats(this.input.ptr, this.input.size);
+    this.grad = engine.floats(this.input.grad!.ptr, this.input.size);
+    this.logits = engine.floats(this.logitsT.ptr, this.logitsT.size);
+    this.y = engine.floats(this.labelsT.ptr, this.labelsT.size);
+    this.g = engine.floats(this.gT.ptr, this.gT.size);
+  }
+
+  /** The cross-entropy's label of each image (one-hot rows). */
+  setLabels(labels: Int32Array): void {
+    this.views();
+    const classes = this.y.length / this.n;
+    this.y.fill(0);
+    for (let i = 0; i < this.n; i++) this.y[i * classes + labels[i]] = 1;
+  }
+
+  /** Runs the network on the batch `xs` [n·size]; returns the logits (a view). */
+  forward(xs: Float32Array): Float32Array {
+    this.views();
+    this.x.set(xs);
+    this.tape.forward();
+    return this.logits;
+  }
+
+  /** ∇ₓ of Σᵢ CE(logitsᵢ, labelᵢ) at the last forward's input (a view). */
+  crossEntropyGradient(): Float32Array {
+    this.tape.backward(this.crossEntropy);
+    this.views();
+    return this.grad;
+  }
+
+  /** ∇ₓ of Σ G·logits at the last forward's input, with G as filled in `g` (a view). The
+   *  activations of the last forward are reused, so G may change between calls. */
+  linearGradient(): Float32Array {
+    this.tape.backward(this.linear);
+    this.views();
+    return this.grad;
+  }
+
+  dispose(): void {
+    this.tape.dispose();
+  }
+}
+
+/** The budget ball around the original, in pixel units. */
+export interface Ball {
+  norm: Norm;
+  eps: number;
+}
+
+export interface ProgressInfo {
+  method: string;
+  /** This batch, from 0, of `batches`. */
+  batch: number;
+  batches: number;
+  /** PGD's restart or C&W's binary-search step, from 0; 0 for the other methods. */
+  round: number;
+  /** The iteration within the round, from 0. */
+  iteration: number;
+  /** Images of this batch in the batch, still being attacked, and already successful. */
+  images: number;
+  active: number;
+  succeeded: number;
+  /** The batch's current images [images·h·w·c] in model units (after this iteration's step;
+   *  at the batch's last call, its results), and the originals: live arrays, to read during
+   *  the call only. */
+  x: Float32Array;
+  original: Float32Array;
+  /** The method's objective per image at this iteration, before its step: the cross-entropy
+   *  of the label (raised when untargeted, lowered when targeted) for FGSM, BIM, PGD and
+   *  MI-FGSM; ‖δ‖² + c·margin for C&W; the logit margin left to cross for DeepFool. */
+  loss: Float32Array;
+}
+
+export interface Hooks {
+  /** Called after every iteration of every batch; `done` and `total` count iterations of the
+   *  whole run as planned (a batch that finishes early jumps `done` to its end). */
+  onProgress?(done: number, total: number, info: ProgressInfo): void;
+  /** Stops the attack between two iterations: `runAttack` throws the signal's reason. */
+  signal?: AbortSignal;
+}
+
+/** One batch's attack: its originals and labels, the result of each image, and the shared
+ *  steps (success test, 8-bit rounding into the ball, progress). */
+export class BatchRun {
+  readonly n: number;
+  readonly size: number;
+  readonly classes: number;
+  /** Result per image: the adversarial [n·size], its logits [n·classes], success, counts. */
+  readonly adversarial: Float32Array;
+  readonly after: Float32Array;
+  readonly success: Uint8Array;
+  /** Images whose attack is over (succeeded, or stopped for good). */
+  readonly frozen: Uint8Array;
+  readonly iterations: Int32Array;
+  readonly gradients: Int32Array;
+  private readonly quantized: Float64Array;
+  private readonly order: Int32Array;
+  private readonly gains: Float64Array;
+  private readonly info: ProgressInfo;
+  private done: number;
+
+  constructor(
+    readonly ws: Workspace,
+    readonly geo: Geometry,
+    /** Originals [n·size] in model units. */
+    readonly x0: Float32Array,
+    /** Class of each original as the model sees it. */
+    readonly before: Int32Array,
+    /** The target label, or null for untargeted. */
+    readonly target: number | null,
+    /** Round to the 8-bit grid before judging. */
+    readonly quantize: boolean,
+    readonly ball: Ball | null,
+    private readonly hooks: Hooks,
+    /** Where this batch's iterations start in the run's count, how many are planned, of how many. */
+    progress: { method: string; batch: number; batches: number; done: number; planned: number; total: number },
+  ) {
+    this.n = ws.n;
+    this.size = geo.size;
+    this.classes = geo.classes;
+    this.adversarial = new Float32Array(x0);
+    this.after = new Float32Array(this.n * this.classes);
+    this.success = new Uint8Array(this.n);
+    this.frozen = new Uint8Array(this.n);
+    this.iterations = new Int32Array(this.n);
+    this.gradients = new Int32Array(this.n);
+    this.quantized = new Float64Array(this.size);
+    this.order = new Int32Array(this.size);
+    this.gains = new Float64Array(this.size);
+    this.done = progress.done;
+    this.end = progress.done + progress.planned;
+    this.total = progress.total;
+    this.info = {
+      method: progress.method, batch: progress.batch, batches: progress.batches, round: 0, iteration: 0,
+      images: this.n, active: this.n, succeeded: 0, x: x0, original: x0, loss: new Float32Array(this.n),
+    };
+  }
+
+  private readonly total: number;
+  private readonly end: number;
+
+  /** The label of each image for the cross-entropy: the target, or the original class. */
+  labels(): Int32Array {
+    return this.target === null ? this.before : new Int32Array(this.n).fill(this.target);
+  }
+
+  /** Whether `logits` (rows of `classes`) make image `i` adversarial. */
+  isAdversarial(logits: Float32Array, i: number): boolean {
+    const k = argmax(logits, i * this.classes, this.classes);
+    return this.target === null ? k !== this.before[i] : k === this.target;
+  }
+
+  /**
+   * Classifies the images flagged in `which`, as they would be saved: rounded to the 8-bit grid
+   * and projected back into the ball and the box (written into `xq`; the other images of `xq`
+   * are copies of `xs`). Returns the logits of `xq`. Without rounding, `xq` is `xs` and the
+   * logits are those of the last forward, which must have been on `xs`.
+   */
+  classifySaved(xs: Float32Array, xq: Float32Array, which: Uint8Array): Float32Array {
+    if (!this.quantize) {
+      xq.set(xs);
+      return this.ws.logits;
+    }
+    xq.set(xs);
+    for (let i = 0; i < this.n; i++) if (which[i]) this.round(xs, xq, i * this.size);
+    return this.ws.forward(xq);
+  }
+
+  /** Image at offset `o` of `xs` on the 8-bit grid, inside the ball and the box, into `xq`. */
+  private round(xs: Float32Array, xq: Float32Array, o: number): void {
+    const g = this.geo, q = this.quantized, size = this.size, ball = this.ball;
+    let sq = 0;
+    for (let j = 0; j < size; j++) {
+      const p0 = toPixel(this.x0[o + j], g);
+      let v = Math.min(255, Math.max(0, Math.round(xs[o + j] * g.scale + g.offset)));
+      if (ball?.norm === 'linf') {
+        const lower = Math.max(0, Math.ceil(p0 - ball.eps - 1e-9)), upper = Math.min(255, Math.floor(p0 + ball.eps + 1e-9));
+        v = lower <= upper ? Math.min(upper, Math.max(lower, v)) : Math.min(255, Math.max(0, Math.round(p0)));
+      }
+      q[j] = v;
+      sq += (v - p0) ** 2;
+    }
+    if (ball?.norm === 'l2' && sq > ball.eps ** 2) sq = this.shrinkL2(xs, o, sq, ball.eps ** 2);
+    for (let j = 0; j < size; j++) xq[o + j] = (q[j] - g.offset) / g.scale;
+  }
+
+  /** Rounding left the L2 ball: pixels that rounded away from the original are rounded toward
+   *  it instead, those that gain most first, until the image is back in the ball. (Pixels whose
+   *  float value was in the ball then are too, when the original is on the grid.) */
+  private shrinkL2(xs: Float32Array, o: number, sq: number, eps2: number): number {
+    const g = this.geo, q = this.quantized, order = this.order, gains = this.gains;
+    let count = 0;
+    for (let j = 0; j < this.size; j++) {
+      const p0 = toPixel(this.x0[o + j], g), p = xs[o + j] * g.scale + g.offset;
+      const d = q[j] - p0;
+      if (Math.abs(d) > Math.abs(p - p0) && Math.abs(d) >= 0.5) {
+        const toward = q[j] - Math.sign(d);
+        gains[j] = d * d - (toward - p0) ** 2;
+        order[count++] = j;
+      }
+    }
+    order.subarray(0, count).sort((a, b) => gains[b] - gains[a]);
+    for (let k = 0; k < count && sq > eps2; k++) {
+      const j = order[k];
+      q[j] -= Math.sign(q[j] - toPixel(this.x0[o + j], g));
+      sq -= gains[j];
+    }
+    // Only when the original is off the grid or the float image was outside the ball: move
+    // the farthest pixel one level toward the original until inside.
+    while (sq > eps2) {
+      let far = -1, farD = 0;
+      for (let j = 0; j < this.size; j++) {
+        const d = Math.abs(q[j] - toPixel(this.x0[o + j], g));
+        if (d >= 1 && d > farD) (far = j), (farD = d);
+      }
+      if (far < 0) break;
+      const p0 = toPixel(this.x0[o + far], g);
+      const before = (q[far] - p0) ** 2;
+      q[far] -= Math.sign(q[far] - p0);
+      sq += (q[far] - p0) ** 2 - before;
+    }
+    return sq;
+  }
+
+  /** Keeps image `i` of `x` (offset i·size) and its logits as the result. */
+  record(i: number, x: Float32Array, logits: Float32Array, success: boolean): void {
+    this.adversarial.set(x.subarray(i * this.size, (i + 1) * this.size), i * this.size);
+    this.after.set(logits.subarray(i * this.classes, (i + 1) * this.classes), i * this.classes);
+    this.success[i] = success ? 1 : 0;
+  }
+
+  /** Records image `i` as successful and stops attacking it. */
+  succeed(i: number, x: Float32Array, logits: Float32Array): void {
+    this.record(i, x, logits, true);
+    this.frozen[i] = 1;
+  }
+
+  get active(): number {
+    let a = 0;
+    for (let i = 0; i < this.n; i++) if (!this.frozen[i]) a++;
+    return a;
+  }
+
+  /** Throws if the run was aborted. */
+  checkAbort(): void {
+    this.hooks.signal?.throwIfAborted();
+  }
+
+  /** Reports an iteration. */
+  tick(round: number, iteration: number, x: Float32Array, loss: Float32Array): void {
+    this.done = Math.min(this.done + 1, this.end);
+    this.report(round, iteration, x, loss);
+  }
+
+  /** Reports the end of the batch, with its results as `x`: `done` reaches the batch's end. */
+  finish(loss: Float32Array): void {
+    this.done = this.end;
+    this.report(this.info.round, this.info.iteration, this.adversarial, loss);
+  }
+
+  private report(round: number, iteration: number, x: Float32Array, loss: Float32Array): void {
+    const hook = this.hooks.onProgress;
+    if (!hook) return;
+    const info = this.info;
+    let succeeded = 0;
+    for (let i = 0; i < this.n; i++) succeeded += this.success[i];
+    info.round = round;
+    info.iteration = iteration;
+    info.active = this.active;
+    info.succeeded = succeeded;
+    info.x = x;
+    info.loss = loss;
+    hook(this.done, this.total, info);
+  }
+}
+
+/** Cross-entropy −log softmax(z)[label] of each row, into `out`. */
+export function crossEntropies(logits: Float32Array, labels: Int32Array, classes: number, out: Float32Array): void {
+  for (let i = 0; i < out.length; i++) {
+    let max = -Infinity;
+    for (let k = 0; k < classes; k++) max = Math.max(max, logits[i * classes + k]);
+    let sum = 0;
+    for (let k = 0; k < classes; k++) sum += Math.exp(logits[i * classes + k] - max);
+    out[i] = max + Math.log(sum) - logits[i * classes + labels[i]];
+  }
+}
+
+/** x ← the nearest point of the ball (around x0, radius `ball.eps` in model units) then of the
+ *  box, for the image at offset o. (Numbers come in objects: a double passed as an argument
+ *  would be boxed on the heap at each call.) */
+export function project(x: Float32Array, x0: Float32Array, o: number, size: number, ball: { norm: Norm; eps: number }, box: { lo: number; hi: number }): void {
+  const eps = ball.eps, lo = box.lo, hi = box.hi;
+  if (ball.norm === 'linf') {
+    for (let j = o; j < o + size; j++) {
+      const d = Math.min(eps, Math.max(-eps, x[j] - x0[j]));
+      x[j] = Math.min(hi, Math.max(lo, x0[j] + d));
+    }
+    return;
+  }
+  let sq = 0;
+  for (let j = o; j < o + size; j++) sq += (x[j] - x0[j]) ** 2;
+  const f = sq > eps * eps ? eps / Math.sqrt(sq) : 1;
+  for (let j = o; j < o + size; j++) x[j] = Math.min(hi, Math.max(lo, x0[j] + (x[j] - x0[j]) * f));
+}
+
+/** The class with the largest logit in the row at `from`, other than `own` (the first on ties). */
+export function bestOther(z: Float32Array, from: number, classes: number, own: number): number {
+  let best = own === 0 ? 1 : 0;
+  for (let k = best + 1; k < classes; k++) if (k !== own && z[from + k] > z[from + best]) best = k;
+  return best;
+}
