@@ -88,3 +88,12 @@ export function adam(w: usize, g: usize, m: usize, v: usize, n: i32, lrT: f32, b
     store<f32>(w + f(i), load<f32>(w + f(i)) - (lrT * mi) / (Mathf.sqrt(vi) + epsilon));
   }
 }
+
+/** v = min(max(v, lower), upper), elementwise: keeps a perturbation inside the pixel box. */
+export function clamp(v: usize, lower: usize, upper: usize, n: i32): void {
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    v128.store(v + f(i), f32x4.min(f32x4.max(v128.load(v + f(i)), v128.load(lower + f(i))), v128.load(upper + f(i))));
+  }
+  for (; i < n; i++) store<f32>(v + f(i), min(max(load<f32>(v + f(i)), load<f32>(lower + f(i))), load<f32>(upper + f(i))));
+}

@@ -21,9 +21,13 @@ export class FilterAttack {
   private readonly tape: Tape;
   private readonly loss: Tensor;
   private readonly beta = new Scalar(0);
+  /** With a pixel box: the bounds of DX that keep X + DX inside it. */
+  private readonly bounds?: { lower: Tensor; upper: Tensor };
 
-  /** `x` is one image in model-input units; DX starts at `init`, or zeros. */
-  constructor(net: Net, x: Float32Array, target: number, init?: Float32Array) {
+  /** `x` is one image in model-input units; DX starts at `init`, or zeros. With `box` [lo, hi]
+   *  (model units), every step is followed by clipping X + DX into it (the tutorial clips
+   *  nothing: that is the default). */
+  constructor(net: Net, x: Float32Array, target: number, init?: Float32Array, box?: readonly [number, number]) {
     const engine = net.engine;
     const [h, w, c] = net.architecture.input;
     const classes = net.architecture.labels.length;
@@ -33,6 +37,10 @@ export class FilterAttack {
     const y = engine.tensor([1, classes], oneHot(classes, target));
     this.logits = net.forward(this.tape, add(this.tape, image, this.dx));
     this.loss = filterLoss(this.tape, this.logits, y, this.dx, this.beta);
+    if (box) {
+      this.bounds = { lower: engine.tensor(this.dx.shape, x.map((v) => box[0] - v)), upper: engine.tensor(this.dx.shape, x.map((v) => box[1] - v)) };
+      engine.kernels.clamp(this.dx.ptr, this.bounds.lower.ptr, this.bounds.upper.ptr, this.dx.size);
+    }
   }
 
   /** Runs SGD on DX, continuing from where the last run left it; returns the loss of each iteration. */
@@ -46,6 +54,7 @@ export class FilterAttack {
       this.tape.backward(this.loss);
       losses[i] = this.loss.item();
       kernels.axpy(-lr, grad.ptr, dx.ptr, dx.size);
+      if (this.bounds) kernels.clamp(dx.ptr, this.bounds.lower.ptr, this.bounds.upper.ptr, dx.size);
       onIteration?.(i, losses[i]);
     }
     this.tape.forward(); // so that `logits` are those of the final DX

@@ -2,20 +2,22 @@
 // The command line (SPEC §1). Every failure ends in one line on stderr starting "mislead: ",
 // exit code 2 for bad usage or input, 1 for anything else.
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { existsSync } from 'node:fs';
-import { isAbsolute } from 'node:path';
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { isAbsolute, join } from 'node:path';
 import { InputError } from './errors.js';
-import { loadModel, SAMPLE_FACE, readInputFile, readModelInput, writeFileAtomic, type Crop } from './files.js';
+import { OutputSet, loadModel, SAMPLE_FACE, readInputFile, readModelInput, writeFileAtomic, type Crop } from './files.js';
 import { globSync, isDynamicPattern } from 'tinyglobby';
 import { modelFromTutorialCheckpoint } from './importtf.js';
-import { Net, writeModel } from './model.js';
+import { Net, writeModel, type Model } from './model.js';
 import { loadEngine } from './node.js';
-import { runAttack, runTutorial, classify } from './run.js';
+import { runFilterAttack, runSuiteAttack, runTutorial, classify } from './run.js';
+import { runAttack as runSuite, type AttackOptions } from './attacks.js';
+import { robustnessSvg, svgToPng } from './figures.js';
 import { generateFaces, readDataset, writeDataset } from './dataset.js';
 import { Progress } from './progress.js';
 import { Pool } from './parallel.js';
 import { availableParallelism } from 'node:os';
-import { evaluate, facesToSet, initialModel, train } from './train.js';
+import { evaluate, facesToSet, initialModel, train, type LabelledSet } from './train.js';
 import { TUTORIAL_ARCHITECTURE } from './importtf.js';
 import { loadTfCheckpoint } from './tfcheckpoint.js';
 import { readNpy } from './npy.js';
@@ -61,40 +63,83 @@ const commands: Record<string, Command> = {
   },
 
   attack: {
-    usage: 'mislead attack IMAGE [--model FILE] [--method filter] [--target LABEL] [--iters N] [--lr X] [--beta X] [--init FILE.npy] [--crop X,Y,W,H] [--out DIR] [--force] [--json] [--quiet]',
-    summary: 'a perturbation that makes the model say LABEL',
+    usage: 'mislead attack IMAGE... [--model FILE] [--method M] [--target LABEL | --untargeted] [--eps X] [--step X] [--norm linf|l2] [--iters N] [--lr X] [--beta X] [--init FILE.npy] [--clip] [--crop X,Y,W,H] [--out DIR] [--force] [--json] [--quiet]',
+    summary: 'a perturbation that makes the model say LABEL (or anything but the true class)',
     help: [
-      'The tutorial\'s attack (--method filter): SGD on a noise filter DX of',
-      '  loss = -sum(y * log_softmax(f(X + DX))) + beta * sum(DX^2) / 2',
-      'with y one-hot on the target (default: the first label that is not the image\'s class).',
-      'Writes adversarial.png, perturbation.npy and report.json into --out (default ./out).',
+      'Methods (--method):',
+      '  filter    the tutorial\'s noise filter (default): SGD on DX of',
+      '            loss = -sum(y * log_softmax(f(X + DX))) + beta * sum(DX^2) / 2, y one-hot on the target',
+      '            (default: the first label that is not the image\'s class); --iters 1000 --lr 0.1 --beta 0;',
+      '            no clipping unless --clip; --init FILE.npy starts from a saved DX. One image at a time.',
+      '  fgsm      one step of eps * sign(gradient)                       --eps 8 (L2: 128)',
+      '  bim       iterative FGSM                                           --eps 8 --step eps/8 --iters 20',
+      '  pgd       BIM from a random start, --restarts R                    --eps 8 --step eps/8 --iters 40',
+      '  mifgsm    momentum iterative FGSM, --decay 1                      --eps 8 --step eps/iters --iters 10',
+      '  cw        Carlini-Wagner L2 (tanh box, Adam, binary search on c)   --iters 100 --lr 0.01 --binary-steps 5 --c 0.001 --confidence 0',
+      '  deepfool  DeepFool L2                                              --iters 50 --overshoot 0.02',
+      'Budgets and steps are in grey levels (--eps 8 = 8 of 255); --norm linf (default) or l2. Every method',
+      'but filter keeps the image in the pixel box, and success is judged on the image rounded to 8 bits.',
+      'Without --target, these methods are untargeted (anything but the class before the attack).',
       '',
-      'Options: --iters 1000, --lr 0.1, --beta 0 by default.',
-      'Example:\n  mislead attack face.png --model model.safetensors --target man --beta 0.5 --out result',
+      'One IMAGE: adversarial.png, perturbation.npy, filter.png, figure.png (and loss.svg for filter) and',
+      'report.json in --out (default ./out). Several images, globs or a folder (not with filter): a batch,',
+      'spread over --workers threads: adversarial/, summary.csv, summary.json, contact.png and a table.',
+      '',
+      'Examples:',
+      '  mislead attack face.png --target man --beta 0.5 --out result',
+      '  mislead attack faces/ --method pgd --eps 4 --out pgd4',
     ].join('\n'),
-    options: { ...modelOption, ...outputOptions, ...cropOption, method: { type: 'string' }, target: { type: 'string' }, iters: { type: 'string' }, lr: { type: 'string' }, beta: { type: 'string' }, init: { type: 'string' } },
+    options: {
+      ...modelOption, ...outputOptions, ...cropOption, method: { type: 'string' }, target: { type: 'string' }, untargeted: { type: 'boolean' },
+      iters: { type: 'string' }, lr: { type: 'string' }, beta: { type: 'string' }, init: { type: 'string' }, clip: { type: 'boolean' },
+      eps: { type: 'string' }, step: { type: 'string' }, norm: { type: 'string' }, restarts: { type: 'string' }, seed: { type: 'string' }, decay: { type: 'string' },
+      'binary-steps': { type: 'string' }, c: { type: 'string' }, confidence: { type: 'string' }, overshoot: { type: 'string' }, batch: { type: 'string' }, workers: { type: 'string' },
+    },
     async run(positionals, values) {
-      if (positionals.length !== 1) throw new InputError('attack needs exactly one IMAGE');
+      if (positionals.length === 0) throw new InputError('attack needs an IMAGE (or several, or a folder)');
       const method = (values.method as string | undefined) ?? 'filter';
-      if (method !== 'filter') throw new InputError(`unknown --method ${method} (available: filter)`);
+      const methods = ['filter', 'fgsm', 'bim', 'pgd', 'mifgsm', 'cw', 'deepfool'];
+      if (!methods.includes(method)) throw new InputError(`unknown --method ${method} (available: ${methods.join(', ')})`);
+      if (values.target !== undefined && values.untargeted) throw new InputError('--target and --untargeted exclude each other');
+      const images = expandImages(positionals);
       const { model, path } = loadModel(values.model as string | undefined);
-      const [h, w, c] = model.architecture.input;
-      let init: Float32Array | undefined;
-      if (values.init !== undefined) {
-        const file = values.init as string;
-        const npy = readNpy(readInputFile(file, 'a .npy perturbation'), file);
-        if (npy.shape.join(',') !== `${h},${w},${c}`) throw new InputError(`${file}: shape [${npy.shape}] does not match the model input [${h}, ${w}, ${c}]`);
-        init = npy.data;
+      const target = values.target as string | undefined;
+      if (method === 'filter') {
+        if (images.length > 1) throw new InputError('--method filter attacks one image at a time (the tutorial\'s attack); for a batch pick another --method');
+        if (values.untargeted) throw new InputError('--method filter is targeted: it learns the filter toward --target');
+        const [h, w, c] = model.architecture.input;
+        let init: Float32Array | undefined;
+        if (values.init !== undefined) {
+          const file = values.init as string;
+          const npy = readNpy(readInputFile(file, 'a .npy perturbation'), file);
+          if (npy.shape.join(',') !== `${h},${w},${c}`) throw new InputError(`${file}: shape [${npy.shape}] does not match the model input [${h}, ${w}, ${c}]`);
+          init = npy.data;
+        }
+        const params = {
+          iterations: intOption(values, 'iters', 1000, 1, 10_000_000),
+          lr: numberOption(values, 'lr', 0.1, { min: 0, exclusiveMin: true }),
+          beta: numberOption(values, 'beta', 0, { min: 0 }),
+        };
+        return runFilterAttack({ model, modelPath: path, imagePath: images[0], target, params, init, clip: Boolean(values.clip), ...outputFlags(values) });
       }
-      const params = {
-        iterations: intOption(values, 'iters', 1000, 1, 10_000_000),
-        lr: numberOption(values, 'lr', 0.1, { min: 0, exclusiveMin: true }),
-        beta: numberOption(values, 'beta', 0, { min: 0 }),
-      };
-      await runAttack({
-        model, modelPath: path, imagePath: positionals[0], target: values.target as string | undefined,
-        params, init, ...outputFlags(values),
-      });
+      for (const flag of ['beta', 'init', 'clip']) if (values[flag] !== undefined) throw new InputError(`--${flag} belongs to --method filter`);
+      const has = (name: string) => values[name] !== undefined;
+      const num = (name: string) => (has(name) ? numberOption(values, name, 0, { min: 0 }) : undefined);
+      const int = (name: string) => (has(name) ? intOption(values, name, 1, 1, 1_000_000) : undefined);
+      const norm = values.norm as 'linf' | 'l2' | undefined;
+      if (norm !== undefined && norm !== 'linf' && norm !== 'l2') throw new InputError(`--norm ${norm}: expected linf or l2`);
+      const options = ((): AttackOptions => {
+        const batchSize = int('batch');
+        switch (method) {
+          case 'fgsm': return { method, norm, eps: num('eps'), batchSize };
+          case 'bim': return { method, norm, eps: num('eps'), step: num('step'), iterations: int('iters'), batchSize };
+          case 'pgd': return { method, norm, eps: num('eps'), step: num('step'), iterations: int('iters'), restarts: int('restarts'), seed: has('seed') ? intOption(values, 'seed', 0, 0, 0xffffffff) : undefined, batchSize };
+          case 'mifgsm': return { method, norm, eps: num('eps'), step: num('step'), iterations: int('iters'), decay: num('decay'), batchSize };
+          case 'cw': return { method, steps: int('iters'), lr: has('lr') ? numberOption(values, 'lr', 0.01, { min: 0, exclusiveMin: true }) : undefined, binarySteps: int('binary-steps'), initialC: has('c') ? numberOption(values, 'c', 1e-3, { min: 0, exclusiveMin: true }) : undefined, confidence: num('confidence'), batchSize };
+          default: return { method: 'deepfool', steps: int('iters'), overshoot: num('overshoot'), batchSize };
+        }
+      })();
+      await runSuiteAttack({ model, modelPath: path, images, options, target, workers: intOption(values, 'workers', availableParallelism(), 1, 256), ...outputFlags(values) });
     },
   },
 
@@ -206,16 +251,25 @@ const commands: Record<string, Command> = {
   },
 
   eval: {
-    usage: 'mislead eval DIR [--model FILE] [--json]',
-    summary: 'accuracy, per-class accuracy and confusion matrix on a labelled folder (labels.csv)',
-    help: 'DIR holds images and labels.csv ("file,label" rows), as "mislead dataset" writes.\nExample:\n  mislead eval faces --model model.safetensors',
-    options: { ...modelOption, json: { type: 'boolean' } },
+    usage: 'mislead eval DIR [--model FILE] [--attack M --eps LIST [--out DIR]] [--json]',
+    summary: 'accuracy, per-class accuracy and confusion matrix on a labelled folder; accuracy under attack',
+    help: [
+      'DIR holds images and labels.csv ("file,label" rows), as "mislead dataset" writes.',
+      'With --attack (fgsm, bim, pgd, mifgsm) and --eps (grey levels, e.g. 0,1,2,4,8,16): the accuracy',
+      'under that untargeted L-infinity attack at each budget, judged on the 8-bit images, as a table and',
+      'as robustness.svg, robustness.png and robustness.json in --out (default ./out).',
+      'Examples:',
+      '  mislead eval faces --model model.safetensors',
+      '  mislead eval faces --attack pgd --eps 0,1,2,4,8,16 --out robustness',
+    ].join('\n'),
+    options: { ...modelOption, json: { type: 'boolean' }, attack: { type: 'string' }, eps: { type: 'string' }, out: { type: 'string' }, force: { type: 'boolean' }, workers: { type: 'string' } },
     async run(positionals, values) {
       if (positionals.length !== 1) throw new InputError('eval needs exactly one DIR');
-      const { model } = loadModel(values.model as string | undefined);
+      const { model, path } = loadModel(values.model as string | undefined);
       const labels = model.architecture.labels;
       const dataset = readDataset(positionals[0]);
       const set = facesToSet(dataset.images.map((image, i) => ({ image, label: dataset.labels[i] })), model.architecture);
+      if (values.attack !== undefined) return robustness(model, path, set, values);
       const { predictions, accuracy } = evaluate(new Net(await loadEngine(), model), set);
       const confusion = labels.map((_, truth) => labels.map((_, predicted) => predictions.filter((p, i) => set.labels[i] === truth && p === predicted).length));
       const perClass = Object.fromEntries(labels.map((l, c) => [l, confusion[c][c] / Math.max(1, confusion[c].reduce((a, b) => a + b, 0))]));
@@ -227,7 +281,39 @@ const commands: Record<string, Command> = {
       confusion.forEach((row, i) => print(`${labels[i].padEnd(width)}${row.map((v) => String(v).padStart(width)).join('')}`));
     },
   },
+
 };
+
+/** Accuracy under an untargeted L∞ attack at each budget of --eps, as RobustBench reports it. */
+async function robustness(model: Model, modelPath: string, set: LabelledSet, values: Values): Promise<void> {
+  const method = values.attack as string;
+  if (!['fgsm', 'bim', 'pgd', 'mifgsm'].includes(method)) throw new InputError(`--attack ${method}: expected fgsm, bim, pgd or mifgsm (budgeted attacks)`);
+  const text = (values.eps as string | undefined) ?? '0,1,2,4,8,16';
+  const budgets = text.split(',').map((v) => Number(v.trim()));
+  if (budgets.length === 0 || budgets.some((e) => !Number.isFinite(e) || e < 0 || e > 255)) throw new InputError(`--eps ${text}: expected grey levels from 0 to 255, separated by commas`);
+  const out = (values.out as string | undefined) ?? 'out';
+  const outputs = new OutputSet(out, Boolean(values.force), ['robustness.svg', 'robustness.png', 'robustness.json']);
+  const size = set.inputs.length / set.labels.length;
+  const inputs = Array.from(set.labels, (_, i) => set.inputs.slice(i * size, (i + 1) * size));
+  const workers = intOption(values, 'workers', availableParallelism(), 1, 256);
+  const net = new Net(await loadEngine(), model);
+  const points: { eps: number; accuracy: number }[] = [];
+  for (const eps of budgets) {
+    const predicted = eps === 0
+      ? evaluate(net, set).predictions
+      : (workers > 1 ? await new Pool(workers).attack(model, inputs, { method: method as 'pgd', eps }) : runSuite(net, inputs, { method: method as 'pgd', eps })).map((r) => r.after.index);
+    const accuracy = Array.from(predicted).filter((p, i) => p === set.labels[i]).length / set.labels.length;
+    points.push({ eps, accuracy });
+    if (!values.json) print(`eps ${String(eps).padStart(5)}  accuracy under ${method} ${(100 * accuracy).toFixed(2)} %`);
+  }
+  const svg = robustnessSvg(points, `Accuracy under ${method.toUpperCase()} (L∞) on ${set.labels.length} images`);
+  outputs.write('robustness.svg', svg);
+  outputs.write('robustness.png', svgToPng(svg));
+  const report = { model: modelPath, attack: method, images: set.labels.length, points };
+  outputs.write('robustness.json', JSON.stringify(report, null, 2) + '\n');
+  const written = outputs.commit();
+  print(values.json ? JSON.stringify(report) : `wrote ${written.join(', ')}`);
+}
 
 function outputFlags(values: Values) {
   return { out: (values.out as string | undefined) ?? 'out', force: Boolean(values.force), json: Boolean(values.json), quiet: Boolean(values.quiet), crop: cropOf(values) };
@@ -242,6 +328,16 @@ function cropOf(values: Values): Crop | undefined {
     throw new InputError(`--crop ${text}: expected X,Y,W,H in pixels (whole numbers, width and height > 0)`);
   }
   return parts as unknown as Crop;
+}
+
+/** Images named by the arguments: files, the PNG and JPEG files of a folder, or globs. */
+function expandImages(args: string[]): string[] {
+  return expandGlobs(args).flatMap((p) => {
+    if (!existsSync(p) || !statSync(p).isDirectory()) return [p];
+    const found = readdirSync(p).filter((f) => /\.(png|jpe?g)$/i.test(f)).sort().map((f) => join(p, f));
+    if (found.length === 0) throw new InputError(`${p}: a folder with no PNG or JPEG image`);
+    return found;
+  });
 }
 
 /** Arguments with glob characters that name no file are expanded; a pattern matching nothing is refused. */

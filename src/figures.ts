@@ -28,32 +28,39 @@ const GAP = 36;
 const TITLE_SIZE = 18;
 const SUBTITLE_SIZE = 14;
 
-/** Panels side by side, each image upscaled with nearest-neighbour (pixelated, not blurred) so a 48×48 face is ~240 px wide, titled above (e.g. "Original: Woman") with a subtitle (e.g. "man -0.79 · woman 1.69"), on a white background, as the tutorial's matplotlib figures. Returns PNG bytes. */
-export function figurePng(panels: Panel[]): Uint8Array {
+/** Panels side by side (or in a grid of `columns`), each image upscaled with nearest-neighbour (pixelated, not blurred) so a 48×48 face is ~240 px wide, titled above (e.g. "Original: Woman") with a subtitle (e.g. "man -0.79 · woman 1.69"), on a white background, as the tutorial's matplotlib figures. Returns PNG bytes. */
+export function figurePng(panels: Panel[], { columns = panels.length, size = 240 } = {}): Uint8Array {
   if (panels.length === 0) throw new RangeError('figurePng: no panels');
   const hasSubtitle = panels.some((p) => p.subtitle);
-  const imageTop = MARGIN + TITLE_SIZE + (hasSubtitle ? SUBTITLE_SIZE + 10 : 0) + 14;
-  let x = MARGIN;
-  let bottom = imageTop;
-  const parts = panels.map(({ title, subtitle, image }) => {
-    const scale = Math.max(1, Math.round(240 / Math.max(image.width, image.height)));
+  const header = TITLE_SIZE + (hasSubtitle ? SUBTITLE_SIZE + 10 : 0) + 14;
+  const laid = panels.map(({ title, subtitle, image }) => {
+    const scale = Math.max(1, Math.round(size / Math.max(image.width, image.height)));
     const [w, h] = [image.width * scale, image.height * scale];
-    const column = Math.ceil(Math.max(w, textWidth(title, TITLE_SIZE), textWidth(subtitle ?? '', SUBTITLE_SIZE)));
-    const [left, centre] = [x + Math.floor((column - w) / 2), x + column / 2];
-    x += column + GAP;
-    bottom = Math.max(bottom, imageTop + h);
+    return { title, subtitle, image, w, h, width: Math.ceil(Math.max(w, textWidth(title, TITLE_SIZE), textWidth(subtitle ?? '', SUBTITLE_SIZE))) };
+  });
+  // A grid: each column as wide as its widest panel, each row as tall as its tallest image.
+  const widths = Array.from({ length: Math.min(columns, laid.length) }, (_, c) => Math.max(...laid.filter((_, i) => i % columns === c).map((p) => p.width)));
+  const lefts = widths.map((_, c) => MARGIN + widths.slice(0, c).reduce((a, b) => a + b + GAP, 0));
+  const rows = Math.ceil(laid.length / columns);
+  const tops = [MARGIN];
+  for (let r = 0; r < rows; r++) tops.push(tops[r] + header + Math.max(...laid.slice(r * columns, (r + 1) * columns).map((p) => p.h)) + GAP);
+  const parts = laid.map(({ title, subtitle, image, w, h }, i) => {
+    const [c, top] = [i % columns, tops[Math.floor(i / columns)]];
+    const [left, centre] = [lefts[c] + Math.floor((widths[c] - w) / 2), lefts[c] + widths[c] / 2];
+    const imageTop = top + header;
     const png = Buffer.from(encodePng(image)).toString('base64');
     return [
-      text(centre, MARGIN + TITLE_SIZE, TITLE_SIZE, title),
-      subtitle ? text(centre, MARGIN + TITLE_SIZE + SUBTITLE_SIZE + 8, SUBTITLE_SIZE, subtitle, '#444') : '',
+      text(centre, top + TITLE_SIZE, TITLE_SIZE, title),
+      subtitle ? text(centre, top + TITLE_SIZE + SUBTITLE_SIZE + 8, SUBTITLE_SIZE, subtitle, '#444') : '',
       // A hairline frame just outside the image, as light images would melt into the background.
       `<rect x="${left - 0.5}" y="${imageTop - 0.5}" width="${w + 1}" height="${h + 1}" fill="none" stroke="#bbb"/>`,
       // resvg scales with nearest neighbour for optimizeSpeed (it ignores the CSS value pixelated).
       `<image x="${left}" y="${imageTop}" width="${w}" height="${h}" preserveAspectRatio="none" image-rendering="optimizeSpeed" href="data:image/png;base64,${png}"/>`,
     ].join('\n');
   });
-  const svg = svgDocument(x - GAP + MARGIN, bottom + MARGIN, parts.join('\n'));
-  return renderSvg(svg);
+  const width = lefts[widths.length - 1] + widths[widths.length - 1] + MARGIN;
+  const svg = svgDocument(width, tops[rows] - GAP + MARGIN, parts.join('\n'));
+  return svgToPng(svg);
 }
 
 export interface Curve {
@@ -156,6 +163,33 @@ export function lossSvg(curves: Curve[], title: string): string {
 }
 
 /** Indices of the points to draw: all of them, or for long curves the lowest and the highest value of each of 1000 runs, so that spikes survive. */
+/** Accuracy under attack against the budget, as RobustBench reports it: linear axes, accuracy
+ *  from 0 to 1, one point per budget. Returns standalone SVG text (`svgToPng` for a PNG). */
+export function robustnessSvg(points: readonly { eps: number; accuracy: number }[], title: string, xLabel = 'budget ε (grey levels)'): string {
+  const xMax = Math.max(1, ...points.map((p) => p.eps));
+  const px = (e: number) => PLOT.left + ((PLOT.right - PLOT.left) * e) / xMax;
+  const py = (a: number) => PLOT.bottom - (PLOT.bottom - PLOT.top) * a;
+  const out: string[] = [];
+  for (let a = 0; a <= 1.0001; a += 0.2) {
+    const y = py(a).toFixed(1);
+    out.push(`<line x1="${PLOT.left}" x2="${PLOT.right}" y1="${y}" y2="${y}" stroke="#e6e6e6"/>`);
+    out.push(text(PLOT.left - 9, +y + 5, 13, `${Math.round(a * 100)} %`, 'black', 'end'));
+  }
+  for (const { eps } of points) {
+    const x = px(eps).toFixed(1);
+    out.push(`<line x1="${x}" x2="${x}" y1="${PLOT.bottom}" y2="${PLOT.bottom + 6}" stroke="black"/>`);
+    out.push(text(+x, PLOT.bottom + 22, 13, String(eps)));
+  }
+  const d = points.map((p, i) => `${i ? 'L' : 'M'}${px(p.eps).toFixed(1)} ${py(p.accuracy).toFixed(1)}`).join('');
+  out.push(`<path d="${d}" fill="none" stroke="${COLOURS[0]}" stroke-width="2"/>`);
+  for (const p of points) out.push(`<circle cx="${px(p.eps).toFixed(1)}" cy="${py(p.accuracy).toFixed(1)}" r="4" fill="${COLOURS[0]}"/>`);
+  out.push(`<rect x="${PLOT.left}" y="${PLOT.top}" width="${PLOT.right - PLOT.left}" height="${PLOT.bottom - PLOT.top}" fill="none" stroke="black"/>`);
+  out.push(text((PLOT.left + PLOT.right) / 2, PLOT.top - 14, 16, title));
+  out.push(text((PLOT.left + PLOT.right) / 2, PLOT.height - 14, 14, xLabel));
+  out.push(`<g transform="translate(22 ${(PLOT.top + PLOT.bottom) / 2}) rotate(-90)">${text(0, 0, 14, 'accuracy under attack')}</g>`);
+  return svgDocument(PLOT.width, PLOT.height, out.join('\n'));
+}
+
 function sampleIndices(values: ArrayLike<number>): number[] {
   const n = values.length;
   if (n <= MAX_POINTS) return Array.from({ length: n }, (_, i) => i);
@@ -202,6 +236,7 @@ ${body}
 }
 
 /** Renders SVG to PNG with the shipped font only, so that the result is the same on every machine. */
-function renderSvg(svg: string): Uint8Array {
+/** A standalone SVG from this module, rendered to PNG with its font. */
+export function svgToPng(svg: string): Uint8Array {
   return new Resvg(svg, { font: FONT_OPTIONS }).render().asPng();
 }

@@ -50,21 +50,41 @@ export class OutputSet {
   /** Writes `name` under a temporary name; returns that path (to read the file back). */
   write(name: string, data: Uint8Array | string): string {
     mkdirSync(this.dir, { recursive: true });
-    const temp = join(this.dir, `.${name}.${process.pid}.tmp`);
+    const temp = this.stage(name);
     writeFileSync(temp, data);
-    this.staged.push({ temp, final: join(this.dir, name) });
     return temp;
   }
 
-  commit(): void {
-    for (const { temp, final } of this.staged) renameSync(temp, final);
+  /** Writes `name` into the folder `folder` of the results (staged as a whole, like a file). */
+  writeInto(folder: string, name: string, data: Uint8Array): string {
+    const temp = this.staged.find((s) => s.final === join(this.dir, folder))?.temp ?? this.stage(folder);
+    mkdirSync(temp, { recursive: true });
+    writeFileSync(join(temp, name), data);
+    return join(temp, name);
+  }
+
+  /** Puts every staged file in place; returns their paths. */
+  commit(): string[] {
+    const written = this.staged.map(({ temp, final }) => {
+      if (statSync(temp).isDirectory()) rmSync(final, { recursive: true, force: true });
+      renameSync(temp, final);
+      return final;
+    });
     this.staged.length = 0;
+    return written;
   }
 
   /** Removes the temporary files of a command that failed. */
   abandon(): void {
-    for (const { temp } of this.staged) rmSync(temp, { force: true });
+    for (const { temp } of this.staged) rmSync(temp, { recursive: true, force: true });
     this.staged.length = 0;
+  }
+
+  private stage(name: string): string {
+    mkdirSync(this.dir, { recursive: true });
+    const temp = join(this.dir, `.${name}.${process.pid}.tmp`);
+    this.staged.push({ temp, final: join(this.dir, name) });
+    return temp;
   }
 }
 

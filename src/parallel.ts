@@ -1,17 +1,20 @@
 // Both cores (or all): a pool of worker threads, each with its own engine, for the work that
-// splits into independent parts: rendering faces, and the gradients of a training batch (each
-// worker takes an equal share of the batch; the shares' gradients add up to the batch's).
+// splits into independent parts: rendering faces, attacking a batch of images (a share each),
+// and the gradients of a training batch (each worker takes an equal share of the batch; the
+// shares' gradients add up to the batch's).
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import type { Face } from './dataset.js';
 import type { Tensor } from './engine.js';
 import { writeModel, type Model } from './model.js';
 import type { GradientSource, LabelledSet } from './train.js';
+import type { AttackOptions, AttackResult } from './attacks.js';
 
 export type Request =
   | { kind: 'faces'; seed: number; from: number; count: number }
   | { kind: 'setup'; model: Uint8Array; batch: number; share: number; inputs: SharedArrayBuffer; labels: SharedArrayBuffer }
-  | { kind: 'gradients'; weights: Float32Array; indices: Uint32Array; from: number };
+  | { kind: 'gradients'; weights: Float32Array; indices: Uint32Array; from: number }
+  | { kind: 'attack'; model: Uint8Array; inputs: Float32Array[]; options: AttackOptions };
 
 /** The compiled worker: next to this file in dist/, or in dist/ when running from src/. */
 const WORKER = new URL('../dist/worker.js', import.meta.url);
@@ -66,6 +69,25 @@ export class Pool {
     };
     await Promise.all(this.workers.map((_, i) => work(i)));
     return faces;
+  }
+
+  /** The attack suite on `inputs`, split in one contiguous share per worker; closes the pool. */
+  async attack(model: Model, inputs: Float32Array[], options: AttackOptions, onProgress?: (done: number) => void): Promise<AttackResult[]> {
+    const bytes = writeModel(model);
+    const share = Math.ceil(inputs.length / this.size);
+    let done = 0;
+    try {
+      const parts = await Promise.all(this.workers.map(async (_, i) => {
+        const mine = inputs.slice(i * share, (i + 1) * share);
+        if (mine.length === 0) return [];
+        const results = await this.ask<AttackResult[]>(i, { kind: 'attack', model: bytes, inputs: mine, options });
+        onProgress?.((done += mine.length));
+        return results;
+      }));
+      return parts.flat();
+    } finally {
+      await this.close();
+    }
   }
 
   /** A gradient source for `train` whose batches are split over the workers. */

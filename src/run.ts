@@ -3,6 +3,10 @@
 import { FilterAttack, predictLogits, type FilterStep } from './attack.js';
 import { InputError } from './errors.js';
 import { OutputSet, readModelInput, type Crop } from './files.js';
+import { resolveOptions, runAttack as runSuite, summarize, type AttackOptions, type AttackResult } from './attacks.js';
+import { Pool } from './parallel.js';
+import { basename, dirname, join } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
 import { Progress } from './progress.js';
 import { encodePng } from './image.js';
 import { argmax, Net, softmax, type Model } from './model.js';
@@ -49,9 +53,9 @@ interface Job {
 }
 
 /** Everything an attack run needs, checked before any work starts. */
-async function prepare(job: Job) {
+async function prepare(job: Job, files: readonly string[] = RESULT_FILES) {
   const x = readModelInput(job.imagePath, job.model.architecture, job.crop);
-  const outputs = new OutputSet(job.out, job.force, RESULT_FILES);
+  const outputs = new OutputSet(job.out, job.force, files);
   const net = new Net(await loadEngine(), job.model);
   return { x, outputs, net, before: classify(net, [x])[0] };
 }
@@ -113,7 +117,7 @@ function writeResults(net: Net, outputs: OutputSet, x: Float32Array, before: Cla
     panels.push({ title: `${s.title}: ${capitalise(s.after.label)}`, subtitle: scores(net, s.after), image: adversarialImage(s.dx) });
   }
   outputs.write('figure.png', figurePng(panels));
-  outputs.write('loss.svg', lossSvg(curves, 'Loss per iteration'));
+  if (curves.length > 0) outputs.write('loss.svg', lossSvg(curves, 'Loss per iteration'));
   const reread = readModelInput(png, arch);
   return classify(net, [reread])[0];
 }
@@ -124,9 +128,9 @@ function maxAbs(v: Float32Array): number {
 
 function finish(outputs: OutputSet, report: object, json: boolean): void {
   outputs.write('report.json', JSON.stringify(report, null, 2) + '\n');
-  outputs.commit();
+  const written = outputs.commit();
   if (json) process.stdout.write(JSON.stringify(report) + '\n');
-  else process.stdout.write(`wrote ${RESULT_FILES.map((f) => `${outputs.dir}/${f}`).join(', ')}\n`);
+  else process.stdout.write(`wrote ${written.join(', ')}\n`);
 }
 
 /** Runs `work`, removing the staged files if it fails. */
@@ -139,12 +143,19 @@ function withOutputs(outputs: OutputSet, work: () => void): void {
   }
 }
 
-export async function runAttack(job: Job & { target?: string; init?: Float32Array; params: { iterations: number; lr: number; beta: number } }): Promise<void> {
+/** The pixel box [0, 255] in model units. */
+export function pixelBox(arch: Net['architecture']): [number, number] {
+  const { offset, scale } = arch.preprocess;
+  const ends = [(0 - offset) / scale, (255 - offset) / scale];
+  return [Math.min(...ends), Math.max(...ends)];
+}
+
+export async function runFilterAttack(job: Job & { target?: string; init?: Float32Array; clip: boolean; params: { iterations: number; lr: number; beta: number } }): Promise<void> {
   const { x, outputs, net, before } = await prepare(job);
   const arch = net.architecture;
   const target = resolveTarget(arch.labels, job.target, before.index);
   withOutputs(outputs, () => {
-    const attack = new FilterAttack(net, x, target, job.init);
+    const attack = new FilterAttack(net, x, target, job.init, job.clip ? pixelBox(arch) : undefined);
     const start = performance.now();
     const loss = attack.run({ ...job.params, onIteration: attackProgress(job, attack, net, job.params.iterations) });
     const ms = performance.now() - start;
@@ -159,7 +170,7 @@ export async function runAttack(job: Job & { target?: string; init?: Float32Arra
     }
     finish(outputs, {
       model: job.modelPath, image: job.imagePath, method: 'filter',
-      params: { iters: job.params.iterations, lr: job.params.lr, beta: job.params.beta, init: job.init !== undefined },
+      params: { iters: job.params.iterations, lr: job.params.lr, beta: job.params.beta, init: job.init !== undefined, clip: job.clip },
       target: arch.labels[target], target_index: target,
       before, after, saved, success: after.index === target, success_saved: saved.index === target,
       loss: Array.from(loss), norms: norms(dx, arch.preprocess.scale), iterations: job.params.iterations, ms,
@@ -206,4 +217,125 @@ export async function runTutorial(job: Job): Promise<void> {
       iterations: steps.reduce((n, s) => n + s.params.iterations, 0), ms: steps.reduce((t, s) => t + s.ms, 0),
     }, job.json);
   });
+}
+
+/** The attack suite (FGSM, BIM, PGD, MI-FGSM, C&W, DeepFool) on one image or a batch. */
+export async function runSuiteAttack(job: Omit<Job, 'imagePath'> & { images: string[]; options: AttackOptions; target?: string; workers: number }): Promise<void> {
+  const arch = job.model.architecture;
+  const single = job.images.length === 1;
+  const inputs = job.images.map((path) => readModelInput(path, arch, job.crop));
+  const outputs = new OutputSet(job.out, job.force, single ? SUITE_FILES : BATCH_FILES);
+  const engine = await loadEngine();
+  const net = new Net(engine, job.model);
+  const before = classify(net, inputs);
+  const target = job.target === undefined ? undefined : resolveTarget(arch.labels, job.target, 0);
+  const options = { ...job.options, target };
+  const resolved = resolveOptions(options, arch.labels.length);
+  const progress = new Progress(job.options.method, job.images.length, job.json || job.quiet);
+  const start = performance.now();
+  const results = job.workers > 1 && job.images.length > 1
+    ? await new Pool(Math.min(job.workers, job.images.length)).attack(job.model, inputs, options, (done) => progress.update(done))
+    : runSuite(net, inputs, options, { onProgress: (_done, _total, info) => progress.update(info.batch * resolved.batchSize) });
+  progress.done();
+  const ms = performance.now() - start;
+  withOutputs(outputs, () => {
+    const params = { ...resolved, target: target === undefined ? null : arch.labels[target] };
+    if (single) {
+      const [r] = results;
+      const after = describe(net, Float32Array.from(r.after.logits));
+      const saved = writeResults(net, outputs, inputs[0], before[0], [{ title: 'Adversarial', dx: r.perturbation, after }], []);
+      finish(outputs, {
+        model: job.modelPath, image: job.images[0], method: job.options.method, params,
+        target: params.target, before: before[0], after, saved,
+        success: r.success, success_saved: target === undefined ? saved.index !== before[0].index : saved.index === target,
+        norms: r.norms, psnr: r.psnr, ssim: r.ssim, iterations: r.iterations, gradients: r.gradients, ms,
+      }, job.json);
+      return;
+    }
+    const files = writeBatch(net, outputs, job.images, inputs, before, results);
+    const truth = trueLabels(job.images, arch.labels);
+    const summary = summarize(results, truth);
+    // Success as saved: each adversarial PNG read back from disk and classified again.
+    const reread = classify(net, files.map((f) => readModelInput(f, arch)));
+    const savedSuccess = results.filter((r, i) => (target === undefined ? reread[i].index !== r.before.index : reread[i].index === target)).length / results.length;
+    const report = { model: job.modelPath, method: job.options.method, params, images: job.images.length, summary, success_saved: savedSuccess, ms, results: results.map((r, i) => resultRow(job.images[i], arch.labels, r)) };
+    outputs.write('summary.json', JSON.stringify(report, null, 2) + '\n');
+    const header = 'image,before,after,success,l2_pixels,linf_pixels,psnr,ssim,iterations,gradients,ms';
+    outputs.write('summary.csv', [header, ...report.results.map((r) => [r.image, r.before, r.after, r.success, r.l2_pixels, r.linf_pixels, r.psnr, r.ssim, r.iterations, r.gradients, r.ms].join(','))].join('\n') + '\n');
+    const written = outputs.commit();
+    if (job.json) return void process.stdout.write(JSON.stringify(report) + '\n');
+    const pct = (v: number) => `${(100 * v).toFixed(1)} %`;
+    const rows = [
+      ['images', String(summary.images)],
+      ['success over all images', `${pct(summary.success)} (re-read from the saved files: ${pct(savedSuccess)})`],
+      ...(summary.successCorrect === undefined ? [] : [[`success over the ${summary.correct} classified correctly before`, pct(summary.successCorrect)]]),
+      ['L2 mean / median (grey levels)', `${summary.l2.mean.toFixed(2)} / ${summary.l2.median.toFixed(2)}`],
+      ['L∞ mean / median (grey levels)', `${summary.linf.mean.toFixed(2)} / ${summary.linf.median.toFixed(2)}`],
+      ['PSNR mean / median (dB)', `${summary.psnr.mean.toFixed(2)} / ${summary.psnr.median.toFixed(2)}`],
+      ['SSIM mean / median', `${summary.ssim.mean.toFixed(4)} / ${summary.ssim.median.toFixed(4)}`],
+      ['iterations / gradients per image (mean)', `${mean(results.map((r) => r.iterations)).toFixed(1)} / ${mean(results.map((r) => r.gradients)).toFixed(1)}`],
+      ['time', `${(ms / 1000).toFixed(2)} s (${(ms / results.length).toFixed(1)} ms per image)`],
+    ];
+    for (const [k, v] of rows) process.stdout.write(`${k.padEnd(44)} ${v}\n`);
+    process.stdout.write(`wrote ${written.join(', ')}\n`);
+  });
+}
+
+/** The true label of each image when its folder has a labels.csv ("file,label", as
+ *  `mislead dataset` writes); undefined when any image has none. */
+function trueLabels(images: readonly string[], labels: readonly string[]): number[] | undefined {
+  const tables = new Map<string, Map<string, number>>();
+  const found = images.map((image) => {
+    const dir = dirname(image);
+    if (!tables.has(dir)) {
+      const table = new Map<string, number>();
+      const csv = join(dir, 'labels.csv');
+      if (existsSync(csv)) {
+        for (const line of readFileSync(csv, 'utf8').split(/\r?\n/).slice(1)) {
+          const [file, label] = line.split(',').map((c) => c.trim());
+          if (file && labels.includes(label)) table.set(file, labels.indexOf(label));
+        }
+      }
+      tables.set(dir, table);
+    }
+    return tables.get(dir)!.get(basename(image));
+  });
+  return found.every((l) => l !== undefined) ? (found as number[]) : undefined;
+}
+
+const SUITE_FILES = ['adversarial.png', 'perturbation.npy', 'filter.png', 'figure.png', 'report.json'] as const;
+const BATCH_FILES = ['adversarial', 'summary.csv', 'summary.json', 'contact.png'] as const;
+const mean = (v: number[]) => v.reduce((a, b) => a + b, 0) / v.length;
+
+/** The file name of image i's adversarial in a batch: its own name, numbered. */
+function batchName(images: readonly string[], i: number): string {
+  return `${String(i).padStart(4, '0')}-${basename(images[i]).replace(/\.[^.]*$/, '')}.png`;
+}
+
+function resultRow(image: string, labels: string[], r: AttackResult) {
+  return {
+    image, before: labels[r.before.index], after: labels[r.after.index], success: r.success,
+    l2_pixels: round(r.norms.l2_pixels), linf_pixels: round(r.norms.linf_pixels), psnr: round(r.psnr), ssim: round(r.ssim),
+    iterations: r.iterations, gradients: r.gradients, ms: round(r.ms),
+  };
+}
+
+const round = (v: number) => (Number.isFinite(v) ? Number(v.toPrecision(6)) : v);
+
+/** Each adversarial as a PNG (in adversarial/), and a contact sheet of original/adversarial
+ *  pairs; returns the (staged) paths of the PNGs. */
+function writeBatch(net: Net, outputs: OutputSet, images: readonly string[], inputs: Float32Array[], before: Classification[], results: AttackResult[]): string[] {
+  const arch = net.architecture;
+  const labels = arch.labels;
+  const files = results.map((r, i) => outputs.writeInto('adversarial', batchName(images, i), encodePng(inputToImage(r.adversarial, arch))));
+  const shown = Math.min(results.length, 24);
+  const panels: Panel[] = [];
+  for (let i = 0; i < shown; i++) {
+    const r = results[i];
+    panels.push({ title: `${capitalise(labels[before[i].index])}`, subtitle: basename(images[i]), image: inputToImage(inputs[i], arch) });
+    const mark = r.success ? '✓' : '✗';
+    panels.push({ title: `${mark} ${capitalise(labels[r.after.index])}`, subtitle: `L∞ ${r.norms.linf_pixels.toFixed(0)} · L2 ${r.norms.l2_pixels.toFixed(0)}`, image: inputToImage(r.adversarial, arch) });
+  }
+  outputs.write('contact.png', figurePng(panels, { columns: 8, size: 96 }));
+  return files;
 }

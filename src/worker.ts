@@ -1,9 +1,10 @@
 // A worker thread of the pool in parallel.ts: it has its own engine (its own WASM instance)
-// and answers two kinds of request: render faces, and compute a share of a batch's gradients.
+// and answers its requests: render faces, attack images, compute a share of a batch's gradients.
 import { parentPort } from 'node:worker_threads';
 import { generateFaces } from './dataset.js';
 import type { Engine } from './engine.js';
-import { readModel } from './model.js';
+import { Net, readModel } from './model.js';
+import { runAttack } from './attacks.js';
 import { loadEngine } from './node.js';
 import { BatchGradients, type LabelledSet } from './train.js';
 import type { Request } from './parallel.js';
@@ -24,6 +25,13 @@ parentPort!.on('message', async (request: Request) => {
         at += f.image.data.length;
       }
       parentPort!.postMessage({ labels: Uint8Array.from(faces, (f) => f.label), pixels }, [pixels.buffer]);
+      break;
+    }
+    case 'attack': {
+      const mark = engine.mark();
+      const results = runAttack(new Net(engine, readModel(request.model, 'model')), request.inputs, request.options);
+      engine.release(mark);
+      parentPort!.postMessage(results);
       break;
     }
     case 'setup': {

@@ -75,7 +75,7 @@ const headerTooLong = () => {
 
 const badImages: [string, string, RegExp][] = [
   ['missing file', join(dir, 'nowhere.png'), /nowhere\.png: cannot read an image \(ENOENT\)/],
-  ['directory given as image', dir, /is a directory, expected an image/],
+  ['directory given as image (attack reads a folder as a batch: this one holds no image)', mkdtempSync(join(dir, 'empty-')), /a folder with no PNG or JPEG image/],
   ['empty file', file('empty.png', ''), /empty\.png: empty file/],
   ['truncated PNG', file('truncated.png', goodPng.subarray(0, 60)), /truncated\.png: .*(truncated|corrupt)/i],
   ['PNG with a bad CRC', file('badcrc.png', (() => { const b = Buffer.from(goodPng); b[30] ^= 0xff; return b; })()), /badcrc\.png: .*CRC/i],
@@ -127,6 +127,10 @@ describe('bad images', () => {
 
 describe('bad models', () => {
   for (const [what, path, message] of badModels) it(what, () => expectRefused(['predict', goodImage, '--model', path], message));
+});
+
+describe('a directory where predict wants an image', () => {
+  it('is refused', () => expectRefused(['predict', dir, '--model', goodModel], /is a directory, expected an image/));
 });
 
 describe('bad flags', () => {

@@ -2,7 +2,7 @@
 // reproduced from its own checkpoint, and predict/attack on a model the engine has never seen,
 // checked against the float64 reference.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { PNG } from 'pngjs';
@@ -143,5 +143,44 @@ describe('the shipped default model and sample face', () => {
     expect(figure.width).toBeGreaterThan(1000); // five panels of a 48×48 face upscaled ×5
     const report = JSON.parse(readFileSync(join(cwd, 'out/report.json'), 'utf8'));
     expect(report.success_saved).toBe(true);
+  });
+});
+
+describe('the attack suite from the command line, on faces never seen', () => {
+  const dir = tmp();
+  const faces = join(dir, 'faces');
+  const run = (...args: string[]) => spawnSync(process.execPath, [join(root, 'dist/cli.js'), ...args], { encoding: 'utf8', cwd: dir });
+
+  it('attacks a folder as a batch: L∞ ≤ eps on every saved file, and the saved files fool the model as reported', () => {
+    expect(run('dataset', '--out', faces, '--count', '16', '--seed', '31337').status).toBe(0);
+    const attack = run('attack', faces, '--method', 'pgd', '--eps', '3', '--out', join(dir, 'pgd'), '--json');
+    expect(attack.stderr).toBe('');
+    expect(attack.status).toBe(0);
+    const report = JSON.parse(attack.stdout);
+    expect(report.images).toBe(16);
+    expect(report.summary.correct).toBeGreaterThan(12);
+    expect(report.success_saved).toBe(report.summary.success);
+    const names = readdirSync(join(dir, 'pgd/adversarial')).sort();
+    expect(names).toHaveLength(16);
+    names.forEach((name, i) => {
+      const original = PNG.sync.read(readFileSync(join(faces, `${String(i).padStart(5, '0')}.png`)));
+      const adversarial = PNG.sync.read(readFileSync(join(dir, 'pgd/adversarial', name)));
+      let linf = 0;
+      for (let p = 0; p < 48 * 48; p++) linf = Math.max(linf, Math.abs(original.data[p * 4] - adversarial.data[p * 4]));
+      expect(linf).toBeLessThanOrEqual(3);
+    });
+    expect(existsSync(join(dir, 'pgd/contact.png'))).toBe(true);
+    expect(readFileSync(join(dir, 'pgd/summary.csv'), 'utf8').split('\n')[0]).toBe('image,before,after,success,l2_pixels,linf_pixels,psnr,ssim,iterations,gradients,ms');
+  });
+
+  it('eval --attack draws accuracy under attack falling with the budget', () => {
+    const ev = run('eval', faces, '--attack', 'bim', '--eps', '0,2,8', '--out', join(dir, 'robust'), '--json');
+    expect(ev.stderr).toBe('');
+    const { points } = JSON.parse(ev.stdout);
+    expect(points.map((p: { eps: number }) => p.eps)).toEqual([0, 2, 8]);
+    expect(points[0].accuracy).toBeGreaterThan(0.8);
+    expect(points[1].accuracy).toBeLessThanOrEqual(points[0].accuracy);
+    expect(points[2].accuracy).toBeLessThan(points[0].accuracy);
+    expect(readdirSync(join(dir, 'robust')).sort()).toEqual(['robustness.json', 'robustness.png', 'robustness.svg']);
   });
 });
