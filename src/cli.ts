@@ -3,6 +3,8 @@
 // exit code 2 for bad usage or input, 1 for anything else.
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { existsSync, readdirSync, statSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { isAbsolute, join } from 'node:path';
 import { InputError } from './errors.js';
 import { OutputSet, loadModel, SAMPLE_FACE, readInputFile, readModelInput, writeFileAtomic, type Crop } from './files.js';
@@ -152,6 +154,21 @@ const commands: Record<string, Command> = {
       if (positionals.length > 1) throw new InputError('tutorial takes at most one IMAGE');
       const { model, path } = loadModel(values.model as string | undefined);
       await runTutorial({ model, modelPath: path, imagePath: positionals[0] ?? SAMPLE_FACE, ...outputFlags(values) });
+    },
+  },
+
+  bench: {
+    usage: 'mislead bench [--quick]',
+    summary: 'the kernels and end-to-end loops against TensorFlow.js (WASM and CPU backends), side by side',
+    help: 'Checks that both engines agree, then times each kernel and one attack iteration (batch 1 and 64) and one\ntraining step; prints ms, ratios, GFLOP/s and % of the SIMD peak, and writes bench/results.json.\n--quick is a smoke check of a few seconds (batch 4). Needs the repository with its dev dependencies\n(npm install), where TensorFlow.js is installed for the comparison. Same as "npm run bench".',
+    options: { quick: { type: 'boolean' } },
+    async run(positionals, values) {
+      if (positionals.length > 0) throw new InputError(`bench takes no positional argument (got ${positionals[0]})`);
+      const script = fileURLToPath(new URL('../bench/run.ts', import.meta.url));
+      const runner = fileURLToPath(new URL('../node_modules/vite-node/vite-node.mjs', import.meta.url));
+      if (!existsSync(script) || !existsSync(runner)) throw new InputError('bench needs the source repository with its dev dependencies (run npm install there)');
+      const r = spawnSync(process.execPath, [runner, script, ...(values.quick ? ['--quick'] : [])], { stdio: 'inherit' });
+      if (r.status !== 0) throw new Error(`the benchmark failed (exit code ${r.status})`);
     },
   },
 

@@ -1,0 +1,360 @@
+// `npm run bench [-- --quick] [-- --out FILE]`: the project's kernels and end-to-end loops against
+// TensorFlow.js's WASM and CPU backends, measured in the same run on the tutorial network's
+// shapes, after checking that every engine computes the same thing. Prints a table and writes
+// bench/results.json (bench/results.quick.json for --quick, a smoke check of a few seconds).
+import { writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { loadEngine } from '../src/node.js';
+import { MisleadBatchAttack, MisleadTraining, misleadAttack, misleadKernel, nearTies } from './mislead.js';
+import { ARCH, ATTACK, TRAIN, endToEndFlops, images, kernelCases, kernelData, normal, randomModel, relativeError } from './setup.js';
+import { BACKENDS, NotAvailable, TfjsAttack, TfjsTraining, backendInfo, numTensors, tfjsKernel, useBackend, type Backend } from './tfjs.js';
+import { measure, type Timing } from './timing.js';
+
+const TOLERANCE = 1e-4;
+/** Rounds of the peak kernel per call: 12 f32x4 mul-adds each, 96 flops. */
+const PEAK_ROUNDS = 1_000_000;
+const PEAK_FLOPS = 96 * PEAK_ROUNDS;
+
+type EngineName = 'mislead' | Backend;
+const ENGINES: readonly EngineName[] = ['mislead', ...BACKENDS];
+type Result = Timing | { na: string };
+
+interface Row {
+  name: string;
+  group: 'peak' | 'kernel' | 'end-to-end';
+  batch: number | null;
+  /** Flops of one operation (see setup.ts for how each is counted). */
+  flops: number;
+  results: Partial<Record<EngineName, Result>>;
+  /** The worst relative error against the engine's result, over the checks of this row. */
+  agreement: Partial<Record<Backend, number | null>>;
+}
+
+interface Check {
+  name: string;
+  backend: Backend;
+  /** max |tfjs − mislead| / max |mislead|, or null when the backend cannot run it. */
+  relError: number | null;
+  ok: boolean;
+  note?: string;
+}
+
+const args = process.argv.slice(2);
+const quick = args.includes('--quick');
+const outIndex = args.indexOf('--out');
+const outPath = outIndex >= 0 ? args[outIndex + 1] : fileURLToPath(new URL(quick ? './results.quick.json' : './results.json', import.meta.url));
+const started = performance.now();
+const rows: Row[] = [];
+const checks: Check[] = [];
+const progress = (line: string) => process.stderr.write(`${line}\n`);
+/** Wall time of each part of the run, in s. */
+const sections: Record<string, number> = {};
+let sectionStart = performance.now();
+function section(name: string): void {
+  const now = performance.now();
+  sections[name] = Number(((now - sectionStart) / 1e3).toFixed(2));
+  sectionStart = now;
+}
+
+function row(name: string, group: Row['group'], batch: number | null, flops: number): Row {
+  const r: Row = { name, group, batch, flops, results: {}, agreement: {} };
+  rows.push(r);
+  return r;
+}
+
+function time(r: Row, engine: EngineName, fn: () => void, perCall = 1, options = {}): void {
+  const t = measure(`${engine} ${r.name}`, fn, quick, perCall, options);
+  r.results[engine] = t;
+  progress(`  ${engine.padEnd(9)} ${r.name.padEnd(26)} ${formatMs(t.meanMs).padStart(9)} ms ±${t.rmePct.toFixed(1)}% (${t.samples} samples)`);
+}
+
+/** Records the agreement of a tfjs result with the engine's; `expected` is the engine's. */
+function check(r: Row, name: string, backend: Backend, actual: ArrayLike<number> | number, expected: ArrayLike<number> | number): void {
+  const e = typeof actual === 'number' ? relativeError([actual], [expected as number]) : relativeError(actual, expected as ArrayLike<number>);
+  const ok = e <= TOLERANCE;
+  checks.push({ name, backend, relError: e, ok });
+  r.agreement[backend] = Math.max(r.agreement[backend] ?? 0, e);
+  if (!ok) progress(`  MISMATCH ${backend} ${name}: relative error ${e.toExponential(2)} > ${TOLERANCE}`);
+}
+
+function notAvailable(r: Row, name: string, backend: Backend, e: NotAvailable): void {
+  checks.push({ name, backend, relError: null, ok: true, note: `n/a: ${e.message}` });
+  r.agreement[backend] ??= null;
+  r.results[backend] = { na: e.message };
+  progress(`  ${backend.padEnd(9)} ${r.name.padEnd(26)} n/a (${e.message})`);
+}
+
+/** Runs a tfjs case, turning a missing kernel into "n/a" and checking that no tensor leaks. */
+function tfjsCase(r: Row, name: string, backend: Backend, body: () => void): void {
+  const before = numTensors();
+  try {
+    body();
+  } catch (e) {
+    if (!(e instanceof NotAvailable)) throw e;
+    notAvailable(r, name, backend, e);
+    return; // a failed gradient leaves its intermediate tensors behind
+  }
+  const leaked = numTensors() - before;
+  if (leaked !== 0) progress(`  warning: ${backend} ${r.name} leaked ${leaked} tensors`);
+}
+
+// ---- the SIMD peak --------------------------------------------------------------------------
+
+const engine = await loadEngine();
+const info = { cpu: os.cpus()[0]?.model ?? 'unknown', cores: os.cpus().length, node: process.version, v8: process.versions.v8, platform: `${os.platform()} ${os.release()} ${os.arch()}`, memoryGB: Math.round(os.totalmem() / 2 ** 30) };
+progress(`mislead bench (${quick ? 'quick' : 'full'}): ${info.cpu}, ${info.cores} cores, Node ${info.node}`);
+
+let sink = 0;
+const peakRow = row('peak f32x4 mul-add ×12', 'peak', null, PEAK_FLOPS);
+sink += engine.kernels.peak_madd(PEAK_ROUNDS, 0.999, 0.001); // warm-up
+/** The peak is measured at the start and at the end of the run, with more samples than a case
+ *  (2 s): the machine's capability is the fastest sample of either, which other processes on the
+ *  machine slow down least. The row shows the first measurement's mean, as for every case. */
+const peakSamples: number[] = [];
+function measurePeak(): void {
+  time(peakRow, 'mislead', () => void (sink += engine.kernels.peak_madd(PEAK_ROUNDS, 0.999, 0.001)), 1, quick ? {} : { maxTime: 2 });
+  peakSamples.push(PEAK_FLOPS / ((peakRow.results.mislead as Timing).minMs * 1e6));
+}
+measurePeak();
+const firstPeak = peakRow.results.mislead;
+progress(`  SIMD peak: ${peakSamples[0].toFixed(1)} GFLOP/s (wasm f32x4 mul + add, single thread, fastest sample)`);
+section('peak');
+
+// ---- kernels --------------------------------------------------------------------------------
+
+const model = randomModel();
+/** The large batch: 64, or 4 for --quick (tfjs-cpu takes seconds for one training step at 64). */
+const big = quick ? 4 : 64;
+const cases = kernelCases(ARCH, [1, big]);
+const data = new Map(cases.map((c) => [c.name, kernelData(c, model)]));
+const reference = new Map<string, Float32Array>();
+const kernelRows = new Map(cases.map((c) => [c.name, row(c.name, 'kernel', c.n, c.flops)]));
+
+for (const c of cases) {
+  const runner = misleadKernel(engine, c, data.get(c.name)!);
+  reference.set(c.name, runner.result());
+  time(kernelRows.get(c.name)!, 'mislead', runner.run);
+  runner.dispose();
+}
+section('kernels mislead');
+
+for (const backend of BACKENDS) {
+  await useBackend(backend);
+  for (const c of cases) {
+    const r = kernelRows.get(c.name)!;
+    const runner = tfjsKernel(c, data.get(c.name)!);
+    tfjsCase(r, c.name, backend, () => {
+      check(r, c.name, backend, runner.result(), reference.get(c.name)!);
+      time(r, backend, runner.run);
+    });
+    runner.dispose();
+  }
+  section(`kernels ${backend}`);
+}
+
+// ---- end to end -----------------------------------------------------------------------------
+
+const [h, w, ch] = ARCH.input;
+const init1 = normal(h * w * ch, 0.01, 21), initBig = normal(big * h * w * ch, 0.01, 23);
+/** The first seed from `seed` whose images, alone and plus `init`, give no max-pool near-tie. */
+async function cleanImages(n: number, seed: number, init: Float32Array): Promise<ReturnType<typeof images> & { seed: number }> {
+  const e = await loadEngine();
+  for (let s = seed; ; s++) {
+    const drawn = images(n, s);
+    if (nearTies(e, model, drawn.x, n) === 0 && nearTies(e, model, drawn.x.map((v, i) => v + init[i]), n) === 0) return { ...drawn, seed: s };
+    progress(`  images(${n}, seed ${s}) have a max-pool near-tie: trying seed ${s + 1}`);
+  }
+}
+const one = await cleanImages(1, 11, init1), batch = await cleanImages(big, 13, initBig);
+const target = 1;
+const targets = batch.labels.map((l) => 1 - l);
+const iterationsPerCall = quick ? 5 : 20;
+const trajectory = 5;
+const flops1 = endToEndFlops(ARCH, 1), flopsBig = endToEndFlops(ARCH, big);
+const attack1Row = row('attack iteration b1', 'end-to-end', 1, flops1.attack);
+const attackBigRow = row(`attack iteration b${big}`, 'end-to-end', big, flopsBig.attack);
+const trainRow = row(`train step b${big} (SGD)`, 'end-to-end', big, flopsBig.train);
+
+// The engine's results, each on a fresh engine.
+const ref1 = await (async () => {
+  const e = await loadEngine();
+  const a = misleadAttack(e, model, one.x, target, init1);
+  const logits = a.logits.toArray();
+  const loss = a.run({ ...ATTACK, iterations: 1 })[0];
+  const grad = a.dx.grad!.toArray();
+  const b = misleadAttack(await loadEngine(), model, one.x, target, init1);
+  const losses = b.run({ ...ATTACK, iterations: trajectory });
+  return { logits, loss, grad, losses, dx: b.dx.toArray() };
+})();
+// FilterAttack.run itself, N iterations a call, divided by N (run ends with one more forward pass,
+// so that its logits are the final DX's: 1/N of a forward pass over the iteration's cost).
+const attack1 = misleadAttack(await loadEngine(), model, one.x, target);
+time(attack1Row, 'mislead', () => void attack1.run({ ...ATTACK, iterations: iterationsPerCall }), iterationsPerCall);
+
+const attackBig = new MisleadBatchAttack(await loadEngine(), model, batch.x, targets, ATTACK.lr, ATTACK.beta, initBig);
+const refBig = attackBig.gradient();
+time(attackBigRow, 'mislead', () => void attackBig.step());
+
+const training = new MisleadTraining(await loadEngine(), model, batch.x, batch.labels, TRAIN.lr);
+const refTrain = { logits: training.logits.toArray(), ...training.gradients() };
+time(trainRow, 'mislead', () => void training.step());
+section('end-to-end mislead');
+
+for (const backend of BACKENDS) {
+  await useBackend(backend);
+  tfjsCase(attack1Row, 'attack b1', backend, () => {
+    const a = new TfjsAttack(model, one.x, [target], ATTACK.lr, ATTACK.beta, init1);
+    try {
+      check(attack1Row, 'forward b1: logits', backend, a.logits(), ref1.logits);
+      const g = a.gradient();
+      check(attack1Row, 'attack b1: loss', backend, g.loss, ref1.loss);
+      check(attack1Row, 'attack b1: d loss / d DX', backend, g.grad, ref1.grad);
+      const losses = Array.from({ length: trajectory }, () => a.step());
+      check(attack1Row, `attack b1: losses of ${trajectory} SGD steps`, backend, losses, ref1.losses);
+      check(attack1Row, `attack b1: DX after ${trajectory} SGD steps`, backend, a.dxValues(), ref1.dx);
+    } finally {
+      a.dispose();
+    }
+    const timed = new TfjsAttack(model, one.x, [target], ATTACK.lr, ATTACK.beta);
+    try {
+      time(attack1Row, backend, () => void timed.step());
+    } finally {
+      timed.dispose();
+    }
+  });
+  tfjsCase(attackBigRow, `attack b${big}`, backend, () => {
+    const a = new TfjsAttack(model, batch.x, targets, ATTACK.lr, ATTACK.beta, initBig);
+    try {
+      const g = a.gradient();
+      check(attackBigRow, `attack b${big}: loss`, backend, g.loss, refBig.loss);
+      check(attackBigRow, `attack b${big}: d loss / d DX`, backend, g.grad, refBig.grad);
+      time(attackBigRow, backend, () => void a.step());
+    } finally {
+      a.dispose();
+    }
+  });
+  tfjsCase(trainRow, `train b${big}`, backend, () => {
+    const t = new TfjsTraining(model, batch.x, batch.labels, TRAIN.lr);
+    try {
+      check(trainRow, `forward b${big}: logits`, backend, t.logits(), refTrain.logits);
+      const g = t.gradients();
+      check(trainRow, `train b${big}: loss`, backend, g.loss, refTrain.loss);
+      for (const [key, grad] of g.grads) check(trainRow, `train b${big}: d loss / d ${key}`, backend, grad, refTrain.grads.get(key)!);
+      time(trainRow, backend, () => void t.step());
+    } finally {
+      t.dispose();
+    }
+  });
+  section(`end-to-end ${backend}`);
+}
+
+measurePeak();
+peakRow.results.mislead = firstPeak;
+const peakGflops = Math.max(...peakSamples);
+progress(`  SIMD peak at the end: ${peakSamples[1].toFixed(1)} GFLOP/s; used: ${peakGflops.toFixed(1)}`);
+section('peak again');
+
+// ---- report ---------------------------------------------------------------------------------
+
+const seconds = (performance.now() - started) / 1e3;
+const isTiming = (r: Result | undefined): r is Timing => r !== undefined && 'meanMs' in r;
+const gflops = (r: Row, engineName: EngineName): number | null => {
+  const t = r.results[engineName];
+  return isTiming(t) ? r.flops / (t.meanMs * 1e6) : null;
+};
+
+function formatMs(ms: number): string {
+  if (ms >= 100) return ms.toFixed(0);
+  if (ms >= 10) return ms.toFixed(1);
+  if (ms >= 1) return ms.toFixed(2);
+  if (ms >= 0.01) return ms.toFixed(3);
+  return ms.toPrecision(2);
+}
+
+function table(): string {
+  const header = ['case', 'mislead ms', '±%', 'tfjs-wasm ms', 'tfjs-cpu ms', 'wasm/ml', 'cpu/ml', 'GFLOP/s', '% peak', 'max rel err'];
+  const body = rows.map((r) => {
+    const m = r.results.mislead;
+    const cell = (b: Backend) => {
+      const t = r.results[b];
+      return isTiming(t) ? formatMs(t.meanMs) : t ? 'n/a' : '';
+    };
+    const ratio = (b: Backend) => {
+      const t = r.results[b];
+      return isTiming(t) && isTiming(m) ? `${(t.meanMs / m.meanMs).toFixed(t.meanMs / m.meanMs < 10 ? 2 : 1)}×` : t ? 'n/a' : '';
+    };
+    const g = gflops(r, 'mislead');
+    const errors = BACKENDS.map((b) => r.agreement[b]).filter((e): e is number => typeof e === 'number');
+    return [
+      r.name,
+      isTiming(m) ? formatMs(m.meanMs) : '',
+      isTiming(m) && m.samples > 1 ? m.rmePct.toFixed(1) : '',
+      cell('tfjs-wasm'),
+      cell('tfjs-cpu'),
+      ratio('tfjs-wasm'),
+      ratio('tfjs-cpu'),
+      g === null ? '' : g >= 10 ? g.toFixed(1) : g.toFixed(2),
+      g === null ? '' : ((100 * g) / peakGflops).toFixed(1),
+      errors.length ? Math.max(...errors).toExponential(1) : '',
+    ];
+  });
+  const widths = header.map((hd, i) => Math.max(hd.length, ...body.map((b) => b[i].length)));
+  const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
+  return [line(header), widths.map((wd) => '-'.repeat(wd)).join('  '), ...body.map(line)].join('\n');
+}
+
+const failed = checks.filter((c) => !c.ok);
+const worst = (backend: Backend) => checks.filter((c) => c.backend === backend && c.relError !== null).reduce((a, c) => (c.relError! > a.relError! ? c : a));
+const na = [...new Set(checks.filter((c) => c.note).map((c) => `${c.backend}: ${c.note}`))];
+const tf = backendInfo();
+
+const lines = [
+  '',
+  `mislead vs TensorFlow.js ${tf.tfjs} (wasm: SIMD ${tf.wasmSimd ? 'on' : 'off'}, threads ${tf.wasmThreads ? 'on' : 'off'}; cpu: plain JS), ${quick ? 'QUICK (timings rough)' : 'full'} run`,
+  `${info.cpu}, ${info.cores} cores, Node ${info.node}, ${new Date().toISOString()}`,
+  `SIMD peak (wasm f32x4 mul + add, 1 thread; fastest sample at the start or end of the run): ${peakGflops.toFixed(1)} GFLOP/s. Times are means per operation (medians in the JSON);`,
+  `ratios are tfjs time / mislead time (> 1: mislead faster); GFLOP/s and % of peak are mislead's.`,
+  '',
+  table(),
+  '',
+  `Agreement (max |tfjs − mislead| / max |mislead|, tolerance ${TOLERANCE}): ${checks.length - failed.length}/${checks.length} checks pass` +
+    BACKENDS.map((b) => `; worst ${b}: ${worst(b).relError!.toExponential(1)} (${worst(b).name})`).join(''),
+  ...checks.filter((c) => !c.name.match(/^(conv|pool|dense|log-softmax)/)).map((c) => `  ${c.backend.padEnd(9)} ${c.name.padEnd(38)} ${c.relError === null ? 'n/a' : c.relError.toExponential(1)}${c.ok ? '' : '  MISMATCH'}`),
+  ...na.map((n) => `  ${n}`),
+  ...failed.map((c) => `  MISMATCH ${c.backend} ${c.name}: ${c.relError}`),
+  '',
+  `${quick ? 'Quick' : 'Full'} run: ${seconds.toFixed(1)} s after the build and imports (${Object.entries(sections).map(([k, v]) => `${k} ${v.toFixed(1)}`).join(', ')}). Results: ${outPath}`,
+];
+process.stdout.write(lines.join('\n') + '\n');
+
+writeFileSync(
+  outPath,
+  JSON.stringify(
+    {
+      date: new Date().toISOString(),
+      mode: quick ? 'quick' : 'full',
+      seconds: Number(seconds.toFixed(1)),
+      sections,
+      machine: { ...info, tfjs: tf.tfjs, tfjsWasmSimd: tf.wasmSimd, tfjsWasmThreads: tf.wasmThreads },
+      peak: { gflops: peakGflops, startAndEnd: peakSamples, what: 'wasm SIMD: 12 independent chains of f32x4.mul + f32x4.add (8 flops each), one thread; the fastest sample' },
+      network: { input: ARCH.input, layers: ARCH.layers, weights: 'N(0, 0.1²), seeded', batches: [1, big], imageSeeds: { b1: one.seed, [`b${big}`]: batch.seed } },
+      tolerance: TOLERANCE,
+      agreement: checks,
+      cases: rows.map((r) => ({
+        name: r.name,
+        group: r.group,
+        batch: r.batch,
+        flops: r.flops,
+        ...Object.fromEntries(ENGINES.map((e) => [e, r.results[e] ?? null])),
+        gflops: Object.fromEntries(ENGINES.map((e) => [e, gflops(r, e)])),
+        misleadPercentOfPeak: gflops(r, 'mislead') === null ? null : (100 * gflops(r, 'mislead')!) / peakGflops,
+        maxRelError: r.agreement,
+      })),
+      sink,
+    },
+    null,
+    2,
+  ) + '\n',
+);
+if (failed.length > 0) process.exitCode = 1;

@@ -1,0 +1,40 @@
+// Timing with benchmark.js: each case is a synchronous function called in cycles long enough
+// for the timer (minTime), for at least minSamples cycles and until maxTime has passed.
+import Benchmark from 'benchmark';
+
+export interface Timing {
+  /** Milliseconds per operation (one call, divided by `perCall`). */
+  meanMs: number;
+  medianMs: number;
+  /** The fastest sample. */
+  minMs: number;
+  /** Relative margin of error of the mean at 95%, in %. */
+  rmePct: number;
+  /** Cycles measured, and calls per cycle (of the last). */
+  samples: number;
+  callsPerSample: number;
+}
+
+const FULL: Benchmark.Options = { minSamples: 3, minTime: 0.05, maxTime: 0.5 };
+/** A smoke check: the case runs, its timing is rough. */
+const QUICK: Benchmark.Options = { minSamples: 1, minTime: 0.002, maxTime: 0.005 };
+
+/** Times `fn`; `perCall` is how many operations one call performs. There is no warm-up call
+ *  here: every case has run already, for its agreement check (benchmark.js's first cycles, which
+ *  size a sample, only warm up fast cases: a call longer than minTime is a sample at once). */
+export function measure(name: string, fn: () => void, quick: boolean, perCall = 1, options: Benchmark.Options = {}): Timing {
+  const bench = new Benchmark(name, fn, { ...(quick ? QUICK : FULL), ...options, async: false });
+  bench.run();
+  if (bench.error) throw bench.error;
+  const sample = [...bench.stats.sample].sort((a, b) => a - b);
+  const mid = sample.length >> 1;
+  const median = sample.length % 2 ? sample[mid] : (sample[mid - 1] + sample[mid]) / 2;
+  return {
+    meanMs: (bench.stats.mean * 1e3) / perCall,
+    medianMs: (median * 1e3) / perCall,
+    minMs: (sample[0] * 1e3) / perCall,
+    rmePct: bench.stats.rme,
+    samples: sample.length,
+    callsPerSample: bench.count,
+  };
+}
