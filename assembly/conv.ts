@@ -308,42 +308,77 @@ function conv_single_output(
 
 /** dw += the filter gradient of a stride-1 convolution, from the planes of its input xp (as the
  *  forward pass made them) and the planes of dy, gp [n, outputs, oh, gw] (gw a multiple of 4,
- *  zero past ow). Each weight's gradient is a dot product along output columns; four output
- *  channels share each load of the input. */
+ *  zero past ow). Each weight's gradient is a dot product along output columns; a tile of G
+ *  output channels (3 or 4, as in the forward pass) × 2 neighbouring kx shares every load. */
 export function conv2d_filter_planar(
   xp: usize, gp: usize, dw: usize,
   n: i32, inputs: i32, hp: i32, wp: i32, k: i32, oh: i32, gw: i32, outputs: i32,
 ): void {
+  const G = groupSize(outputs);
   for (let ky = 0; ky < k; ky++) {
-    for (let kx = 0; kx < k; kx++) {
-      for (let i = 0; i < inputs; i++) {
-        const target = dw + f(((ky * k + kx) * inputs + i) * outputs);
-        for (let g = 0; g < outputs; g += 4) {
-          const last = outputs - 1; // channels past the last one repeat it, and are not stored
-          let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0;
-          for (let img = 0; img < n; img++) {
-            const plane = xp + f(((img * inputs + i) * hp + ky) * wp + kx);
-            const g0 = gp + f((img * outputs + g) * oh * gw), g1 = gp + f((img * outputs + imin(g + 1, last)) * oh * gw);
-            const g2 = gp + f((img * outputs + imin(g + 2, last)) * oh * gw), g3 = gp + f((img * outputs + imin(g + 3, last)) * oh * gw);
-            for (let oy = 0; oy < oh; oy++) {
-              const row = plane + f(oy * wp), at = f(oy * gw);
-              for (let ox = 0; ox < gw; ox += 4) {
-                const xv = v128.load(row + f(ox));
-                const o = at + f(ox);
-                a0 = madd(a0, xv, v128.load(g0 + o));
-                a1 = madd(a1, xv, v128.load(g1 + o));
-                a2 = madd(a2, xv, v128.load(g2 + o));
-                a3 = madd(a3, xv, v128.load(g3 + o));
-              }
-            }
-          }
-          // Horizontal sums of a0..a3 into the four lanes of one vector.
-          const s01 = f32x4.add(v128.shuffle<f32>(a0, a1, 0, 4, 1, 5), v128.shuffle<f32>(a0, a1, 2, 6, 3, 7));
-          const s23 = f32x4.add(v128.shuffle<f32>(a2, a3, 0, 4, 1, 5), v128.shuffle<f32>(a2, a3, 2, 6, 3, 7));
-          const total = f32x4.add(v128.shuffle<f32>(s01, s23, 0, 1, 4, 5), v128.shuffle<f32>(s01, s23, 2, 3, 6, 7));
-          addLanes(target + f(g), total, imin(4, outputs - g));
+    for (let i = 0; i < inputs; i++) {
+      for (let g = 0; g < outputs; g += G) {
+        let kx = 0;
+        for (; kx + 1 < k; kx += 2) {
+          if (G == 3) filterTile(3, 2, xp, gp, dw, n, inputs, hp, wp, k, oh, gw, outputs, ky, kx, i, g);
+          else filterTile(4, 2, xp, gp, dw, n, inputs, hp, wp, k, oh, gw, outputs, ky, kx, i, g);
+        }
+        if (kx < k) {
+          if (G == 3) filterTile(3, 1, xp, gp, dw, n, inputs, hp, wp, k, oh, gw, outputs, ky, kx, i, g);
+          else filterTile(4, 1, xp, gp, dw, n, inputs, hp, wp, k, oh, gw, outputs, ky, kx, i, g);
         }
       }
     }
   }
+}
+
+/** The gradients of the weights (ky, kx … kx+KX−1, input i, outputs g … g+G−1); G and KX are
+ *  constants once inlined. */
+@inline function filterTile(
+  G: i32, KX: i32, xp: usize, gp: usize, dw: usize,
+  n: i32, inputs: i32, hp: i32, wp: i32, k: i32, oh: i32, gw: i32, outputs: i32,
+  ky: i32, kx: i32, i: i32, g: i32,
+): void {
+  const last = outputs - 1; // channels past the last one repeat it, and are not stored
+  const zero = f32x4.splat(0);
+  let a0 = zero, a1 = zero, a2 = zero, a3 = zero; // at kx
+  let b0 = zero, b1 = zero, b2 = zero, b3 = zero; // at kx + 1 (KX = 2)
+  for (let img = 0; img < n; img++) {
+    const plane = xp + f(((img * inputs + i) * hp + ky) * wp + kx);
+    const g0 = gp + f((img * outputs + g) * oh * gw), g1 = gp + f((img * outputs + imin(g + 1, last)) * oh * gw);
+    const g2 = gp + f((img * outputs + imin(g + 2, last)) * oh * gw), g3 = gp + f((img * outputs + imin(g + 3, last)) * oh * gw);
+    for (let oy = 0; oy < oh; oy++) {
+      const row = plane + f(oy * wp), at = f(oy * gw);
+      for (let ox = 0; ox < gw; ox += 4) {
+        const x0 = v128.load(row + f(ox));
+        const x1 = KX == 2 ? v128.load(row + f(ox + 1)) : x0;
+        const o = at + f(ox);
+        let d = v128.load(g0 + o);
+        a0 = madd(a0, x0, d);
+        if (KX == 2) b0 = madd(b0, x1, d);
+        d = v128.load(g1 + o);
+        a1 = madd(a1, x0, d);
+        if (KX == 2) b1 = madd(b1, x1, d);
+        d = v128.load(g2 + o);
+        a2 = madd(a2, x0, d);
+        if (KX == 2) b2 = madd(b2, x1, d);
+        if (G == 4) {
+          d = v128.load(g3 + o);
+          a3 = madd(a3, x0, d);
+          if (KX == 2) b3 = madd(b3, x1, d);
+        }
+      }
+    }
+  }
+  const lanes = imin(G, outputs - g);
+  const target = dw + f(((ky * k + kx) * inputs + i) * outputs + g);
+  addLanes(target, horizontalSums(a0, a1, a2, a3), lanes);
+  if (KX == 2) addLanes(target + f(inputs * outputs), horizontalSums(b0, b1, b2, b3), lanes);
+}
+
+/** [Σ lanes of r0, Σ r1, Σ r2, Σ r3]. */
+@inline function horizontalSums(r0: v128, r1: v128, r2: v128, r3: v128): v128 {
+  const s01 = f32x4.add(v128.shuffle<f32>(r0, r1, 0, 4, 1, 5), v128.shuffle<f32>(r0, r1, 2, 6, 3, 7));
+  const s23 = f32x4.add(v128.shuffle<f32>(r2, r3, 0, 4, 1, 5), v128.shuffle<f32>(r2, r3, 2, 6, 3, 7));
+  return f32x4.add(v128.shuffle<f32>(s01, s23, 0, 1, 4, 5), v128.shuffle<f32>(s01, s23, 2, 3, 6, 7));
 }
