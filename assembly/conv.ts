@@ -35,7 +35,7 @@ export function conv2d_forward(
               }
             }
           }
-          if (relu) acc = f32x4.max(acc, zero);
+          if (relu) acc = f32x4.pmax(acc, zero);
           storeLanes(out + f(cb), acc, cout - cb);
         }
         out += f(cout);
@@ -260,7 +260,7 @@ export function conv2d_planar(
 }
 
 @inline function storePixel(p: usize, v: v128, lanes: i32, accumulate: bool, relu: bool): void {
-  if (relu) v = f32x4.max(v, f32x4.splat(0));
+  if (relu) v = f32x4.pmax(v, f32x4.splat(0)); // pmax: one instruction, unlike max
   if (accumulate) v = f32x4.add(v, v128.load(p));
   storeLanes(p, v, lanes);
 }

@@ -12,7 +12,7 @@ export function dense_forward(x: usize, w: usize, b: usize, y: usize, n: i32, in
       for (let i = 0; i < inputs; i++) {
         acc = madd(acc, f32x4.splat(load<f32>(xr + f(i))), v128.load(w + f(i * outputs + ob)));
       }
-      if (relu) acc = f32x4.max(acc, zero);
+      if (relu) acc = f32x4.pmax(acc, zero);
       storeLanes(yr + f(ob), acc, outputs - ob);
     }
   }

@@ -16,15 +16,23 @@ export function maxpool_forward(
       for (let ox = 0; ox < ow; ox++) {
         const ix0 = ox * stride - padLeft;
         const xLo = imax(0, ix0), xHi = imin(wd, ix0 + size);
+        const corner = x + f(((img * h + yLo) * wd + xLo) * c);
+        const whole2x2 = yHi - yLo == 2 && xHi - xLo == 2; // the common case, unrolled
         for (let cb = 0; cb < c; cb += 4) {
-          let m = v128.load(x + f(((img * h + yLo) * wd + xLo) * c + cb));
-          for (let iy = yLo; iy < yHi; iy++) {
-            const row = x + f((img * h + iy) * wd * c + cb);
-            for (let ix = xLo; ix < xHi; ix++) {
-              m = f32x4.max(m, v128.load(row + f(ix * c)));
+          // pmax (b > a ? b : a) is one instruction on x86, unlike max; no NaN reaches here.
+          let m = v128.load(corner + f(cb));
+          if (whole2x2) {
+            const below = corner + f(wd * c + cb);
+            m = f32x4.pmax(f32x4.pmax(m, v128.load(corner + f(c + cb))), f32x4.pmax(v128.load(below), v128.load(below + f(c))));
+          } else {
+            for (let iy = yLo; iy < yHi; iy++) {
+              const row = x + f((img * h + iy) * wd * c + cb);
+              for (let ix = xLo; ix < xHi; ix++) m = f32x4.pmax(m, v128.load(row + f(ix * c)));
             }
           }
-          storeLanes(out + f(cb), m, c - cb);
+          // A whole vector even past the last channel: the extra lanes land on the next pixel,
+          // written next, or in the slack after the buffer.
+          v128.store(out + f(cb), m);
         }
         out += f(c);
       }
@@ -51,13 +59,17 @@ export function maxpool_backward(
           const lanes = c - cb;
           const best = v128.load(y + f(o + cb));
           const g = v128.load(dy + f(o + cb));
+          const corner = f(((img * h + yLo) * wd + xLo) * c + cb);
           let taken = i32x4.splat(0); // lanes whose maximum has been found already
-          for (let iy = yLo; iy < yHi; iy++) {
-            for (let ix = xLo; ix < xHi; ix++) {
-              const at = f(((img * h + iy) * wd + ix) * c + cb);
-              const hit = v128.andnot(f32x4.eq(v128.load(x + at), best), taken);
-              taken = v128.or(taken, hit);
-              storeLanes(dx + at, f32x4.add(v128.load(dx + at), v128.and(g, hit)), lanes);
+          if (yHi - yLo == 2 && xHi - xLo == 2) { // the common case, unrolled (row-major order)
+            const right = f(c), below = f(wd * c);
+            taken = route(x, dx, corner, best, g, taken, lanes);
+            taken = route(x, dx, corner + right, best, g, taken, lanes);
+            taken = route(x, dx, corner + below, best, g, taken, lanes);
+            route(x, dx, corner + below + right, best, g, taken, lanes);
+          } else {
+            for (let iy = yLo; iy < yHi; iy++) {
+              for (let ix = xLo; ix < xHi; ix++) taken = route(x, dx, f(((img * h + iy) * wd + ix) * c + cb), best, g, taken, lanes);
             }
           }
         }
@@ -65,4 +77,12 @@ export function maxpool_backward(
       }
     }
   }
+}
+
+/** One cell of a window, in row-major order: it takes the gradient g in the lanes where it
+ *  equals the window's maximum and no earlier cell did; returns the lanes taken so far. */
+@inline function route(x: usize, dx: usize, at: usize, best: v128, g: v128, taken: v128, lanes: i32): v128 {
+  const hit = v128.andnot(f32x4.eq(v128.load(x + at), best), taken);
+  storeLanes(dx + at, f32x4.add(v128.load(dx + at), v128.and(g, hit)), lanes);
+  return v128.or(taken, hit);
 }
