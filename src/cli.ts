@@ -419,7 +419,8 @@ async function main(argv: string[]): Promise<void> {
   try {
     parsed = parseArgs({ args: joinNegativeNumbers(rest, command.options), allowPositionals: true, options: command.options, strict: true });
   } catch (e) {
-    throw new InputError(`${(e as Error).message.split('\n')[0]} (see mislead ${name} --help)`);
+    // Node's message goes on about positional arguments after '--': its first sentence is the point.
+    throw new InputError(`${(e as Error).message.split('\n')[0].split('. ')[0]} (see mislead ${name} --help)`);
   }
   await command.run(parsed.positionals, parsed.values);
 }
