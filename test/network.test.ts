@@ -77,9 +77,16 @@ describe('whole networks against the reference', () => {
         tape.backward(loss);
 
         const x64 = ref.tensor(x.shape, x.data.map((v, i) => v + dx.data[i]));
-        expect(relativeError(logits.toArray(), ref.networkLogits(architecture, weights64, x64).data)).toBeLessThan(1e-5);
-        expect(Math.abs(loss.item() - expected.loss) / Math.abs(expected.loss)).toBeLessThan(1e-5);
-        expect(relativeError(dxT.grad!.toArray(), expected.dDx.data)).toBeLessThan(1e-4);
+        const errors = {
+          logits: relativeError(logits.toArray(), ref.networkLogits(architecture, weights64, x64).data),
+          loss: Math.abs(loss.item() - expected.loss) / Math.abs(expected.loss),
+          'd loss / d DX': relativeError(dxT.grad!.toArray(), expected.dDx.data),
+          'd loss / d weights (worst)': Math.max(...[...net.params].map(([key, p]) => relativeError(p.grad!.toArray(), expected.dWeights.get(key)!))),
+        };
+        console.log(`${title}, batch ${n}: ${Object.entries(errors).map(([k, v]) => `${k} ${v.toExponential(1)}`).join(', ')}`);
+        expect(errors.logits).toBeLessThan(1e-5);
+        expect(errors.loss).toBeLessThan(1e-5);
+        expect(errors['d loss / d DX']).toBeLessThan(1e-4);
         for (const [key, p] of net.params) {
           const e = relativeError(p.grad!.toArray(), expected.dWeights.get(key)!);
           if (!(e < 1e-4)) expect.fail(`∂loss/∂${key}: relative error ${e}`);
