@@ -145,7 +145,9 @@ export function to_planar(x: usize, mask: usize, xp: usize, n: i32, h: i32, wd: 
       const at = f((img * h + r) * wd * c);
       for (let ch = 0; ch < c; ch++) {
         const dst = xp + f(((img * c + ch) * hp + top + r) * wp + left);
-        if (mask == 0) {
+        if (mask == 0 && c == 1) {
+          memory.copy(dst, x + at, f(wd));
+        } else if (mask == 0) {
           for (let col = 0; col < wd; col++) store<f32>(dst + f(col), load<f32>(x + at + f(col * c + ch)));
         } else {
           for (let col = 0; col < wd; col++) {
