@@ -10,6 +10,7 @@ import jpeg from 'jpeg-js';
 import type { BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FilterAttack, predictLogits } from '../../src/attack.js';
+import { runAttack, type AttackOptions, type AttackResult } from '../../src/attacks.js';
 import type { Engine } from '../../src/engine.js';
 import { crop, decodeImage, encodePng, type Image } from '../../src/image.js';
 import { argmax, checkArchitecture, Net, readModel, writeModel, type Model } from '../../src/model.js';
@@ -48,6 +49,21 @@ function nodeAttack(engine: Engine, model: Model, image: Image, target: number |
   attack.dispose();
   engine.release(mark);
   return result;
+}
+
+/** What the page does for a run of the attack suite, done with the Node engine: runAttack on the
+ *  page's default crop of `image`, with the same options. */
+function nodeSuite(engine: Engine, model: Model, image: Image, options: AttackOptions): { x: Float32Array; result: AttackResult } {
+  const [h, w] = model.architecture.input;
+  const r = Object.values(centred(image.width, image.height, h / w)) as [number, number, number, number];
+  const x = imageToInput(crop(image, ...r), model.architecture);
+  const mark = engine.mark();
+  try {
+    const [result] = runAttack(new Net(engine, model), [x], options);
+    return { x, result };
+  } finally {
+    engine.release(mark);
+  }
 }
 
 const state = (page: Page) => page.locator('#results').getAttribute('data-state');
@@ -291,6 +307,73 @@ describe.skipIf(!!missing)('the page in Chromium', () => {
     // Back to the default model.
     await page.check('#model-default');
     await page.waitForFunction(() => document.getElementById('model-info')!.textContent!.startsWith('default.safetensors'), null, { timeout: 30_000 });
+  }, TIMEOUT);
+
+  it("runs PGD (eps 8, untargeted) from the attack suite, with the Node engine's runAttack result", async () => {
+    await page.click('#samples .sample >> nth=0');
+    await waitForInput(page);
+    await page.selectOption('#method', 'pgd');
+    // The suite's defaults are the library's: untargeted, L∞, eps 8, step eps/8, 40 iterations, 1 restart.
+    expect(await page.locator('#target').inputValue()).toBe('-1');
+    expect(await page.locator('#param-norm').inputValue()).toBe('linf');
+    expect(await page.locator('#param-iterations').inputValue()).toBe('40');
+    expect(await page.locator('#param-step').getAttribute('placeholder')).toBe('auto: 1');
+    await page.selectOption('#param-norm', 'l2');
+    expect(await page.locator('#param-eps').inputValue()).toBe('128');
+    await page.selectOption('#param-norm', 'linf');
+    await page.fill('#param-eps', '8');
+    const { x, result: ref } = nodeSuite(engine, model, sample.image, { method: 'pgd', norm: 'linf', eps: 8, iterations: 40, restarts: 1 });
+    const d = await runAndWait(page);
+    expect(d.state).toBe('done');
+    expect(d.method).toBe('pgd');
+    expectClose(JSON.parse(d.before!), ref.before.logits);
+    expectClose(JSON.parse(d.logits!), ref.after.logits);
+    expect(d.success).toBe(String(ref.success));
+    expect(Number(d.iterations)).toBe(ref.iterations);
+    expect(Number(d.linf)).toBe(ref.norms.linf_pixels);
+    expect(Number(d.linf)).toBeLessThanOrEqual(8);
+    expect(Math.abs(Number(d.l2) - ref.norms.l2_pixels)).toBeLessThan(1e-6);
+    expect(Math.abs(Number(d.psnr) - ref.psnr)).toBeLessThan(1e-6);
+    expect(Math.abs(Number(d.ssim) - ref.ssim)).toBeLessThan(1e-6);
+    expect(await page.locator('#stat-psnr').textContent()).toMatch(/^\d+\.\d\d dB$/);
+    expect(await page.locator('#stat-l2').textContent()).toMatch(/ grey levels$/);
+    expect(await page.locator('#status').textContent()).toMatch(/^Done: /);
+    await page.evaluate(() => window.scrollTo(0, 0));
+    await page.screenshot({ path: join(OUTPUT, 'desktop-pgd.png'), fullPage: true });
+
+    // The downloads are the result as runAttack gives it: the adversarial on the 8-bit grid.
+    const png = decodeImage(await download(page, '#download-png', 'adversarial.png'), 'adversarial.png');
+    expect(Array.from(png.data).filter((_, i) => i % 3 === 0)).toEqual(Array.from(inputToImage(ref.adversarial, model.architecture).data));
+    const npy = readNpy(await download(page, '#download-npy', 'perturbation.npy'), 'perturbation.npy');
+    expect(npy.data).toEqual(ref.perturbation);
+    expect(ref.adversarial.map((v, i) => v - x[i])).toEqual(ref.perturbation);
+  }, TIMEOUT);
+
+  it('stops a long C&W run by restarting the engine, and runs again afterwards', async () => {
+    await page.selectOption('#method', 'cw');
+    await page.fill('#param-steps', '1000000');
+    await page.click('#run');
+    // Live progress: the iterations, the loss and the class bars move while it runs.
+    await page.waitForFunction(() => Number((document.getElementById('stat-iterations')!.textContent ?? '0').replace(/,/g, '').split(' ')[0]) > 0, null, { timeout: 30_000 });
+    expect(await state(page)).toBe('running');
+    expect(await page.locator('#stat-loss').textContent()).not.toBe('–');
+    expect(await page.locator('#bars .bar-value').first().textContent()).toMatch(/%$/);
+    expect(await page.locator('#stage').textContent()).toMatch(/^Binary-search step 1 of 5 · iteration [\d,]+ of at most 5,000,000$/);
+    const stopped = Date.now();
+    await page.click('#stop');
+    await page.waitForFunction(() => document.getElementById('results')!.dataset.state === 'stopped', null, { timeout: 10_000 });
+    expect(Date.now() - stopped).toBeLessThan(3_000);
+    expect(await page.locator('#status').textContent()).toMatch(/^Stopped Carlini–Wagner L2 after [\d,]+ iterations\. It cannot pause, so the engine was restarted/);
+    expect(await page.locator('#downloads').isVisible()).toBe(false);
+    // The fresh engine has the model again: Run comes back, and a new run works.
+    await waitForInput(page);
+    await page.fill('#param-steps', '100');
+    const { result: ref } = nodeSuite(engine, model, sample.image, { method: 'cw' });
+    const d = await runAndWait(page);
+    expect(d.state).toBe('done');
+    expectClose(JSON.parse(d.logits!), ref.after.logits);
+    expect(d.success).toBe(String(ref.success));
+    expect(await page.locator('#error').isHidden()).toBe(true);
   }, TIMEOUT);
 
   it('reports no page errors, and the iteration rate', () => {

@@ -3,12 +3,13 @@
 // command line (decodeImage in the worker, then crop and imageToInput), so the numbers are the same.
 import './style.css';
 import { crop as cropImage, encodePng, type Image } from '../../src/image.js';
+import type { AttackMethod } from '../../src/attacks.js';
 import { argmax, softmax, type Architecture } from '../../src/model.js';
 import { writeNpy } from '../../src/npy.js';
 import { filterImage, imageToInput, inputToImage } from '../../src/preprocess.js';
 import { CropBox, type Rect } from './crop.js';
-import { METHODS, TUTORIAL, methodById, sampleOrder, type Step } from './methods.js';
-import type { Progress, Request, Response } from './protocol.js';
+import { METHODS, TUTORIAL, defaultParams, methodById, plannedIterations, sampleOrder, suiteOptions, type MethodSpec, type ParamSpec, type Params, type Step } from './methods.js';
+import type { Progress, Request, Response, SuiteResult } from './protocol.js';
 import { formatLoss, paintBars, paintImage, paintLoss, paintPreview, percent, type Curve } from './render.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -62,10 +63,18 @@ const el = {
   bars: $('bars'),
   loss: $<HTMLCanvasElement>('loss'),
   lossNote: $('loss-note'),
+  lossScale: $('loss-scale'),
+  lossAbout: $('loss-about'),
+  filterTitle: $('filter-title'),
   statIterations: $('stat-iterations'),
   statLoss: $('stat-loss'),
   statRate: $('stat-rate'),
   statLinf: $('stat-linf'),
+  statL2: $('stat-l2'),
+  statPsnr: $('stat-psnr'),
+  statSsim: $('stat-ssim'),
+  /** The stats only suite methods have (L2, PSNR, SSIM of the saved image). */
+  suiteStats: [...document.querySelectorAll<HTMLElement>('.suite-only')],
   saved: $('saved'),
   downloads: $('downloads'),
   downloadPng: $<HTMLAnchorElement>('download-png'),
@@ -78,7 +87,9 @@ const el = {
 // ---------------------------------------------------------------------------------------------
 // The worker, as promises
 
-const worker = new Worker(new URL('./worker.ts', import.meta.url), { type: 'module', name: 'mislead-engine' });
+// The worker is replaced by a fresh one to stop a suite method (runAttack cannot see a Stop
+// message while it runs): `worker` is the current one, and messages from an old one are ignored.
+let worker: Worker;
 let nextId = 1;
 const pending = new Map<number, { resolve: (r: Response) => void; reject: (e: Error) => void; progress?: (p: Progress) => void }>();
 let engineReady = false;
@@ -89,29 +100,62 @@ class WorkerError extends Error {
   }
 }
 
-worker.onmessage = (e: MessageEvent<Response>) => {
-  const r = e.data;
-  if (r.type === 'ready') {
-    engineReady = true;
-    el.engineInfo.textContent = `Kernels compiled in ${Math.round(r.ms)} ms.`;
-    refreshButtons();
-    return;
+/** What the requests of a terminated worker are rejected with. */
+class StoppedError extends Error {}
+
+function startWorker(): void {
+  const w = new Worker(new URL('./worker.ts', import.meta.url), { type: 'module', name: 'mislead-engine' });
+  worker = w;
+  w.onmessage = (e: MessageEvent<Response>) => {
+    if (w !== worker) return;
+    const r = e.data;
+    if (r.type === 'ready') {
+      engineReady = true;
+      el.engineInfo.textContent = `Kernels compiled in ${Math.round(r.ms)} ms.`;
+      refreshButtons();
+      return;
+    }
+    if (r.type === 'error' && r.id === 0) {
+      showError(r.message);
+      setStatus('The engine could not start.');
+      return;
+    }
+    const waiting = pending.get(r.id);
+    if (!waiting) return;
+    if (r.type === 'progress') return waiting.progress?.(r);
+    pending.delete(r.id);
+    if (r.type === 'error') waiting.reject(new WorkerError(r.message, r.input));
+    else waiting.resolve(r);
+  };
+  w.onerror = (e) => {
+    if (w !== worker) return;
+    showError(`The engine's worker failed: ${e.message || 'unknown error'}`);
+  };
+}
+
+/** Ends the current worker and whatever it is doing (its requests fail with a StoppedError), and
+ *  starts a fresh one with the current model; the picture's input is classified again with it. */
+async function restartWorker(): Promise<void> {
+  worker.terminate();
+  engineReady = false;
+  const dropped = [...pending.values()];
+  pending.clear();
+  startWorker();
+  for (const p of dropped) p.reject(new StoppedError('stopped'));
+  const model = state.model, input = state.input;
+  try {
+    await busy(async () => {
+      if (!model) return;
+      const copy = model.bytes.slice();
+      await call<'model'>({ type: 'model', bytes: copy, name: model.name }, [copy.buffer]);
+      if (input) await call<'predicted'>({ type: 'predict', inputs: [input] });
+    });
+  } catch (e) {
+    failed('The engine could not be restarted', e);
   }
-  if (r.type === 'error' && r.id === 0) {
-    showError(r.message);
-    setStatus('The engine could not start.');
-    return;
-  }
-  const waiting = pending.get(r.id);
-  if (!waiting) return;
-  if (r.type === 'progress') return waiting.progress?.(r);
-  pending.delete(r.id);
-  if (r.type === 'error') waiting.reject(new WorkerError(r.message, r.input));
-  else waiting.resolve(r);
-};
-worker.onerror = (e) => {
-  showError(`The engine's worker failed: ${e.message || 'unknown error'}`);
-};
+}
+
+startWorker();
 
 type Req = Request extends infer R ? (R extends { id: number } ? Omit<R, 'id'> : never) : never;
 
@@ -128,6 +172,8 @@ function call<T extends Response['type']>(req: Req, transfer: Transferable[] = [
 
 interface LoadedModel {
   name: string;
+  /** The file, to load it again into a fresh worker. */
+  bytes: Uint8Array;
   architecture: Architecture;
   parameters: number;
 }
@@ -143,8 +189,10 @@ const state = {
   before: undefined as number[] | undefined,
   targetChosen: false,
   running: false,
+  /** How the current run stops: 'filter' asks the worker, 'suite' restarts it. */
+  runEngine: 'filter' as MethodSpec['engine'],
   busy: 0,
-  curve: { values: new Float32Array(1024), count: 0, marks: [], planned: 0 } as Curve,
+  curve: { values: new Float32Array(1024), count: 0, marks: [], planned: 0, scale: 'log' } as Curve,
   dx: undefined as Float32Array | undefined,
   urls: [] as string[],
 };
@@ -306,7 +354,7 @@ async function updateInput(): Promise<void> {
     el.results.dataset.crop = [r.x, r.y, r.w, r.h].join(',');
     const labels = model.architecture.labels;
     const best = argmax(state.before);
-    if (!state.targetChosen) el.target.value = String(best === 0 ? 1 : 0);
+    if (!state.targetChosen) el.target.value = defaultTarget();
     el.originalCaption.textContent = `${labels[best]} (${percent(softmax(state.before)[best])})`;
     el.adversarialCaption.textContent = 'not run yet';
     paintBars(el.bars, labels, state.before, +el.target.value);
@@ -327,6 +375,9 @@ function resetResults(): void {
   el.originalCaption.textContent = '';
   el.adversarialCaption.textContent = '';
   el.filterCaption.textContent = 'grey = no change';
+  const suite = methodById(el.method.value).engine === 'suite';
+  el.filterTitle.textContent = suite ? 'Perturbation' : 'Noise filter';
+  for (const d of el.suiteStats) d.hidden = !suite;
   el.stage.textContent = '';
   el.saved.textContent = '';
   el.downloads.hidden = true;
@@ -336,9 +387,9 @@ function resetResults(): void {
   paintLoss(el.loss, state.curve);
   el.loss.setAttribute('aria-label', 'Loss curve: no run yet');
   el.lossNote.hidden = true;
-  for (const d of [el.statIterations, el.statLoss, el.statRate, el.statLinf]) d.textContent = '–';
+  for (const d of [el.statIterations, el.statLoss, el.statRate, el.statLinf, el.statL2, el.statPsnr, el.statSsim]) d.textContent = '–';
   el.results.dataset.state = 'idle';
-  for (const key of ['logits', 'label', 'savedLabel', 'iterations', 'rate', 'busyRate']) delete el.results.dataset[key];
+  for (const key of ['logits', 'label', 'savedLabel', 'iterations', 'rate', 'busyRate', 'method', 'success', 'l2', 'linf', 'psnr', 'ssim']) delete el.results.dataset[key];
   el.finalLogits.textContent = '';
   paintBars(el.bars, arch.labels, undefined, +el.target.value);
 }
@@ -354,11 +405,11 @@ async function useModel(bytes: Uint8Array, name: string): Promise<boolean> {
       // The worker keeps its own copy: ours stays usable for switching back.
       const copy = bytes.slice();
       const r = await call<'model'>({ type: 'model', bytes: copy, name }, [copy.buffer]);
-      state.model = { name, architecture: r.architecture, parameters: r.parameters };
+      state.model = { name, bytes, architecture: r.architecture, parameters: r.parameters };
       const { input, labels } = r.architecture;
       el.modelInfo.textContent = `${name}: labels ${labels.join(', ')}; input ${input.join('×')} (${input[2] === 1 ? 'grey' : 'colour'}); ${r.parameters.toLocaleString('en')} weights.`;
       state.targetChosen = false;
-      el.target.replaceChildren(...labels.map((l, i) => new Option(l, String(i))));
+      buildTargets();
       if (state.image) crop.setAspect(aspect());
       setStatus(state.image ? `Model ${name} loaded.` : `Model ${name} loaded. Now pick or upload a picture.`);
       scheduleInput();
@@ -395,14 +446,63 @@ async function loadDefaultModel(): Promise<void> {
 // Methods and their parameters, from METHODS
 
 function buildMethods(): void {
-  el.method.replaceChildren(...METHODS.map((m) => new Option(m.name, m.id)));
-  el.method.addEventListener('change', buildParams);
+  const groups = new Map<string, HTMLOptGroupElement>();
+  for (const m of METHODS) {
+    let group = groups.get(m.group);
+    if (!group) {
+      group = document.createElement('optgroup');
+      group.label = m.group;
+      groups.set(m.group, group);
+    }
+    group.append(new Option(m.name, m.id));
+  }
+  el.method.replaceChildren(...groups.values());
+  el.method.addEventListener('change', () => setMethod(el.method.value));
   buildParams();
 }
+
+function setMethod(id: string): void {
+  el.method.value = id;
+  buildParams();
+  buildTargets();
+}
+
+/** The target choices: the model's labels, and "any other label" for methods that can be untargeted.
+ *  A target the user chose is kept when the new method offers it. */
+function buildTargets(): void {
+  const model = state.model;
+  if (!model) return;
+  const labels = model.architecture.labels;
+  const previous = el.target.value;
+  const options = labels.map((l, i) => new Option(l, String(i)));
+  if (methodById(el.method.value).untargeted) options.unshift(new Option('Any other label (untargeted)', '-1'));
+  el.target.replaceChildren(...options);
+  if (state.targetChosen && options.some((o) => o.value === previous)) el.target.value = previous;
+  else {
+    state.targetChosen = false;
+    el.target.value = defaultTarget();
+  }
+  if (state.before?.length === labels.length) paintBars(el.bars, labels, state.before, +el.target.value);
+}
+
+/** Untargeted when the method can be (runAttack's default); else the first label that is not the
+ *  picture's class, as on the command line. */
+function defaultTarget(): string {
+  if (methodById(el.method.value).untargeted) return '-1';
+  const best = state.before ? argmax(state.before) : 0;
+  return String(best === 0 ? 1 : 0);
+}
+
+const fieldOf = (p: ParamSpec) => document.getElementById(`param-${p.key}`) as HTMLInputElement | HTMLSelectElement;
+
+/** The defaults the fields were last given: a field still showing its default follows the choices
+ *  (eps follows the norm), one the user changed is kept. */
+let shownDefaults: Params = {};
 
 function buildParams(): void {
   const method = methodById(el.method.value);
   el.methodSummary.textContent = method.summary;
+  shownDefaults = defaultParams(method);
   el.params.replaceChildren(
     ...method.params.map((p) => {
       const id = `param-${p.key}`;
@@ -411,16 +511,25 @@ function buildParams(): void {
       const label = document.createElement('label');
       label.htmlFor = id;
       label.textContent = p.label;
-      const input = document.createElement('input');
+      let input: HTMLInputElement | HTMLSelectElement;
+      if (p.kind === 'choice') {
+        input = document.createElement('select');
+        input.append(...p.choices!.map((c) => new Option(c.label, c.value)));
+        input.value = String(p.default);
+        input.addEventListener('change', () => followDefaults(method));
+      } else {
+        input = document.createElement('input');
+        input.type = 'number';
+        input.required = !p.optional;
+        input.min = String(p.min);
+        input.max = String(p.max);
+        input.step = p.kind === 'int' ? '1' : 'any';
+        input.inputMode = p.kind === 'int' ? 'numeric' : 'decimal';
+        input.value = String(shownDefaults[p.key] ?? p.default);
+        input.addEventListener('input', () => showAuto(method));
+      }
       input.id = id;
-      input.type = 'number';
       input.name = p.key;
-      input.required = true;
-      input.min = String(p.min);
-      input.max = String(p.max);
-      input.step = p.kind === 'int' ? '1' : 'any';
-      input.inputMode = p.kind === 'int' ? 'numeric' : 'decimal';
-      input.value = String(p.default);
       const hint = document.createElement('span');
       hint.className = 'hint';
       hint.id = `${id}-hint`;
@@ -430,18 +539,60 @@ function buildParams(): void {
       return wrap;
     }),
   );
+  showAuto(method);
   refreshButtons();
 }
 
-function readParams(): Record<string, number> | undefined {
-  const params: Record<string, number> = {};
+/** A choice changed: the fields still at their default take the new default. */
+function followDefaults(method: MethodSpec): void {
+  const choices: Params = {};
+  for (const p of method.params) if (p.kind === 'choice') choices[p.key] = fieldOf(p).value;
+  const next = defaultParams(method, choices);
+  for (const p of method.params) {
+    if (p.kind === 'choice' || p.optional) continue;
+    const input = fieldOf(p);
+    if (Number(input.value) === Number(shownDefaults[p.key])) input.value = String(next[p.key]);
+  }
+  shownDefaults = next;
+  showAuto(method);
+}
+
+/** Optional fields left blank show the value the library will take, from the others. */
+function showAuto(method: MethodSpec): void {
+  if (method.engine !== 'suite') return;
+  const given: Params = {};
+  for (const p of method.params) {
+    const input = fieldOf(p);
+    if (p.kind === 'choice') given[p.key] = input.value;
+    else if (!p.optional && input.value !== '' && input.checkValidity()) given[p.key] = Number(input.value);
+  }
+  let resolved: Record<string, unknown> | undefined;
+  try {
+    resolved = suiteOptions(method.id as AttackMethod, given) as unknown as Record<string, unknown>;
+  } catch {
+    resolved = undefined;
+  }
+  for (const p of method.params) {
+    if (!p.optional) continue;
+    const v = resolved?.[p.key];
+    (fieldOf(p) as HTMLInputElement).placeholder = typeof v === 'number' ? `auto: ${+v.toPrecision(4)}` : 'auto';
+  }
+}
+
+function readParams(): Params | undefined {
+  const params: Params = {};
   for (const p of methodById(el.method.value).params) {
-    const input = document.getElementById(`param-${p.key}`) as HTMLInputElement;
+    const input = fieldOf(p);
+    if (p.kind === 'choice') {
+      params[p.key] = input.value;
+      continue;
+    }
     if (!input.checkValidity()) {
       input.reportValidity();
       input.focus();
       return undefined;
     }
+    if (p.optional && input.value === '') continue;
     params[p.key] = Number(input.value);
   }
   return params;
@@ -454,33 +605,52 @@ async function start(method: string, steps: Step[]): Promise<void> {
   const model = state.model, x = state.input;
   if (!model || !x || state.running) return;
   clearError();
+  const spec = methodById(method);
+  const suite = spec.engine === 'suite';
   const arch = model.architecture;
   const [h, w, c] = arch.input;
   const labels = arch.labels;
-  const target = Number(el.target.value);
-  resetResults();
-  if (state.before) {
-    const best = argmax(state.before);
-    el.originalCaption.textContent = `${labels[best]} (${percent(softmax(state.before)[best])})`;
+  const chosen = Number(el.target.value);
+  /** null: untargeted (any label but the original's). */
+  const target = chosen < 0 ? null : chosen;
+  let planned: number;
+  try {
+    planned = suite ? plannedIterations(suiteOptions(method as AttackMethod, steps[0].params)) : steps.reduce((n, s) => n + Number(s.params.iterations), 0);
+  } catch (e) {
+    return failed(`${spec.name} cannot run with these numbers`, e);
   }
-  const planned = steps.reduce((n, s) => n + s.params.iterations, 0);
+  resetResults();
+  const original = state.before ? argmax(state.before) : -1;
+  if (state.before) el.originalCaption.textContent = `${labels[original]} (${percent(softmax(state.before)[original])})`;
   const curve = state.curve;
   curve.count = 0;
   curve.planned = planned;
   curve.marks = [];
+  curve.scale = spec.loss.scale;
   steps.reduce((at, s, i) => {
     if (i > 0) curve.marks.push({ at, label: `step ${i + 1}: β = ${s.params.beta ?? ''}` });
-    return at + s.params.iterations;
+    return at + Number(s.params.iterations);
   }, 0);
+  const about = spec.loss.about(target !== null);
+  el.lossAbout.textContent = about;
+  el.lossAbout.hidden = !about;
+  el.lossScale.textContent = `(${spec.loss.scale} scale)`;
+  el.filterTitle.textContent = suite ? 'Perturbation' : 'Noise filter';
+  for (const d of el.suiteStats) d.hidden = !suite;
+  el.results.dataset.method = method;
   state.running = true;
+  state.runEngine = spec.engine;
   el.results.dataset.state = 'running';
   refreshButtons();
-  setStatus(`Running: making the network say “${labels[target]}”…`);
+  const aim = target === null ? `anything but “${labels[original]}”` : `“${labels[target]}”`;
+  setStatus(suite ? `Running ${spec.name}: making the network say ${aim}…` : `Running: making the network say “${labels[target!]}”…`);
   el.stop.focus({ preventScroll: true });
   // One column (phones): the results are under the controls; bring them into view.
   if (window.matchMedia('(max-width: 820px)').matches) el.results.scrollIntoView({ behavior: 'smooth', block: 'start' });
 
+  let last: Progress | undefined;
   const show = (p: Progress, final: boolean) => {
+    last = p;
     if (curve.count + p.losses.length > curve.values.length) {
       const grown = new Float32Array(Math.max(curve.values.length * 2, curve.count + p.losses.length));
       grown.set(curve.values.subarray(0, curve.count));
@@ -488,6 +658,11 @@ async function start(method: string, steps: Step[]): Promise<void> {
     }
     curve.values.set(p.losses, curve.count);
     curve.count += p.losses.length;
+    if (suite) {
+      curve.marks.push(...p.marks);
+      // At the end the x axis ends where the run did (they stop once the saved image is adversarial).
+      curve.planned = final ? curve.count : p.planned;
+    }
     state.dx = p.dx;
     const adv = inputToImage(x.map((v, i) => v + p.dx[i]), arch);
     paintImage(el.filter, filterImage(p.dx, h, w, c as 1 | 3));
@@ -495,32 +670,51 @@ async function start(method: string, steps: Step[]): Promise<void> {
     const best = argmax(p.logits);
     const probs = softmax(p.logits);
     el.adversarialCaption.textContent = `${labels[best]} (${percent(probs[best])})`;
-    paintBars(el.bars, labels, p.logits, target);
+    paintBars(el.bars, labels, p.logits, target ?? -1);
     paintLoss(el.loss, curve);
-    const step = steps[p.step];
-    const stepText = steps.length > 1 ? `${step.title} · ` : '';
-    el.stage.textContent = `${stepText}iteration ${p.iteration.toLocaleString('en')} of ${step.params.iterations.toLocaleString('en')}`;
-    el.statIterations.textContent = `${p.total.toLocaleString('en')} of ${planned.toLocaleString('en')}`;
-    const last = curve.count > 0 ? curve.values[curve.count - 1] : NaN;
-    el.statLoss.textContent = formatLoss(last);
+    if (suite) {
+      el.stage.textContent = `${p.phase ? `${p.phase[0].toUpperCase()}${p.phase.slice(1)} · ` : ''}iteration ${p.total.toLocaleString('en')} of at most ${p.planned.toLocaleString('en')}`;
+      el.statIterations.textContent = `${p.total.toLocaleString('en')} of ${p.planned.toLocaleString('en')}`;
+    } else {
+      const step = steps[p.step];
+      const stepText = steps.length > 1 ? `${step.title} · ` : '';
+      el.stage.textContent = `${stepText}iteration ${p.iteration.toLocaleString('en')} of ${Number(step.params.iterations).toLocaleString('en')}`;
+      el.statIterations.textContent = `${p.total.toLocaleString('en')} of ${planned.toLocaleString('en')}`;
+    }
+    const lastLoss = curve.count > 0 ? curve.values[curve.count - 1] : NaN;
+    el.statLoss.textContent = formatLoss(lastLoss);
     const rate = p.total / (p.elapsed / 1000);
     el.statRate.textContent = `${Math.round(rate).toLocaleString('en')} it/s`;
     el.results.dataset.rate = String(rate);
     el.results.dataset.busyRate = String(p.total / (p.busy / 1000));
-    let linf = 0;
-    for (const v of p.dx) linf = Math.max(linf, Math.abs(v));
+    let linf = 0, sq = 0;
+    for (const v of p.dx) {
+      linf = Math.max(linf, Math.abs(v));
+      sq += v * v;
+    }
     el.statLinf.textContent = `${(linf * Math.abs(arch.preprocess.scale)).toFixed(1)} grey levels`;
+    // Live, of the current (float) image; the final numbers are those of the saved one.
+    if (suite) el.statL2.textContent = `${(Math.sqrt(sq) * Math.abs(arch.preprocess.scale)).toFixed(1)} grey levels`;
     el.filterCaption.textContent = `±${(linf * Math.abs(arch.preprocess.scale)).toFixed(1)} grey levels`;
-    el.loss.setAttribute('aria-label', `Loss curve, log scale: ${curve.count} iterations, last loss ${el.statLoss.textContent}`);
-    const zero = curve.values.subarray(0, curve.count).findIndex((v) => v <= 0);
+    el.loss.setAttribute('aria-label', `Loss curve, ${spec.loss.scale} scale: ${curve.count} iterations, last loss ${el.statLoss.textContent}`);
+    const zero = spec.loss.scale === 'log' ? curve.values.subarray(0, curve.count).findIndex((v) => v <= 0) : -1;
     el.lossNote.hidden = zero < 0;
     el.lossNote.textContent =
-      zero < 0 ? '' : `The loss is exactly 0 from iteration ${(zero + 1).toLocaleString('en')} on, where float32 rounds the target's probability to 1: drawn on the line marked 0.`;
+      zero < 0
+        ? ''
+        : suite
+          ? `The loss is exactly 0 at iteration ${(zero + 1).toLocaleString('en')}, where float32 rounds a probability to 1: drawn on the line marked 0.`
+          : `The loss is exactly 0 from iteration ${(zero + 1).toLocaleString('en')} on, where float32 rounds the target's probability to 1: drawn on the line marked 0.`;
     if (final) el.results.dataset.iterations = String(p.total);
   };
 
   try {
     const done = await call<'done'>({ type: 'run', method, input: x, target, steps }, [], (p) => show(p, false));
+    if (done.result) {
+      show(done, true);
+      await finishSuite(spec, x, arch, original, target, done.result, done.elapsed);
+      return;
+    }
     show(done, true);
     const best = argmax(done.logits);
     const fooled = best === target;
@@ -533,8 +727,19 @@ async function start(method: string, steps: Step[]): Promise<void> {
     const verdict = fooled ? `The network now says “${labels[best]}”: it has been misled.` : `The network still says “${labels[best]}”.`;
     setStatus((done.stopped ? `Stopped after ${how}. ` : `Done: ${how}. `) + verdict);
     el.stage.textContent = `${done.stopped ? 'Stopped' : 'Done'} after ${done.total.toLocaleString('en')} iterations. ${verdict}`;
-    await offerDownloads(x, done.dx, arch, target);
+    await offerDownloads(x, done.dx, arch, target!);
   } catch (e) {
+    if (e instanceof StoppedError) {
+      const n = (last?.total ?? 0).toLocaleString('en');
+      el.results.dataset.state = 'stopped';
+      el.results.dataset.iterations = String(last?.total ?? 0);
+      setStatus(
+        `Stopped ${spec.name} after ${n} iterations. It cannot pause, so the engine was restarted to stop it: ` +
+          'the picture shown is where it had got to, not a result, and there is nothing to download.',
+      );
+      el.stage.textContent = `Stopped after ${n} iterations: the run was ended by restarting the engine.`;
+      return;
+    }
     el.results.dataset.state = 'error';
     failed('The attack failed', e);
     setStatus('');
@@ -544,12 +749,55 @@ async function start(method: string, steps: Step[]): Promise<void> {
   }
 }
 
+/** The end of a suite run: its result as runAttack judged it, on the image as saved. */
+async function finishSuite(spec: MethodSpec, x: Float32Array, arch: Architecture, original: number, target: number | null, r: SuiteResult, ms: number): Promise<void> {
+  const labels = arch.labels;
+  const best = argmax(r.logits);
+  const d = el.results.dataset;
+  d.logits = JSON.stringify(r.logits);
+  d.label = labels[best];
+  d.iterations = String(r.iterations);
+  d.success = String(r.success);
+  d.l2 = String(r.l2);
+  d.linf = String(r.linf);
+  d.psnr = String(r.psnr);
+  d.ssim = String(r.ssim);
+  el.finalLogits.textContent = JSON.stringify(r.logits);
+  d.state = 'done';
+  el.statIterations.textContent = `${r.iterations.toLocaleString('en')} (${r.gradients.toLocaleString('en')} gradients)`;
+  const grey = (v: number, digits: number) => `${v.toFixed(digits)} grey level${v === 1 ? '' : 's'}`;
+  el.statLinf.textContent = grey(r.linf, r.linf % 1 ? 2 : 0);
+  el.statL2.textContent = grey(r.l2, 1);
+  el.statPsnr.textContent = Number.isFinite(r.psnr) ? `${r.psnr.toFixed(2)} dB` : '∞ (no change)';
+  el.statSsim.textContent = r.ssim.toFixed(4);
+  el.filterCaption.textContent = `±${r.linf.toFixed(r.linf % 1 ? 2 : 0)} grey levels, L2 ${r.l2.toFixed(1)}`;
+  const aim = target === null ? `any label but “${labels[original]}”` : `“${labels[target]}”`;
+  const verdict =
+    target === original
+      ? `The network says “${labels[best]}”, the target: it already did for the original.`
+      : r.success
+        ? `The network now says “${labels[best]}”: it has been misled.`
+        : `The network still says “${labels[best]}”: ${spec.name} did not reach ${aim}.`;
+  const iterations = `${r.iterations.toLocaleString('en')} iteration${r.iterations === 1 ? '' : 's'}`;
+  setStatus(`Done: ${iterations} in ${(ms / 1000).toFixed(2)} s. ${verdict}`);
+  el.stage.textContent = `Done after ${iterations}. ${verdict} L∞ ${el.statLinf.textContent}, L2 ${el.statL2.textContent}, PSNR ${el.statPsnr.textContent}, SSIM ${el.statSsim.textContent}.`;
+  const succeeded = (k: number) => (target === null ? k !== original : k === target);
+  await offerDownloads(x, r.perturbation, arch, target ?? -1, { adversarial: r.adversarial, succeeded });
+}
+
 /** The files the command line writes, made here: adversarial.png, perturbation.npy and filter.png;
- *  and the network's answer for the picture as saved (8 bits per pixel). */
-async function offerDownloads(x: Float32Array, dx: Float32Array, arch: Architecture, target: number): Promise<void> {
+ *  and the network's answer for the picture as saved (8 bits per pixel). A suite result gives its
+ *  adversarial (already on the 8-bit grid) and how it judges success. */
+async function offerDownloads(
+  x: Float32Array,
+  dx: Float32Array,
+  arch: Architecture,
+  target: number,
+  suite?: { adversarial: Float32Array; succeeded: (label: number) => boolean },
+): Promise<void> {
   for (const u of state.urls) URL.revokeObjectURL(u);
   const [h, w, c] = arch.input;
-  const adversarial = inputToImage(x.map((v, i) => v + dx[i]), arch);
+  const adversarial = inputToImage(suite ? suite.adversarial : x.map((v, i) => v + dx[i]), arch);
   const blobs: [HTMLAnchorElement, Uint8Array, string][] = [
     [el.downloadPng, encodePng(adversarial), 'image/png'],
     [el.downloadNpy, writeNpy(dx, [h, w, c]), 'application/octet-stream'],
@@ -561,12 +809,13 @@ async function offerDownloads(x: Float32Array, dx: Float32Array, arch: Architect
     const { logits } = await call<'predicted'>({ type: 'predict', inputs: [imageToInput(adversarial, arch)] });
     const labels = arch.labels;
     const best = argmax(logits[0]);
-    el.saved.textContent =
-      `As saved (8-bit adversarial.png), the network says ${labels[best]} (${percent(softmax(logits[0])[best])})` +
-      (best === target ? ': still misled.' : ': rounding to whole grey levels undid the attack; try more iterations.');
+    const said = `As saved (8-bit adversarial.png), the network says ${labels[best]} (${percent(softmax(logits[0])[best])})`;
+    el.saved.textContent = suite
+      ? said + (suite.succeeded(best) ? ': misled.' : '.')
+      : said + (best === target ? ': still misled.' : ': rounding to whole grey levels undid the attack; try more iterations.');
     el.results.dataset.savedLabel = labels[best];
   } catch (e) {
-    failed('Could not classify the saved image', e);
+    if (!(e instanceof StoppedError)) failed('Could not classify the saved image', e);
   }
 }
 
@@ -584,13 +833,17 @@ el.run.addEventListener('click', () => {
   void start(method, [{ title: 'Run', params }]);
 });
 el.tutorial.addEventListener('click', () => {
-  if (el.method.value !== TUTORIAL.method) {
-    el.method.value = TUTORIAL.method;
-    buildParams();
-  }
+  if (el.method.value !== TUTORIAL.method) setMethod(TUTORIAL.method);
   void start(TUTORIAL.method, TUTORIAL.steps);
 });
 el.stop.addEventListener('click', () => {
+  if (!state.running) return;
+  if (state.runEngine === 'suite') {
+    // runAttack is one synchronous call: the worker cannot read a message until it returns.
+    setStatus('Stopping: restarting the engine…');
+    void restartWorker();
+    return;
+  }
   worker.postMessage({ type: 'stop' } satisfies Request);
   setStatus('Stopping…');
 });

@@ -10,9 +10,12 @@ export type Request =
   | { type: 'model'; id: number; bytes: Uint8Array; name: string }
   /** Logits of model inputs (each [h, w, c] in model units) with the current model. */
   | { type: 'predict'; id: number; inputs: Float32Array[] }
-  /** Runs an attack on one model input, step after step, each continuing from the last one's DX. */
-  | { type: 'run'; id: number; method: string; input: Float32Array; target: number; steps: Step[] }
-  /** Ends the current run after its current chunk of iterations; its result is still sent. */
+  /** Runs an attack on one model input, step after step, each continuing from the last one's DX.
+   *  `target` null is untargeted (suite methods only). A suite method has one step, whose params
+   *  are runAttack's options. */
+  | { type: 'run'; id: number; method: string; input: Float32Array; target: number | null; steps: Step[] }
+  /** Ends the current filter run after its current chunk of iterations; its result is still sent.
+   *  (A suite run cannot see it: the page ends those by terminating the worker.) */
   | { type: 'stop' };
 
 export interface Progress {
@@ -29,6 +32,27 @@ export interface Progress {
   /** Milliseconds since the run started, and spent inside the attack's iterations. */
   elapsed: number;
   busy: number;
+  /** Iterations the whole run plans (the loss curve's x axis). */
+  planned: number;
+  /** Suite runs: where new rounds (PGD's restarts, C&W's binary-search steps) began since the
+   *  last report, as indices into the run's losses, and which round is on now ('' if one). */
+  marks: { at: number; label: string }[];
+  phase: string;
+}
+
+/** The final result of a suite method (runAttack's AttackResult, for the one image), judged on
+ *  the image as saved: the adversarial is on the 8-bit grid. Distances are in grey levels. */
+export interface SuiteResult {
+  adversarial: Float32Array;
+  perturbation: Float32Array;
+  logits: number[];
+  success: boolean;
+  l2: number;
+  linf: number;
+  psnr: number;
+  ssim: number;
+  iterations: number;
+  gradients: number;
 }
 
 export type Response =
@@ -37,7 +61,9 @@ export type Response =
   | { type: 'model'; id: number; architecture: Architecture; parameters: number }
   | { type: 'predicted'; id: number; logits: number[][] }
   | ({ type: 'progress'; id: number } & Progress)
-  | ({ type: 'done'; id: number; stopped: boolean } & Progress)
+  /** The end of a run; `result` for a suite method (then `logits` and `dx` are its after-logits
+   *  and perturbation). */
+  | ({ type: 'done'; id: number; stopped: boolean; result?: SuiteResult } & Progress)
   /** A request failed: `input` when it was the user's file or numbers (the message says why). */
   | { type: 'error'; id: number; message: string; input: boolean };
 

@@ -86,9 +86,14 @@ export interface Curve {
   marks: { at: number; label: string }[];
   /** Iterations the run is going to do, for the x axis while it runs. */
   planned: number;
+  /** Log (the default; losses ≤ 0 go on a line of their own) or linear, for losses that go below 0. */
+  scale?: 'log' | 'linear';
 }
 
-/** The loss per iteration on a log scale, drawn for the canvas's CSS size and the screen's pixel ratio. */
+/** Room right of the plot. */
+const RIGHT = 22;
+
+/** The loss per iteration on a log (or linear) scale, drawn for the canvas's CSS size and the screen's pixel ratio. */
 export function paintLoss(canvas: HTMLCanvasElement, curve: Curve): void {
   const ratio = window.devicePixelRatio || 1;
   const cssW = Math.max(200, canvas.clientWidth), cssH = Math.max(120, canvas.clientHeight);
@@ -105,11 +110,13 @@ export function paintLoss(canvas: HTMLCanvasElement, curve: Curve): void {
   const line = style.getPropertyValue('--line') || '#1f77b4';
   const font = `12px ${style.fontFamily || 'sans-serif'}`;
   ctx.font = font;
-  const left = 52, right = 22, top = 10, bottom = 30;
+  const left = 52, right = RIGHT, top = 10, bottom = 30;
   const w = cssW - left - right, h = cssH - top - bottom;
 
   const n = curve.count;
   const xMax = Math.max(curve.planned, n, 1);
+  const x = (i: number) => left + (i / xMax) * w;
+  if (curve.scale === 'linear') return paintLinear(ctx, curve, { left, top, w, h, x, ink, grid, line });
   // float32 cross-entropy reaches exactly 0 once the network is sure enough: such losses are drawn
   // on a line of their own, labelled 0, under the log scale.
   let lo = Infinity, hi = -Infinity, zeros = false;
@@ -129,7 +136,6 @@ export function paintLoss(canvas: HTMLCanvasElement, curve: Curve): void {
   const zeroBand = zeros ? 18 : 0;
   const logH = h - zeroBand;
   const y = (v: number) => (v > 0 ? top + logH - ((Math.log10(Math.max(v, 10 ** d0)) - d0) / (d1 - d0)) * logH : top + h);
-  const x = (i: number) => left + (i / xMax) * w;
 
   ctx.strokeStyle = grid;
   ctx.fillStyle = ink;
@@ -146,6 +152,69 @@ export function paintLoss(canvas: HTMLCanvasElement, curve: Curve): void {
   };
   for (let d = d0; d <= d1; d += every) gridLine(Math.round(y(10 ** d)) + 0.5, d === 0 ? '1' : `1e${d}`);
   if (zeros) gridLine(top + h - 0.5, '0');
+  drawFrame(ctx, curve, { left, top, w, h, x, ink, grid, line });
+  drawLine(ctx, curve, { left, top, w, h, x, ink, grid, line }, y);
+}
+
+interface Frame {
+  left: number;
+  top: number;
+  w: number;
+  h: number;
+  x: (i: number) => number;
+  ink: string;
+  grid: string;
+  line: string;
+}
+
+/** A linear y axis from the smallest to the largest loss (0 included when they straddle it). */
+function paintLinear(ctx: CanvasRenderingContext2D, curve: Curve, f: Frame): void {
+  const { top, h, left, w } = f;
+  let lo = Infinity, hi = -Infinity;
+  for (let i = 0; i < curve.count; i++) {
+    const v = curve.values[i];
+    if (Number.isFinite(v)) {
+      lo = Math.min(lo, v);
+      hi = Math.max(hi, v);
+    }
+  }
+  if (!(lo <= hi)) [lo, hi] = [0, 1];
+  if (lo < 0 && hi > 0) [lo, hi] = [Math.min(lo, 0), Math.max(hi, 0)];
+  if (hi - lo < 1e-12) [lo, hi] = [lo - 0.5, hi + 0.5];
+  const marks = ticks(hi - lo, Math.max(2, Math.floor(h / 30)), lo);
+  [lo, hi] = [Math.min(lo, marks[0]), Math.max(hi, marks[marks.length - 1])];
+  const y = (v: number) => top + h - ((v - lo) / (hi - lo)) * h;
+  ctx.strokeStyle = f.grid;
+  ctx.fillStyle = f.ink;
+  ctx.lineWidth = 1;
+  ctx.textAlign = 'right';
+  ctx.textBaseline = 'middle';
+  for (const t of marks) {
+    const yy = Math.round(y(t)) + 0.5;
+    ctx.beginPath();
+    ctx.moveTo(left, yy);
+    ctx.lineTo(left + w, yy);
+    ctx.stroke();
+    ctx.fillText(String(t), left - 6, yy);
+  }
+  if (lo < 0 && hi > 0) {
+    ctx.strokeStyle = f.ink;
+    ctx.beginPath();
+    ctx.moveTo(left, Math.round(y(0)) + 0.5);
+    ctx.lineTo(left + w, Math.round(y(0)) + 0.5);
+    ctx.stroke();
+  }
+  drawFrame(ctx, curve, f);
+  drawLine(ctx, curve, f, y);
+}
+
+/** The x axis's ticks, the box, and the marks where steps or rounds begin. */
+function drawFrame(ctx: CanvasRenderingContext2D, curve: Curve, f: Frame): void {
+  const { left, top, w, h, x, ink } = f;
+  const xMax = Math.max(curve.planned, curve.count, 1);
+  ctx.strokeStyle = f.grid;
+  ctx.fillStyle = ink;
+  ctx.lineWidth = 1;
   ctx.textAlign = 'center';
   ctx.textBaseline = 'top';
   for (const t of ticks(xMax, Math.max(2, Math.floor(w / 80)))) {
@@ -154,7 +223,11 @@ export function paintLoss(canvas: HTMLCanvasElement, curve: Curve): void {
     ctx.moveTo(xx, top + h);
     ctx.lineTo(xx, top + h + 4);
     ctx.stroke();
-    ctx.fillText(t.toLocaleString('en'), xx, top + h + 7);
+    const label = t.toLocaleString('en');
+    // A long last label (300,000) would run off the canvas's right edge: it ends at the tick instead.
+    const over = ctx.measureText(label).width / 2 > RIGHT - 2;
+    ctx.textAlign = over && xx > left + w - 1 ? 'right' : 'center';
+    ctx.fillText(label, xx, top + h + 7);
   }
   ctx.strokeStyle = ink;
   ctx.strokeRect(left + 0.5, top + 0.5, w, h);
@@ -173,9 +246,15 @@ export function paintLoss(canvas: HTMLCanvasElement, curve: Curve): void {
     ctx.textAlign = xx > left + w - 120 ? 'right' : 'left';
     ctx.fillText(m.label, xx + (ctx.textAlign === 'right' ? -4 : 4), top + 4);
   }
+}
 
+/** The losses, one vertical stroke per pixel column when there are more than two per column. */
+function drawLine(ctx: CanvasRenderingContext2D, curve: Curve, f: Frame, y: (v: number) => number): void {
+  const n = curve.count;
+  const { w, x } = f;
+  const xMax = Math.max(curve.planned, n, 1);
   if (n === 0) return;
-  ctx.strokeStyle = line;
+  ctx.strokeStyle = f.line;
   ctx.lineWidth = 1.5;
   ctx.beginPath();
   // One vertical stroke per pixel column (min to max) keeps long runs cheap to draw.
@@ -207,12 +286,17 @@ export function formatLoss(v: number): string {
   return Math.abs(v) < 1e-3 ? v.toExponential(3) : v.toPrecision(4);
 }
 
-/** Round tick values from 0 to max, about `count` of them. */
-function ticks(max: number, count: number): number[] {
+/** Round tick values over a span of `max` from `from` (from 0: whole numbers), about `count` of them. */
+function ticks(max: number, count: number, from?: number): number[] {
   const raw = max / count;
   const mag = 10 ** Math.floor(Math.log10(raw));
   const step = [1, 2, 5, 10].map((m) => m * mag).find((s) => s >= raw) ?? 10 * mag;
   const out: number[] = [];
-  for (let t = 0; t <= max + 1e-9; t += step) out.push(Math.round(t));
+  if (from === undefined) {
+    for (let t = 0; t <= max + 1e-9; t += step) out.push(Math.round(t));
+    return out;
+  }
+  const first = Math.floor(from / step), last = Math.ceil((from + max) / step);
+  for (let k = first; k <= last; k++) out.push(+(k * step).toPrecision(12));
   return out;
 }
