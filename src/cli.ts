@@ -388,7 +388,7 @@ function numberOption(values: Values, name: string, fallback: number, range: { m
   return v;
 }
 
-export function print(line: string): void {
+function print(line: string): void {
   process.stdout.write(line + '\n');
 }
 

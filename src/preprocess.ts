@@ -11,6 +11,13 @@ export function imageToInput(img: Image, arch: Architecture): Float32Array {
   return Float32Array.from(p.data, (v) => (v - offset) / scale);
 }
 
+/** The pixel box [0, 255] in model units, [lo, hi] (scale may be negative). */
+export function pixelBox(arch: Architecture): [number, number] {
+  const { offset, scale } = arch.preprocess;
+  const a = (0 - offset) / scale, b = (255 - offset) / scale;
+  return [Math.min(a, b), Math.max(a, b)];
+}
+
 export function inputToImage(x: Float32Array, arch: Architecture): Image {
   const [height, width, channels] = arch.input;
   const { offset, scale } = arch.preprocess;

@@ -13,7 +13,7 @@ import { argmax, Net, softmax, type Model } from './model.js';
 import { loadEngine } from './node.js';
 import { writeNpy } from './npy.js';
 import { figurePng, lossSvg, type Curve, type Panel } from './figures.js';
-import { filterImage, inputToImage } from './preprocess.js';
+import { filterImage, inputToImage, pixelBox } from './preprocess.js';
 
 export interface Classification {
   label: string;
@@ -141,13 +141,6 @@ function withOutputs(outputs: OutputSet, work: () => void): void {
     outputs.abandon();
     throw e;
   }
-}
-
-/** The pixel box [0, 255] in model units. */
-export function pixelBox(arch: Net['architecture']): [number, number] {
-  const { offset, scale } = arch.preprocess;
-  const ends = [(0 - offset) / scale, (255 - offset) / scale];
-  return [Math.min(...ends), Math.max(...ends)];
 }
 
 export async function runFilterAttack(job: Job & { target?: string; init?: Float32Array; clip: boolean; params: { iterations: number; lr: number; beta: number } }): Promise<void> {

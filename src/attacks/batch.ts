@@ -3,6 +3,7 @@
 // TypeScript), the 8-bit grid and the budget ball, and the per-image record of the result.
 // Nothing here allocates per iteration: views of the engine's memory are made once (and again
 // only if memory grew meanwhile), and the per-image work runs on offsets into flat arrays.
+import { pixelBox } from '../preprocess.js';
 import type { Tensor } from '../engine.js';
 import { argmax, type Architecture, type Net } from '../model.js';
 import { dot, logSoftmax, scale, Scalar } from '../ops.js';
@@ -31,11 +32,8 @@ export interface Geometry {
 export function geometry(arch: Architecture): Geometry {
   const [height, width, channels] = arch.input;
   const { offset, scale } = arch.preprocess;
-  const a = (0 - offset) / scale, b = (255 - offset) / scale;
-  return {
-    height, width, channels, size: height * width * channels, classes: arch.labels.length,
-    scale, offset, lo: Math.min(a, b), hi: Math.max(a, b), unit: 1 / Math.abs(scale),
-  };
+  const [lo, hi] = pixelBox(arch);
+  return { height, width, channels, size: height * width * channels, classes: arch.labels.length, scale, offset, lo, hi, unit: 1 / Math.abs(scale) };
 }
 
 /** A pixel value (0..255) of a model-unit value; values within 1e-3 of an integer are taken
