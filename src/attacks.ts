@@ -237,8 +237,8 @@ export function resolveOptions(options: AttackOptions, classes: number): Resolve
   }
 }
 
-/** Iterations planned per batch, for progress. */
-function planned(o: ResolvedOptions): number {
+/** Iterations planned per batch, for progress (and a live loss curve's x axis). */
+export function plannedIterations(o: ResolvedOptions): number {
   switch (o.method) {
     case 'fgsm':
       return 1;
@@ -268,7 +268,7 @@ export function runAttack(net: Net, inputs: readonly Float32Array[], options: At
   });
   hooks.signal?.throwIfAborted();
   const batches = Math.ceil(inputs.length / o.batchSize);
-  const perBatch = planned(o);
+  const perBatch = plannedIterations(o);
   const results: AttackResult[] = [];
   for (let b = 0; b < batches; b++) {
     const first = b * o.batchSize, n = Math.min(o.batchSize, inputs.length - first);

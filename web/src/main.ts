@@ -3,12 +3,12 @@
 // command line (decodeImage in the worker, then crop and imageToInput), so the numbers are the same.
 import './style.css';
 import { crop as cropImage, encodePng, type Image } from '../../src/image.js';
-import type { AttackMethod } from '../../src/attacks.js';
+import { plannedIterations, type AttackMethod } from '../../src/attacks.js';
 import { argmax, softmax, type Architecture } from '../../src/model.js';
 import { writeNpy } from '../../src/npy.js';
 import { filterImage, imageToInput, inputToImage } from '../../src/preprocess.js';
 import { CropBox, type Rect } from './crop.js';
-import { METHODS, TUTORIAL, defaultParams, methodById, plannedIterations, sampleOrder, suiteOptions, type MethodSpec, type ParamSpec, type Params, type Step } from './methods.js';
+import { METHODS, TUTORIAL, defaultParams, methodById, sampleOrder, suiteOptions, type MethodSpec, type ParamSpec, type Params, type Step } from './methods.js';
 import type { Progress, Request, Response, SuiteResult } from './protocol.js';
 import { formatLoss, paintBars, paintImage, paintLoss, paintPreview, percent, type Curve } from './render.js';
 

@@ -270,23 +270,6 @@ export function attackOptions(method: MethodSpec, target: number | null, params:
   return options as unknown as AttackOptions;
 }
 
-/** Iterations a suite run plans (its loss curve's x axis): as runAttack counts them for progress. */
-export function plannedIterations(o: ResolvedOptions): number {
-  switch (o.method) {
-    case 'fgsm':
-      return 1;
-    case 'bim':
-    case 'mifgsm':
-      return o.iterations;
-    case 'pgd':
-      return o.iterations * o.restarts;
-    case 'cw':
-      return o.steps * o.binarySteps;
-    case 'deepfool':
-      return o.steps;
-  }
-}
-
 /** The name of a round of a suite run (PGD's restarts, C&W's binary-search steps), or '' when it has one. */
 export function roundName(o: ResolvedOptions, round: number): string {
   if (o.method === 'pgd' && o.restarts > 1) return `restart ${round + 1} of ${o.restarts}`;

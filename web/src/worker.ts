@@ -8,12 +8,12 @@
 // "view" engine), so that the attack's own engine memory is not touched while it runs.
 import wasmUrl from '../../build/mislead.wasm?url';
 import { FilterAttack, predictLogits } from '../../src/attack.js';
-import { runAttack, type AttackMethod } from '../../src/attacks.js';
+import { plannedIterations, runAttack, type AttackMethod } from '../../src/attacks.js';
 import { Engine } from '../../src/engine.js';
 import { InputError } from '../../src/errors.js';
 import { decodeImage } from '../../src/image.js';
 import { Net, parameterShapes, readModel } from '../../src/model.js';
-import { attackOptions, checkParams, METHODS, plannedIterations, roundName, suiteOptions, type MethodSpec, type Params } from './methods.js';
+import { attackOptions, checkParams, METHODS, roundName, suiteOptions, type MethodSpec, type Params } from './methods.js';
 import type { Progress, Request, Response } from './protocol.js';
 
 interface Scope {
