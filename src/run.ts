@@ -156,11 +156,7 @@ export async function runFilterAttack(job: Job & { target?: string; init?: Float
     const dx = attack.dx.toArray();
     attack.dispose();
     const saved = writeResults(net, outputs, x, before, [{ title: 'Adversarial', dx, after }], [{ name: 'loss', values: loss }]);
-    if (!job.json) {
-      for (const [name, c] of [['before', before], ['after', after], ['saved', saved]] as const) {
-        process.stdout.write(`${name.padEnd(6)} ${c.label} (p = ${c.probabilities[c.index].toFixed(4)}; logits ${c.logits.map((v) => v.toFixed(6)).join(', ')})\n`);
-      }
-    }
+    if (!job.json) printClasses(before, after, saved);
     finish(outputs, {
       model: job.modelPath, image: job.imagePath, method: 'filter',
       params: { iters: job.params.iterations, lr: job.params.lr, beta: job.params.beta, init: job.init !== undefined, clip: job.clip },
@@ -237,6 +233,7 @@ export async function runSuiteAttack(job: Omit<Job, 'imagePath'> & { images: str
       const [r] = results;
       const after = describe(net, Float32Array.from(r.after.logits));
       const saved = writeResults(net, outputs, inputs[0], before[0], [{ title: 'Adversarial', dx: r.perturbation, after }], []);
+      if (!job.json) printClasses(before[0], after, saved);
       finish(outputs, {
         model: job.modelPath, image: job.images[0], method: job.options.method, params,
         target: params.target, before: before[0], after, saved,
@@ -294,6 +291,13 @@ function trueLabels(images: readonly string[], labels: readonly string[]): numbe
     return tables.get(dir)!.get(basename(image));
   });
   return found.every((l) => l !== undefined) ? (found as number[]) : undefined;
+}
+
+/** The classes before the attack, after it, and as saved (the PNG read back). */
+function printClasses(before: Classification, after: Classification, saved: Classification): void {
+  for (const [name, c] of [['before', before], ['after', after], ['saved', saved]] as const) {
+    process.stdout.write(`${name.padEnd(6)} ${c.label} (p = ${c.probabilities[c.index].toFixed(4)}; logits ${c.logits.map((v) => v.toFixed(6)).join(', ')})\n`);
+  }
 }
 
 const SUITE_FILES = ['adversarial.png', 'perturbation.npy', 'filter.png', 'figure.png', 'report.json'] as const;
