@@ -143,21 +143,41 @@ export function to_planar(x: usize, mask: usize, xp: usize, n: i32, h: i32, wd: 
   for (let img = 0; img < n; img++) {
     for (let r = 0; r < h; r++) {
       const at = f((img * h + r) * wd * c);
+      const dst = xp + f(((img * c) * hp + top + r) * wp + left); // channel 0's row; the next channel's is a plane further
+      const plane = f(hp * wp);
+      let col = 0;
+      if (c == 1 && mask == 0) {
+        memory.copy(dst, x + at, f(wd));
+        col = wd;
+      } else if (c == 3) {
+        // Four pixels at a time: three vectors of interleaved channels, shuffled into one per channel.
+        for (; col + 4 <= wd; col += 4) {
+          const o = at + f(col * 3);
+          const v0 = masked(x, mask, o), v1 = masked(x, mask, o + 16), v2 = masked(x, mask, o + 32);
+          v128.store(dst + f(col), v128.shuffle<f32>(v128.shuffle<f32>(v0, v1, 0, 3, 6, 0), v2, 0, 1, 2, 5));
+          v128.store(dst + plane + f(col), v128.shuffle<f32>(v128.shuffle<f32>(v0, v1, 1, 4, 7, 0), v2, 0, 1, 2, 6));
+          v128.store(dst + 2 * plane + f(col), v128.shuffle<f32>(v128.shuffle<f32>(v0, v1, 2, 5, 0, 0), v2, 0, 1, 4, 7));
+        }
+      }
       for (let ch = 0; ch < c; ch++) {
-        const dst = xp + f(((img * c + ch) * hp + top + r) * wp + left);
-        if (mask == 0 && c == 1) {
-          memory.copy(dst, x + at, f(wd));
-        } else if (mask == 0) {
-          for (let col = 0; col < wd; col++) store<f32>(dst + f(col), load<f32>(x + at + f(col * c + ch)));
+        const row = dst + ch * plane;
+        if (mask == 0) {
+          for (let k = col; k < wd; k++) store<f32>(row + f(k), load<f32>(x + at + f(k * c + ch)));
         } else {
-          for (let col = 0; col < wd; col++) {
-            const o = at + f(col * c + ch);
-            if (load<f32>(mask + o) > 0) store<f32>(dst + f(col), load<f32>(x + o));
+          for (let k = col; k < wd; k++) {
+            const o = at + f(k * c + ch);
+            if (load<f32>(mask + o) > 0) store<f32>(row + f(k), load<f32>(x + o));
           }
         }
       }
     }
   }
+}
+
+/** x's vector at byte offset o, zero where mask (when not 0) is not > 0. */
+@inline function masked(x: usize, mask: usize, o: usize): v128 {
+  const v = v128.load(x + o);
+  return mask == 0 ? v : v128.and(v, f32x4.gt(v128.load(mask + o), f32x4.splat(0)));
 }
 
 /** Output channels per tile: see above. */
