@@ -76,7 +76,8 @@ export interface PgdOptions extends IterativeOptions {
   /** Defaults: step eps/8, 40 iterations, 1 restart, random start. */
   restarts?: number;
   randomStart?: boolean;
-  /** Seed of the random starts (default 0): a run is reproducible. */
+  /** Seed of the random starts (default 0): image k of the inputs starts from a stream seeded
+   *  by seed + k, so a run is reproducible whatever the batch size. */
   seed?: number;
 }
 
@@ -294,7 +295,7 @@ export function runAttack(net: Net, inputs: readonly Float32Array[], options: At
         case 'pgd':
           gradientAttack(run, {
             norm: o.norm, eps: o.eps * geo.unit, step: o.step * geo.unit, iterations: o.iterations, restarts: o.restarts,
-            randomStart: o.randomStart, decay: null, earlyStop: o.earlyStop, seed: o.seed + b,
+            randomStart: o.randomStart, decay: null, earlyStop: o.earlyStop, seed: o.seed + first,
           });
           break;
         case 'mifgsm':

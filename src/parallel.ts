@@ -80,7 +80,9 @@ export class Pool {
       const parts = await Promise.all(this.workers.map(async (_, i) => {
         const mine = inputs.slice(i * share, (i + 1) * share);
         if (mine.length === 0) return [];
-        const results = await this.ask<AttackResult[]>(i, { kind: 'attack', model: bytes, inputs: mine, options });
+        // PGD seeds image k's random start with seed + k: a share's first image is k = i·share.
+        const shifted = options.method === 'pgd' ? { ...options, seed: (options.seed ?? 0) + i * share } : options;
+        const results = await this.ask<AttackResult[]>(i, { kind: 'attack', model: bytes, inputs: mine, options: shifted });
         onProgress?.((done += mine.length));
         return results;
       }));

@@ -366,7 +366,7 @@ describe('batches', () => {
     const arch = MODELS.rgb;
     const net = new Net(engine, randomModel(arch, 41));
     const xs = images(arch, 5, 42);
-    for (const options of [{ method: 'bim', eps: 6 }, { method: 'deepfool' }, { method: 'cw', steps: 20, binarySteps: 2 }] as AttackOptions[]) {
+    for (const options of [{ method: 'bim', eps: 6 }, { method: 'pgd', eps: 3, restarts: 2 }, { method: 'deepfool' }, { method: 'cw', steps: 20, binarySteps: 2 }] as AttackOptions[]) {
       let batch = 0;
       const together = runAttack(net, xs, options, { onProgress: (_d, _t, info) => void (batch = Math.max(batch, info.images)) });
       expect(batch).toBe(5);

@@ -22,13 +22,14 @@ export interface GradientParams {
   decay: number | null;
   /** Stop (freeze) an image as soon as its saved form is adversarial. */
   earlyStop: boolean;
+  /** The seed of this batch's first image; image i starts from random(seed + i, round). */
   seed: number;
 }
 
 export function gradientAttack(run: BatchRun, p: GradientParams): void {
   const attack = new GradientAttack(run, p);
   for (let r = 0; r < p.restarts && run.active > 0; r++) {
-    attack.start();
+    attack.start(r);
     for (let t = 0; t <= p.iterations; t++) if (!attack.iteration(r, t)) break;
   }
   run.finish(attack.loss);
@@ -45,7 +46,6 @@ class GradientAttack {
   private readonly flags: Uint8Array;
   /** Untargeted attacks climb the cross-entropy, targeted ones descend it. */
   private readonly direction: number;
-  private readonly rand: () => number;
 
   constructor(private readonly run: BatchRun, private readonly p: GradientParams) {
     const { n, size } = run;
@@ -57,18 +57,19 @@ class GradientAttack {
     this.loss = new Float32Array(n);
     this.flags = new Uint8Array(n);
     this.direction = run.target === null ? 1 : -1;
-    this.rand = random(p.seed);
   }
 
-  /** A round starts from the original, or a random point of the ball, for the images still on. */
-  start(): void {
+  /** A round starts from the original, or a random point of the ball, for the images still on.
+   *  Each image draws from its own seeded stream, so results depend neither on the batch size
+   *  nor on how images are split over workers. */
+  start(round: number): void {
     const { run, p, xs } = this;
     const { n, size, x0, geo } = run;
     for (let i = 0; i < n; i++) {
       if (run.frozen[i]) continue;
       const o = i * size;
       xs.set(x0.subarray(o, o + size), o);
-      if (p.randomStart) randomStart(xs, o, size, p.norm, p.eps, this.rand);
+      if (p.randomStart) randomStart(xs, o, size, p.norm, p.eps, random((Math.imul(p.seed + i, 0x9e3779b1) + round) >>> 0));
       project(xs, x0, o, size, p, geo);
       this.momentum?.fill(0, o, o + size);
     }
