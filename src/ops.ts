@@ -110,8 +110,8 @@ export function conv2d(tape: Tape, x: Tensor, w: Tensor, b: Tensor, { stride, pa
   // Passed last to every kernel call: a spread at the end of the arguments allocates nothing.
   const geometry = [n, h, wd, cin, k, stride, rows.before, cols.before, rows.out, cols.out, cout] as const;
   const y = tape.output([n, rows.out, cols.out, cout], [x, w, b]);
+  if (stride === 1) return conv2dStride1(tape, x, w, b, y, relu, geometry);
   const preGrad = activationGrad(tape, y, relu);
-  if (stride === 1) return conv2dStride1(tape, x, w, b, y, relu, preGrad, geometry);
   const wt = x.grad ? tape.scratch(w.size) : 0;
   tape.record(y, {
     forward: () => kn.conv2d_forward(x.ptr, w.ptr, b.ptr, y.ptr, relu, ...geometry),
@@ -132,8 +132,11 @@ type ConvGeometry = readonly [n: number, h: number, wd: number, cin: number, k: 
 
 /** Stride 1 runs on planar, zero-padded copies (see assembly/conv.ts); its input gradient is a
  *  stride-1 convolution of dy with the flipped filter, through the same kernels. */
-function conv2dStride1(tape: Tape, x: Tensor, w: Tensor, b: Tensor, y: Tensor, relu: boolean, preGrad: () => number, geometry: ConvGeometry): Tensor {
+function conv2dStride1(tape: Tape, x: Tensor, w: Tensor, b: Tensor, y: Tensor, relu: boolean, geometry: ConvGeometry): Tensor {
   const kn = tape.engine.kernels;
+  // The input gradient masks the ReLU itself (below); the NHWC pre-activation gradient is only
+  // made, and its memory only taken, for the filter and bias gradients.
+  const preGrad = w.grad || b.grad ? activationGrad(tape, y, relu) : () => 0;
   const [n, h, wd, cin, k, , top, left, oh, ow, cout] = geometry;
   const packed = (inputs: number, outputs: number) => tape.scratch(Math.ceil(outputs / 4) * 4 * inputs * k * k);
   // Planes are as wide as the output rounded up to the kernel's widest tile (24 columns), plus the window.
