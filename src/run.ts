@@ -53,9 +53,9 @@ interface Job {
 }
 
 /** Everything an attack run needs, checked before any work starts. */
-async function prepare(job: Job, files: readonly string[] = RESULT_FILES) {
+async function prepare(job: Job) {
   const x = readModelInput(job.imagePath, job.model.architecture, job.crop);
-  const outputs = new OutputSet(job.out, job.force, files);
+  const outputs = new OutputSet(job.out, job.force, RESULT_FILES);
   const net = new Net(await loadEngine(), job.model);
   return { x, outputs, net, before: classify(net, [x])[0] };
 }
@@ -216,7 +216,6 @@ export async function runSuiteAttack(job: Omit<Job, 'imagePath'> & { images: str
   const outputs = new OutputSet(job.out, job.force, single ? SUITE_FILES : BATCH_FILES);
   const engine = await loadEngine();
   const net = new Net(engine, job.model);
-  const before = classify(net, inputs);
   const target = job.target === undefined ? undefined : resolveTarget(arch.labels, job.target, 0);
   const options = { ...job.options, target };
   const resolved = resolveOptions(options, arch.labels.length);
@@ -231,6 +230,7 @@ export async function runSuiteAttack(job: Omit<Job, 'imagePath'> & { images: str
     const params = { ...resolved, target: target === undefined ? null : arch.labels[target] };
     if (single) {
       const [r] = results;
+      const before = [describe(net, Float32Array.from(r.before.logits))];
       const after = describe(net, Float32Array.from(r.after.logits));
       const saved = writeResults(net, outputs, inputs[0], before[0], [{ title: 'Adversarial', dx: r.perturbation, after }], []);
       if (!job.json) printClasses(before[0], after, saved);
@@ -242,7 +242,7 @@ export async function runSuiteAttack(job: Omit<Job, 'imagePath'> & { images: str
       }, job.json);
       return;
     }
-    const files = writeBatch(net, outputs, job.images, inputs, before, results);
+    const files = writeBatch(net, outputs, job.images, inputs, results);
     const truth = trueLabels(job.images, arch.labels);
     const summary = summarize(results, truth);
     // Success as saved: each adversarial PNG read back from disk and classified again.
@@ -321,7 +321,7 @@ const round = (v: number) => (Number.isFinite(v) ? Number(v.toPrecision(6)) : v)
 
 /** Each adversarial as a PNG (in adversarial/), and a contact sheet of original/adversarial
  *  pairs; returns the (staged) paths of the PNGs. */
-function writeBatch(net: Net, outputs: OutputSet, images: readonly string[], inputs: Float32Array[], before: Classification[], results: AttackResult[]): string[] {
+function writeBatch(net: Net, outputs: OutputSet, images: readonly string[], inputs: Float32Array[], results: AttackResult[]): string[] {
   const arch = net.architecture;
   const labels = arch.labels;
   const files = results.map((r, i) => outputs.writeInto('adversarial', batchName(images, i), encodePng(inputToImage(r.adversarial, arch))));
@@ -329,7 +329,7 @@ function writeBatch(net: Net, outputs: OutputSet, images: readonly string[], inp
   const panels: Panel[] = [];
   for (let i = 0; i < shown; i++) {
     const r = results[i];
-    panels.push({ title: `${capitalise(labels[before[i].index])}`, subtitle: basename(images[i]), image: inputToImage(inputs[i], arch) });
+    panels.push({ title: `${capitalise(labels[r.before.index])}`, subtitle: basename(images[i]), image: inputToImage(inputs[i], arch) });
     const mark = r.success ? '✓' : '✗';
     panels.push({ title: `${mark} ${capitalise(labels[r.after.index])}`, subtitle: `L∞ ${r.norms.linf_pixels.toFixed(0)} · L2 ${r.norms.l2_pixels.toFixed(0)}`, image: inputToImage(r.adversarial, arch) });
   }
