@@ -425,6 +425,12 @@ async function main(argv: string[]): Promise<void> {
   await command.run(parsed.positionals, parsed.values);
 }
 
+// A reader that stops early (`mislead predict … | head`) is not an error.
+process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+  if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+  throw e;
+});
+
 main(process.argv.slice(2)).catch((e: unknown) => {
   const message = e instanceof Error ? e.message : String(e);
   process.stderr.write(`mislead: ${message.split('\n')[0]}\n`);

@@ -184,3 +184,12 @@ describe('the attack suite from the command line, on faces never seen', () => {
     expect(readdirSync(join(dir, 'robust')).sort()).toEqual(['robustness.json', 'robustness.png', 'robustness.svg']);
   });
 });
+
+describe('a reader that stops early', () => {
+  it('(mislead … | head) is not an error: no stack trace, and the results are all written', () => {
+    const dir = tmp();
+    const r = spawnSync('bash', ['-c', `"${process.execPath}" "${join(root, 'dist/cli.js')}" tutorial --out "${dir}/o" | head -c 10 > /dev/null`], { encoding: 'utf8' });
+    expect(r.stderr).toBe('');
+    expect(readdirSync(join(dir, 'o')).sort()).toEqual(['adversarial.png', 'figure.png', 'filter.png', 'loss.svg', 'perturbation.npy', 'report.json']);
+  });
+});
