@@ -137,47 +137,74 @@ export function conv2d_backward_filter(
 // flipped and its channel axes swapped, so it runs through the same three kernels.
 
 /** xp[img, ch, top + r, left + col] = x[img, r, col, ch], zeros elsewhere. When `mask` is not
- *  0, only where mask[img, r, col, ch] > 0 (a ReLU's output: its gradient passes there only). */
+ *  0, only where mask[img, r, col, ch] > 0 (a ReLU's output: its gradient passes there only).
+ *  Four pixels at a time: their c channels are c/4 vectors (or 3, for c = 3), shuffled into one
+ *  vector per channel. */
 export function to_planar(x: usize, mask: usize, xp: usize, n: i32, h: i32, wd: i32, c: i32, top: i32, left: i32, hp: i32, wp: i32): void {
-  memory.fill(xp, 0, f(n * c * hp * wp));
+  const plane = f(hp * wp);
   for (let img = 0; img < n; img++) {
+    for (let ch = 0; ch < c; ch++) zeroBorder(xp + (img * c + ch) * plane, h, wd, top, left, hp, wp);
     for (let r = 0; r < h; r++) {
-      const at = f((img * h + r) * wd * c);
+      const at = x + f((img * h + r) * wd * c), on = mask + f((img * h + r) * wd * c);
       const dst = xp + f(((img * c) * hp + top + r) * wp + left); // channel 0's row; the next channel's is a plane further
-      const plane = f(hp * wp);
       let col = 0;
-      if (c == 1 && mask == 0) {
-        memory.copy(dst, x + at, f(wd));
-        col = wd;
+      if (c == 1) {
+        for (; col + 4 <= wd; col += 4) v128.store(dst + f(col), masked(at, on, mask, f(col)));
       } else if (c == 3) {
-        // Four pixels at a time: three vectors of interleaved channels, shuffled into one per channel.
         for (; col + 4 <= wd; col += 4) {
-          const o = at + f(col * 3);
-          const v0 = masked(x, mask, o), v1 = masked(x, mask, o + 16), v2 = masked(x, mask, o + 32);
+          const o = f(col * 3);
+          const v0 = masked(at, on, mask, o), v1 = masked(at, on, mask, o + 16), v2 = masked(at, on, mask, o + 32);
           v128.store(dst + f(col), v128.shuffle<f32>(v128.shuffle<f32>(v0, v1, 0, 3, 6, 0), v2, 0, 1, 2, 5));
           v128.store(dst + plane + f(col), v128.shuffle<f32>(v128.shuffle<f32>(v0, v1, 1, 4, 7, 0), v2, 0, 1, 2, 6));
           v128.store(dst + 2 * plane + f(col), v128.shuffle<f32>(v128.shuffle<f32>(v0, v1, 2, 5, 0, 0), v2, 0, 1, 4, 7));
         }
-      }
-      for (let ch = 0; ch < c; ch++) {
-        const row = dst + ch * plane;
-        if (mask == 0) {
-          for (let k = col; k < wd; k++) store<f32>(row + f(k), load<f32>(x + at + f(k * c + ch)));
-        } else {
-          for (let k = col; k < wd; k++) {
-            const o = at + f(k * c + ch);
-            if (load<f32>(mask + o) > 0) store<f32>(row + f(k), load<f32>(x + o));
+      } else if (c >= 4) {
+        // Blocks of 4 channels; when c is not a multiple of 4 the last block overlaps the one before.
+        for (; col + 4 <= wd; col += 4) {
+          for (let cb = 0; cb < c; cb += 4) {
+            const ch = imin(cb, c - 4), o = f(col * c + ch);
+            const p0 = masked(at, on, mask, o), p1 = masked(at, on, mask, o + f(c));
+            const p2 = masked(at, on, mask, o + f(2 * c)), p3 = masked(at, on, mask, o + f(3 * c));
+            const t0 = v128.shuffle<f32>(p0, p1, 0, 4, 1, 5), t1 = v128.shuffle<f32>(p0, p1, 2, 6, 3, 7);
+            const t2 = v128.shuffle<f32>(p2, p3, 0, 4, 1, 5), t3 = v128.shuffle<f32>(p2, p3, 2, 6, 3, 7);
+            const row = dst + ch * plane + f(col);
+            v128.store(row, v128.shuffle<f32>(t0, t2, 0, 1, 4, 5));
+            v128.store(row + plane, v128.shuffle<f32>(t0, t2, 2, 3, 6, 7));
+            v128.store(row + 2 * plane, v128.shuffle<f32>(t1, t3, 0, 1, 4, 5));
+            v128.store(row + 3 * plane, v128.shuffle<f32>(t1, t3, 2, 3, 6, 7));
           }
+        }
+      }
+      for (; col < wd; col++) {
+        for (let ch = 0; ch < c; ch++) {
+          const o = f(col * c + ch);
+          const v = load<f32>(at + o);
+          store<f32>(dst + ch * plane + f(col), mask == 0 || load<f32>(on + o) > 0 ? v : 0);
         }
       }
     }
   }
 }
 
-/** x's vector at byte offset o, zero where mask (when not 0) is not > 0. */
-@inline function masked(x: usize, mask: usize, o: usize): v128 {
+/** Zeros the cells of one plane outside its h × wd window at (top, left), in whole vectors that
+ *  may run up to 3 floats past each stretch: the window's data is written afterwards, and the
+ *  buffer's 16-byte slack takes the last plane's overrun. */
+@inline function zeroBorder(p: usize, h: i32, wd: i32, top: i32, left: i32, hp: i32, wp: i32): void {
+  zeros(p, top * wp + left);
+  for (let r = 0; r < h; r++) {
+    const end = p + f((top + r) * wp + left + wd); // from the row's end to the next row's window
+    zeros(end, r + 1 < h ? wp - wd : (hp - top - h) * wp + wp - left - wd);
+  }
+}
+
+@inline function zeros(p: usize, count: i32): void {
+  for (let i = 0; i < count; i += 4) v128.store(p + f(i), f32x4.splat(0));
+}
+
+/** The vector at byte offset o of x, zero where the mask (when not 0) is not > 0. */
+@inline function masked(x: usize, on: usize, mask: usize, o: usize): v128 {
   const v = v128.load(x + o);
-  return mask == 0 ? v : v128.and(v, f32x4.gt(v128.load(mask + o), f32x4.splat(0)));
+  return mask == 0 ? v : v128.and(v, f32x4.gt(v128.load(on + o), f32x4.splat(0)));
 }
 
 /** Output channels per tile: see above. */
@@ -189,16 +216,20 @@ export function to_planar(x: usize, mask: usize, xp: usize, n: i32, h: i32, wd: 
  *  Forward (`flip` false): w[ky, kx, i, o]. Input gradient (`flip` true): w[k−1−ky, k−1−kx, o, i],
  *  with `inputs` = the layer's output channels and `outputs` = its input channels. */
 export function pack_filter(w: usize, wq: usize, k: i32, inputs: i32, outputs: i32, flip: bool): void {
-  const g = groupSize(outputs);
-  memory.fill(wq, 0, f((outputs + g - 1) / g * g * inputs * k * k));
-  for (let o = 0; o < outputs; o++) {
-    let dst = wq + f((o / g) * inputs * k * k * g + o % g);
+  const g = groupSize(outputs), taps = k * k;
+  const groups = (outputs + g - 1) / g;
+  memory.fill(wq, 0, f(groups * g * inputs * taps));
+  // Flipping both ky and kx reverses the tap index: k−1−ky, k−1−kx is tap taps−1−t.
+  const inputStride = flip ? 1 : outputs, outputStride = flip ? inputs : 1;
+  for (let t = 0; t < taps; t++) {
+    const src = w + f((flip ? taps - 1 - t : t) * inputs * outputs);
     for (let i = 0; i < inputs; i++) {
-      for (let ky = 0; ky < k; ky++) {
-        for (let kx = 0; kx < k; kx++) {
-          const src = flip ? (((k - 1 - ky) * k + (k - 1 - kx)) * outputs + o) * inputs + i : ((ky * k + kx) * inputs + i) * outputs + o;
-          store<f32>(dst, load<f32>(w + f(src)));
-          dst += f(g);
+      let dst = wq + f((i * taps + t) * g);
+      for (let o = 0, lane = 0; o < outputs; o++) {
+        store<f32>(dst + f(lane), load<f32>(src + f(i * inputStride + o * outputStride)));
+        if (++lane == g) {
+          lane = 0;
+          dst += f(inputs * taps * g); // the next group
         }
       }
     }
@@ -218,55 +249,66 @@ export function conv2d_planar(
 }
 
 /** Tiles of G (3 or 4, a constant once inlined) output channels × 8 columns: each input
- *  vector is loaded once per G channels and each weight once per 8 columns. */
+ *  vector is loaded once per G channels and each weight once per 8 columns. A row's last 4
+ *  columns, when its width is 4 more than a multiple of 8, take a tile of their own. */
 @inline function conv_groups(
   G: i32, xp: usize, wq: usize, b: usize, y: usize, accumulate: bool, relu: bool,
   n: i32, inputs: i32, hp: i32, wp: i32, k: i32, oh: i32, ow: i32, outputs: i32,
 ): void {
-  const taps = k * k;
   for (let img = 0; img < n; img++) {
     for (let g = 0; g < outputs; g += G) {
-      const lanes = imin(G, outputs - g);
-      const bias = b != 0 ? v128.load(b + f(g)) : f32x4.splat(0); // lanes past `outputs` are never stored
-      const b0 = f32x4.splat(f32x4.extract_lane(bias, 0)), b1 = f32x4.splat(f32x4.extract_lane(bias, 1));
-      const b2 = f32x4.splat(f32x4.extract_lane(bias, 2)), b3 = f32x4.splat(f32x4.extract_lane(bias, 3));
-      const wg = wq + f((g / G) * inputs * taps * G);
       for (let oy = 0; oy < oh; oy++) {
-        for (let ox = 0; ox < ow; ox += 8) {
-          let a0 = b0, a1 = b1, a2 = b2, a3 = b3; // columns ox..ox+3, one vector per channel
-          let c0 = b0, c1 = b1, c2 = b2, c3 = b3; // columns ox+4..ox+7
-          let wt = wg;
-          for (let i = 0; i < inputs; i++) {
-            const plane = xp + f(((img * inputs + i) * hp + oy) * wp + ox);
-            for (let ky = 0; ky < k; ky++) {
-              const row = plane + f(ky * wp);
-              for (let kx = 0; kx < k; kx++) {
-                const x0 = v128.load(row + f(kx)), x1 = v128.load(row + f(kx + 4));
-                let w = v128.load32_splat(wt);
-                a0 = madd(a0, x0, w);
-                c0 = madd(c0, x1, w);
-                w = v128.load32_splat(wt + 4);
-                a1 = madd(a1, x0, w);
-                c1 = madd(c1, x1, w);
-                w = v128.load32_splat(wt + 8);
-                a2 = madd(a2, x0, w);
-                c2 = madd(c2, x1, w);
-                if (G == 4) {
-                  w = v128.load32_splat(wt + 12);
-                  a3 = madd(a3, x0, w);
-                  c3 = madd(c3, x1, w);
-                }
-                wt += G * 4;
-              }
-            }
-          }
-          const out = y + f(((img * oh + oy) * ow + ox) * outputs + g);
-          const step = f(outputs);
-          storePixels(out, step, imin(4, ow - ox), a0, a1, a2, a3, lanes, accumulate, relu);
-          if (ox + 4 < ow) storePixels(out + 4 * step, step, imin(4, ow - ox - 4), c0, c1, c2, c3, lanes, accumulate, relu);
-        }
+        let ox = 0;
+        for (; ox + 4 < ow; ox += 8) groupTile(G, true, xp, wq, b, y, accumulate, relu, img, g, oy, ox, inputs, hp, wp, k, oh, ow, outputs);
+        if (ox < ow) groupTile(G, false, xp, wq, b, y, accumulate, relu, img, g, oy, ox, inputs, hp, wp, k, oh, ow, outputs);
       }
     }
+  }
+}
+
+/** One tile: G channels × 8 columns (`wide`) or × 4; G and `wide` are constants once inlined. */
+@inline function groupTile(
+  G: i32, wide: bool, xp: usize, wq: usize, b: usize, y: usize, accumulate: bool, relu: bool,
+  img: i32, g: i32, oy: i32, ox: i32, inputs: i32, hp: i32, wp: i32, k: i32, oh: i32, ow: i32, outputs: i32,
+): void {
+  // Lanes past `outputs` (bias read past its end for the last group) are never stored.
+  const bias = b != 0 ? v128.load(b + f(g)) : f32x4.splat(0);
+  let a0 = f32x4.splat(f32x4.extract_lane(bias, 0)), a1 = f32x4.splat(f32x4.extract_lane(bias, 1)); // columns ox..ox+3, one vector per channel
+  let a2 = f32x4.splat(f32x4.extract_lane(bias, 2)), a3 = f32x4.splat(f32x4.extract_lane(bias, 3));
+  let c0 = a0, c1 = a1, c2 = a2, c3 = a3; // columns ox+4..ox+7
+  let wt = wq + f((g / G) * inputs * k * k * G);
+  for (let i = 0; i < inputs; i++) {
+    const plane = xp + f(((img * inputs + i) * hp + oy) * wp + ox);
+    for (let ky = 0; ky < k; ky++) {
+      const row = plane + f(ky * wp);
+      for (let kx = 0; kx < k; kx++) {
+        const x0 = v128.load(row + f(kx)), x1 = wide ? v128.load(row + f(kx + 4)) : x0;
+        let w = v128.load32_splat(wt);
+        a0 = madd(a0, x0, w);
+        if (wide) c0 = madd(c0, x1, w);
+        w = v128.load32_splat(wt + 4);
+        a1 = madd(a1, x0, w);
+        if (wide) c1 = madd(c1, x1, w);
+        w = v128.load32_splat(wt + 8);
+        a2 = madd(a2, x0, w);
+        if (wide) c2 = madd(c2, x1, w);
+        if (G == 4) {
+          w = v128.load32_splat(wt + 12);
+          a3 = madd(a3, x0, w);
+          if (wide) c3 = madd(c3, x1, w);
+        }
+        wt += G * 4;
+      }
+    }
+  }
+  const out = y + f(((img * oh + oy) * ow + ox) * outputs + g);
+  const step = f(outputs), lanes = imin(G, outputs - g);
+  if (G == 3 && outputs == 3 && wide && ox + 8 <= ow) {
+    storeTriples(out, a0, a1, a2, accumulate, relu);
+    storeTriples(out + 4 * step, c0, c1, c2, accumulate, relu);
+  } else {
+    storePixels(out, step, imin(4, ow - ox), a0, a1, a2, a3, lanes, accumulate, relu);
+    if (wide && ox + 4 < ow) storePixels(out + 4 * step, step, imin(4, ow - ox - 4), c0, c1, c2, c3, lanes, accumulate, relu);
   }
 }
 
@@ -279,6 +321,15 @@ export function conv2d_planar(
   if (pixels > 1) storePixel(out + step, v128.shuffle<f32>(t0, t2, 2, 3, 6, 7), lanes, accumulate, relu);
   if (pixels > 2) storePixel(out + 2 * step, v128.shuffle<f32>(t1, t3, 0, 1, 4, 5), lanes, accumulate, relu);
   if (pixels > 3) storePixel(out + 3 * step, v128.shuffle<f32>(t1, t3, 2, 3, 6, 7), lanes, accumulate, relu);
+}
+
+/** Writes 4 columns × 3 channels, one vector per channel, to 4 pixels of exactly 3 channels:
+ *  12 contiguous floats, so three interleaved vectors. */
+@inline function storeTriples(out: usize, r0: v128, r1: v128, r2: v128, accumulate: bool, relu: bool): void {
+  const t = v128.shuffle<f32>(r0, r1, 0, 4, 1, 5), u = v128.shuffle<f32>(r1, r2, 1, 5, 2, 6), w = v128.shuffle<f32>(r0, r1, 3, 7, 2, 2);
+  storePixel(out, v128.shuffle<f32>(t, r2, 0, 1, 4, 2), 4, accumulate, relu); // p0c0 p0c1 p0c2 p1c0
+  storePixel(out + 16, v128.shuffle<f32>(u, r0, 0, 1, 6, 2), 4, accumulate, relu); // p1c1 p1c2 p2c0 p2c1
+  storePixel(out + 32, v128.shuffle<f32>(r2, w, 2, 4, 5, 3), 4, accumulate, relu); // p2c2 p3c0 p3c1 p3c2
 }
 
 @inline function storePixel(p: usize, v: v128, lanes: i32, accumulate: bool, relu: bool): void {
