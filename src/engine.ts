@@ -109,6 +109,9 @@ export function sizeOf(shape: readonly number[]): number {
 export class Tensor {
   readonly size: number;
   grad: Tensor | null = null;
+  /** Counts the writes through `write()`: ops that keep a derived copy of a constant (a packed
+   *  filter) make it again when this changes. */
+  version = 0;
 
   constructor(readonly engine: Engine, readonly shape: readonly number[], readonly ptr: Ptr) {
     this.size = sizeOf(shape);
@@ -128,6 +131,7 @@ export class Tensor {
   write(values: ArrayLike<number>): void {
     if (values.length !== this.size) throw new Error(`expected ${this.size} values, got ${values.length}`);
     this.engine.floats(this.ptr, this.size).set(values);
+    this.version++;
   }
 
   /** The value of a one-element tensor. */

@@ -138,27 +138,35 @@ function conv2dStride1(tape: Tape, x: Tensor, w: Tensor, b: Tensor, y: Tensor, r
   // made, and its memory only taken, for the filter and bias gradients.
   const preGrad = w.grad || b.grad ? activationGrad(tape, y, relu) : () => 0;
   const [n, h, wd, cin, k, , top, left, oh, ow, cout] = geometry;
-  const packed = (inputs: number, outputs: number) => tape.scratch(Math.ceil(outputs / 4) * 4 * inputs * k * k);
+  // The filter packed for the kernels. A filter without a gradient is a constant of the tape (an
+  // attack's network), changed only through write(): packed once, and again after a write.
+  const packer = (inputs: number, outputs: number, flip: boolean) => {
+    const wq = tape.scratch(Math.ceil(outputs / 4) * 4 * inputs * k * k);
+    let packed = -1;
+    return () => {
+      if (w.grad || packed !== w.version) kn.pack_filter(w.ptr, wq, k, inputs, outputs, flip);
+      packed = w.version;
+      return wq;
+    };
+  };
   // Planes are as wide as the output rounded up to the kernel's widest tile (24 columns), plus the window.
   const planeWidth = (columns: number) => roundUp(columns, 24) + k - 1;
   const forward = { hp: oh + k - 1, wp: planeWidth(ow) };
-  const xp = tape.scratch(n * cin * forward.hp * forward.wp), wq = packed(cin, cout);
+  const xp = tape.scratch(n * cin * forward.hp * forward.wp), packForward = packer(cin, cout, false);
   const back = { hp: h + k - 1, wp: planeWidth(wd) };
-  const gp = x.grad ? tape.scratch(n * cout * back.hp * back.wp) : 0, wflip = x.grad ? packed(cout, cin) : 0;
+  const gp = x.grad ? tape.scratch(n * cout * back.hp * back.wp) : 0, packFlipped = x.grad ? packer(cout, cin, true) : null;
   const gw = roundUp(ow, 4); // dy as planes for the filter gradient, zero past the last column
   const gf = w.grad ? tape.scratch(n * cout * oh * gw) : 0;
   tape.record(y, {
     forward: () => {
       kn.to_planar(x.ptr, 0, xp, n, h, wd, cin, top, left, forward.hp, forward.wp);
-      kn.pack_filter(w.ptr, wq, k, cin, cout, false);
-      kn.conv2d_planar(xp, wq, b.ptr, y.ptr, false, relu, n, cin, forward.hp, forward.wp, k, oh, ow, cout);
+      kn.conv2d_planar(xp, packForward(), b.ptr, y.ptr, false, relu, n, cin, forward.hp, forward.wp, k, oh, ow, cout);
     },
     backward: () => {
       if (x.grad) {
         // The ReLU's gradient mask is applied while making the planes.
         kn.to_planar(y.grad!.ptr, relu ? y.ptr : 0, gp, n, oh, ow, cout, k - 1 - top, k - 1 - left, back.hp, back.wp);
-        kn.pack_filter(w.ptr, wflip, k, cout, cin, true);
-        kn.conv2d_planar(gp, wflip, 0, x.grad.ptr, true, false, n, cout, back.hp, back.wp, k, h, wd, cin);
+        kn.conv2d_planar(gp, packFlipped!(), 0, x.grad.ptr, true, false, n, cout, back.hp, back.wp, k, h, wd, cin);
       }
       if (!w.grad && !b.grad) return;
       const g = preGrad();

@@ -78,6 +78,28 @@ describe('conv2d against the reference', () => {
   }
 });
 
+describe('conv2d with a constant filter', () => {
+  it('packs the filter once, and again when write() changes it', () => {
+    const rand = random(99);
+    const x = randomTensor([2, 9, 11, 3], rand), b = randomTensor([6], rand);
+    const first = randomTensor([5, 5, 3, 6], rand), second = randomTensor([5, 5, 3, 6], rand);
+    const tape = new Tape(engine);
+    const xx = engine.tensor(x.shape, x.data).requireGrad(), w = engine.tensor(first.shape, first.data);
+    const y = ops.conv2d(tape, xx, w, engine.tensor(b.shape, b.data), { stride: 1, padding: 'same', relu: true });
+    const g = randomTensor([...y.shape], rand);
+    const loss = ops.dot(tape, y, engine.tensor(g.shape, g.data));
+    for (const filter of [first, first, second, second]) {
+      if (filter !== first) w.write(filter.data);
+      tape.forward();
+      tape.backward(loss);
+      const pre = ref.conv2d(x, filter, b, 1, 'same');
+      check('conv2d forward', y.toArray(), ref.relu(pre).data, 'after a write');
+      check('conv2d ∂input', xx.grad!.toArray(), ref.conv2dBackward(x, filter, 1, 'same', ref.reluBackward(pre, g)).dx.data, 'after a write');
+    }
+    tape.dispose();
+  });
+});
+
 describe('maxpool against the reference', () => {
   for (const [h, w] of [[7, 9], [13, 11], [4, 4]]) for (const padding of ['same', 'valid'] as const) {
     it(`${h}×${w}, ${padding}: windows 1–4, strides 1–3, with ties`, () => {
