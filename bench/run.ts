@@ -9,7 +9,7 @@ import { loadEngine } from '../src/node.js';
 import { MisleadBatchAttack, MisleadTraining, misleadAttack, misleadKernel, nearTies } from './mislead.js';
 import { ARCH, ATTACK, TRAIN, endToEndFlops, images, kernelCases, kernelData, normal, randomModel, relativeError } from './setup.js';
 import { BACKENDS, NotAvailable, TfjsAttack, TfjsTraining, backendInfo, numTensors, tfjsKernel, useBackend, type Backend } from './tfjs.js';
-import { measure, type Timing } from './timing.js';
+import { measure, sumTimings, type Timing } from './timing.js';
 
 const TOLERANCE = 1e-4;
 /** Rounds of the peak kernel per call: 12 f32x4 mul-adds each, 96 flops. */
@@ -22,7 +22,7 @@ type Result = Timing | { na: string };
 
 interface Row {
   name: string;
-  group: 'peak' | 'kernel' | 'end-to-end';
+  group: 'peak' | 'kernel' | 'end-to-end' | 'conv layers';
   batch: number | null;
   /** Flops of one operation (see setup.ts for how each is counted). */
   flops: number;
@@ -257,8 +257,32 @@ section('peak again');
 
 // ---- report ---------------------------------------------------------------------------------
 
-const seconds = (performance.now() - started) / 1e3;
 const isTiming = (r: Result | undefined): r is Timing => r !== undefined && 'meanMs' in r;
+
+/** The convolutions of an attack iteration (forward, gradient to the input) and of a training
+ *  step (the same but cv1's input gradient, plus every filter gradient), as the sums of their
+ *  kernel cases: the share of the conv layers in the end-to-end rows. */
+function convLayerRows(n: number): void {
+  const convCase = (kind: string) => cases.filter((c) => c.n === n && c.kind === kind);
+  const attack = [...convCase('conv.fwd'), ...convCase('conv.bwd-input')];
+  const train = [...convCase('conv.fwd'), ...convCase('conv.bwd-input').slice(1), ...convCase('conv.bwd-filter')];
+  for (const [name, parts] of [[`conv layers, attack b${n}`, attack], [`conv layers, train b${n}`, train]] as const) {
+    const r = row(name, 'conv layers', n, parts.reduce((s, c) => s + c.flops, 0));
+    for (const e of ENGINES) {
+      const timings = parts.map((c) => kernelRows.get(c.name)!.results[e]);
+      if (timings.every(isTiming)) r.results[e] = sumTimings(timings);
+      else if (timings.some((t) => t !== undefined)) r.results[e] = { na: 'a part is n/a' };
+    }
+    for (const b of BACKENDS) {
+      const errors = parts.map((c) => kernelRows.get(c.name)!.agreement[b]).filter((x): x is number => typeof x === 'number');
+      if (errors.length) r.agreement[b] = Math.max(...errors);
+    }
+  }
+}
+convLayerRows(1);
+convLayerRows(big);
+
+const seconds = (performance.now() - started) / 1e3;
 const gflops = (r: Row, engineName: EngineName): number | null => {
   const t = r.results[engineName];
   return isTiming(t) ? r.flops / (t.meanMs * 1e6) : null;

@@ -38,3 +38,18 @@ export function measure(name: string, fn: () => void, quick: boolean, perCall = 
     callsPerSample: bench.count,
   };
 }
+
+/** The timing of a sequence of operations timed one by one: means, medians and minima add up;
+ *  the margins of error add in quadrature. */
+export function sumTimings(parts: readonly Timing[]): Timing {
+  const total = (key: 'meanMs' | 'medianMs' | 'minMs') => parts.reduce((s, t) => s + t[key], 0);
+  const meanMs = total('meanMs');
+  return {
+    meanMs,
+    medianMs: total('medianMs'),
+    minMs: total('minMs'),
+    rmePct: Math.sqrt(parts.reduce((s, t) => s + (t.rmePct * t.meanMs) ** 2, 0)) / meanMs,
+    samples: Math.min(...parts.map((t) => t.samples)),
+    callsPerSample: 1,
+  };
+}
