@@ -95,6 +95,20 @@ function activationGrad(tape: Tape, y: Tensor, relu: boolean): () => number {
   };
 }
 
+/** A copy of the weights `w` in another layout, made into memory of `count` floats by `make`.
+ *  Weights without a gradient are constants of the tape (an attack's network) that change only
+ *  through write(): the copy is made at first use and after a write; weights being trained
+ *  change every step, so theirs is made at every use. */
+function derived(tape: Tape, w: Tensor, count: number, make: (dst: number) => void): () => number {
+  const dst = tape.scratch(count);
+  let made = -1;
+  return () => {
+    if (w.grad || made !== w.version) make(dst);
+    made = w.version;
+    return dst;
+  };
+}
+
 export interface Conv2dOptions {
   stride: number;
   padding: Padding;
@@ -112,15 +126,12 @@ export function conv2d(tape: Tape, x: Tensor, w: Tensor, b: Tensor, { stride, pa
   const y = tape.output([n, rows.out, cols.out, cout], [x, w, b]);
   if (stride === 1) return conv2dStride1(tape, x, w, b, y, relu, geometry);
   const preGrad = activationGrad(tape, y, relu);
-  const wt = x.grad ? tape.scratch(w.size) : 0;
+  const transposed = x.grad ? derived(tape, w, w.size, (wt) => kn.transpose(w.ptr, wt, k * k, cin, cout)) : null;
   tape.record(y, {
     forward: () => kn.conv2d_forward(x.ptr, w.ptr, b.ptr, y.ptr, relu, ...geometry),
     backward: () => {
       const g = preGrad();
-      if (x.grad) {
-        kn.transpose(w.ptr, wt, k * k, cin, cout);
-        kn.conv2d_backward_input(g, wt, x.grad.ptr, ...geometry);
-      }
+      if (x.grad) kn.conv2d_backward_input(g, transposed!(), x.grad.ptr, ...geometry);
       if (w.grad) kn.conv2d_backward_filter(x.ptr, g, w.grad.ptr, ...geometry);
       if (b.grad) kn.sum_rows(g, b.grad.ptr, y.size / cout, cout);
     },
@@ -138,23 +149,14 @@ function conv2dStride1(tape: Tape, x: Tensor, w: Tensor, b: Tensor, y: Tensor, r
   // made, and its memory only taken, for the filter and bias gradients.
   const preGrad = w.grad || b.grad ? activationGrad(tape, y, relu) : () => 0;
   const [n, h, wd, cin, k, , top, left, oh, ow, cout] = geometry;
-  // The filter packed for the kernels. A filter without a gradient is a constant of the tape (an
-  // attack's network), changed only through write(): packed once, and again after a write.
-  const packer = (inputs: number, outputs: number, flip: boolean) => {
-    const wq = tape.scratch(Math.ceil(outputs / 4) * 4 * inputs * k * k);
-    let packed = -1;
-    return () => {
-      if (w.grad || packed !== w.version) kn.pack_filter(w.ptr, wq, k, inputs, outputs, flip);
-      packed = w.version;
-      return wq;
-    };
-  };
+  const packed = (inputs: number, outputs: number, flip: boolean) =>
+    derived(tape, w, Math.ceil(outputs / 4) * 4 * inputs * k * k, (wq) => kn.pack_filter(w.ptr, wq, k, inputs, outputs, flip));
   // Planes are as wide as the output rounded up to the kernel's widest tile (24 columns), plus the window.
   const planeWidth = (columns: number) => roundUp(columns, 24) + k - 1;
   const forward = { hp: oh + k - 1, wp: planeWidth(ow) };
-  const xp = tape.scratch(n * cin * forward.hp * forward.wp), packForward = packer(cin, cout, false);
+  const xp = tape.scratch(n * cin * forward.hp * forward.wp), packForward = packed(cin, cout, false);
   const back = { hp: h + k - 1, wp: planeWidth(wd) };
-  const gp = x.grad ? tape.scratch(n * cout * back.hp * back.wp) : 0, packFlipped = x.grad ? packer(cout, cin, true) : null;
+  const gp = x.grad ? tape.scratch(n * cout * back.hp * back.wp) : 0, packFlipped = x.grad ? packed(cout, cin, true) : null;
   const gw = roundUp(ow, 4); // dy as planes for the filter gradient, zero past the last column
   const gf = w.grad ? tape.scratch(n * cout * oh * gw) : 0;
   tape.record(y, {
@@ -209,15 +211,12 @@ export function dense(tape: Tape, x: Tensor, w: Tensor, b: Tensor, relu: boolean
   const outputs = w.shape[1];
   const y = tape.output([n, outputs], [x, w, b]);
   const preGrad = activationGrad(tape, y, relu);
-  const wt = x.grad ? tape.scratch(w.size) : 0;
+  const transposed = x.grad ? derived(tape, w, w.size, (wt) => kn.transpose(w.ptr, wt, 1, inputs, outputs)) : null;
   tape.record(y, {
     forward: () => kn.dense_forward(x.ptr, w.ptr, b.ptr, y.ptr, n, inputs, outputs, relu),
     backward: () => {
       const g = preGrad();
-      if (x.grad) {
-        kn.transpose(w.ptr, wt, 1, inputs, outputs);
-        kn.dense_backward_input(g, wt, x.grad.ptr, n, inputs, outputs);
-      }
+      if (x.grad) kn.dense_backward_input(g, transposed!(), x.grad.ptr, n, inputs, outputs);
       if (w.grad) kn.dense_backward_weights(x.ptr, g, w.grad.ptr, n, inputs, outputs);
       if (b.grad) kn.sum_rows(g, b.grad.ptr, n, outputs);
     },

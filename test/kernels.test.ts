@@ -78,23 +78,40 @@ describe('conv2d against the reference', () => {
   }
 });
 
-describe('conv2d with a constant filter', () => {
-  it('packs the filter once, and again when write() changes it', () => {
+describe('weights without a gradient', () => {
+  // Ops keep copies of such weights in their kernels' layouts: made once, and again after write().
+  it('conv2d (stride 1 and 2) and dense see the weights written between replays', () => {
     const rand = random(99);
-    const x = randomTensor([2, 9, 11, 3], rand), b = randomTensor([6], rand);
-    const first = randomTensor([5, 5, 3, 6], rand), second = randomTensor([5, 5, 3, 6], rand);
+    for (const stride of [1, 2]) {
+      const x = randomTensor([2, 9, 11, 3], rand), b = randomTensor([6], rand);
+      const first = randomTensor([5, 5, 3, 6], rand), second = randomTensor([5, 5, 3, 6], rand);
+      const tape = new Tape(engine);
+      const xx = engine.tensor(x.shape, x.data).requireGrad(), w = engine.tensor(first.shape, first.data);
+      const y = ops.conv2d(tape, xx, w, engine.tensor(b.shape, b.data), { stride, padding: 'same', relu: true });
+      const g = randomTensor([...y.shape], rand);
+      const loss = ops.dot(tape, y, engine.tensor(g.shape, g.data));
+      for (const filter of [first, first, second, second]) {
+        if (filter !== first) w.write(filter.data);
+        tape.forward();
+        tape.backward(loss);
+        const pre = ref.conv2d(x, filter, b, stride, 'same');
+        check('conv2d forward', y.toArray(), ref.relu(pre).data, `stride ${stride}, after a write`);
+        check('conv2d ∂input', xx.grad!.toArray(), ref.conv2dBackward(x, filter, stride, 'same', ref.reluBackward(pre, g)).dx.data, `stride ${stride}, after a write`);
+      }
+      tape.dispose();
+    }
+    const x = randomTensor([3, 7], rand), b = randomTensor([5], rand);
+    const first = randomTensor([7, 5], rand), second = randomTensor([7, 5], rand);
     const tape = new Tape(engine);
     const xx = engine.tensor(x.shape, x.data).requireGrad(), w = engine.tensor(first.shape, first.data);
-    const y = ops.conv2d(tape, xx, w, engine.tensor(b.shape, b.data), { stride: 1, padding: 'same', relu: true });
+    const y = ops.dense(tape, xx, w, engine.tensor(b.shape, b.data), false);
     const g = randomTensor([...y.shape], rand);
     const loss = ops.dot(tape, y, engine.tensor(g.shape, g.data));
-    for (const filter of [first, first, second, second]) {
-      if (filter !== first) w.write(filter.data);
+    for (const weights of [first, second]) {
+      if (weights !== first) w.write(weights.data);
       tape.forward();
       tape.backward(loss);
-      const pre = ref.conv2d(x, filter, b, 1, 'same');
-      check('conv2d forward', y.toArray(), ref.relu(pre).data, 'after a write');
-      check('conv2d ∂input', xx.grad!.toArray(), ref.conv2dBackward(x, filter, 1, 'same', ref.reluBackward(pre, g)).dx.data, 'after a write');
+      check('dense ∂input', xx.grad!.toArray(), ref.denseBackward(x, weights, g).dx.data, 'after a write');
     }
     tape.dispose();
   });
