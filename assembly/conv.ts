@@ -438,31 +438,34 @@ export function conv2d_filter_planar(
   const zero = f32x4.splat(0);
   let a0 = zero, a1 = zero, a2 = zero, a3 = zero; // at kx
   let b0 = zero, b1 = zero, b2 = zero, b3 = zero; // at kx + 1 (KX = 2)
+  // Byte offsets from channel g's plane to the other channels' planes of the tile: kept out of the
+  // inner loop, which then moves just two pointers (more live values spill to the stack).
+  const plane = f(oh * gw);
+  const s1 = <usize>(imin(g + 1, last) - g) * plane, s2 = <usize>(imin(g + 2, last) - g) * plane, s3 = <usize>(imin(g + 3, last) - g) * plane;
+  const skip = f(wp - gw); // from the end of one row of x to the start of the next
   for (let img = 0; img < n; img++) {
-    const plane = xp + f(((img * inputs + i) * hp + ky) * wp + kx);
-    const g0 = gp + f((img * outputs + g) * oh * gw), g1 = gp + f((img * outputs + imin(g + 1, last)) * oh * gw);
-    const g2 = gp + f((img * outputs + imin(g + 2, last)) * oh * gw), g3 = gp + f((img * outputs + imin(g + 3, last)) * oh * gw);
+    let x = xp + f(((img * inputs + i) * hp + ky) * wp + kx);
+    let d = gp + f((img * outputs + g) * oh * gw);
     for (let oy = 0; oy < oh; oy++) {
-      const row = plane + f(oy * wp), at = f(oy * gw);
-      for (let ox = 0; ox < gw; ox += 4) {
-        const x0 = v128.load(row + f(ox));
-        const x1 = KX == 2 ? v128.load(row + f(ox + 1)) : x0;
-        const o = at + f(ox);
-        let d = v128.load(g0 + o);
-        a0 = madd(a0, x0, d);
-        if (KX == 2) b0 = madd(b0, x1, d);
-        d = v128.load(g1 + o);
-        a1 = madd(a1, x0, d);
-        if (KX == 2) b1 = madd(b1, x1, d);
-        d = v128.load(g2 + o);
-        a2 = madd(a2, x0, d);
-        if (KX == 2) b2 = madd(b2, x1, d);
+      for (const end = d + f(gw); d < end; d += 16, x += 16) {
+        const x0 = v128.load(x);
+        const x1 = KX == 2 ? v128.load(x, 4) : x0;
+        let v = v128.load(d);
+        a0 = madd(a0, x0, v);
+        if (KX == 2) b0 = madd(b0, x1, v);
+        v = v128.load(d + s1);
+        a1 = madd(a1, x0, v);
+        if (KX == 2) b1 = madd(b1, x1, v);
+        v = v128.load(d + s2);
+        a2 = madd(a2, x0, v);
+        if (KX == 2) b2 = madd(b2, x1, v);
         if (G == 4) {
-          d = v128.load(g3 + o);
-          a3 = madd(a3, x0, d);
-          if (KX == 2) b3 = madd(b3, x1, d);
+          v = v128.load(d + s3);
+          a3 = madd(a3, x0, v);
+          if (KX == 2) b3 = madd(b3, x1, v);
         }
       }
+      x += skip;
     }
   }
   const lanes = imin(G, outputs - g);
