@@ -276,28 +276,29 @@ export function conv2d_planar(
   let a0 = f32x4.splat(f32x4.extract_lane(bias, 0)), a1 = f32x4.splat(f32x4.extract_lane(bias, 1)); // columns ox..ox+3, one vector per channel
   let a2 = f32x4.splat(f32x4.extract_lane(bias, 2)), a3 = f32x4.splat(f32x4.extract_lane(bias, 3));
   let c0 = a0, c1 = a1, c2 = a2, c3 = a3; // columns ox+4..ox+7
+  // One pointer walks the input's window (kx, then ky, then the input planes) and one the
+  // packed weights, so that the inner loop keeps every live value in a register.
   let wt = wq + f((g / G) * inputs * k * k * G);
-  for (let i = 0; i < inputs; i++) {
-    const plane = xp + f(((img * inputs + i) * hp + oy) * wp + ox);
-    for (let ky = 0; ky < k; ky++) {
-      const row = plane + f(ky * wp);
-      for (let kx = 0; kx < k; kx++) {
-        const x0 = v128.load(row + f(kx)), x1 = wide ? v128.load(row + f(kx + 4)) : x0;
+  let x = xp + f(((img * inputs) * hp + oy) * wp + ox);
+  const nextRow = f(wp - k), nextPlane = f((hp - k) * wp);
+  for (let i = 0; i < inputs; i++, x += nextPlane) {
+    for (let ky = 0; ky < k; ky++, x += nextRow) {
+      for (const end = x + f(k); x < end; x += 4, wt += G * 4) {
+        const x0 = v128.load(x), x1 = wide ? v128.load(x, 16) : x0;
         let w = v128.load32_splat(wt);
         a0 = madd(a0, x0, w);
         if (wide) c0 = madd(c0, x1, w);
-        w = v128.load32_splat(wt + 4);
+        w = v128.load32_splat(wt, 4);
         a1 = madd(a1, x0, w);
         if (wide) c1 = madd(c1, x1, w);
-        w = v128.load32_splat(wt + 8);
+        w = v128.load32_splat(wt, 8);
         a2 = madd(a2, x0, w);
         if (wide) c2 = madd(c2, x1, w);
         if (G == 4) {
-          w = v128.load32_splat(wt + 12);
+          w = v128.load32_splat(wt, 12);
           a3 = madd(a3, x0, w);
           if (wide) c3 = madd(c3, x1, w);
         }
-        wt += G * 4;
       }
     }
   }
