@@ -350,36 +350,15 @@ function conv_single_output(
       for (let ox = 0; ox < ow; ox += 24) {
         let a0 = bias, a1 = bias, a2 = bias, a3 = bias, a4 = bias, a5 = bias;
         let wt = wq;
-        for (let i = 0; i < inputs; i++) {
-          const plane = xp + f(((img * inputs + i) * hp + oy) * wp + ox);
-          for (let ky = 0; ky < k; ky++) {
-            const row = plane + f(ky * wp);
-            // Taps kx … kx+3 see the row from column kx + s: lanes s … s+3 of neighbouring aligned
-            // vectors, shuffled out of seven loads rather than loaded unaligned six times each.
-            let v0 = v128.load(row), v1 = v128.load(row, 16), v2 = v128.load(row, 32), v3 = v128.load(row, 48), v4 = v128.load(row, 64), v5 = v128.load(row, 80);
-            for (let kx = 0; kx < k; kx += 4) {
-              const v6 = v128.load(row + f(kx), 96);
-              const tap = wt + f(kx * 4); // lane 0 of each tap's packed group of 4 (groupSize(1) = 4)
-              let w = v128.load32_splat(tap);
-              a0 = madd(a0, v0, w); a1 = madd(a1, v1, w); a2 = madd(a2, v2, w); a3 = madd(a3, v3, w); a4 = madd(a4, v4, w); a5 = madd(a5, v5, w);
-              if (kx + 1 < k) {
-                w = v128.load32_splat(tap + 16);
-                a0 = madd(a0, shift(v0, v1, 1), w); a1 = madd(a1, shift(v1, v2, 1), w); a2 = madd(a2, shift(v2, v3, 1), w);
-                a3 = madd(a3, shift(v3, v4, 1), w); a4 = madd(a4, shift(v4, v5, 1), w); a5 = madd(a5, shift(v5, v6, 1), w);
-              }
-              if (kx + 2 < k) {
-                w = v128.load32_splat(tap + 32);
-                a0 = madd(a0, shift(v0, v1, 2), w); a1 = madd(a1, shift(v1, v2, 2), w); a2 = madd(a2, shift(v2, v3, 2), w);
-                a3 = madd(a3, shift(v3, v4, 2), w); a4 = madd(a4, shift(v4, v5, 2), w); a5 = madd(a5, shift(v5, v6, 2), w);
-              }
-              if (kx + 3 < k) {
-                w = v128.load32_splat(tap + 48);
-                a0 = madd(a0, shift(v0, v1, 3), w); a1 = madd(a1, shift(v1, v2, 3), w); a2 = madd(a2, shift(v2, v3, 3), w);
-                a3 = madd(a3, shift(v3, v4, 3), w); a4 = madd(a4, shift(v4, v5, 3), w); a5 = madd(a5, shift(v5, v6, 3), w);
-              }
-              v0 = v1; v1 = v2; v2 = v3; v3 = v4; v4 = v5; v5 = v6;
+        let x = xp + f(((img * inputs) * hp + oy) * wp + ox);
+        const nextRow = f(wp - k), nextPlane = f((hp - k) * wp);
+        for (let i = 0; i < inputs; i++, x += nextPlane) {
+          for (let ky = 0; ky < k; ky++, x += nextRow) {
+            for (const end = x + f(k); x < end; x += 4, wt += 16) {
+              const w = v128.load32_splat(wt); // lane 0 of the tap's packed group of 4 (groupSize(1) = 4)
+              a0 = madd(a0, v128.load(x), w); a1 = madd(a1, v128.load(x, 16), w); a2 = madd(a2, v128.load(x, 32), w);
+              a3 = madd(a3, v128.load(x, 48), w); a4 = madd(a4, v128.load(x, 64), w); a5 = madd(a5, v128.load(x, 80), w);
             }
-            wt += f(k * 4);
           }
         }
         const out = y + f((img * oh + oy) * ow + ox);
@@ -393,13 +372,6 @@ function conv_single_output(
       }
     }
   }
-}
-
-/** Lanes s … s+3 of the 8 lanes of a then b (s a constant once inlined). */
-@inline function shift(a: v128, b: v128, s: i32): v128 {
-  if (s == 1) return v128.shuffle<f32>(a, b, 1, 2, 3, 4);
-  if (s == 2) return v128.shuffle<f32>(a, b, 2, 3, 4, 5);
-  return v128.shuffle<f32>(a, b, 3, 4, 5, 6);
 }
 
 /** dw += the filter gradient of a stride-1 convolution, from the planes of its input xp (as the
