@@ -31,7 +31,7 @@ export interface Kernels {
   adam(w: Ptr, g: Ptr, m: Ptr, v: Ptr, n: number, lrT: number, beta1: number, beta2: number, epsilon: number): void;
   log_softmax_forward(x: Ptr, y: Ptr, rows: number, cols: number): void;
   log_softmax_backward(y: Ptr, dy: Ptr, dx: Ptr, rows: number, cols: number): void;
-  peak_madd(count: number, m: number, a: number): number;
+  peak_madd(count: number, operands: Ptr): number;
 }
 
 const PAGE = 65536;
