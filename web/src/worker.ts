@@ -176,7 +176,8 @@ async function run(req: Extract<Request, { type: 'run' }>): Promise<void> {
         busy += t1 - t0;
         iteration += n;
         total += n;
-        if (t1 - lastReport >= REPORT_MS && iteration < count) {
+        // Each step's first chunk is shown too: a step may end before the next report is due.
+        if ((t1 - lastReport >= REPORT_MS || iteration === n) && iteration < count) {
           const p = state();
           post({ type: 'progress', id: req.id, ...p }, [p.losses.buffer, p.dx.buffer]);
           lastReport = t1;
