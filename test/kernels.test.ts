@@ -76,6 +76,15 @@ describe('conv2d against the reference', () => {
       }
     });
   }
+  it('a batch of images too large for one cache-sized chunk of the filter gradient (64×64×3 → 4, k 5)', () => {
+    const rand = random(99);
+    const x = randomTensor([3, 64, 64, 3], rand), wt = randomTensor([5, 5, 3, 4], rand), b = randomTensor([4], rand);
+    const out = run([x, wt, b], (tape, [xx, ww, bb]) => ops.conv2d(tape, xx, ww, bb, { stride: 1, padding: 'same', relu: true }), rand);
+    const pre = ref.conv2d(x, wt, b, 1, 'same');
+    const grads = ref.conv2dBackward(x, wt, 1, 'same', ref.reluBackward(pre, out.g));
+    check('conv2d ∂filter', out.grads[1], grads.dw.data, '(n 3, 64×64×3 → 4, k 5)');
+    check('conv2d ∂input', out.grads[0], grads.dx.data, '(n 3, 64×64×3 → 4, k 5)');
+  });
 });
 
 describe('weights without a gradient', () => {
