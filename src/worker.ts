@@ -1,7 +1,6 @@
 // A worker thread of the pool in parallel.ts: it has its own engine (its own WASM instance)
 // and answers its requests: render faces, attack images, compute a share of a batch's gradients.
 import { parentPort } from 'node:worker_threads';
-import { generateFaces } from './dataset.js';
 import type { Engine } from './engine.js';
 import { Net, readModel } from './model.js';
 import { runAttack } from './attacks.js';
@@ -17,6 +16,9 @@ parentPort!.on('message', async (request: Request) => {
   engine ??= await loadEngine();
   switch (request.kind) {
     case 'faces': {
+      // Imported here: the face renderer takes longer to load than the rest of the worker, and
+      // attacks and training never use it.
+      const { generateFaces } = await import('./dataset.js');
       const faces = generateFaces(request.count, request.seed, undefined, request.from);
       const pixels = new Uint8Array(faces.reduce((n, f) => n + f.image.data.length, 0));
       let at = 0;
