@@ -53,3 +53,24 @@ export function sumTimings(parts: readonly Timing[]): Timing {
     callsPerSample: 1,
   };
 }
+
+/** Two-sided 97.5 % quantiles of Student's t for 1 … 10 degrees of freedom (then ≈ normal). */
+const T975 = [12.71, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228];
+
+/** The timing of a run measured a few times by hand (whole processes, worker pools), one
+ *  operation per sample, in the same terms as `measure`'s. */
+export function fromSamples(ms: readonly number[], perCall = 1): Timing {
+  const sample = [...ms].sort((a, b) => a - b);
+  const n = sample.length, mid = n >> 1;
+  const mean = sample.reduce((s, v) => s + v, 0) / n;
+  const sd = n > 1 ? Math.sqrt(sample.reduce((s, v) => s + (v - mean) ** 2, 0) / (n - 1)) : 0;
+  const t = n - 1 <= T975.length ? T975[n - 2] : 1.96;
+  return {
+    meanMs: mean / perCall,
+    medianMs: (n % 2 ? sample[mid] : (sample[mid - 1] + sample[mid]) / 2) / perCall,
+    minMs: sample[0] / perCall,
+    rmePct: n > 1 ? (100 * t * sd) / Math.sqrt(n) / mean : 0,
+    samples: n,
+    callsPerSample: 1,
+  };
+}
