@@ -130,9 +130,11 @@ export function conv2d_backward_filter(
 //      zeros, so that the inner loops need no bounds checks;
 //   2. `pack_filter` lays the filter out as [groups of G outputs, inputs, ky, kx, G], G = 3 when
 //      the output channels are a multiple of 3 but not of 4 (3, 6: no idle lanes), else 4;
-//   3. `conv2d_planar` computes tiles of G channels × 8 columns (or 1 channel × 24 columns for
-//      a single output channel): six or eight accumulators, which stay in registers (twelve
-//      do not, measured), and writes them back as NHWC.
+//   3. `conv2d_planar` computes tiles of G channels × 8 columns (or, for a single output
+//      channel, 2 rows × 16 columns): six or eight accumulators, which stay in registers
+//      (twelve do not, measured), and writes them back as NHWC.
+// Each inner loop walks its operands with one or two pointers: given more live values than
+// registers, V8 spills some to the stack and reloads them at every step (measured: 1.5× slower).
 // The input gradient of a stride-1 convolution is the same computation on dy with the filter
 // flipped and its channel axes swapped, so it runs through the same three kernels.
 
@@ -237,7 +239,7 @@ export function pack_filter(w: usize, wq: usize, k: i32, inputs: i32, outputs: i
 }
 
 /** y (NHWC, [n, oh, ow, outputs]) = or += the stride-1 convolution of the planes xp
- *  ([n, inputs, hp, wp], wp ≥ ⌈ow/24⌉·24 + k − 1) with the packed filter, plus the bias when
+ *  ([n, inputs, hp, wp], wp ≥ ⌈ow/W⌉·W + k − 1, W = 24, or 48 for one output channel) with the packed filter, plus the bias when
  *  `b` is not 0, then ReLU when `relu` is set. */
 export function conv2d_planar(
   xp: usize, wq: usize, b: usize, y: usize, accumulate: bool, relu: bool,
@@ -339,39 +341,90 @@ export function conv2d_planar(
   storeLanes(p, v, lanes);
 }
 
-/** One output channel: tiles of 24 consecutive columns, which are contiguous in NHWC. */
+/** One output channel: tiles of two rows × 16 columns (contiguous in NHWC), where each input
+ *  row loaded serves both output rows (with weight rows ky and ky − 1); an odd last row takes
+ *  tiles of one row × 24 columns. */
 function conv_single_output(
   xp: usize, wq: usize, b: usize, y: usize, accumulate: bool, relu: bool,
   n: i32, inputs: i32, hp: i32, wp: i32, k: i32, oh: i32, ow: i32,
 ): void {
   const bias = f32x4.splat(b != 0 ? load<f32>(b) : 0);
+  const tapRow = f(k * 4); // packed taps (groupSize(1) = 4 floats each) of one filter row
   for (let img = 0; img < n; img++) {
-    for (let oy = 0; oy < oh; oy++) {
-      for (let ox = 0; ox < ow; ox += 24) {
-        let a0 = bias, a1 = bias, a2 = bias, a3 = bias, a4 = bias, a5 = bias;
+    let oy = 0;
+    for (; oy + 1 < oh; oy += 2) {
+      for (let ox = 0; ox < ow; ox += 16) {
+        let a0 = bias, a1 = bias, a2 = bias, a3 = bias; // row oy
+        let c0 = bias, c1 = bias, c2 = bias, c3 = bias; // row oy + 1
         let wt = wq;
-        let x = xp + f(((img * inputs) * hp + oy) * wp + ox);
-        const nextRow = f(wp - k), nextPlane = f((hp - k) * wp);
-        for (let i = 0; i < inputs; i++, x += nextPlane) {
-          for (let ky = 0; ky < k; ky++, x += nextRow) {
+        for (let i = 0; i < inputs; i++) {
+          let x = xp + f(((img * inputs + i) * hp + oy) * wp + ox);
+          // Input row oy: weight row 0 of the upper output row only.
+          for (const end = x + f(k); x < end; x += 4, wt += 16) {
+            const w = v128.load32_splat(wt);
+            a0 = madd(a0, v128.load(x), w); a1 = madd(a1, v128.load(x, 16), w); a2 = madd(a2, v128.load(x, 32), w); a3 = madd(a3, v128.load(x, 48), w);
+          }
+          x += f(wp - k);
+          // Rows oy + 1 … oy + k − 1: weight row ky of the upper, ky − 1 of the lower.
+          for (let ky = 1; ky < k; ky++, x += f(wp - k)) {
             for (const end = x + f(k); x < end; x += 4, wt += 16) {
-              const w = v128.load32_splat(wt); // lane 0 of the tap's packed group of 4 (groupSize(1) = 4)
-              a0 = madd(a0, v128.load(x), w); a1 = madd(a1, v128.load(x, 16), w); a2 = madd(a2, v128.load(x, 32), w);
-              a3 = madd(a3, v128.load(x, 48), w); a4 = madd(a4, v128.load(x, 64), w); a5 = madd(a5, v128.load(x, 80), w);
+              const x0 = v128.load(x), x1 = v128.load(x, 16), x2 = v128.load(x, 32), x3 = v128.load(x, 48);
+              let w = v128.load32_splat(wt);
+              a0 = madd(a0, x0, w); a1 = madd(a1, x1, w); a2 = madd(a2, x2, w); a3 = madd(a3, x3, w);
+              w = v128.load32_splat(wt - tapRow);
+              c0 = madd(c0, x0, w); c1 = madd(c1, x1, w); c2 = madd(c2, x2, w); c3 = madd(c3, x3, w);
             }
           }
+          // Row oy + k: weight row k − 1 of the lower output row only.
+          wt -= tapRow;
+          for (const end = x + f(k); x < end; x += 4, wt += 16) {
+            const w = v128.load32_splat(wt);
+            c0 = madd(c0, v128.load(x), w); c1 = madd(c1, v128.load(x, 16), w); c2 = madd(c2, v128.load(x, 32), w); c3 = madd(c3, v128.load(x, 48), w);
+          }
         }
-        const out = y + f((img * oh + oy) * ow + ox);
-        const left = ow - ox;
-        storePixel(out, a0, imin(4, left), accumulate, relu);
-        if (left > 4) storePixel(out + 16, a1, imin(4, left - 4), accumulate, relu);
-        if (left > 8) storePixel(out + 32, a2, imin(4, left - 8), accumulate, relu);
-        if (left > 12) storePixel(out + 48, a3, imin(4, left - 12), accumulate, relu);
-        if (left > 16) storePixel(out + 64, a4, imin(4, left - 16), accumulate, relu);
-        if (left > 20) storePixel(out + 80, a5, imin(4, left - 20), accumulate, relu);
+        const out = y + f((img * oh + oy) * ow + ox), left = ow - ox;
+        storeColumns(out, left, a0, a1, a2, a3, accumulate, relu);
+        storeColumns(out + f(ow), left, c0, c1, c2, c3, accumulate, relu);
       }
     }
+    if (oy < oh) singleRow(xp, wq, bias, y, accumulate, relu, img, oy, inputs, hp, wp, k, oh, ow);
   }
+}
+
+/** Output row oy of one output channel, in tiles of 24 columns. */
+@inline function singleRow(
+  xp: usize, wq: usize, bias: v128, y: usize, accumulate: bool, relu: bool,
+  img: i32, oy: i32, inputs: i32, hp: i32, wp: i32, k: i32, oh: i32, ow: i32,
+): void {
+  for (let ox = 0; ox < ow; ox += 24) {
+    let a0 = bias, a1 = bias, a2 = bias, a3 = bias, a4 = bias, a5 = bias;
+    let wt = wq;
+    let x = xp + f(((img * inputs) * hp + oy) * wp + ox);
+    const nextRow = f(wp - k), nextPlane = f((hp - k) * wp);
+    for (let i = 0; i < inputs; i++, x += nextPlane) {
+      for (let ky = 0; ky < k; ky++, x += nextRow) {
+        for (const end = x + f(k); x < end; x += 4, wt += 16) {
+          const w = v128.load32_splat(wt); // lane 0 of the tap's packed group of 4 (groupSize(1) = 4)
+          a0 = madd(a0, v128.load(x), w); a1 = madd(a1, v128.load(x, 16), w); a2 = madd(a2, v128.load(x, 32), w);
+          a3 = madd(a3, v128.load(x, 48), w); a4 = madd(a4, v128.load(x, 64), w); a5 = madd(a5, v128.load(x, 80), w);
+        }
+      }
+    }
+    const out = y + f((img * oh + oy) * ow + ox), left = ow - ox;
+    storeColumns(out, left, a0, a1, a2, a3, accumulate, relu);
+    if (left > 16) {
+      storePixel(out + 64, a4, imin(4, left - 16), accumulate, relu);
+      if (left > 20) storePixel(out + 80, a5, imin(4, left - 20), accumulate, relu);
+    }
+  }
+}
+
+/** Up to 16 consecutive columns of one output channel (`left` of them remain in the row). */
+@inline function storeColumns(out: usize, left: i32, r0: v128, r1: v128, r2: v128, r3: v128, accumulate: bool, relu: bool): void {
+  storePixel(out, r0, imin(4, left), accumulate, relu);
+  if (left > 4) storePixel(out + 16, r1, imin(4, left - 4), accumulate, relu);
+  if (left > 8) storePixel(out + 32, r2, imin(4, left - 8), accumulate, relu);
+  if (left > 12) storePixel(out + 48, r3, imin(4, left - 12), accumulate, relu);
 }
 
 /** dw += the filter gradient of a stride-1 convolution, from the planes of its input xp (as the

@@ -151,11 +151,12 @@ function conv2dStride1(tape: Tape, x: Tensor, w: Tensor, b: Tensor, y: Tensor, r
   const [n, h, wd, cin, k, , top, left, oh, ow, cout] = geometry;
   const packed = (inputs: number, outputs: number, flip: boolean) =>
     derived(tape, w, Math.ceil(outputs / 4) * 4 * inputs * k * k, (wq) => kn.pack_filter(w.ptr, wq, k, inputs, outputs, flip));
-  // Planes are as wide as the output rounded up to the kernel's widest tile (24 columns), plus the window.
-  const planeWidth = (columns: number) => roundUp(columns, 24) + k - 1;
-  const forward = { hp: oh + k - 1, wp: planeWidth(ow) };
+  // Planes are as wide as the output rounded up to a whole number of the kernel's tiles (24
+  // columns; for a single output channel, both its 16- and its 24-column tiles), plus the window.
+  const planeWidth = (columns: number, outputs: number) => roundUp(columns, outputs === 1 ? 48 : 24) + k - 1;
+  const forward = { hp: oh + k - 1, wp: planeWidth(ow, cout) };
   const xp = tape.scratch(n * cin * forward.hp * forward.wp), packForward = packed(cin, cout, false);
-  const back = { hp: h + k - 1, wp: planeWidth(wd) };
+  const back = { hp: h + k - 1, wp: planeWidth(wd, cin) };
   const gp = x.grad ? tape.scratch(n * cout * back.hp * back.wp) : 0, packFlipped = x.grad ? packed(cout, cin, true) : null;
   const gw = roundUp(ow, 4); // dy as planes for the filter gradient, zero past the last column
   const gf = w.grad ? tape.scratch(n * cout * oh * gw) : 0;
