@@ -107,7 +107,9 @@ export class Pool {
           weights.set(p.toArray(), at);
           at += p.size;
         }
-        const parts = await Promise.all(this.workers.map((_, i) => this.ask<{ loss: number; correct: number; grads: Float32Array }>(i, { kind: 'gradients', weights, indices, from: from + i * share })));
+        // Each worker gets its share of the indices alone: a typed array is posted with its whole buffer.
+        const mine = (i: number) => indices.slice(from + i * share, from + (i + 1) * share);
+        const parts = await Promise.all(this.workers.map((_, i) => this.ask<{ loss: number; correct: number; grads: Float32Array }>(i, { kind: 'gradients', weights, indices: mine(i), from: 0 })));
         at = 0;
         for (const p of params) {
           const g = p.grad!.engine.floats(p.grad!.ptr, p.size);
