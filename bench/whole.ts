@@ -10,7 +10,7 @@ import { runAttack, type AttackOptions } from '../src/attacks.js';
 import { Net, type Model } from '../src/model.js';
 import { loadEngine } from '../src/node.js';
 import { Pool } from '../src/parallel.js';
-import { train, type LabelledSet, type TrainOptions } from '../src/train.js';
+import { train, type EpochStats, type LabelledSet, type TrainOptions } from '../src/train.js';
 
 const CLI = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
 
@@ -40,20 +40,22 @@ export async function timeAttack(model: Model, inputs: Float32Array[], options: 
   return performance.now() - start;
 }
 
-/** The wall time, in ms, of training `model` on `data`: on this thread, or with every batch's
- *  gradients split over a pool of `workers` threads (started, and closed, in the time). */
-export async function timeTraining(model: Model, data: LabelledSet, options: TrainOptions, workers: number): Promise<number> {
+/** The wall time, in ms, of training \`model\` on \`data\` (and each epoch's statistics): on this
+ *  thread, or with every batch's gradients split over a pool of \`workers\` threads (started, and
+ *  closed, in the time). */
+export async function timeTraining(model: Model, data: LabelledSet, options: TrainOptions, workers: number): Promise<{ ms: number; epochs: EpochStats[] }> {
   const start = performance.now();
   const engine = await loadEngine();
+  let history: EpochStats[];
   if (workers === 1) {
-    await train(engine, model, data, undefined, options);
+    ({ history } = await train(engine, model, data, undefined, options));
   } else {
     const pool = new Pool(workers);
     try {
-      await train(engine, model, data, undefined, options, await pool.gradients(model, data, options.batch));
+      ({ history } = await train(engine, model, data, undefined, options, await pool.gradients(model, data, options.batch)));
     } finally {
       await pool.close();
     }
   }
-  return performance.now() - start;
+  return { ms: performance.now() - start, epochs: history };
 }
