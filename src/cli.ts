@@ -160,7 +160,7 @@ const commands: Record<string, Command> = {
   bench: {
     usage: 'mislead bench [--quick]',
     summary: 'the kernels and end-to-end loops against TensorFlow.js (WASM and CPU backends), side by side',
-    help: 'Checks that both engines agree, then times each kernel and one attack iteration (batch 1 and 64) and one\ntraining step; prints ms, ratios, GFLOP/s and % of the SIMD peak, and writes bench/results.json.\n--quick is a smoke check of a few seconds (batch 4). Needs the repository with its dev dependencies\n(npm install), where TensorFlow.js is installed for the comparison. Same as "npm run bench".',
+    help: 'Checks that both engines agree, then times each kernel, one attack iteration (batch 1 and 64), one training\nstep, `attack --json` (1000 iterations, its own reported time) against the same loop in TensorFlow.js, the\ntutorial as a whole process, and batch attacks and training on one thread against a pool of one worker per\ncore. Prints medians, ratios, GFLOP/s and % of the SIMD peak, and writes bench/results.json.\n--quick is a smoke check of a few seconds (batch 4). Needs the repository with its dev dependencies\n(npm install), where TensorFlow.js is installed for the comparison. Same as "npm run bench".',
     options: { quick: { type: 'boolean' } },
     async run(positionals, values) {
       if (positionals.length > 0) throw new InputError(`bench takes no positional argument (got ${positionals[0]})`);
