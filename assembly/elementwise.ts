@@ -53,6 +53,17 @@ export function sum_rows(a: usize, out: usize, rows: i32, cols: i32): void {
   }
 }
 
+/** out[ch] += the sum of plane ch of every image in p ([n, c, count], count a multiple of 4). */
+export function sum_planes(p: usize, out: usize, n: i32, c: i32, count: i32): void {
+  for (let ch = 0; ch < c; ch++) {
+    let acc = f32x4.splat(0);
+    for (let img = 0; img < n; img++) {
+      for (let q = p + f((img * c + ch) * count), end = q + f(count); q < end; q += 16) acc = f32x4.add(acc, v128.load(q));
+    }
+    store<f32>(out + f(ch), load<f32>(out + f(ch)) + ((f32x4.extract_lane(acc, 0) + f32x4.extract_lane(acc, 1)) + (f32x4.extract_lane(acc, 2) + f32x4.extract_lane(acc, 3))));
+  }
+}
+
 /** out[b, c, r] = a[b, r, c] for `batch` matrices of [rows, cols]: filters laid out for the input gradient. */
 export function transpose(a: usize, out: usize, batch: i32, rows: i32, cols: i32): void {
   const m = rows * cols;

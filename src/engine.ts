@@ -26,6 +26,7 @@ export interface Kernels {
   dot(a: Ptr, b: Ptr, n: number): number;
   relu_backward(y: Ptr, dy: Ptr, dx: Ptr, n: number): void;
   sum_rows(a: Ptr, out: Ptr, rows: number, cols: number): void;
+  sum_planes(p: Ptr, out: Ptr, n: number, c: number, count: number): void;
   transpose(a: Ptr, out: Ptr, batch: number, rows: number, cols: number): void;
   clamp(v: Ptr, lower: Ptr, upper: Ptr, n: number): void;
   adam(w: Ptr, g: Ptr, m: Ptr, v: Ptr, n: number, lrT: number, beta1: number, beta2: number, epsilon: number): void;

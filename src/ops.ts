@@ -145,9 +145,6 @@ type ConvGeometry = readonly [n: number, h: number, wd: number, cin: number, k: 
  *  stride-1 convolution of dy with the flipped filter, through the same kernels. */
 function conv2dStride1(tape: Tape, x: Tensor, w: Tensor, b: Tensor, y: Tensor, relu: boolean, geometry: ConvGeometry): Tensor {
   const kn = tape.engine.kernels;
-  // The input gradient masks the ReLU itself (below); the NHWC pre-activation gradient is only
-  // made, and its memory only taken, for the filter and bias gradients.
-  const preGrad = w.grad || b.grad ? activationGrad(tape, y, relu) : () => 0;
   const [n, h, wd, cin, k, , top, left, oh, ow, cout] = geometry;
   const packed = (inputs: number, outputs: number, flip: boolean) =>
     derived(tape, w, Math.ceil(outputs / 4) * 4 * inputs * k * k, (wq) => kn.pack_filter(w.ptr, wq, k, inputs, outputs, flip));
@@ -158,26 +155,25 @@ function conv2dStride1(tape: Tape, x: Tensor, w: Tensor, b: Tensor, y: Tensor, r
   const xp = tape.scratch(n * cin * forward.hp * forward.wp), packForward = packed(cin, cout, false);
   const back = { hp: h + k - 1, wp: planeWidth(wd, cin) };
   const gp = x.grad ? tape.scratch(n * cout * back.hp * back.wp) : 0, packFlipped = x.grad ? packed(cout, cin, true) : null;
-  const gw = roundUp(ow, 4); // dy as planes for the filter gradient, zero past the last column
-  const gf = w.grad ? tape.scratch(n * cout * oh * gw) : 0;
+  // The pre-activation gradient as planes, zero past the last column, for the filter and bias gradients.
+  const gw = roundUp(ow, 4);
+  const gf = w.grad || b.grad ? tape.scratch(n * cout * oh * gw) : 0;
   tape.record(y, {
     forward: () => {
       kn.to_planar(x.ptr, 0, xp, n, h, wd, cin, top, left, forward.hp, forward.wp);
       kn.conv2d_planar(xp, packForward(), b.ptr, y.ptr, false, relu, n, cin, forward.hp, forward.wp, k, oh, ow, cout);
     },
     backward: () => {
+      // The ReLU's gradient mask is applied while making the planes.
+      const mask = relu ? y.ptr : 0;
       if (x.grad) {
-        // The ReLU's gradient mask is applied while making the planes.
-        kn.to_planar(y.grad!.ptr, relu ? y.ptr : 0, gp, n, oh, ow, cout, k - 1 - top, k - 1 - left, back.hp, back.wp);
+        kn.to_planar(y.grad!.ptr, mask, gp, n, oh, ow, cout, k - 1 - top, k - 1 - left, back.hp, back.wp);
         kn.conv2d_planar(gp, packFlipped!(), 0, x.grad.ptr, true, false, n, cout, back.hp, back.wp, k, h, wd, cin);
       }
       if (!w.grad && !b.grad) return;
-      const g = preGrad();
-      if (w.grad) {
-        kn.to_planar(g, 0, gf, n, oh, ow, cout, 0, 0, oh, gw);
-        kn.conv2d_filter_planar(xp, gf, w.grad.ptr, n, cin, forward.hp, forward.wp, k, oh, gw, cout);
-      }
-      if (b.grad) kn.sum_rows(g, b.grad.ptr, y.size / cout, cout);
+      kn.to_planar(y.grad!.ptr, mask, gf, n, oh, ow, cout, 0, 0, oh, gw);
+      if (w.grad) kn.conv2d_filter_planar(xp, gf, w.grad.ptr, n, cin, forward.hp, forward.wp, k, oh, gw, cout);
+      if (b.grad) kn.sum_planes(gf, b.grad.ptr, n, cout, oh * gw);
     },
   });
   return y;
