@@ -6,6 +6,7 @@ import { writeFileSync } from 'node:fs';
 import os, { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { loadModel, readModelInput, SAMPLE_FACE } from '../src/files.js';
+import { barChartSvg, svgToPng } from '../src/figures.js';
 import { loadEngine } from '../src/node.js';
 import { MisleadBatchAttack, MisleadTraining, misleadAttack, misleadKernel, nearTies } from './mislead.js';
 import { ARCH, ATTACK, TRAIN, endToEndFlops, images, kernelCases, kernelData, normal, randomModel, relativeError } from './setup.js';
@@ -522,4 +523,34 @@ writeFileSync(
     2,
   ) + '\n',
 );
+// Two charts of the run: the times of whole iterations and runs against the peers (log scale),
+// and every convolution's share of the SIMD peak.
+const chartPath = (name: string) => fileURLToPath(new URL(quick ? `./${name}.quick.png` : `./${name}.png`, import.meta.url));
+const timeRows = rows.filter((r) => r.group === 'end-to-end' || (r.group === 'whole runs' && r.name.startsWith('attack')) || (r.group === 'conv layers' && r.batch === 1));
+writeFileSync(chartPath('speed'), svgToPng(barChartSvg({
+  title: `mislead and TensorFlow.js, ${info.cpu}, one core (median ms; × = how much longer tfjs takes)`,
+  axis: 'milliseconds (log scale)',
+  series: ENGINES.map((e) => (e === 'mislead' ? 'mislead' : `TensorFlow.js ${e.slice(5).toUpperCase()}`)),
+  log: true,
+  rows: timeRows.map((r) => {
+    const m = r.results.mislead;
+    const values = ENGINES.map((e) => (isTiming(r.results[e]) ? (r.results[e] as Timing).medianMs : null));
+    const notes = values.map((v, i) => (v === null ? undefined : `${formatMs(v)} ms${i > 0 && isTiming(m) ? ` (${(v / m.medianMs).toFixed(v / m.medianMs < 100 ? 1 : 0)}×)` : ''}`));
+    return { label: r.name, values, notes };
+  }),
+})));
+const convRows = rows.filter((r) => r.name.startsWith('conv') && r.batch === 1);
+writeFileSync(chartPath('peak'), svgToPng(barChartSvg({
+  title: `Share of the SIMD peak (${peakGflops.toFixed(1)} GFLOP/s, measured in the same run)`,
+  axis: '% of peak',
+  series: ['batch 1', `batch ${big}`],
+  log: false,
+  max: 100,
+  mark: { at: 65, label: 'target 65 %' },
+  rows: convRows.map((r) => {
+    const values = [r, rows.find((o) => o.name === r.name.replace(/b1$/, `b${big}`))].map((o) => (o && gflops(o, 'mislead') !== null ? (100 * gflops(o, 'mislead')!) / peakGflops : null));
+    return { label: r.name.replace(/ b1$/, ''), values, notes: values.map((v) => (v === null ? undefined : `${v.toFixed(0)} %`)) };
+  }),
+})));
+progress(`Charts: ${chartPath('speed')}, ${chartPath('peak')}`);
 if (failed.length > 0) process.exitCode = 1;

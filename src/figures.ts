@@ -162,7 +162,6 @@ export function lossSvg(curves: Curve[], title: string): string {
   return svgDocument(PLOT.width, PLOT.height, out.join('\n'));
 }
 
-/** Indices of the points to draw: all of them, or for long curves the lowest and the highest value of each of 1000 runs, so that spikes survive. */
 /** Accuracy under attack against the budget, as RobustBench reports it: linear axes, accuracy
  *  from 0 to 1, one point per budget. Returns standalone SVG text (`svgToPng` for a PNG). */
 export function robustnessSvg(points: readonly { eps: number; accuracy: number }[], title: string, xLabel = 'budget ε (grey levels)'): string {
@@ -190,6 +189,63 @@ export function robustnessSvg(points: readonly { eps: number; accuracy: number }
   return svgDocument(PLOT.width, PLOT.height, out.join('\n'));
 }
 
+export interface BarRow {
+  label: string;
+  /** One value per series; null where that series has none (drawn as "n/a"). */
+  values: (number | null)[];
+  /** Text after each bar (its value when absent). */
+  notes?: (string | undefined)[];
+}
+
+/** Horizontal bars: a group per row, a bar per series (coloured as the legend), on a log axis
+ *  (decades) or a linear one from 0 to `max`, each bar followed by its note; `mark` draws a
+ *  dashed line across the bars (a target). Standalone SVG. */
+export function barChartSvg({ title, axis, series, rows, log, max, mark }: { title: string; axis: string; series: string[]; rows: BarRow[]; log: boolean; max?: number; mark?: { at: number; label: string } }): string {
+  const BAR = 12, GROUP_GAP = 14, WIDTH = 860;
+  const known = rows.flatMap((r) => r.values).filter((v): v is number => v !== null && v > 0);
+  const [lo, hi] = log ? [Math.floor(Math.log10(Math.min(...known))), Math.ceil(Math.log10(Math.max(...known)))] : [0, max ?? Math.max(...known)];
+  const left = 20 + Math.max(...rows.map((r) => textWidth(r.label, 13))), right = WIDTH - 90;
+  const top = 72, groupHeight = series.length * BAR + GROUP_GAP, bottom = top + rows.length * groupHeight;
+  const px = (v: number) => left + ((right - left) * ((log ? Math.log10(v) : v) - lo)) / Math.max(hi - lo, 1e-9);
+  const out: string[] = [];
+  const ticks = log ? Array.from({ length: hi - lo + 1 }, (_, i) => 10 ** (lo + i)) : Array.from({ length: 6 }, (_, i) => (hi * i) / 5);
+  for (const t of ticks) {
+    const x = px(t).toFixed(1);
+    out.push(`<line x1="${x}" x2="${x}" y1="${top - 4}" y2="${bottom}" stroke="#e6e6e6"/>`);
+    out.push(text(+x, bottom + 18, 12, log ? String(+t.toPrecision(1)) : String(+t.toFixed(0))));
+  }
+  rows.forEach((row, r) => {
+    const y0 = top + r * groupHeight;
+    out.push(text(left - 10, y0 + (series.length * BAR) / 2 + 4.5, 13, row.label, 'black', 'end'));
+    row.values.forEach((v, s) => {
+      const y = y0 + s * BAR;
+      if (v === null) {
+        out.push(text(left + 4, y + BAR - 2, 10, 'n/a', '#777', 'start'));
+        return;
+      }
+      const x1 = px(Math.max(v, log ? 10 ** lo : 0));
+      out.push(`<rect x="${left}" y="${y}" width="${Math.max(x1 - left, 1).toFixed(1)}" height="${BAR - 2}" fill="${COLOURS[s % COLOURS.length]}"/>`);
+      out.push(text(x1 + 4, y + BAR - 2.5, 10, row.notes?.[s] ?? String(+v.toPrecision(3)), '#333', 'start'));
+    });
+  });
+  out.push(`<line x1="${left}" x2="${left}" y1="${top - 4}" y2="${bottom}" stroke="black"/>`);
+  if (mark) {
+    const x = px(mark.at).toFixed(1);
+    out.push(`<line x1="${x}" x2="${x}" y1="${top - 8}" y2="${bottom}" stroke="#d62728" stroke-dasharray="5 4"/>`);
+    out.push(text(+x, top - 12, 11, mark.label, '#d62728'));
+  }
+  out.push(text(WIDTH / 2, 24, 16, title));
+  out.push(text((left + right) / 2, bottom + 40, 13, axis));
+  let lx = left;
+  series.forEach((name, s) => {
+    out.push(`<rect x="${lx.toFixed(1)}" y="40" width="14" height="10" fill="${COLOURS[s % COLOURS.length]}"/>`);
+    out.push(text(lx + 20, 49, 12, name, 'black', 'start'));
+    lx += 40 + textWidth(name, 12);
+  });
+  return svgDocument(WIDTH, bottom + 56, out.join('\n'));
+}
+
+/** Indices of the points to draw: all of them, or for long curves the lowest and the highest value of each of 1000 runs, so that spikes survive. */
 function sampleIndices(values: ArrayLike<number>): number[] {
   const n = values.length;
   if (n <= MAX_POINTS) return Array.from({ length: n }, (_, i) => i);
@@ -235,8 +291,8 @@ ${body}
 `;
 }
 
-/** Renders SVG to PNG with the shipped font only, so that the result is the same on every machine. */
-/** A standalone SVG from this module, rendered to PNG with its font. */
+/** A standalone SVG from this module, rendered to PNG with the shipped font only, so that the
+ *  result is the same on every machine. */
 export function svgToPng(svg: string): Uint8Array {
   return new Resvg(svg, { font: FONT_OPTIONS }).render().asPng();
 }
