@@ -1,7 +1,7 @@
 import { Resvg } from '@resvg/resvg-js';
 import { PNG } from 'pngjs';
 import { describe, expect, it } from 'vitest';
-import { figurePng, lossSvg } from '../src/figures.js';
+import { barChartSvg, figurePng, lossSvg } from '../src/figures.js';
 import { filterImage } from '../src/preprocess.js';
 import type { Image } from '../src/image.js';
 
@@ -135,5 +135,26 @@ describe('lossSvg', () => {
       expect(svg).not.toMatch(/NaN|Infinity/);
       expect(() => new Resvg(svg, { font: { loadSystemFonts: false } }).render()).not.toThrow();
     }
+  });
+});
+
+describe('barChartSvg', () => {
+  /** The widths of the bars, in drawing order. */
+  const widths = (svg: string) => [...svg.matchAll(/<rect x="[\d.]+" y="[\d.]+" width="([\d.]+)" height="10" fill/g)].map((m) => Number(m[1]));
+
+  it('draws bars on a log axis in proportion to their decades, and n/a for a missing value', () => {
+    const svg = barChartSvg({ title: 't', axis: 'ms', series: ['a', 'b'], log: true, rows: [{ label: 'one', values: [10, 1000] }, { label: 'two', values: [100, null] }] });
+    const [w10, w1000, w100] = widths(svg);
+    expect(w10).toBe(1); // the axis starts at the smallest value's decade
+    expect(w100 / w1000).toBeCloseTo(0.5, 3); // widths are written to 0.1 px
+    expect(svg).toContain('>n/a<');
+    expect(new Resvg(svg).render().width).toBe(860);
+  });
+
+  it('draws a linear axis from 0 to max, with the target line at its value', () => {
+    const svg = barChartSvg({ title: 't', axis: '%', series: ['a'], log: false, max: 100, mark: { at: 65, label: 'target' }, rows: [{ label: 'x', values: [65] }] });
+    const left = Number(/<rect x="([\d.]+)"[^>]*height="10"/.exec(svg)![1]);
+    const markX = Number(/<line x1="([\d.]+)"[^>]*stroke-dasharray/.exec(svg)![1]);
+    expect(left + widths(svg)[0]).toBeCloseTo(markX, 0);
   });
 });
