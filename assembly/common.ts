@@ -18,6 +18,11 @@
   storeLanes(p, f32x4.add(v128.load(p), v), lanes);
 }
 
+/** The sum of the four lanes of `v`, pairwise. */
+@inline export function sumLanes(v: v128): f32 {
+  return (f32x4.extract_lane(v, 0) + f32x4.extract_lane(v, 1)) + (f32x4.extract_lane(v, 2) + f32x4.extract_lane(v, 3));
+}
+
 /** `acc + a * b`, one mul-add step of every inner loop. */
 @inline export function madd(acc: v128, a: v128, b: v128): v128 {
   return f32x4.add(acc, f32x4.mul(a, b));

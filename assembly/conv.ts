@@ -350,6 +350,7 @@ function conv_single_output(
 ): void {
   const bias = f32x4.splat(b != 0 ? load<f32>(b) : 0);
   const tapRow = f(k * 4); // packed taps (groupSize(1) = 4 floats each) of one filter row
+  const nextRow = f(wp - k);
   for (let img = 0; img < n; img++) {
     let oy = 0;
     for (; oy + 1 < oh; oy += 2) {
@@ -364,9 +365,9 @@ function conv_single_output(
             const w = v128.load32_splat(wt);
             a0 = madd(a0, v128.load(x), w); a1 = madd(a1, v128.load(x, 16), w); a2 = madd(a2, v128.load(x, 32), w); a3 = madd(a3, v128.load(x, 48), w);
           }
-          x += f(wp - k);
+          x += nextRow;
           // Rows oy + 1 … oy + k − 1: weight row ky of the upper, ky − 1 of the lower.
-          for (let ky = 1; ky < k; ky++, x += f(wp - k)) {
+          for (let ky = 1; ky < k; ky++, x += nextRow) {
             for (const end = x + f(k); x < end; x += 4, wt += 16) {
               const x0 = v128.load(x), x1 = v128.load(x, 16), x2 = v128.load(x, 32), x3 = v128.load(x, 48);
               let w = v128.load32_splat(wt);

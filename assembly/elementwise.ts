@@ -1,6 +1,6 @@
 // Elementwise maps and reductions over flat float32 buffers of `n` elements: four lanes at a
 // time, then a scalar tail.
-import { addLanes, f } from './common';
+import { addLanes, f, sumLanes } from './common';
 
 /** out = a + b */
 export function add(a: usize, b: usize, out: usize, n: i32): void {
@@ -30,7 +30,7 @@ export function dot(a: usize, b: usize, n: i32): f32 {
   let acc = f32x4.splat(0);
   let i = 0;
   for (; i + 4 <= n; i += 4) acc = f32x4.add(acc, f32x4.mul(v128.load(a + f(i)), v128.load(b + f(i))));
-  let s = (f32x4.extract_lane(acc, 0) + f32x4.extract_lane(acc, 1)) + (f32x4.extract_lane(acc, 2) + f32x4.extract_lane(acc, 3));
+  let s = sumLanes(acc);
   for (; i < n; i++) s += load<f32>(a + f(i)) * load<f32>(b + f(i));
   return s;
 }
@@ -60,7 +60,7 @@ export function sum_planes(p: usize, out: usize, n: i32, c: i32, count: i32): vo
     for (let img = 0; img < n; img++) {
       for (let q = p + f((img * c + ch) * count), end = q + f(count); q < end; q += 16) acc = f32x4.add(acc, v128.load(q));
     }
-    store<f32>(out + f(ch), load<f32>(out + f(ch)) + ((f32x4.extract_lane(acc, 0) + f32x4.extract_lane(acc, 1)) + (f32x4.extract_lane(acc, 2) + f32x4.extract_lane(acc, 3))));
+    store<f32>(out + f(ch), load<f32>(out + f(ch)) + sumLanes(acc));
   }
 }
 

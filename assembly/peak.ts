@@ -6,6 +6,7 @@
 // would measure the mul-then-add latency instead: 15 % lower on a current x86 core.
 // WebAssembly SIMD has no fused multiply-add: one mul-add is an f32x4.mul and an f32x4.add, so a
 // round is 10 · 8 = 80 flops.
+import { sumLanes } from './common';
 
 /** Runs `count` rounds on the operands at `p`: two vectors, then five weights (13 floats; the
  *  caller's buffer rather than a constant address, which V8 compiles into a slower loop). Returns
@@ -34,5 +35,5 @@ export function peak_madd(count: i32, p: usize): f32 {
     f32x4.add(f32x4.add(f32x4.add(a0, a1), f32x4.add(a2, a3)), f32x4.add(f32x4.add(a4, a5), f32x4.add(a6, a7))),
     f32x4.add(a8, a9),
   );
-  return (f32x4.extract_lane(s, 0) + f32x4.extract_lane(s, 1)) + (f32x4.extract_lane(s, 2) + f32x4.extract_lane(s, 3));
+  return sumLanes(s);
 }

@@ -345,7 +345,7 @@ if (cores > 1) {
   const attacked = quick ? 8 : 512;
   const noise = Array.from({ length: attacked }, (_, i) => images(1, 100 + i).x);
   await scaling([{ name: `PGD (ε 1, 40 steps), ${attacked} images`, items: attacked }], async (workers) => [await timeAttack(shipped, noise, { method: 'pgd', eps: 1 }, workers)]);
-  // Training as \`mislead train\` runs it, for two epochs: the whole run (pool start, data shared
+  // Training as `mislead train` runs it, for two epochs: the whole run (pool start, data shared
   // with the workers, their first batches while they warm up) and its second epoch alone, the
   // rate of a long training.
   const trained = quick ? 128 : 8192, batchSize = quick ? 32 : 64;

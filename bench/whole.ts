@@ -40,8 +40,8 @@ export async function timeAttack(model: Model, inputs: Float32Array[], options: 
   return performance.now() - start;
 }
 
-/** The wall time, in ms, of training \`model\` on \`data\` (and each epoch's statistics): on this
- *  thread, or with every batch's gradients split over a pool of \`workers\` threads (started, and
+/** The wall time, in ms, of training `model` on `data` (and each epoch's statistics): on this
+ *  thread, or with every batch's gradients split over a pool of `workers` threads (started, and
  *  closed, in the time). */
 export async function timeTraining(model: Model, data: LabelledSet, options: TrainOptions, workers: number): Promise<{ ms: number; epochs: EpochStats[] }> {
   const start = performance.now();
