@@ -465,9 +465,11 @@ describe('the attacks compared', () => {
     const arch = MODELS.gray;
     const net = new Net(engine, randomModel(arch, 2));
     const xs = images(arch, 48, 102);
-    const fgsm = runAttack(net, xs, { method: 'fgsm', eps: 8 });
-    const bim = runAttack(net, xs, { method: 'bim', eps: 8 });
-    const pgd = runAttack(net, xs, { method: 'pgd', eps: 8, restarts: 3 });
+    // This small network is nearly linear over the ball, so one exact gradient step goes far:
+    // at eps 8 FGSM already fools as many images as BIM; at 6 the iterations still add some.
+    const fgsm = runAttack(net, xs, { method: 'fgsm', eps: 6 });
+    const bim = runAttack(net, xs, { method: 'bim', eps: 6 });
+    const pgd = runAttack(net, xs, { method: 'pgd', eps: 6, restarts: 3 });
     expect(success(fgsm)).toBeGreaterThan(0.2);
     expect(success(fgsm)).toBeLessThan(0.9);
     expect(success(bim)).toBeGreaterThan(success(fgsm));

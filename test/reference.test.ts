@@ -391,6 +391,32 @@ describe('logSoftmax', () => {
       checkFd(`[${shape.join(',')}]`, 'logSoftmax dz', fdError(S, z.data, dz.data, pick(rng, z.data.length, Infinity)));
     }
   });
+  it('cross-entropy stays exact when one class holds nearly all the probability', () => {
+    // Two classes at margin d: p_other = 1/(1 + e^d), and the cross-entropy toward the confident
+    // class has gradient (−p_other, +p_other), far below 1 − p_own's rounding at large d.
+    for (const d of [5, 10, 20, 40, 80, 300, 700]) {
+      const z = tensor([1, 2], [d / 2 + 3, 3 - d / 2]);
+      const pOther = 1 / (1 + Math.exp(d));
+      const loss = -logSoftmax(z).data[0]!;
+      expect(Math.abs(loss - Math.log1p(Math.exp(-d))) / Math.log1p(Math.exp(-d))).toBeLessThan(1e-14);
+      const dz = logSoftmaxBackward(z, tensor([1, 2], [-1, 0]));
+      expect(Math.abs(dz.data[0]! + pOther) / pOther, `margin ${d}`).toBeLessThan(1e-14);
+      expect(Math.abs(dz.data[1]! - pOther) / pOther, `margin ${d}`).toBeLessThan(1e-14);
+    }
+    // Several classes, the label on the confident class or on another one: against central FD.
+    const rng = mulberry32(502);
+    for (const d of [5, 10, 20, 40, 80]) {
+      for (const label of [0, 2]) {
+        const z = randomTensor(rng, [1, 4], 1);
+        z.data[0] += d;
+        const y = tensor([1, 4]);
+        y.data[label] = 1;
+        const minusY = tensor([1, 4], Array.from(y.data, (v) => -v));
+        const S = () => -dot(y.data, logSoftmax(z).data);
+        checkFd(`margin ${d}, label ${label}`, 'cross-entropy dz', fdError(S, z.data, logSoftmaxBackward(z, minusY).data, [0, 1, 2, 3]));
+      }
+    }
+  });
 });
 
 describe('l2Loss', () => {

@@ -406,35 +406,46 @@ export function denseBackward(x: Tensor, w: Tensor, dy: Tensor): { dx: Tensor; d
 
 /**
  * y[..., c] = z[..., c] − log Σ_j exp(z[..., j]) over the last dim, computed as
- * (z[..., c] − m) − log Σ_j exp(z[..., j] − m) with m the row's max (stable, as TensorFlow does).
+ * (z[..., c] − m) − log1p(Σ_{j≠a} exp(z[..., j] − m)) with a the row's largest entry and m its
+ * value: stable for any z, and with log1p the log-probability of a class holding nearly all the
+ * probability (−Σ of the others, far below float64's epsilon) is not rounded to 0.
  */
 export function logSoftmax(z: Tensor): Tensor {
   const C = z.shape[z.shape.length - 1]!;
   const rows = z.data.length / C;
   const y = tensor(z.shape);
   for (let r = 0; r < rows; r++) {
-    let max = -Infinity;
-    for (let c = 0; c < C; c++) max = Math.max(max, z.data[r * C + c]!);
-    let sumExp = 0;
-    for (let c = 0; c < C; c++) sumExp += Math.exp(z.data[r * C + c]! - max);
-    for (let c = 0; c < C; c++) y.data[r * C + c] = z.data[r * C + c]! - max - Math.log(sumExp);
+    let a = 0;
+    for (let c = 1; c < C; c++) if (z.data[r * C + c]! > z.data[r * C + a]!) a = c;
+    const max = z.data[r * C + a]!;
+    let others = 0;
+    for (let c = 0; c < C; c++) if (c !== a) others += Math.exp(z.data[r * C + c]! - max);
+    for (let c = 0; c < C; c++) y.data[r * C + c] = z.data[r * C + c]! - max - Math.log1p(others);
   }
   return y;
 }
 
-/** dz[..., c] = dy[..., c] − softmax(z)[..., c] · Σ_j dy[..., j]. `z` is logSoftmax's input. */
+/**
+ * dz[..., c] = Σ_j dy[..., j]·(δ_jc − p_c) with p = softmax(z), written with Σ_j p_j = 1 as
+ * dy_c·Σ_{j≠c} p_j − p_c·Σ_{j≠c} dy_j: no 1 − p_c is ever formed, so the result stays exact
+ * relative to its size when one p_c is within epsilon of 1. `z` is logSoftmax's input.
+ */
 export function logSoftmaxBackward(z: Tensor, dy: Tensor): Tensor {
   expectSameShape(z, dy, 'logSoftmaxBackward');
   const C = z.shape[z.shape.length - 1]!;
   const rows = z.data.length / C;
-  const y = logSoftmax(z);
+  const p = logSoftmax(z).data.map(Math.exp);
   const dz = tensor(z.shape);
   for (let r = 0; r < rows; r++) {
-    let sumDy = 0;
-    for (let c = 0; c < C; c++) sumDy += dy.data[r * C + c]!;
     for (let c = 0; c < C; c++) {
-      const softmax = Math.exp(y.data[r * C + c]!);
-      dz.data[r * C + c] = dy.data[r * C + c]! - softmax * sumDy;
+      let otherP = 0;
+      let otherDy = 0;
+      for (let j = 0; j < C; j++) {
+        if (j === c) continue;
+        otherP += p[r * C + j]!;
+        otherDy += dy.data[r * C + j]!;
+      }
+      dz.data[r * C + c] = dy.data[r * C + c]! * otherP - p[r * C + c]! * otherDy;
     }
   }
   return dz;
