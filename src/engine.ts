@@ -2,6 +2,8 @@
 // Memory is a stack: `mark()` then `release(mark)` frees everything allocated in between, so a
 // tape built for an attack can be dropped as a whole, while nothing is allocated per iteration.
 
+import { InputError } from './errors.js';
+
 type Ptr = number;
 
 /** The narrow interface to the kernels in assembly/: pointers into memory, and shapes. */
@@ -38,6 +40,16 @@ export interface Kernels {
 const PAGE = 65536;
 /** Bytes left after every buffer, so that a SIMD load of a row's last block stays in bounds. */
 const SLACK = 16;
+/** A 32-bit module addresses 4 GiB; the kernels index one tensor with 32-bit signed counts. */
+const MAX_MEMORY = 65536 * PAGE;
+const MAX_TENSOR = 2 ** 31;
+
+/** A tensor the engine cannot hold: too large for one buffer, or for the memory left. A bad
+ *  input (a model or batch too large), so it is an InputError; ops that know which tensor it
+ *  was say so (see Net.forward). */
+export class EngineMemoryError extends InputError {
+  override name = 'EngineMemoryError';
+}
 
 export class Engine {
   private top: Ptr;
@@ -55,12 +67,22 @@ export class Engine {
     return new Engine(instance.exports as unknown as Kernels);
   }
 
-  /** A zero-filled buffer of `count` floats; returns its byte address. */
+  /** A zero-filled buffer of `count` floats; returns its byte address. Sizes are computed in
+   *  doubles (never wrapped to 32 bits), and what cannot fit is refused before memory changes. */
   alloc(count: number): Ptr {
     const ptr = this.top;
-    const end = ptr + ((count * 4 + SLACK + 15) & ~15);
+    const bytes = Math.ceil((count * 4 + SLACK) / 16) * 16;
+    const end = ptr + bytes;
+    if (!(count >= 0) || bytes > MAX_TENSOR) throw new EngineMemoryError(`a tensor of ${count} floats (${gigabytes(bytes)}) is larger than the engine's limit of ${gigabytes(MAX_TENSOR)} per tensor`);
+    if (end > MAX_MEMORY) throw new EngineMemoryError(`a tensor of ${count} floats (${gigabytes(bytes)}) does not fit in the engine's ${gigabytes(MAX_MEMORY)} of memory (${gigabytes(ptr)} in use)`);
     const memory = this.kernels.memory;
-    if (end > memory.buffer.byteLength) memory.grow(Math.ceil((end - memory.buffer.byteLength) / PAGE));
+    if (end > memory.buffer.byteLength) {
+      try {
+        memory.grow(Math.ceil((end - memory.buffer.byteLength) / PAGE));
+      } catch {
+        throw new EngineMemoryError(`a tensor of ${count} floats (${gigabytes(bytes)}) does not fit: the engine's memory cannot grow past ${gigabytes(memory.buffer.byteLength)}`);
+      }
+    }
     this.top = end;
     this.kernels.fill(ptr, 0, (end - ptr) / 4);
     return ptr;
@@ -82,13 +104,13 @@ export class Engine {
   /** A view of `count` floats at `ptr` (valid until memory grows: copy it if kept). */
   floats(ptr: Ptr, count: number): Float32Array {
     if (this.view.buffer !== this.kernels.memory.buffer) this.view = new Float32Array(this.kernels.memory.buffer);
-    return this.view.subarray(ptr >> 2, (ptr >> 2) + count);
+    return this.view.subarray(ptr >>> 2, (ptr >>> 2) + count);
   }
 
   /** The float at `ptr`, without creating a view. */
   read(ptr: Ptr): number {
     if (this.view.buffer !== this.kernels.memory.buffer) this.view = new Float32Array(this.kernels.memory.buffer);
-    return this.view[ptr >> 2];
+    return this.view[ptr >>> 2];
   }
 
   tensor(shape: readonly number[], values?: ArrayLike<number>): Tensor {
@@ -97,6 +119,8 @@ export class Engine {
     return t;
   }
 }
+
+const gigabytes = (bytes: number) => `${(bytes / 2 ** 30).toFixed(2)} GiB`;
 
 function kernelAbort(): never {
   throw new Error('kernel aborted');

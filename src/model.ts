@@ -1,6 +1,6 @@
 // A model: its architecture (SPEC §2) and float32 weights, as stored in a .safetensors file,
 // and `Net`, the model placed in the engine's memory, which records its forward pass on a tape.
-import { Engine, Tensor, sizeOf } from './engine.js';
+import { EngineMemoryError, Engine, Tensor, sizeOf } from './engine.js';
 import { InputError } from './errors.js';
 import { conv2d, dense, flatten, maxPool, window, type Padding } from './ops.js';
 import { parseSafetensors, serializeSafetensors } from './safetensors.js';
@@ -195,23 +195,29 @@ export class Net {
   /** Records the forward pass of a batch x [n, h, w, c] on the tape; returns the logits [n, labels]. */
   forward(tape: Tape, x: Tensor): Tensor {
     let h = x;
-    for (const layer of this.architecture.layers) {
-      switch (layer.type) {
-        case 'conv2d':
-          h = conv2d(tape, h, this.param(layer.name, 'w'), this.param(layer.name, 'b'), { stride: layer.stride, padding: layer.padding, relu: layer.activation === 'relu' });
-          break;
-        case 'maxpool':
-          h = maxPool(tape, h, layer);
-          break;
-        case 'flatten':
-          h = flatten(h);
-          break;
-        case 'dense':
-          h = dense(tape, h, this.param(layer.name, 'w'), this.param(layer.name, 'b'), layer.activation === 'relu');
-          break;
+    for (const [i, layer] of this.architecture.layers.entries()) {
+      try {
+        h = this.layer(tape, layer, h);
+      } catch (e) {
+        if (!(e instanceof EngineMemoryError)) throw e;
+        const name = 'name' in layer ? `"${layer.name}" ` : '';
+        throw new EngineMemoryError(`the model's layer ${i} ${name}(${layer.type}) on a batch of ${x.shape[0]}: ${e.message}`);
       }
     }
     return h;
+  }
+
+  private layer(tape: Tape, layer: Layer, h: Tensor): Tensor {
+    switch (layer.type) {
+      case 'conv2d':
+        return conv2d(tape, h, this.param(layer.name, 'w'), this.param(layer.name, 'b'), { stride: layer.stride, padding: layer.padding, relu: layer.activation === 'relu' });
+      case 'maxpool':
+        return maxPool(tape, h, layer);
+      case 'flatten':
+        return flatten(h);
+      case 'dense':
+        return dense(tape, h, this.param(layer.name, 'w'), this.param(layer.name, 'b'), layer.activation === 'relu');
+    }
   }
 
   /** The current weights, copied out of the engine (after training, say). */
