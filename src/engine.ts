@@ -2,40 +2,15 @@
 // Memory is a stack: `mark()` then `release(mark)` frees everything allocated in between, so a
 // tape built for an attack can be dropped as a whole, while nothing is allocated per iteration.
 
+import type { instantiate } from '../build/mislead.js';
 import { InputError } from './errors.js';
 
 type Ptr = number;
 
-/** The narrow interface to the kernels in assembly/: pointers into memory, and shapes. */
-export interface Kernels {
-  memory: WebAssembly.Memory;
-  heap_base(): Ptr;
-  conv2d_forward(x: Ptr, w: Ptr, b: Ptr, y: Ptr, relu: boolean, n: number, h: number, wd: number, cin: number, k: number, stride: number, padTop: number, padLeft: number, oh: number, ow: number, cout: number): void;
-  conv2d_backward_input(dy: Ptr, wt: Ptr, dx: Ptr, n: number, h: number, wd: number, cin: number, k: number, stride: number, padTop: number, padLeft: number, oh: number, ow: number, cout: number): void;
-  conv2d_backward_filter(x: Ptr, dy: Ptr, dw: Ptr, n: number, h: number, wd: number, cin: number, k: number, stride: number, padTop: number, padLeft: number, oh: number, ow: number, cout: number): void;
-  to_planar(x: Ptr, mask: Ptr, xp: Ptr, n: number, h: number, wd: number, c: number, top: number, left: number, hp: number, wp: number): void;
-  pack_filter(w: Ptr, wq: Ptr, k: number, inputs: number, outputs: number, flip: boolean): void;
-  conv2d_planar(xp: Ptr, wq: Ptr, b: Ptr, y: Ptr, accumulate: boolean, relu: boolean, n: number, inputs: number, hp: number, wp: number, k: number, oh: number, ow: number, outputs: number): void;
-  conv2d_filter_planar(xp: Ptr, gp: Ptr, dw: Ptr, n: number, inputs: number, hp: number, wp: number, k: number, oh: number, gw: number, outputs: number): void;
-  maxpool_forward(x: Ptr, y: Ptr, n: number, h: number, wd: number, c: number, size: number, stride: number, padTop: number, padLeft: number, oh: number, ow: number): void;
-  maxpool_backward(x: Ptr, y: Ptr, dy: Ptr, dx: Ptr, n: number, h: number, wd: number, c: number, size: number, stride: number, padTop: number, padLeft: number, oh: number, ow: number): void;
-  dense_forward(x: Ptr, w: Ptr, b: Ptr, y: Ptr, n: number, inputs: number, outputs: number, relu: boolean): void;
-  dense_backward_input(dy: Ptr, wt: Ptr, dx: Ptr, n: number, inputs: number, outputs: number): void;
-  dense_backward_weights(x: Ptr, dy: Ptr, dw: Ptr, n: number, inputs: number, outputs: number): void;
-  add(a: Ptr, b: Ptr, out: Ptr, n: number): void;
-  axpy(alpha: number, x: Ptr, y: Ptr, n: number): void;
-  fill(y: Ptr, value: number, n: number): void;
-  dot(a: Ptr, b: Ptr, n: number): number;
-  relu_backward(y: Ptr, dy: Ptr, dx: Ptr, n: number): void;
-  sum_rows(a: Ptr, out: Ptr, rows: number, cols: number): void;
-  sum_planes(p: Ptr, out: Ptr, n: number, c: number, count: number): void;
-  transpose(a: Ptr, out: Ptr, batch: number, rows: number, cols: number): void;
-  clamp(v: Ptr, lower: Ptr, upper: Ptr, n: number): void;
-  adam(w: Ptr, g: Ptr, m: Ptr, v: Ptr, n: number, lrT: number, beta1: number, beta2: number, epsilon: number): void;
-  log_softmax_forward(x: Ptr, y: Ptr, rows: number, cols: number): void;
-  log_softmax_backward(y: Ptr, dy: Ptr, dx: Ptr, rows: number, cols: number): void;
-  peak_madd(count: number, operands: Ptr): number;
-}
+/** The narrow interface to the kernels in assembly/: pointers into memory, and shapes. The
+ *  type is the one the AssemblyScript compiler declares for the module it built (with the
+ *  kernels' own parameter names, in their order), so it cannot drift from the exports. */
+export type Kernels = Awaited<ReturnType<typeof instantiate>>;
 
 const PAGE = 65536;
 /** Bytes left after every buffer, so that a SIMD load of a row's last block stays in bounds. */
