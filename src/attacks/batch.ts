@@ -361,14 +361,15 @@ export class BatchRun {
   }
 }
 
-/** Cross-entropy −log softmax(z)[label] of each row, into `out`. */
+/** Cross-entropy −log softmax(z)[label] of each row, into `out`: (max − z_label) + log(1 + Σ
+ *  of the others' exp(z − max)), with log1p, so that a confident row's loss (about the others'
+ *  share, far below 1e-16) is not rounded to 0. */
 export function crossEntropies(logits: Float32Array, labels: Int32Array, classes: number, out: Float32Array): void {
   for (let i = 0; i < out.length; i++) {
-    let max = -Infinity;
-    for (let k = 0; k < classes; k++) max = Math.max(max, logits[i * classes + k]);
-    let sum = 0;
-    for (let k = 0; k < classes; k++) sum += Math.exp(logits[i * classes + k] - max);
-    out[i] = max + Math.log(sum) - logits[i * classes + labels[i]];
+    const top = argmax(logits, i * classes, classes), max = logits[i * classes + top];
+    let others = 0;
+    for (let k = 0; k < classes; k++) if (k !== top) others += Math.exp(logits[i * classes + k] - max);
+    out[i] = max - logits[i * classes + labels[i]] + Math.log1p(others);
   }
 }
 
