@@ -3,7 +3,7 @@
 // `backward()` with the output's gradient set to the case's dy. That times exactly the kernels the
 // network runs for that layer (layout conversions included, e.g. a stride-1 conv's planar copies),
 // on buffers the op allocated once, without the tape's zero-filling or any other op.
-import { FilterAttack, filterLoss } from '../src/attack.js';
+import { FilterAttack, filterLoss } from '../src/attacks/filter.js';
 import type { Engine, Tensor } from '../src/engine.js';
 import { Net, type Model } from '../src/model.js';
 import { add, conv2d, dense, dot, flatten, logSoftmax, maxPool, scale, Scalar, window } from '../src/ops.js';

@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { runAttack, type AttackOptions } from '../src/attacks.js';
+import { runAttack, type AttackOptions } from '../src/attacks/index.js';
 import { Net, type Model } from '../src/model.js';
 import { loadEngine } from '../src/node.js';
 import { Pool } from '../src/parallel.js';

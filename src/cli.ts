@@ -13,7 +13,7 @@ import { modelFromTutorialCheckpoint } from './importtf.js';
 import { Net, writeModel, type Model } from './model.js';
 import { loadEngine } from './node.js';
 import { runFilterAttack, runSuiteAttack, runTutorial, classify } from './run.js';
-import { runAttack as runSuite, type AttackOptions } from './attacks.js';
+import { runAttack as runSuite, type AttackOptions } from './attacks/index.js';
 import { robustnessSvg, svgToPng } from './figures.js';
 import { generateFaces, readDataset, writeDataset } from './dataset.js';
 import { Progress } from './progress.js';

@@ -4,7 +4,7 @@ import { EngineMemoryError, Engine, Tensor, sizeOf } from './engine.js';
 import { InputError } from './errors.js';
 import { conv2d, dense, flatten, maxPool, window, type Padding } from './ops.js';
 import { parseSafetensors, serializeSafetensors } from './safetensors.js';
-import type { Tape } from './tape.js';
+import { Tape } from './tape.js';
 
 export type Activation = 'relu' | 'none';
 export type Layer =
@@ -230,6 +230,21 @@ export class Net {
   private param(layer: string, kind: 'w' | 'b'): Tensor {
     return this.params.get(`${layer}.${kind}`)!;
   }
+}
+
+/** Logits [n, labels] of a batch of images, each in model-input units. */
+export function predictLogits(net: Net, images: Float32Array[]): Float32Array[] {
+  const [h, w, c] = net.architecture.input;
+  const tape = new Tape(net.engine);
+  const x = net.engine.tensor([images.length, h, w, c]);
+  const size = h * w * c;
+  const flat = new Float32Array(images.length * size);
+  images.forEach((img, i) => flat.set(img, i * size));
+  x.write(flat);
+  const logits = net.forward(tape, x).toArray();
+  tape.dispose();
+  const classes = net.architecture.labels.length;
+  return images.map((_, i) => logits.slice(i * classes, (i + 1) * classes));
 }
 
 /** Index of the largest of `count` values starting at `from` (the first one on ties). */

@@ -8,7 +8,7 @@ import type { Face } from './dataset.js';
 import type { Tensor } from './engine.js';
 import { writeModel, type Model } from './model.js';
 import type { GradientSource, LabelledSet } from './train.js';
-import type { AttackOptions, AttackResult } from './attacks.js';
+import type { AttackOptions, AttackResult } from './attacks/index.js';
 
 export type Request =
   | { kind: 'faces'; seed: number; from: number; count: number }

@@ -1,9 +1,10 @@
 // The `attack` and `tutorial` commands end to end: image in, optimisation, result files and
 // report out. The files are staged and only put in place once everything has worked.
-import { FilterAttack, predictLogits, type FilterStep } from './attack.js';
+import { FilterAttack, type FilterStep } from './attacks/filter.js';
+import { predictLogits } from './model.js';
 import { InputError } from './errors.js';
 import { OutputSet, readModelInput, type Crop } from './files.js';
-import { resolveOptions, runAttack as runSuite, summarize, type AttackOptions, type AttackResult } from './attacks.js';
+import { resolveOptions, runAttack as runSuite, summarize, type AttackOptions, type AttackResult } from './attacks/index.js';
 import { Pool } from './parallel.js';
 import { basename, dirname, join } from 'node:path';
 import { existsSync, readFileSync } from 'node:fs';

@@ -3,7 +3,7 @@
 import { parentPort } from 'node:worker_threads';
 import type { Engine } from './engine.js';
 import { Net, readModel } from './model.js';
-import { runAttack } from './attacks.js';
+import { runAttack } from './attacks/index.js';
 import { loadEngine } from './node.js';
 import { BatchGradients, type LabelledSet } from './train.js';
 import type { Request } from './parallel.js';

@@ -5,9 +5,9 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { GCProfiler } from 'node:v8';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { predictLogits } from '../src/attack.js';
+import { predictLogits } from '../src/model.js';
 import { DEFAULT_MODEL } from '../src/files.js';
-import { runAttack, summarize, type AttackOptions, type AttackResult, type ProgressInfo } from '../src/attacks.js';
+import { FilterAttack, METHODS, readOptions, runAttack, startAttack, summarize, type AttackOptions, type AttackResult, type ProgressInfo } from '../src/attacks/index.js';
 import type { Engine } from '../src/engine.js';
 import { InputError } from '../src/errors.js';
 import { decodeImage, encodePng } from '../src/image.js';
@@ -361,6 +361,100 @@ describe('success as saved: 8-bit images', () => {
   }
 });
 
+describe('the filter method', () => {
+  it('on one image is the tutorial\'s FilterAttack, bit for bit; in a batch, each image learns its own filter toward its own target', () => {
+    const arch = MODELS.rgb;
+    const net = new Net(engine, randomModel(arch, 5));
+    const xs = images(arch, 4, 9);
+    const options = { method: 'filter', iterations: 30, lr: 0.05, beta: 0.5, quantize: false } as const;
+    const alone = xs.map((x) => runAttack(net, [x], options)[0]);
+    alone.forEach((r, i) => {
+      const attack = new FilterAttack(net, xs[i], r.target!);
+      attack.run({ iterations: 30, lr: 0.05, beta: 0.5 });
+      const dx = attack.dx.toArray();
+      expect(r.adversarial).toEqual(xs[i].map((v, j) => v + dx[j]));
+      expect(r.after.logits).toEqual(Array.from(attack.logits.toArray()));
+      attack.dispose();
+      // Without --target, the first label that is not the image's class.
+      expect(r.target).toBe(r.before.index === 0 ? 1 : 0);
+      expect(r.iterations).toBe(30);
+    });
+    const together = runAttack(net, xs, options);
+    together.forEach((r, i) => {
+      let worst = 0;
+      for (let j = 0; j < r.adversarial.length; j++) worst = Math.max(worst, Math.abs(r.adversarial[j] - alone[i].adversarial[j]));
+      expect(worst).toBeLessThan(1e-6);
+      expect(r.target).toBe(alone[i].target);
+    });
+  });
+
+  it('judged as saved by default: the 8-bit image, clipped to the box; --clip keeps every step in the box', () => {
+    const arch = MODELS.gray;
+    const net = new Net(engine, randomModel(arch, 6));
+    const xs = images(arch, 3, 10);
+    const { lo, hi } = box(arch);
+    for (const r of runAttack(net, xs, { method: 'filter', iterations: 40, lr: 1 })) {
+      expect(onGrid(pixels(r.adversarial, arch))).toBe(true);
+      expect(Array.from(predictLogits(net, [r.adversarial])[0])).toEqual(r.after.logits);
+      expect(r.success).toBe(r.after.index === r.target);
+    }
+    for (const r of runAttack(net, xs, { method: 'filter', iterations: 40, lr: 1, clip: true, quantize: false })) {
+      expect(r.adversarial.every((v) => v >= lo - 1e-6 && v <= hi + 1e-6)).toBe(true);
+    }
+  });
+});
+
+describe('stepping', () => {
+  it('step(k) in chunks gives the results of runAttack, counts iterations up to the total, and dispose() frees a run stopped halfway', () => {
+    const arch = MODELS.rgb;
+    const net = new Net(engine, randomModel(arch, 12));
+    const xs = images(arch, 5, 13);
+    const used = engine.used;
+    for (const options of [
+      { method: 'pgd', eps: 3, restarts: 2, batchSize: 2 }, { method: 'cw', steps: 15, binarySteps: 3 }, { method: 'deepfool', batchSize: 3 },
+      { method: 'filter', iterations: 25, batchSize: 2 }, { method: 'fgsm' },
+    ] as AttackOptions[]) {
+      const whole = runAttack(net, xs, options);
+      const run = startAttack(net, xs, options);
+      let done = 0;
+      while (run.step(7)) {
+        expect(run.done).toBeGreaterThanOrEqual(done);
+        expect(run.done).toBeLessThanOrEqual(run.total);
+        done = run.done;
+      }
+      expect(run.done).toBe(run.total);
+      expect(run.results.map((r) => r.adversarial)).toEqual(whole.map((r) => r.adversarial));
+      expect(run.results.map((r) => r.success)).toEqual(whole.map((r) => r.success));
+      expect(engine.used).toBe(used);
+      const stopped = startAttack(net, xs, options);
+      expect(stopped.step(1)).toBe(true);
+      expect(engine.used).toBeGreaterThan(used);
+      stopped.dispose();
+      expect(engine.used).toBe(used);
+      expect(stopped.step()).toBe(false);
+    }
+  });
+});
+
+describe('the method registry', () => {
+  it('describes every method fully: id, name, summary, paper, parameters with defaults or how they are derived, and in-range defaults', () => {
+    expect(METHODS.map((m) => m.id)).toEqual(['filter', 'fgsm', 'bim', 'pgd', 'mifgsm', 'cw', 'deepfool']);
+    for (const m of METHODS) {
+      expect(m.name && m.summary && m.paper).toBeTruthy();
+      const flags = new Set<string>();
+      for (const p of m.parameters) {
+        expect(p.default !== undefined || p.derived !== undefined, `${m.id}.${p.key}`).toBe(true);
+        expect(flags.has(p.flag), `${m.id}: flag --${p.flag} twice`).toBe(false);
+        flags.add(p.flag);
+      }
+      // The defaults pass the validator, and every planned count is a positive integer.
+      const values = readOptions(m as never, {});
+      const o = { ...m.resolve(values as never, {}) };
+      expect(Number.isSafeInteger(m.planned(o as never)) && m.planned(o as never) > 0).toBe(true);
+    }
+  });
+});
+
 describe('batches', () => {
   it('give the same results as the images one at a time, and run as one batch through the engine', () => {
     const arch = MODELS.rgb;
@@ -444,13 +538,16 @@ describe('options', () => {
     const net = new Net(engine, randomModel(MODELS.gray, 2));
     const xs = images(MODELS.gray, 1, 1);
     const bad: [AttackOptions, RegExp][] = [
-      [{ method: 'fgsm', eps: -1 }, /fgsm: eps must be a finite number ≥ 0/],
-      [{ method: 'pgd', target: 2 }, /target must be a label index from 0 to 1/],
-      [{ method: 'bim', iterations: 2.5 }, /iterations must be an integer ≥ 1/],
-      [{ method: 'pgd', norm: 'l1' as 'l2' }, /norm must be "linf" or "l2"/],
-      [{ method: 'cw', lr: 0 }, /lr must be a finite number > 0/],
-      [{ method: 'deepfool', candidates: 1 }, /candidates must be an integer ≥ 2/],
-      [{ method: 'jsma' } as unknown as AttackOptions, /unknown attack method "jsma"/],
+      [{ method: 'fgsm', eps: -1 }, /^fgsm: eps must be a number ≥ 0 and at most 1000000, got -1$/],
+      [{ method: 'fgsm', eps: NaN }, /^fgsm: eps must be a number ≥ 0 and at most 1000000, got NaN$/],
+      [{ method: 'pgd', target: 2 }, /^pgd: target must be a label index from 0 to 1, got 2$/],
+      [{ method: 'bim', iterations: 2.5 }, /^bim: iterations must be an integer from 1 to 10000000, got 2.5$/],
+      [{ method: 'pgd', norm: 'l1' as 'l2' }, /^pgd: norm must be "linf" or "l2", got "l1"$/],
+      [{ method: 'cw', lr: 0 }, /^cw: lr must be a number > 0 and at most 1000000, got 0$/],
+      [{ method: 'deepfool', candidates: 1 }, /^deepfool: candidates must be an integer from 2 to 100000, got 1$/],
+      [{ method: 'filter', beta: Infinity }, /^filter: beta must be a number ≥ 0 and at most 1000000, got Infinity$/],
+      [{ method: 'pgd', batchSize: 0 }, /^pgd: batchSize must be an integer from 1 to 65536, got 0$/],
+      [{ method: 'jsma' } as unknown as AttackOptions, /unknown attack method "jsma" \(methods: filter, fgsm, bim, pgd, mifgsm, cw, deepfool\)/],
     ];
     for (const [options, message] of bad) {
       expect(() => runAttack(net, xs, options)).toThrow(InputError);

@@ -4,8 +4,8 @@
 // an attack finds hardest. Here networks are made confident by scaling their last layer to a
 // chosen margin, and the engine's input gradient is held to the float64 reference.
 import { beforeAll, describe, expect, it } from 'vitest';
-import { filterLoss } from '../src/attack.js';
-import { runAttack } from '../src/attacks.js';
+import { filterLoss } from '../src/attacks/filter.js';
+import { runAttack } from '../src/attacks/index.js';
 import type { Engine } from '../src/engine.js';
 import { TUTORIAL_ARCHITECTURE } from '../src/importtf.js';
 import { checkArchitecture, Net, parameterShapes, type Architecture, type Model } from '../src/model.js';

@@ -3,7 +3,7 @@
 // model file's round trip, and that an attack's iterations allocate nothing.
 import { GCProfiler } from 'node:v8';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { FilterAttack, filterLoss } from '../src/attack.js';
+import { FilterAttack, filterLoss } from '../src/attacks/filter.js';
 import type { Engine } from '../src/engine.js';
 import { TUTORIAL_ARCHITECTURE } from '../src/importtf.js';
 import { checkArchitecture, Net, parameterShapes, readModel, writeModel, type Architecture, type Model } from '../src/model.js';

@@ -193,8 +193,8 @@ export class BatchRun {
     readonly x0: Float32Array,
     /** Class of each original as the model sees it. */
     readonly before: Int32Array,
-    /** The target label, or null for untargeted. */
-    readonly target: number | null,
+    /** The target label of each image, or null for untargeted. */
+    readonly targets: Int32Array | null,
     /** Round to the 8-bit grid before judging. */
     readonly quantize: boolean,
     readonly ball: Ball | null,
@@ -228,13 +228,13 @@ export class BatchRun {
 
   /** The label of each image for the cross-entropy: the target, or the original class. */
   labels(): Int32Array {
-    return this.target === null ? this.before : new Int32Array(this.n).fill(this.target);
+    return this.targets ?? this.before;
   }
 
   /** Whether `logits` (rows of `classes`) make image `i` adversarial. */
   isAdversarial(logits: Float32Array, i: number): boolean {
     const k = argmax(logits, i * this.classes, this.classes);
-    return this.target === null ? k !== this.before[i] : k === this.target;
+    return this.targets === null ? k !== this.before[i] : k === this.targets[i];
   }
 
   /**

@@ -8,32 +8,60 @@
 // search per image on c (×10 until a first success, then bisection) repeats the optimisation
 // from the original; the result is the smallest adversarial found, as it would be saved.
 import { bestOther, type BatchRun } from './batch.js';
+import type { Method, Stepper } from './method.js';
 
-export interface CwParams {
-  steps: number;
-  lr: number;
-  binarySteps: number;
-  initialC: number;
-  confidence: number;
-  /** Stop an image's optimisation when its loss has not fallen by 0.01 % in steps/10 steps. */
-  abortEarly: boolean;
+export interface CwOptions {
+  method: 'cw';
+  /** Adam steps per binary-search step: default 100. */
+  steps?: number;
+  /** Adam's learning rate on the tanh variable: default 0.01. */
+  lr?: number;
+  /** Binary-search steps on c: default 5. */
+  binarySteps?: number;
+  /** Starting c: default 1e-3. */
+  initialC?: number;
+  /** κ, the logit margin success must have: default 0. */
+  confidence?: number;
+  /** Stop an image's optimisation when its loss has not fallen by 0.01 % in steps/10 steps
+   *  (default true). */
+  abortEarly?: boolean;
 }
+
+type CwParams = Required<CwOptions>;
 
 const BETA1 = 0.9, BETA2 = 0.999, EPSILON = 1e-8; // Adam, as tf.train.AdamOptimizer in the reference code
 
-export function carliniWagner(run: BatchRun, p: CwParams): void {
-  const cw = new CarliniWagner(run, p);
-  for (let round = 0; round < p.binarySteps; round++) {
-    cw.start();
-    for (let t = 0; t < p.steps; t++) if (!cw.step(round, t)) break;
-    cw.search();
-  }
-  cw.finish();
-}
+export const cw: Method<CwParams> = {
+  id: 'cw',
+  name: 'Carlini–Wagner L2',
+  summary: 'Adam minimises distance² + c·margin over an image kept in range by tanh, with a binary search on c: no budget, the smallest change it finds.',
+  paper: 'Carlini & Wagner, Towards Evaluating the Robustness of Neural Networks, IEEE S&P 2017',
+  target: 'optional',
+  parameters: [
+    { key: 'steps', flag: 'iters', label: 'Steps', kind: 'int', default: 100, min: 1, max: 10_000_000, hint: 'Adam steps per binary-search step (fewer if the loss stalls).' },
+    { key: 'lr', flag: 'lr', label: 'Learning rate', kind: 'float', default: 0.01, min: 0, above: true, max: 1e6, hint: "Adam's step size on the tanh variable." },
+    { key: 'binarySteps', flag: 'binary-steps', label: 'Binary steps', kind: 'int', default: 5, min: 1, max: 1000, hint: 'Searches for the smallest c that still succeeds.' },
+    { key: 'initialC', flag: 'c', label: 'Initial c', kind: 'float', default: 1e-3, min: 0, above: true, max: 1e10, hint: 'The weight of the margin at the first binary-search step.' },
+    { key: 'confidence', flag: 'confidence', label: 'Confidence κ', kind: 'float', default: 0, min: 0, max: 1e6, hint: 'The logit margin the result must have.' },
+    { key: 'abortEarly', flag: 'no-abort-early', label: 'Abort early', kind: 'boolean', default: true, hint: 'Stop an image when its loss stalls.' },
+  ],
+  resolve: (v) => ({
+    method: 'cw', steps: v.steps as number, lr: v.lr as number, binarySteps: v.binarySteps as number,
+    initialC: v.initialC as number, confidence: v.confidence as number, abortEarly: v.abortEarly as boolean,
+  }),
+  planned: (o) => o.steps * o.binarySteps,
+  ball: () => null,
+  rounds: (o) => ({ count: o.binarySteps, name: 'binary-search step' }),
+  start: (run, o) => new CarliniWagner(run, o),
+  loss: { scale: 'linear', about: () => '‖δ‖² (pixels / 255) + c·max(margin, −κ) of the current binary-search step.' },
+};
 
-/** The state of one batch's attack. Each step is a method of its own, with its numbers kept in
- *  typed arrays, so that it is optimised as a whole and allocates nothing. */
-class CarliniWagner {
+/** The state of one batch's attack: binary-search steps of up to `steps` Adam steps, one at each
+ *  step(). Each step is a method of its own, with its numbers kept in typed arrays, so that it is
+ *  optimised as a whole and allocates nothing. */
+class CarliniWagner implements Stepper {
+  private round = 0;
+  private t = 0;
   private readonly mid: number;
   private readonly half: number;
   /** Model units² → (pixels / 255)². */
@@ -82,8 +110,19 @@ class CarliniWagner {
     this.every = Math.max(1, Math.ceil(p.steps / 10));
   }
 
+  step(): boolean {
+    if (this.t === 0) this.start();
+    const going = this.adamStep(this.round, this.t++);
+    if (going && this.t < this.p.steps) return true;
+    this.search();
+    this.t = 0;
+    if (++this.round < this.p.binarySteps) return true;
+    this.finish();
+    return false;
+  }
+
   /** A binary-search step starts from the original, with Adam's moments at zero. */
-  start(): void {
+  private start(): void {
     this.w.set(this.w0);
     this.m.fill(0);
     this.v.fill(0);
@@ -105,10 +144,10 @@ class CarliniWagner {
   }
 
   /** One Adam step of every active image; false when none is left. */
-  step(round: number, t: number): boolean {
+  private adamStep(round: number, t: number): boolean {
     const { run, p, xs, c, loss, flags, found, best, active } = this;
     const { ws, n, size, classes, x0 } = run;
-    const targeted = run.target !== null, kappa = p.confidence;
+    const targeted = run.targets !== null, kappa = p.confidence;
     run.checkAbort();
     const z = ws.forward(xs);
     const g = ws.g;
@@ -119,7 +158,7 @@ class CarliniWagner {
       for (let j = i * size; j < (i + 1) * size; j++) sq += (xs[j] - x0[j]) * (xs[j] - x0[j]);
       // The class to leave (untargeted) or reach (targeted), the best other one, and the
       // margin's gradient c·∂margin/∂Z while the margin is above −κ.
-      const own = targeted ? run.target! : run.before[i];
+      const own = targeted ? run.targets![i] : run.before[i];
       const other = bestOther(z, i * classes, classes, own);
       const gap = z[i * classes + own] - z[i * classes + other];
       const margin = targeted ? -gap : gap;
@@ -186,7 +225,7 @@ class CarliniWagner {
   }
 
   /** The binary search on c: bisect after a success, ×10 until the first one. */
-  search(): void {
+  private search(): void {
     const { c, lower, upper, found } = this;
     for (let i = 0; i < this.run.n; i++) {
       if (found[i]) {
@@ -200,7 +239,7 @@ class CarliniWagner {
   }
 
   /** Images never adversarial keep their last image, as saved. */
-  finish(): void {
+  private finish(): void {
     const { run, flags, xs, xq } = this;
     run.frozen.fill(1);
     let any = false;

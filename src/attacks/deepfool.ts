@@ -6,40 +6,88 @@
 // box, until it is adversarial as saved. Each w_k is one backward pass of Σ G·Z with G = e_k −
 // e_k0 per image. Targeted, the one boundary is the target's against the best other class.
 import { bestOther, type BatchRun } from './batch.js';
+import type { Method, Stepper } from './method.js';
 
-export interface DeepFoolParams {
-  steps: number;
-  overshoot: number;
-  candidates: number;
+export interface DeepFoolOptions {
+  method: 'deepfool';
+  /** Maximum steps: default 50. */
+  steps?: number;
+  /** The total step is scaled by 1 + overshoot: default 0.02. */
+  overshoot?: number;
+  /** Classes considered, the original included (the largest original logits): default 10. */
+  candidates?: number;
 }
 
-export function deepFool(run: BatchRun, p: DeepFoolParams): void {
-  const { ws, n, size, classes, x0, geo } = run;
-  const targeted = run.target !== null;
-  // Candidate classes of each image, by decreasing original logit, without its own class.
-  const count = targeted ? 1 : Math.min(p.candidates, classes) - 1;
-  const z0 = ws.forward(x0);
-  const candidates = new Int32Array(n * count);
-  for (let i = 0; i < n; i++) {
-    const order = Array.from({ length: classes }, (_, k) => k)
-      .filter((k) => k !== run.before[i])
-      .sort((a, b) => z0[i * classes + b] - z0[i * classes + a]);
-    for (let k = 0; k < count; k++) candidates[i * count + k] = targeted ? run.target! : order[k];
+type DeepFoolParams = Required<DeepFoolOptions>;
+
+export const deepfool: Method<DeepFoolParams> = {
+  id: 'deepfool',
+  name: 'DeepFool',
+  summary: 'Linearises the network and steps to the nearest class boundary, again until it is crossed: close to the smallest L2 change.',
+  paper: 'Moosavi-Dezfooli, Fawzi & Frossard, DeepFool: a simple and accurate method to fool deep neural networks, CVPR 2016',
+  target: 'optional',
+  parameters: [
+    { key: 'steps', flag: 'iters', label: 'Steps', kind: 'int', default: 50, min: 1, max: 10_000_000, hint: 'Linearise-and-cross steps at most.' },
+    { key: 'overshoot', flag: 'overshoot', label: 'Overshoot', kind: 'float', default: 0.02, min: 0, max: 1000, hint: 'The total step is scaled by 1 + overshoot.' },
+    { key: 'candidates', flag: 'candidates', label: 'Candidates', kind: 'int', default: 10, min: 2, max: 100_000, hint: 'Classes considered (the largest original logits, the own class included).' },
+  ],
+  resolve: (v) => ({ method: 'deepfool', steps: v.steps as number, overshoot: v.overshoot as number, candidates: v.candidates as number }),
+  planned: (o) => o.steps,
+  ball: () => null,
+  start: (run, o) => new DeepFool(run, o),
+  loss: { scale: 'linear', about: () => 'The logit margin left to cross (below 0: crossed).' },
+};
+
+/** One batch's attack, a linearise-and-cross step at each step(). */
+class DeepFool implements Stepper {
+  private readonly count: number;
+  private readonly candidates: Int32Array;
+  private readonly grads: Float32Array;
+  private readonly f: Float64Array;
+  private readonly total: Float64Array;
+  private readonly xs: Float32Array;
+  private readonly xq: Float32Array;
+  private readonly loss: Float32Array;
+  private readonly flags: Uint8Array;
+  private readonly against: Int32Array;
+  private t = 0;
+
+  constructor(private readonly run: BatchRun, private readonly p: DeepFoolParams) {
+    const { ws, n, size, classes, x0 } = run;
+    const targeted = run.targets !== null;
+    // Candidate classes of each image, by decreasing original logit, without its own class.
+    const count = (this.count = targeted ? 1 : Math.min(p.candidates, classes) - 1);
+    const z0 = ws.forward(x0);
+    this.candidates = new Int32Array(n * count);
+    for (let i = 0; i < n; i++) {
+      const order = Array.from({ length: classes }, (_, k) => k)
+        .filter((k) => k !== run.before[i])
+        .sort((a, b) => z0[i * classes + b] - z0[i * classes + a]);
+      for (let k = 0; k < count; k++) this.candidates[i * count + k] = targeted ? run.targets![i] : order[k];
+    }
+    this.grads = new Float32Array(count * n * size);
+    this.f = new Float64Array(count * n);
+    this.total = new Float64Array(n * size);
+    this.xs = new Float32Array(x0);
+    this.xq = new Float32Array(n * size);
+    this.loss = new Float32Array(n);
+    this.flags = new Uint8Array(n);
+    this.against = new Int32Array(n);
   }
-  const grads = new Float32Array(count * n * size);
-  const f = new Float64Array(count * n);
-  const total = new Float64Array(n * size);
-  const xs = new Float32Array(x0), xq = new Float32Array(n * size);
-  const loss = new Float32Array(n), flags = new Uint8Array(n), against = new Int32Array(n);
-  for (let t = 0; t <= p.steps; t++) {
+
+  step(): boolean {
+    const { run, p, count, candidates, grads, f, total, xs, xq, loss, flags, against } = this;
+    const { ws, n, size, classes, x0, geo } = run;
+    const targets = run.targets;
+    const t = this.t++;
     run.checkAbort();
     const last = t === p.steps;
     const z = ws.forward(xs);
     for (let i = 0; i < n; i++) {
       // Targeted, the class to overtake is the best one other than the target; untargeted,
       // the original class.
-      against[i] = targeted ? bestOther(z, i * classes, classes, run.target!) : run.before[i];
-      const to = targeted ? run.target! : bestOther(z, i * classes, classes, against[i]);
+      against[i] = targets ? bestOther(z, i * classes, classes, targets[i]) : run.before[i];
+      const to = targets ? targets[i] : bestOther(z, i * classes, classes, against[i]);
       loss[i] = z[i * classes + against[i]] - z[i * classes + to];
     }
     if (!last) {
@@ -72,7 +120,10 @@ export function deepFool(run: BatchRun, p: DeepFoolParams): void {
         else run.record(i, xq, zq, false);
       }
     }
-    if (last || run.active === 0) break;
+    if (last || run.active === 0) {
+      run.finish(loss);
+      return false;
+    }
     for (let i = 0; i < n; i++) {
       if (run.frozen[i]) continue;
       const o = i * size;
@@ -94,6 +145,6 @@ export function deepFool(run: BatchRun, p: DeepFoolParams): void {
       run.iterations[i]++;
     }
     run.tick(0, t, xs, loss);
+    return true;
   }
-  run.finish(loss);
 }

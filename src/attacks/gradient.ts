@@ -9,6 +9,7 @@
 // of the target.
 import { random } from '../random.js';
 import { crossEntropies, project, type BatchRun, type Norm } from './batch.js';
+import type { Stepper } from './method.js';
 
 export interface GradientParams {
   norm: Norm;
@@ -26,19 +27,11 @@ export interface GradientParams {
   seed: number;
 }
 
-export function gradientAttack(run: BatchRun, p: GradientParams): void {
-  const attack = new GradientAttack(run, p);
-  for (let r = 0; r < p.restarts && run.active > 0; r++) {
-    attack.start(r);
-    for (let t = 0; t <= p.iterations; t++) if (!attack.iteration(r, t)) break;
-  }
-  run.finish(attack.loss);
-}
-
-/** One batch's attack; an iteration is a method of its own, so that it is optimised as a
- *  whole and allocates nothing. */
-class GradientAttack {
-  readonly loss: Float32Array;
+/** One batch's attack, an iteration at each step(): rounds (PGD's restarts) of up to
+ *  `iterations` steps and a last judgement each. An iteration is a method of its own, so that it
+ *  is optimised as a whole and allocates nothing. */
+export class GradientAttack implements Stepper {
+  private readonly loss: Float32Array;
   private readonly labels: Int32Array;
   private readonly xs: Float32Array;
   private readonly xq: Float32Array;
@@ -46,6 +39,8 @@ class GradientAttack {
   private readonly flags: Uint8Array;
   /** Untargeted attacks climb the cross-entropy, targeted ones descend it. */
   private readonly direction: number;
+  private round = 0;
+  private t = -1;
 
   constructor(private readonly run: BatchRun, private readonly p: GradientParams) {
     const { n, size } = run;
@@ -56,13 +51,25 @@ class GradientAttack {
     this.momentum = p.decay === null ? null : new Float32Array(n * size);
     this.loss = new Float32Array(n);
     this.flags = new Uint8Array(n);
-    this.direction = run.target === null ? 1 : -1;
+    this.direction = run.targets === null ? 1 : -1;
+  }
+
+  step(): boolean {
+    if (this.t < 0) {
+      this.start(this.round);
+      this.t = 0;
+    }
+    if (this.iteration(this.round, this.t++)) return true;
+    this.t = -1;
+    if (++this.round < this.p.restarts && this.run.active > 0) return true;
+    this.run.finish(this.loss);
+    return false;
   }
 
   /** A round starts from the original, or a random point of the ball, for the images still on.
    *  Each image draws from its own seeded stream, so results depend neither on the batch size
    *  nor on how images are split over workers. */
-  start(round: number): void {
+  private start(round: number): void {
     const { run, p, xs } = this;
     const { n, size, x0, geo } = run;
     for (let i = 0; i < n; i++) {
@@ -76,7 +83,7 @@ class GradientAttack {
   }
 
   /** Iteration t of round r: judge the current images, then step; false when the round is over. */
-  iteration(r: number, t: number): boolean {
+  private iteration(r: number, t: number): boolean {
     const { run, p, xs, flags } = this;
     const { ws, n, size, x0, geo } = run;
     run.checkAbort();

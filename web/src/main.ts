@@ -3,7 +3,7 @@
 // command line (decodeImage in the worker, then crop and imageToInput), so the numbers are the same.
 import './style.css';
 import { crop as cropImage, encodePng, type Image } from '../../src/image.js';
-import { plannedIterations, type AttackMethod } from '../../src/attacks.js';
+import { plannedIterations, type AttackMethod } from '../../src/attacks/index.js';
 import { argmax, softmax, type Architecture } from '../../src/model.js';
 import { writeNpy } from '../../src/npy.js';
 import { filterImage, imageToInput, inputToImage } from '../../src/preprocess.js';

@@ -3,7 +3,7 @@
 // the worker (ATTACKS in worker.ts); a method of the attack suite (`engine: 'suite'`, src/attacks.ts)
 // needs none: its id is runAttack's method and its parameter keys are runAttack's options, whose
 // defaults come from the library's resolveOptions. Nothing else in the page needs to change.
-import { resolveOptions, type AttackMethod, type AttackOptions, type ResolvedOptions } from '../../src/attacks.js';
+import { resolveOptions, type AttackMethod, type AttackOptions, type ResolvedOptions } from '../../src/attacks/index.js';
 
 export type ParamValue = number | string;
 /** Parameter values by key; an optional parameter left blank is absent. */

@@ -7,8 +7,9 @@
 // Its live class bars come from a second instance of the kernels holding the same model (the
 // "view" engine), so that the attack's own engine memory is not touched while it runs.
 import wasmUrl from '../../build/mislead.wasm?url';
-import { FilterAttack, predictLogits } from '../../src/attack.js';
-import { plannedIterations, runAttack, type AttackMethod } from '../../src/attacks.js';
+import { FilterAttack } from '../../src/attacks/filter.js';
+import { predictLogits } from '../../src/model.js';
+import { plannedIterations, runAttack, type AttackMethod } from '../../src/attacks/index.js';
 import { Engine } from '../../src/engine.js';
 import { InputError } from '../../src/errors.js';
 import { decodeImage } from '../../src/image.js';

@@ -1,0 +1,132 @@
+// What an attack method is. Each method is one module (fgsm.ts, pgd.ts, cw.ts, …) exporting a
+// Method: what it is (name, summary, paper), its parameters (from which the command line builds
+// its flags, help and checks and the page its form), how its defaults follow from the values
+// given, and how it starts on a batch. registry.ts lists them; readOptions is the one validator.
+import { InputError } from '../errors.js';
+import type { Ball, BatchRun, Norm } from './batch.js';
+
+/** A method's run on one batch: `step()` does one iteration and returns false once the batch is
+ *  over, its results recorded in the BatchRun. */
+export interface Stepper {
+  step(): boolean;
+}
+
+export type Value = number | string | boolean;
+
+export interface Parameter {
+  /** The option's key in the library's options. */
+  key: string;
+  /** The command-line flag, without "--". */
+  flag: string;
+  /** The page's label. */
+  label: string;
+  kind: 'int' | 'float' | 'choice' | 'boolean';
+  /** The default; absent when it follows from other values (`derived` says how). */
+  default?: Value;
+  derived?: string;
+  /** Bounds of a number; `above` makes the lower bound exclusive. */
+  min?: number;
+  max?: number;
+  above?: boolean;
+  choices?: readonly { value: string; label: string }[];
+  /** 'grey levels' for sizes on the 0..255 scale. */
+  unit?: string;
+  /** One line of help. */
+  hint: string;
+}
+
+export interface Method<O extends { method: string } = { method: string }> {
+  id: O['method'];
+  name: string;
+  summary: string;
+  paper: string;
+  /** Whether the method can run without a target ('optional'), or always has one: the filter
+   *  learns toward a label (by default the first one that is not the image's class). */
+  target: 'optional' | 'required';
+  parameters: readonly Parameter[];
+  /** The options with every default filled in, from the values readOptions checked (and the
+   *  options as given, for what is not a parameter, such as the filter's starting DX). */
+  resolve(values: Readonly<Record<string, Value | undefined>>, given: Readonly<Record<string, unknown>>): O;
+  /** Iterations planned per batch (progress and a live loss curve's x axis). */
+  planned(o: O): number;
+  /** What the saved image must stay within (null: only the pixel box). */
+  ball(o: O): Ball | null;
+  /** What a round is called when there are several (PGD's restarts, C&W's binary-search steps). */
+  rounds?(o: O): { count: number; name: string };
+  start(run: BatchRun, o: O, first: number): Stepper;
+  /** What the loss of progress reports is. */
+  loss: { scale: 'log' | 'linear'; about(targeted: boolean): string };
+}
+
+const MAX_SIZE = 1e6;
+
+/** Checks each given value against its parameter, and fills in fixed defaults. */
+export function readOptions(method: Method, given: Readonly<Record<string, unknown>>): Record<string, Value | undefined> {
+  const values: Record<string, Value | undefined> = {};
+  for (const p of method.parameters) values[p.key] = checkValue(method.id, p, given[p.key] ?? p.default);
+  return values;
+}
+
+function checkValue(method: string, p: Parameter, v: unknown): Value | undefined {
+  if (v === undefined) return undefined;
+  const fail = (why: string): never => {
+    throw new InputError(`${method}: ${p.key} must be ${why}, got ${typeof v === 'string' ? JSON.stringify(v) : String(v)}`);
+  };
+  switch (p.kind) {
+    case 'boolean':
+      return typeof v === 'boolean' ? v : fail('true or false');
+    case 'choice':
+      return p.choices!.some((c) => c.value === v) ? (v as string) : fail(p.choices!.map((c) => JSON.stringify(c.value)).join(' or '));
+    case 'int':
+      return Number.isSafeInteger(v) && (v as number) >= p.min! && (v as number) <= p.max! ? (v as number) : fail(`an integer from ${p.min} to ${p.max}`);
+    case 'float': {
+      const ok = typeof v === 'number' && Number.isFinite(v) && (p.above ? v > p.min! : v >= p.min!) && v <= p.max!;
+      return ok ? (v as number) : fail(`a number ${p.above ? '>' : '≥'} ${p.min} and at most ${p.max}`);
+    }
+  }
+}
+
+// Parameters that several methods share.
+
+export const norm: Parameter = {
+  key: 'norm', flag: 'norm', label: 'Norm', kind: 'choice', default: 'linf',
+  choices: [{ value: 'linf', label: 'L∞ (per pixel)' }, { value: 'l2', label: 'L2 (whole change)' }],
+  hint: 'How eps and the step are measured.',
+};
+
+/** The default budget of each norm, in grey levels: 8 of 255 for L∞, 128 (0.5 on the 0..1 scale) for L2. */
+export const DEFAULT_EPS: Readonly<Record<Norm, number>> = { linf: 8, l2: 128 };
+
+export const eps: Parameter = {
+  key: 'eps', flag: 'eps', label: 'eps (grey levels)', kind: 'float', derived: '8 for L∞, 128 for L2', min: 0, max: MAX_SIZE, unit: 'grey levels',
+  hint: 'The budget: how far the image may move from the original.',
+};
+
+export const step = (rule: string): Parameter => ({
+  key: 'step', flag: 'step', label: 'Step (grey levels)', kind: 'float', derived: rule, min: 0, max: MAX_SIZE, unit: 'grey levels',
+  hint: 'Size of each step (L∞: per pixel; L2: of the whole step).',
+});
+
+export const iterations = (fallback: number): Parameter => ({
+  key: 'iterations', flag: 'iters', label: 'Iterations', kind: 'int', default: fallback, min: 1, max: 10_000_000,
+  hint: 'At most: it stops once the saved image is adversarial.',
+});
+
+export const earlyStop: Parameter = {
+  key: 'earlyStop', flag: 'no-early-stop', label: 'Stop early', kind: 'boolean', default: true,
+  hint: 'Stop an image as soon as its saved form is adversarial.',
+};
+
+/** The budget ball and step of the gradient methods, with their defaults. */
+export function budget(values: Readonly<Record<string, Value | undefined>>, stepOf: (eps: number, iterations: number) => number) {
+  const n = values.norm as Norm;
+  const e = (values.eps as number | undefined) ?? DEFAULT_EPS[n];
+  const iters = values.iterations as number;
+  return { norm: n, eps: e, iterations: iters, step: (values.step as number | undefined) ?? stepOf(e, iters), earlyStop: values.earlyStop as boolean };
+}
+
+export const crossEntropyLoss = {
+  scale: 'log' as const,
+  about: (targeted: boolean) =>
+    targeted ? 'Cross-entropy of the target label (the attack lowers it).' : 'Cross-entropy of the original label (the attack raises it).',
+};
