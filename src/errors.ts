@@ -7,6 +7,11 @@ export class InputError extends Error {
  *  sequences of a terminal start with them), format characters (bidirectional overrides,
  *  zero-width ones), line and paragraph separators, surrogates, private-use and unassigned. */
 const HIDDEN = /[\p{C}\p{Zl}\p{Zp}]/u;
+/** Whether `text` holds only characters a terminal shows as themselves (see quote()). */
+export function isPrintable(text: string): boolean {
+  return !HIDDEN.test(text);
+}
+
 const SHORT: Record<string, string> = { '"': '\\"', '\\': '\\\\', '\b': '\\b', '\f': '\\f', '\n': '\\n', '\r': '\\r', '\t': '\\t' };
 
 /**

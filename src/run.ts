@@ -35,7 +35,10 @@ export function classify(net: Net, inputs: Float32Array[]): Classification[] {
 function resolveTarget(labels: string[], target: string | undefined, current: number): number {
   if (target === undefined) return current === 0 ? 1 : 0;
   const index = labels.findIndex((l) => l.toLowerCase() === target.toLowerCase());
-  if (index < 0) throw new InputError(`--target ${target}: not a label of this model (labels: ${labels.join(', ')})`);
+  if (index < 0) {
+    const shown = labels.length <= 10 ? labels.join(', ') : `${labels.slice(0, 10).join(', ')}, … (${labels.length} labels)`;
+    throw new InputError(`--target ${target}: not a label of this model (labels: ${shown})`);
+  }
   return index;
 }
 
