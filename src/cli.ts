@@ -6,8 +6,9 @@ import { existsSync, readdirSync, statSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { isAbsolute, join } from 'node:path';
-import { InputError } from './errors.js';
-import { OutputSet, loadModel, SAMPLE_FACE, readInputFile, readModelInput, writeFileAtomic, type Crop } from './files.js';
+import { InputError, quote } from './errors.js';
+import { OutputSet, loadModel, SAMPLE_FACE, readModelInput, writeFileAtomic, type Crop } from './files.js';
+import { readInputFile } from './input.js';
 import { globSync, isDynamicPattern } from 'tinyglobby';
 import { modelFromTutorialCheckpoint } from './importtf.js';
 import { Net, writeModel, type Model } from './model.js';
@@ -113,8 +114,11 @@ const commands: Record<string, Command> = {
         let init: Float32Array | undefined;
         if (values.init !== undefined) {
           const file = values.init as string;
-          const npy = readNpy(readInputFile(file, 'a .npy perturbation'), file);
-          if (npy.shape.join(',') !== `${h},${w},${c}`) throw new InputError(`${file}: shape [${npy.shape}] does not match the model input [${h}, ${w}, ${c}]`);
+          // Room for a float64 array of the model's input and a generous header, no more.
+          const npy = readNpy(readInputFile(file, 'a .npy perturbation', 8 * h * w * c + 65_536), file);
+          if (npy.shape.join(',') !== `${h},${w},${c}`) throw new InputError(`${file}: shape ${quote(npy.shape)} does not match the model input [${h}, ${w}, ${c}]`);
+          const bad = npy.data.findIndex((v) => !Number.isFinite(v));
+          if (bad >= 0) throw new InputError(`${file}: holds a non-finite value (${npy.data[bad]}) at index ${bad}`);
           init = npy.data;
         }
         const params = {

@@ -3,10 +3,10 @@
 import { FilterAttack, predictLogits, type FilterStep } from './attack.js';
 import { InputError } from './errors.js';
 import { OutputSet, readModelInput, type Crop } from './files.js';
+import { INPUT_LIMITS, present, readInputText } from './input.js';
 import { resolveOptions, runAttack as runSuite, summarize, type AttackOptions, type AttackResult } from './attacks.js';
 import { Pool } from './parallel.js';
 import { basename, dirname, join } from 'node:path';
-import { existsSync, readFileSync } from 'node:fs';
 import { Progress } from './progress.js';
 import { encodePng } from './image.js';
 import { argmax, Net, softmax, type Model } from './model.js';
@@ -245,6 +245,7 @@ export async function runSuiteAttack(job: Omit<Job, 'imagePath'> & { images: str
   const arch = job.model.architecture;
   const single = job.images.length === 1;
   const inputs = job.images.map((path) => readModelInput(path, arch, job.crop));
+  const truth = single ? undefined : trueLabels(job.images, arch.labels);
   const outputs = new OutputSet(job.out, job.force, single ? SUITE_FILES : BATCH_FILES);
   const engine = await loadEngine();
   const net = new Net(engine, job.model);
@@ -258,8 +259,8 @@ export async function runSuiteAttack(job: Omit<Job, 'imagePath'> & { images: str
     : runSuite(net, inputs, options, { onProgress: (_done, _total, info) => progress.update(info.batch * resolved.batchSize) });
   progress.done();
   const ms = performance.now() - start;
-  withOutputs(outputs, () => {
   checkResults(results, job.modelPath, job.images);
+  withOutputs(outputs, () => {
     const params = { ...resolved, target: target === undefined ? null : arch.labels[target] };
     if (single) {
       const [r] = results;
@@ -276,7 +277,6 @@ export async function runSuiteAttack(job: Omit<Job, 'imagePath'> & { images: str
       return;
     }
     const files = writeBatch(net, outputs, job.images, inputs, results);
-    const truth = trueLabels(job.images, arch.labels);
     const summary = summarize(results, truth);
     // Success as saved: each adversarial PNG read back from disk and classified again.
     const reread = classify(net, files.map((f) => readModelInput(f, arch)), job.modelPath, job.images.map((_, i) => `the saved adversarial/${batchName(job.images, i)}`));
@@ -313,8 +313,8 @@ function trueLabels(images: readonly string[], labels: readonly string[]): numbe
     if (!tables.has(dir)) {
       const table = new Map<string, number>();
       const csv = join(dir, 'labels.csv');
-      if (existsSync(csv)) {
-        for (const line of readFileSync(csv, 'utf8').split(/\r?\n/).slice(1)) {
+      if (present(csv)) {
+        for (const line of readInputText(csv, "the images' labels", INPUT_LIMITS.labels).split(/\r?\n/).slice(1)) {
           const [file, label] = line.split(',').map((c) => c.trim());
           if (file && labels.includes(label)) table.set(file, labels.indexOf(label));
         }
