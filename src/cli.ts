@@ -6,13 +6,14 @@ import { existsSync, readdirSync, statSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { isAbsolute, join } from 'node:path';
-import { InputError } from './errors.js';
-import { OutputSet, loadModel, SAMPLE_FACE, readInputFile, readModelInput, writeFileAtomic, type Crop } from './files.js';
+import { InputError, quote } from './errors.js';
+import { OutputSet, loadModel, SAMPLE_FACE, readModelInput, writeFileAtomic, type Crop } from './files.js';
+import { readInputFile } from './input.js';
 import { globSync, isDynamicPattern } from 'tinyglobby';
 import { modelFromTutorialCheckpoint } from './importtf.js';
 import { Net, writeModel, type Model } from './model.js';
 import { loadEngine } from './node.js';
-import { runFilterAttack, runSuiteAttack, runTutorial, classify } from './run.js';
+import { runFilterAttack, runSuiteAttack, runTutorial, classify, checkLogits, checkResults } from './run.js';
 import { runAttack as runSuite, type AttackOptions } from './attacks/index.js';
 import { robustnessSvg, svgToPng } from './figures.js';
 import { generateFaces, readDataset, writeDataset } from './dataset.js';
@@ -49,11 +50,11 @@ const commands: Record<string, Command> = {
     async run(patterns, values) {
       if (patterns.length === 0) throw new InputError('predict needs at least one IMAGE');
       const images = expandGlobs(patterns);
-      const { model } = loadModel(values.model as string | undefined);
+      const { model, path } = loadModel(values.model as string | undefined);
       const region = cropOf(values);
-      const inputs = images.map((path) => readModelInput(path, model.architecture, region));
+      const inputs = images.map((image) => readModelInput(image, model.architecture, region));
       const net = new Net(await loadEngine(), model);
-      const results = classify(net, inputs).map((c, i) => ({ image: images[i], ...c }));
+      const results = classify(net, inputs, path, images).map((c, i) => ({ image: images[i], ...c }));
       if (values.json) return print(JSON.stringify(results, null, 2));
       const width = Math.max(5, ...images.map((p) => p.length));
       const labelWidth = Math.max(5, ...model.architecture.labels.map((l) => l.length));
@@ -113,8 +114,11 @@ const commands: Record<string, Command> = {
         let init: Float32Array | undefined;
         if (values.init !== undefined) {
           const file = values.init as string;
-          const npy = readNpy(readInputFile(file, 'a .npy perturbation'), file);
-          if (npy.shape.join(',') !== `${h},${w},${c}`) throw new InputError(`${file}: shape [${npy.shape}] does not match the model input [${h}, ${w}, ${c}]`);
+          // Room for a float64 array of the model's input and a generous header, no more.
+          const npy = readNpy(readInputFile(file, 'a .npy perturbation', 8 * h * w * c + 65_536), file);
+          if (npy.shape.join(',') !== `${h},${w},${c}`) throw new InputError(`${file}: shape ${quote(npy.shape)} does not match the model input [${h}, ${w}, ${c}]`);
+          const bad = npy.data.findIndex((v) => !Number.isFinite(v));
+          if (bad >= 0) throw new InputError(`${file}: holds a non-finite value (${npy.data[bad]}) at index ${bad}`);
           init = npy.data;
         }
         const params = {
@@ -286,8 +290,9 @@ const commands: Record<string, Command> = {
       const labels = model.architecture.labels;
       const dataset = readDataset(positionals[0]);
       const set = facesToSet(dataset.images.map((image, i) => ({ image, label: dataset.labels[i] })), model.architecture);
-      if (values.attack !== undefined) return robustness(model, path, set, values);
-      const { predictions, accuracy } = evaluate(new Net(await loadEngine(), model), set);
+      const names = dataset.files.map((f) => join(positionals[0], f));
+      if (values.attack !== undefined) return robustness(model, path, set, names, values);
+      const { predictions, accuracy } = checkedEvaluate(new Net(await loadEngine(), model), set, path, names);
       const confusion = labels.map((_, truth) => labels.map((_, predicted) => predictions.filter((p, i) => set.labels[i] === truth && p === predicted).length));
       const perClass = Object.fromEntries(labels.map((l, c) => [l, confusion[c][c] / Math.max(1, confusion[c].reduce((a, b) => a + b, 0))]));
       if (values.json) return print(JSON.stringify({ images: set.labels.length, accuracy, per_class: perClass, labels, confusion }));
@@ -302,7 +307,7 @@ const commands: Record<string, Command> = {
 };
 
 /** Accuracy under an untargeted L∞ attack at each budget of --eps, as RobustBench reports it. */
-async function robustness(model: Model, modelPath: string, set: LabelledSet, values: Values): Promise<void> {
+async function robustness(model: Model, modelPath: string, set: LabelledSet, names: readonly string[], values: Values): Promise<void> {
   const method = values.attack as string;
   if (!['fgsm', 'bim', 'pgd', 'mifgsm'].includes(method)) throw new InputError(`--attack ${method}: expected fgsm, bim, pgd or mifgsm (budgeted attacks)`);
   const text = (values.eps as string | undefined) ?? '0,1,2,4,8,16';
@@ -316,9 +321,12 @@ async function robustness(model: Model, modelPath: string, set: LabelledSet, val
   const net = new Net(await loadEngine(), model);
   const points: { eps: number; accuracy: number }[] = [];
   for (const eps of budgets) {
-    const predicted = eps === 0
-      ? evaluate(net, set).predictions
-      : (workers > 1 ? await new Pool(workers).attack(model, inputs, { method: method as 'pgd', eps }) : runSuite(net, inputs, { method: method as 'pgd', eps })).map((r) => r.after.index);
+    const attacked = async () => {
+      const results = workers > 1 ? await new Pool(workers).attack(model, inputs, { method: method as 'pgd', eps }) : runSuite(net, inputs, { method: method as 'pgd', eps });
+      checkResults(results, modelPath, names);
+      return results.map((r) => r.after.index);
+    };
+    const predicted = eps === 0 ? checkedEvaluate(net, set, modelPath, names).predictions : await attacked();
     const accuracy = Array.from(predicted).filter((p, i) => p === set.labels[i]).length / set.labels.length;
     points.push({ eps, accuracy });
     if (!values.json) print(`eps ${String(eps).padStart(5)}  accuracy under ${method} ${(100 * accuracy).toFixed(2)} %`);
@@ -334,6 +342,14 @@ async function robustness(model: Model, modelPath: string, set: LabelledSet, val
 
 function outputFlags(values: Values) {
   return { out: (values.out as string | undefined) ?? 'out', force: Boolean(values.force), json: Boolean(values.json), quiet: Boolean(values.quiet), crop: cropOf(values) };
+}
+
+/** evaluate(), refusing logits that are not finite (naming the model file and the image). */
+function checkedEvaluate(net: Net, set: LabelledSet, modelPath: string, names: readonly string[]) {
+  const result = evaluate(net, set);
+  const classes = net.architecture.labels.length;
+  names.forEach((name, i) => checkLogits(result.logits.subarray(i * classes, (i + 1) * classes), modelPath, name));
+  return result;
 }
 
 /** --crop X,Y,W,H: the region of the picture to take before resizing. */

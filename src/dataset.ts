@@ -25,11 +25,12 @@
 // a non-facial cue. Kept, as they are facial: beards and stubble (men only), eyelashes and female
 // eye/eyebrow shapes, blush (women only), long hair (90 % of women, 10 % of men), wider faces
 // (fatness 0–1 for men, 0–0.4 for women), bigger noses and ears for men.
-import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Resvg } from '@resvg/resvg-js';
 import { faceToSvgString, generate, type FaceConfig } from 'facesjs';
-import { InputError } from './errors.js';
+import { InputError, isPrintable, quote } from './errors.js';
+import { INPUT_LIMITS, readInputFile, readInputText } from './input.js';
 import { decodeImage, encodePng, resize, toGray, type Image } from './image.js';
 import { random } from './random.js';
 
@@ -181,43 +182,34 @@ export function writeDataset(dir: string, count: number, seed: number, onProgres
   renameSync(temp, labelsPath);
 }
 
-/** Reads a dataset written by writeDataset (or made by hand in the same layout) as gray images. */
+/** Reads a dataset written by writeDataset (or made by hand in the same layout) as gray images.
+ *  labels.csv is checked whole before any image is read; a file listing no image is refused. */
 export function readDataset(dir: string): { files: string[]; labels: (0 | 1)[]; images: Image[] } {
   const labelsPath = join(dir, 'labels.csv');
-  let text: string;
-  try {
-    text = readFileSync(labelsPath, 'utf8');
-  } catch (e) {
-    throw new InputError(`${labelsPath}: cannot read the dataset's labels (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
-  }
-  const lines = text.split(/\r?\n/);
+  const lines = readInputText(labelsPath, "the dataset's labels", INPUT_LIMITS.labels).split(/\r?\n/);
   while (lines.length > 0 && lines[lines.length - 1].trim() === '') lines.pop();
   if (lines.length === 0 || lines[0].trim().replace(/^\uFEFF/, '') !== 'file,label') {
     throw new InputError(`${labelsPath}: not a dataset's labels (the first line must be "file,label")`);
   }
-  const files: string[] = [], labels: (0 | 1)[] = [], images: Image[] = [];
+  const files: string[] = [], labels: (0 | 1)[] = [];
   for (let n = 1; n < lines.length; n++) {
+    const where = `${labelsPath}:${n + 1}`;
     const cells = lines[n].split(',').map((c) => c.trim());
-    if (cells.length !== 2 || cells[0] === '') {
-      throw new InputError(`${labelsPath}:${n + 1}: expected "file,label", got "${lines[n]}"`);
-    }
+    if (cells.length !== 2 || cells[0] === '') throw new InputError(`${where}: expected "file,label", got ${quote(lines[n])}`);
     const [file, name] = cells;
     const label = LABELS.indexOf(name as (typeof LABELS)[number]);
-    if (label < 0) throw new InputError(`${labelsPath}:${n + 1}: unknown label "${name}" (expected ${LABELS.join(' or ')})`);
-    if (file.includes('/') || file.includes('\\') || file === '.' || file === '..') {
-      throw new InputError(`${labelsPath}:${n + 1}: "${file}" must be a file name in the dataset's directory`);
-    }
-    const path = join(dir, file);
-    let bytes: Uint8Array;
-    try {
-      bytes = new Uint8Array(readFileSync(path));
-    } catch (e) {
-      throw new InputError(`${path}: cannot read an image listed in labels.csv (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    if (label < 0) throw new InputError(`${where}: unknown label ${quote(name)} (expected ${LABELS.join(' or ')})`);
+    // The name goes into paths and messages: a plain file name of this folder, printable, of a length a file system allows.
+    if (file.includes('/') || file.includes('\\') || file === '.' || file === '..' || file.length > 255 || !isPrintable(file)) {
+      throw new InputError(`${where}: ${quote(file)} must be a file name in the dataset's directory`);
     }
     files.push(file);
     labels.push(label as 0 | 1);
-    images.push(toGray(decodeImage(bytes, path)));
   }
+  if (files.length === 0) throw new InputError(`${labelsPath}: lists no image (it holds only its header line)`);
+  const images = files.map((file) => {
+    const path = join(dir, file);
+    return toGray(decodeImage(readInputFile(path, 'an image listed in labels.csv', INPUT_LIMITS.image), path));
+  });
   return { files, labels, images };
 }
-

@@ -1,29 +1,14 @@
-// Reading the user's files with clear refusals, and writing results so that a failing command
+// Loading the user's model and images, and writing results so that a failing command
 // leaves nothing half-written: every file goes to a temporary name first, and all are renamed
 // into place together at the end.
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { InputError } from './errors.js';
+import { INPUT_LIMITS, readInputFile } from './input.js';
 import { readModel, type Architecture, type Model } from './model.js';
 import { crop, decodeImage } from './image.js';
 import { imageToInput } from './preprocess.js';
-
-/** Refuses anything that is not a readable, non-empty regular file of sensible size. */
-export function readInputFile(path: string, what: string, maxBytes = 256 * 1024 * 1024): Uint8Array {
-  let size: number;
-  try {
-    const stat = statSync(path);
-    if (stat.isDirectory()) throw new InputError(`${path}: is a directory, expected ${what}`);
-    size = stat.size;
-  } catch (e) {
-    if (e instanceof InputError) throw e;
-    throw new InputError(`${path}: cannot read ${what} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
-  }
-  if (size === 0) throw new InputError(`${path}: empty file, expected ${what}`);
-  if (size > maxBytes) throw new InputError(`${path}: ${size} bytes is too large for ${what}`);
-  return new Uint8Array(readFileSync(path));
-}
 
 /** The model shipped with the package, and the sample face `tutorial` runs on by default. */
 export const DEFAULT_MODEL = fileURLToPath(new URL('../weights/default.safetensors', import.meta.url));
@@ -31,7 +16,7 @@ export const SAMPLE_FACE = fileURLToPath(new URL('../weights/samples/woman.png',
 
 export function loadModel(path: string | undefined): { model: Model; path: string } {
   const file = path ?? DEFAULT_MODEL;
-  return { model: readModel(readInputFile(file, 'a model file'), file), path: file };
+  return { model: readModel(readInputFile(file, 'a model file', INPUT_LIMITS.model), file), path: file };
 }
 
 /** A set of result files written into `dir` all at once by `commit()`; `dir` is made only
@@ -101,7 +86,7 @@ export type Crop = readonly [x: number, y: number, width: number, height: number
 
 /** An image file as model input, cropped first when asked. */
 export function readModelInput(path: string, architecture: Architecture, region?: Crop): Float32Array {
-  let img = decodeImage(readInputFile(path, 'an image'), path);
+  let img = decodeImage(readInputFile(path, 'an image', INPUT_LIMITS.image), path);
   if (region) img = crop(img, ...region);
   return imageToInput(img, architecture);
 }

@@ -1,7 +1,7 @@
 // A model: its architecture (SPEC §2) and float32 weights, as stored in a .safetensors file,
 // and `Net`, the model placed in the engine's memory, which records its forward pass on a tape.
 import { EngineMemoryError, Engine, Tensor, sizeOf } from './engine.js';
-import { InputError } from './errors.js';
+import { InputError, isPrintable, quote } from './errors.js';
 import { conv2d, dense, flatten, maxPool, window, type Padding } from './ops.js';
 import { parseSafetensors, serializeSafetensors } from './safetensors.js';
 import { Tape } from './tape.js';
@@ -30,6 +30,7 @@ export const ARCHITECTURE_KEY = 'mislead.architecture';
 /** Bounds that keep a hostile file from asking for a huge allocation. */
 const MAX_SIDE = 4096;
 const MAX_FLOATS = 1 << 26;
+const MAX_LABEL = 100;
 
 /** Checks an architecture (parsed JSON) and returns it typed and with defaults filled in:
  *  conv2d stride 1, padding "valid", activation "none"; maxpool stride = size, padding "valid". */
@@ -42,8 +43,10 @@ export function checkArchitecture(json: unknown): Architecture {
   if (!Array.isArray(input) || input.length !== 3 || !input.every((v) => isInt(v, 1, MAX_SIDE))) return fail('"input" must be [height, width, channels]');
   if (input[2] !== 1 && input[2] !== 3) fail(`input has ${input[2]} channels; 1 (grayscale) or 3 (RGB) are supported`);
   const labels = json.labels;
-  if (!Array.isArray(labels) || labels.length < 2 || !labels.every((l) => typeof l === 'string' && l.length > 0) || new Set(labels).size !== labels.length) {
-    return fail('"labels" must be at least two distinct non-empty strings');
+  // Labels are printed, drawn and matched against --target: short, printable text.
+  const label = (l: unknown) => typeof l === 'string' && l.length > 0 && l.length <= MAX_LABEL && isPrintable(l);
+  if (!Array.isArray(labels) || labels.length < 2 || !labels.every(label) || new Set(labels).size !== labels.length) {
+    return fail(`"labels" must be at least two distinct non-empty strings of printable characters, at most ${MAX_LABEL} each`);
   }
   const pre = json.preprocess ?? { offset: 128, scale: 256 };
   if (!isObject(pre) || !Number.isFinite(pre.offset) || !Number.isFinite(pre.scale) || pre.scale === 0) return fail('"preprocess" must be {offset, scale} with a non-zero scale');
@@ -58,11 +61,11 @@ export function checkArchitecture(json: unknown): Architecture {
     };
     const padding = (): Padding => {
       const p = raw.padding ?? 'valid';
-      return p === 'same' || p === 'valid' ? p : fail(`${where}: padding must be "same" or "valid", not ${JSON.stringify(p)}`);
+      return p === 'same' || p === 'valid' ? p : fail(`${where}: padding must be "same" or "valid", not ${quote(p)}`);
     };
     const activation = (): Activation => {
       const a = raw.activation ?? 'none';
-      return a === 'relu' || a === 'none' ? a : fail(`${where}: activation must be "relu" or "none", not ${JSON.stringify(a)}`);
+      return a === 'relu' || a === 'none' ? a : fail(`${where}: activation must be "relu" or "none", not ${quote(a)}`);
     };
     const name = (): string => {
       const n = raw.name;
@@ -82,7 +85,7 @@ export function checkArchitecture(json: unknown): Architecture {
       case 'dense':
         return { type: 'dense', name: name(), units: int('units', undefined), activation: activation() };
       default:
-        return fail(`${where}: unknown layer type ${JSON.stringify(raw.type)} (supported: conv2d, maxpool, flatten, dense)`);
+        return fail(`${where}: unknown layer type ${quote(raw.type)} (supported: conv2d, maxpool, flatten, dense)`);
     }
   });
   const architecture: Architecture = { input: input as [number, number, number], labels, preprocess: { offset: pre.offset as number, scale: pre.scale as number }, layers };
@@ -137,7 +140,7 @@ export function readModel(bytes: Uint8Array, name: string): Model {
   try {
     json = JSON.parse(text);
   } catch (e) {
-    throw new InputError(`${name}: the architecture is not valid JSON (${(e as Error).message})`);
+    throw new InputError(`${name}: the architecture is not valid JSON (${quote((e as Error).message)})`);
   }
   let architecture: Architecture;
   try {
@@ -148,7 +151,7 @@ export function readModel(bytes: Uint8Array, name: string): Model {
   }
   return assembleModel(architecture, name, (key) => {
     const dtype = file.otherDtypes.get(key);
-    if (dtype) throw new InputError(`${name}: tensor "${key}" has dtype ${dtype}, expected F32`);
+    if (dtype) throw new InputError(`${name}: tensor ${quote(key)} has dtype ${quote(dtype)}, expected F32`);
     return file.tensors.get(key);
   });
 }
@@ -163,12 +166,12 @@ export function assembleModel(
   const weights = new Map<string, Float32Array>();
   for (const [key, shape] of parameterShapes(architecture)) {
     const t = lookup(key);
-    if (!t) throw new InputError(`${source}: missing tensor "${key}"`);
+    if (!t) throw new InputError(`${source}: missing tensor ${quote(key)}`);
     if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
-      throw new InputError(`${source}: tensor "${key}" has shape [${t.shape}], the architecture needs [${shape}]`);
+      throw new InputError(`${source}: tensor ${quote(key)} has shape ${quote(t.shape)}, the architecture needs [${shape}]`);
     }
     const bad = t.data.findIndex((v) => !Number.isFinite(v));
-    if (bad >= 0) throw new InputError(`${source}: tensor "${key}" holds a non-finite value (${t.data[bad]}) at index ${bad}`);
+    if (bad >= 0) throw new InputError(`${source}: tensor ${quote(key)} holds a non-finite value (${t.data[bad]}) at index ${bad}`);
     weights.set(key, t.data);
   }
   return { architecture, weights };

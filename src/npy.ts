@@ -2,13 +2,19 @@
  * NumPy `.npy` files (format 1.0 written; 1.0, 2.0 and 3.0 read) for float arrays in C order.
  * Works on Uint8Arrays so that it also runs in the browser.
  */
-import { InputError } from './errors.js';
+import { InputError, quote } from './errors.js';
 
 const MAGIC = '\x93NUMPY';
 
 /** Python's repr of a shape tuple: (), (5,), (48, 48, 1). */
 function shapeRepr(shape: number[]): string {
   return shape.length === 1 ? `(${shape[0]},)` : `(${shape.join(', ')})`;
+}
+
+/** shapeRepr of a shape read from a file, cut for a message. */
+function shownShape(shape: number[]): string {
+  const repr = shapeRepr(shape);
+  return repr.length <= 100 ? repr : `${repr.slice(0, 100)}… (${shape.length} dimensions)`;
 }
 
 /**
@@ -57,13 +63,14 @@ export function readNpy(bytes: Uint8Array, name: string): { data: Float32Array; 
   const fortran = /'fortran_order'\s*:\s*(True|False)/.exec(header)?.[1];
   const shapeText = /'shape'\s*:\s*\(([^)]*)\)/.exec(header)?.[1];
   if (descr === undefined || fortran === undefined || shapeText === undefined) {
-    throw fail(`unsupported .npy header ${JSON.stringify(header.trim())}`);
+    throw fail(`unsupported .npy header ${quote(header.trim())}`);
   }
   if (descr === '>f4' || descr === '>f8') throw fail(`big-endian data (${descr}) is not supported, save it as '<${descr.slice(1)}'`);
-  if (descr !== '<f4' && descr !== '<f8') throw fail(`unsupported dtype '${descr}' (expected '<f4' or '<f8')`);
+  if (descr !== '<f4' && descr !== '<f8') throw fail(`unsupported dtype ${quote(descr)} (expected '<f4' or '<f8')`);
   if (fortran === 'True') throw fail('Fortran-order arrays are not supported (save a C-order array)');
   const dims = shapeText.split(',').map((d) => d.trim()).filter((d) => d !== '');
-  if (!dims.every((d) => /^\d+$/.test(d))) throw fail(`invalid shape (${shapeText})`);
+  // NumPy allows 64 dimensions at most; a dimension must be an exact number.
+  if (dims.length > 64 || !dims.every((d) => /^\d+$/.test(d) && Number.isSafeInteger(Number(d)))) throw fail(`invalid shape ${quote(`(${shapeText})`)}`);
   const shape = dims.map(Number);
 
   const itemSize = descr === '<f4' ? 4 : 8;
@@ -71,10 +78,10 @@ export function readNpy(bytes: Uint8Array, name: string): { data: Float32Array; 
   const dataStart = start + headerLength;
   const available = bytes.length - dataStart;
   if (available < size * itemSize) {
-    throw fail(`truncated data: shape ${shapeRepr(shape)} needs ${size * itemSize} bytes, the file has ${available}`);
+    throw fail(`truncated data: shape ${shownShape(shape)} needs ${size * itemSize} bytes, the file has ${available}`);
   }
   if (available > size * itemSize) {
-    throw fail(`size does not match shape ${shapeRepr(shape)}: ${available} bytes of data for ${size * itemSize}`);
+    throw fail(`size does not match shape ${shownShape(shape)}: ${available} bytes of data for ${size * itemSize}`);
   }
   const data = new Float32Array(size);
   for (let i = 0; i < size; i++) {

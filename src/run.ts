@@ -4,10 +4,10 @@ import { FilterAttack, type FilterStep } from './attacks/filter.js';
 import { predictLogits } from './model.js';
 import { InputError } from './errors.js';
 import { OutputSet, readModelInput, type Crop } from './files.js';
+import { INPUT_LIMITS, present, readInputText } from './input.js';
 import { resolveOptions, runAttack as runSuite, summarize, type AttackOptions, type AttackResult } from './attacks/index.js';
 import { Pool } from './parallel.js';
 import { basename, dirname, join } from 'node:path';
-import { existsSync, readFileSync } from 'node:fs';
 import { Progress } from './progress.js';
 import { encodePng } from './image.js';
 import { argmax, Net, softmax, type Model } from './model.js';
@@ -23,20 +23,42 @@ export interface Classification {
   probabilities: number[];
 }
 
-export function describe(net: Net, logits: Float32Array): Classification {
+/** Refuses logits that are not all finite: a model whose weights overflow float32 on an image
+ *  says nothing about it, and its NaN must not pass for a class. `model` and `image` name them. */
+export function checkLogits(logits: ArrayLike<number>, model: string, image: string): void {
+  for (let i = 0; i < logits.length; i++) {
+    if (!Number.isFinite(logits[i])) throw new InputError(`${model}: the model's logits are not finite (${logits[i]}) on ${image}`);
+  }
+}
+
+/** The class, logits and probabilities of the model `model` (its file) on `image`. */
+export function describe(net: Net, logits: Float32Array, model: string, image: string): Classification {
+  checkLogits(logits, model, image);
   const index = argmax(logits);
   return { label: net.architecture.labels[index], index, logits: Array.from(logits), probabilities: softmax(logits) };
 }
 
-export function classify(net: Net, inputs: Float32Array[]): Classification[] {
-  return predictLogits(net, inputs).map((l) => describe(net, l));
+/** describe() for each of `inputs`, the images named `images`. */
+export function classify(net: Net, inputs: Float32Array[], model: string, images: readonly string[]): Classification[] {
+  return predictLogits(net, inputs).map((l, i) => describe(net, l, model, images[i]));
+}
+
+/** Refuses the results of an attack suite run whose logits, before or after, are not finite. */
+export function checkResults(results: readonly AttackResult[], model: string, images: readonly string[]): void {
+  results.forEach((r, i) => {
+    checkLogits(r.before.logits, model, images[i]);
+    checkLogits(r.after.logits, model, `${images[i]} after the attack`);
+  });
 }
 
 /** The label index for --target: a label name (any case), or by default the first label that is not `current`. */
 function resolveTarget(labels: string[], target: string | undefined, current: number): number {
   if (target === undefined) return current === 0 ? 1 : 0;
   const index = labels.findIndex((l) => l.toLowerCase() === target.toLowerCase());
-  if (index < 0) throw new InputError(`--target ${target}: not a label of this model (labels: ${labels.join(', ')})`);
+  if (index < 0) {
+    const shown = labels.length <= 10 ? labels.join(', ') : `${labels.slice(0, 10).join(', ')}, … (${labels.length} labels)`;
+    throw new InputError(`--target ${target}: not a label of this model (labels: ${shown})`);
+  }
   return index;
 }
 
@@ -58,7 +80,16 @@ async function prepare(job: Job) {
   const x = readModelInput(job.imagePath, job.model.architecture, job.crop);
   const outputs = new OutputSet(job.out, job.force, RESULT_FILES);
   const net = new Net(await loadEngine(), job.model);
-  return { x, outputs, net, before: classify(net, [x])[0] };
+  return { x, outputs, net, before: classify(net, [x], job.modelPath, [job.imagePath])[0] };
+}
+
+/** Stops the filter attack at the first loss that is not finite (the model, or the perturbation,
+ *  overflows float32), before `progress` sees it. */
+function checkLoss(progress: FilterStep['onIteration'], job: Job): NonNullable<FilterStep['onIteration']> {
+  return (i, loss) => {
+    if (!Number.isFinite(loss)) throw new InputError(`${job.modelPath}: the loss is not finite (${loss}) at iteration ${i} of the attack on ${job.imagePath}`);
+    progress?.(i, loss);
+  };
 }
 
 /** The tutorial's log line, printed every 100 iterations and at the last one. */
@@ -103,7 +134,7 @@ const scores = (net: Net, c: Classification) => net.architecture.labels.map((l, 
 
 /** Writes the result files of the last stage, and the figure and loss plot of all of them;
  *  reads adversarial.png back from disk to classify the image as saved. */
-function writeResults(net: Net, outputs: OutputSet, x: Float32Array, before: Classification, stages: Stage[], curves: Curve[]): Classification {
+function writeResults(net: Net, modelPath: string, outputs: OutputSet, x: Float32Array, before: Classification, stages: Stage[], curves: Curve[]): Classification {
   const arch = net.architecture;
   const [height, width, channels] = arch.input;
   const adversarialImage = (dx: Float32Array) => inputToImage(x.map((v, i) => v + dx[i]), arch);
@@ -120,7 +151,7 @@ function writeResults(net: Net, outputs: OutputSet, x: Float32Array, before: Cla
   outputs.write('figure.png', figurePng(panels));
   if (curves.length > 0) outputs.write('loss.svg', lossSvg(curves, 'Loss per iteration'));
   const reread = readModelInput(png, arch);
-  return classify(net, [reread])[0];
+  return classify(net, [reread], modelPath, ['the saved adversarial.png'])[0];
 }
 
 function maxAbs(v: Float32Array): number {
@@ -151,12 +182,12 @@ export async function runFilterAttack(job: Job & { target?: string; init?: Float
   withOutputs(outputs, () => {
     const attack = new FilterAttack(net, x, target, job.init, job.clip ? pixelBox(arch) : undefined);
     const start = performance.now();
-    const loss = attack.run({ ...job.params, onIteration: attackProgress(job, attack, net, job.params.iterations) });
+    const loss = attack.run({ ...job.params, onIteration: checkLoss(attackProgress(job, attack, net, job.params.iterations), job) });
     const ms = performance.now() - start;
-    const after = describe(net, attack.logits.toArray());
+    const after = describe(net, attack.logits.toArray(), job.modelPath, `${job.imagePath} after the attack`);
     const dx = attack.dx.toArray();
     attack.dispose();
-    const saved = writeResults(net, outputs, x, before, [{ title: 'Adversarial', dx, after }], [{ name: 'loss', values: loss }]);
+    const saved = writeResults(net, job.modelPath, outputs, x, before, [{ title: 'Adversarial', dx, after }], [{ name: 'loss', values: loss }]);
     if (!job.json) printClasses(before, after, saved);
     finish(outputs, {
       model: job.modelPath, image: job.imagePath, method: 'filter',
@@ -185,13 +216,14 @@ export async function runTutorial(job: Job): Promise<void> {
     ].map(({ title, params }, n) => {
       if (!job.json) process.stdout.write(`== Step ${n + 1}: ${params.iterations} iterations, beta ${params.beta} ==\n`);
       const start = performance.now();
-      const loss = attack.run({ ...params, onIteration: job.json || job.quiet ? undefined : tutorialLog(params.iterations) });
-      return { title, params, ms: performance.now() - start, loss: Array.from(loss), after: describe(net, attack.logits.toArray()), dx: attack.dx.toArray() };
+      const loss = attack.run({ ...params, onIteration: checkLoss(job.json || job.quiet ? undefined : tutorialLog(params.iterations), job) });
+      const after = describe(net, attack.logits.toArray(), job.modelPath, `${job.imagePath} after step ${n + 1}`);
+      return { title, params, ms: performance.now() - start, loss: Array.from(loss), after, dx: attack.dx.toArray() };
     });
     const dx = steps[1].dx;
     attack.dispose();
     const curves = steps.map((s, n) => ({ name: `step ${n + 1} (beta ${s.params.beta})`, values: s.loss }));
-    const saved = writeResults(net, outputs, x, before, steps, curves);
+    const saved = writeResults(net, job.modelPath, outputs, x, before, steps, curves);
     if (!job.json) {
       process.stdout.write(`${tableLine('Original', net, before)}\n`);
       for (const s of steps) process.stdout.write(`${tableLine(s.title, net, s.after)}\n`);
@@ -214,6 +246,7 @@ export async function runSuiteAttack(job: Omit<Job, 'imagePath'> & { images: str
   const arch = job.model.architecture;
   const single = job.images.length === 1;
   const inputs = job.images.map((path) => readModelInput(path, arch, job.crop));
+  const truth = single ? undefined : trueLabels(job.images, arch.labels);
   const outputs = new OutputSet(job.out, job.force, single ? SUITE_FILES : BATCH_FILES);
   const engine = await loadEngine();
   const net = new Net(engine, job.model);
@@ -227,13 +260,14 @@ export async function runSuiteAttack(job: Omit<Job, 'imagePath'> & { images: str
     : runSuite(net, inputs, options, { onProgress: (_done, _total, info) => progress.update(info.batch * resolved.batchSize) });
   progress.done();
   const ms = performance.now() - start;
+  checkResults(results, job.modelPath, job.images);
   withOutputs(outputs, () => {
     const params = { ...resolved, target: target === undefined ? null : arch.labels[target] };
     if (single) {
       const [r] = results;
-      const before = [describe(net, Float32Array.from(r.before.logits))];
-      const after = describe(net, Float32Array.from(r.after.logits));
-      const saved = writeResults(net, outputs, inputs[0], before[0], [{ title: 'Adversarial', dx: r.perturbation, after }], []);
+      const before = [describe(net, Float32Array.from(r.before.logits), job.modelPath, job.images[0])];
+      const after = describe(net, Float32Array.from(r.after.logits), job.modelPath, `${job.images[0]} after the attack`);
+      const saved = writeResults(net, job.modelPath, outputs, inputs[0], before[0], [{ title: 'Adversarial', dx: r.perturbation, after }], []);
       if (!job.json) printClasses(before[0], after, saved);
       finish(outputs, {
         model: job.modelPath, image: job.images[0], method: job.options.method, params,
@@ -244,10 +278,9 @@ export async function runSuiteAttack(job: Omit<Job, 'imagePath'> & { images: str
       return;
     }
     const files = writeBatch(net, outputs, job.images, inputs, results);
-    const truth = trueLabels(job.images, arch.labels);
     const summary = summarize(results, truth);
     // Success as saved: each adversarial PNG read back from disk and classified again.
-    const reread = classify(net, files.map((f) => readModelInput(f, arch)));
+    const reread = classify(net, files.map((f) => readModelInput(f, arch)), job.modelPath, job.images.map((_, i) => `the saved adversarial/${batchName(job.images, i)}`));
     const savedSuccess = results.filter((r, i) => (target === undefined ? reread[i].index !== r.before.index : reread[i].index === target)).length / results.length;
     const report = { model: job.modelPath, method: job.options.method, params, images: job.images.length, summary, success_saved: savedSuccess, ms, results: results.map((r, i) => resultRow(job.images[i], arch.labels, r)) };
     outputs.write('summary.json', JSON.stringify(report, null, 2) + '\n');
@@ -281,8 +314,8 @@ function trueLabels(images: readonly string[], labels: readonly string[]): numbe
     if (!tables.has(dir)) {
       const table = new Map<string, number>();
       const csv = join(dir, 'labels.csv');
-      if (existsSync(csv)) {
-        for (const line of readFileSync(csv, 'utf8').split(/\r?\n/).slice(1)) {
+      if (present(csv)) {
+        for (const line of readInputText(csv, "the images' labels", INPUT_LIMITS.labels).split(/\r?\n/).slice(1)) {
           const [file, label] = line.split(',').map((c) => c.trim());
           if (file && labels.includes(label)) table.set(file, labels.indexOf(label));
         }

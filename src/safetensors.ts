@@ -1,6 +1,6 @@
 // The safetensors container: 8-byte little-endian header length, a JSON header naming each
 // tensor's dtype, shape and byte range, then the raw little-endian data.
-import { InputError } from './errors.js';
+import { InputError, quote } from './errors.js';
 
 export interface SafetensorsFile {
   metadata: Record<string, string>;
@@ -24,7 +24,8 @@ export function parseSafetensors(bytes: Uint8Array, name: string): SafetensorsFi
   try {
     header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(8, 8 + headerLength)));
   } catch (e) {
-    fail(`header is not valid JSON (${(e as Error).message})`);
+    // The parser's message quotes the text around the error: text from the file, so quoted.
+    fail(`header is not valid JSON (${quote((e as Error).message)})`);
   }
   if (!isObject(header)) return fail('header is not a JSON object');
   const dataStart = 8 + headerLength;
@@ -37,16 +38,16 @@ export function parseSafetensors(bytes: Uint8Array, name: string): SafetensorsFi
       continue;
     }
     if (!isObject(entry) || typeof entry.dtype !== 'string' || !isIntArray(entry.shape) || !isIntArray(entry.data_offsets) || entry.data_offsets.length !== 2) {
-      return fail(`tensor "${key}" needs dtype, shape and data_offsets`);
+      return fail(`tensor ${quote(key)} needs dtype, shape and data_offsets`);
     }
     const [begin, end] = entry.data_offsets;
-    if (begin > end || end > dataLength) fail(`tensor "${key}" lies outside the data (bytes ${begin}..${end} of ${dataLength})`);
+    if (begin > end || end > dataLength) fail(`tensor ${quote(key)} lies outside the data (bytes ${begin}..${end} of ${dataLength})`);
     if (entry.dtype !== 'F32') {
       file.otherDtypes.set(key, entry.dtype);
       continue;
     }
     const count = entry.shape.reduce((a, b) => a * b, 1);
-    if (end - begin !== count * 4) fail(`tensor "${key}" of shape [${entry.shape}] needs ${count * 4} bytes, has ${end - begin}`);
+    if (end - begin !== count * 4) fail(`tensor ${quote(key)} of shape ${quote(entry.shape)} needs ${count * 4} bytes, has ${end - begin}`);
     const data = new Float32Array(count);
     const src = new DataView(bytes.buffer, bytes.byteOffset + dataStart + begin, end - begin);
     for (let i = 0; i < count; i++) data[i] = src.getFloat32(i * 4, true);

@@ -4,11 +4,11 @@
  * little-endian tensor bytes. Formats: leveldb/doc/table_format.md and
  * tensorflow/core/util/tensor_bundle/tensor_bundle.{proto,cc}.
  */
-import { readFileSync } from 'node:fs';
 import { crc32c } from '@aws-crypto/crc32c';
 import pb from 'protobufjs/minimal.js';
 import type { Long, Reader } from 'protobufjs/minimal.js';
-import { InputError } from './errors.js';
+import { InputError, quote } from './errors.js';
+import { INPUT_LIMITS, readInputFile } from './input.js';
 
 export interface CheckpointTensor { name: string; dtype: number /* TF DataType enum */; shape: number[]; offset: number; size: number; }
 export interface Checkpoint {
@@ -155,8 +155,8 @@ function parse(index: Uint8Array, data: Uint8Array, indexName: string, dataName:
     const h = guard(`${indexName}: index block handle`, () => readHandle(new pb.Reader(handle), `${indexName}: index block handle`));
     for (const [key, value] of blockEntries(readBlock(index, h, indexName), `${indexName}: data block`)) {
       if (key === '') { checkHeader(value, indexName); header = true; continue; }
-      const e = parseEntry(key, value, `${indexName}: entry ${JSON.stringify(key)}`);
-      if (e.offset + e.size > data.length) throw new InputError(`${dataName}: tensor ${JSON.stringify(key)} (bytes ${e.offset}..${e.offset + e.size}) extends past the end of the ${data.length}-byte data file`);
+      const e = parseEntry(key, value, `${indexName}: entry ${quote(key)}`);
+      if (e.offset + e.size > data.length) throw new InputError(`${dataName}: tensor ${quote(key)} (bytes ${e.offset}..${e.offset + e.size}) extends past the end of the ${data.length}-byte data file`);
       entries.set(key, e);
     }
   }
@@ -167,12 +167,12 @@ function parse(index: Uint8Array, data: Uint8Array, indexName: string, dataName:
     tensors,
     readFloat32(name: string): Float32Array {
       const e = entries.get(name);
-      if (!e) throw new InputError(`${indexName}: no tensor named ${JSON.stringify(name)}`);
-      if (e.dtype !== DT_FLOAT) throw new InputError(`${indexName}: tensor ${JSON.stringify(name)} has dtype ${e.dtype}, not DT_FLOAT (1)`);
+      if (!e) throw new InputError(`${indexName}: no tensor named ${quote(name)}`);
+      if (e.dtype !== DT_FLOAT) throw new InputError(`${indexName}: tensor ${quote(name)} has dtype ${e.dtype}, not DT_FLOAT (1)`);
       const n = e.shape.reduce((a, b) => a * b, 1);
-      if (e.size !== 4 * n) throw new InputError(`${indexName}: tensor ${JSON.stringify(name)} has ${e.size} bytes, expected ${4 * n} for shape [${e.shape}]`);
+      if (e.size !== 4 * n) throw new InputError(`${indexName}: tensor ${quote(name)} has ${e.size} bytes, expected ${4 * n} for shape ${quote(e.shape)}`);
       const bytes = data.subarray(e.offset, e.offset + e.size);
-      if (crc32c(bytes) !== unmask(e.crc)) throw new InputError(`${dataName}: tensor ${JSON.stringify(name)} fails its CRC32C check (corrupt data file)`);
+      if (crc32c(bytes) !== unmask(e.crc)) throw new InputError(`${dataName}: tensor ${quote(name)} fails its CRC32C check (corrupt data file)`);
       // DataView: offsets need not be 4-aligned, and the file is little-endian whatever the host is.
       const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.length);
       return Float32Array.from({ length: n }, (_, i) => view.getFloat32(4 * i, true));
@@ -185,16 +185,13 @@ export function readTfCheckpoint(index: Uint8Array, data: Uint8Array): Checkpoin
   return parse(index, data, 'checkpoint index', 'checkpoint data');
 }
 
-function readFile(file: string): Uint8Array {
-  try {
-    return readFileSync(file);
-  } catch (e) {
-    throw new InputError(`cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-  }
-}
-
 /** Reads PREFIX.index and PREFIX.data-00000-of-00001 (single-shard bundles only). */
 export function loadTfCheckpoint(prefix: string): Checkpoint {
   const indexName = `${prefix}.index`, dataName = `${prefix}.data-00000-of-00001`;
-  return parse(readFile(indexName), readFile(dataName), indexName, dataName);
+  return parse(
+    readInputFile(indexName, 'a TensorFlow checkpoint index', INPUT_LIMITS.checkpointIndex),
+    readInputFile(dataName, 'TensorFlow checkpoint data', INPUT_LIMITS.checkpointData),
+    indexName,
+    dataName,
+  );
 }

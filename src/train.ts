@@ -151,8 +151,9 @@ function countCorrect(logits: Tensor, ys: Float32Array, classes: number): number
   return correct;
 }
 
-/** Predicted class of every image, in batches, and the accuracy against the labels. */
-export function evaluate(net: Net, data: LabelledSet, batch = 256): { predictions: Uint8Array; accuracy: number } {
+/** Predicted class of every image, in batches, the accuracy against the labels, and the logits
+ *  ([count, labels] back to back). */
+export function evaluate(net: Net, data: LabelledSet, batch = 256): { predictions: Uint8Array; accuracy: number; logits: Float32Array } {
   const arch = net.architecture;
   const classes = arch.labels.length;
   const size = arch.input[0] * arch.input[1] * arch.input[2];
@@ -162,6 +163,7 @@ export function evaluate(net: Net, data: LabelledSet, batch = 256): { prediction
   const x = net.engine.tensor([n, ...arch.input]);
   const logits = net.forward(tape, x);
   const predictions = new Uint8Array(count);
+  const all = new Float32Array(count * classes);
   const xs = new Float32Array(n * size);
   for (let first = 0; first < count; first += n) {
     const rows = Math.min(n, count - first);
@@ -170,9 +172,10 @@ export function evaluate(net: Net, data: LabelledSet, batch = 256): { prediction
     x.write(xs);
     tape.forward();
     const values = logits.toArray();
+    all.set(values.subarray(0, rows * classes), first * classes);
     for (let r = 0; r < rows; r++) predictions[first + r] = argmax(values, r * classes, classes);
   }
   tape.dispose();
   const correct = predictions.reduce((s, p, i) => s + (p === data.labels[i] ? 1 : 0), 0);
-  return { predictions, accuracy: correct / count };
+  return { predictions, accuracy: correct / count, logits: all };
 }

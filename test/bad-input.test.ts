@@ -88,7 +88,7 @@ const badModels: [string, string, RegExp][] = [
   ['missing model', join(dir, 'nowhere.safetensors'), /nowhere\.safetensors: cannot read a model file \(ENOENT\)/],
   ['truncated header', file('truncated.safetensors', serializeSafetensors(tensorsOf(), goodMeta).subarray(0, 5)), /too short for a header/],
   ['header length larger than the file', file('long.safetensors', headerTooLong()), /header length \d+ exceeds the file/],
-  ['wrong dtype', file('dtype.safetensors', withDtype()), /tensor "cv1\.w" has dtype F16, expected F32/],
+  ['wrong dtype', file('dtype.safetensors', withDtype()), /tensor "cv1\.w" has dtype "F16", expected F32/],
   ['shape mismatch', file('shape.safetensors', serializeSafetensors(tensorsOf((k, t) => (k === 'cv2.w' ? { shape: [5, 5, 6, 3], data: t.data } : t)), goodMeta)), /tensor "cv2\.w" has shape \[5,5,6,3\], the architecture needs \[5,5,3,6\]/],
   ['missing tensor', file('missing.safetensors', serializeSafetensors(tensorsOf((k, t) => (k === 'fc.b' ? undefined : t)), goodMeta)), /missing tensor "fc\.b"/],
   ['NaN weight', file('nan.safetensors', serializeSafetensors(tensorsOf((k, t) => (k === 'cv3.w' ? { shape: t.shape, data: t.data.map((v, i) => (i === 7 ? NaN : v)) } : t)), goodMeta)), /tensor "cv3\.w" holds a non-finite value \(NaN\) at index 7/],

@@ -139,6 +139,20 @@ describe('readTfCheckpoint on a synthetic bundle', () => {
     refuses(() => readTfCheckpoint(badBlock, data), /block at offset 0 fails its CRC32C/);
   });
 
+  it('quotes tensor names in messages: escaped, and cut when long', () => {
+    const name = `\u001b[31m${'n'.repeat(10_000)}`;
+    const hostile = bundle([{ name, dtype: 3, shape: [], values: [1] }]);
+    const c = readTfCheckpoint(hostile.index, hostile.data);
+    refuses(() => c.readFloat32(name), /tensor "\\u001b\[31mnnn+…" \(10005 characters\) has dtype 3, not DT_FLOAT/);
+    refuses(() => readTfCheckpoint(hostile.index, hostile.data.subarray(0, 2)), /checkpoint data: tensor "\\u001b\[31mn+…" \(10005 characters\) \(bytes 1\.\.5\) extends past the end/);
+    for (const fn of [() => c.readFloat32(name), () => readTfCheckpoint(hostile.index, hostile.data.subarray(0, 2))]) {
+      try { fn(); } catch (e) {
+        expect((e as Error).message).not.toContain('\u001b');
+        expect((e as Error).message.length).toBeLessThan(250);
+      }
+    }
+  });
+
   it('throws nothing but InputError on truncated, flipped or garbled (CRC-valid) bytes', () => {
     for (let n = 0; n < index.length; n++) onlyInputErrors(index.subarray(0, n), data);
     for (let i = 0; i < index.length; i++) {
@@ -211,8 +225,8 @@ describe.skipIf(!exists)("loadTfCheckpoint on the tutorial's checkpoint", () => 
     refuses(() => loadTfCheckpoint(copy('flipped-index', index, data)), /flipped-index\.index: block at offset \d+ fails its CRC32C/);
     refuses(() => loadTfCheckpoint(copy('truncated', read('.index').subarray(0, 1500), data)), /truncated\.index: bad magic/);
     refuses(() => loadTfCheckpoint(copy('tiny', read('.index').subarray(0, 20), data)), /tiny\.index: 20 bytes is too short/);
-    refuses(() => loadTfCheckpoint(path.join(tmp, 'absent')), /cannot read .*absent\.index: ENOENT/);
+    refuses(() => loadTfCheckpoint(path.join(tmp, 'absent')), /absent\.index: cannot read a TensorFlow checkpoint index \(ENOENT\)/);
     fs.copyFileSync(`${prefix}.index`, path.join(tmp, 'nodata.index'));
-    refuses(() => loadTfCheckpoint(path.join(tmp, 'nodata')), /cannot read .*nodata\.data-00000-of-00001: ENOENT/);
+    refuses(() => loadTfCheckpoint(path.join(tmp, 'nodata')), /nodata\.data-00000-of-00001: cannot read TensorFlow checkpoint data \(ENOENT\)/);
   });
 });

@@ -1,0 +1,383 @@
+// Hostile input on the reading side: files that are not regular files (a FIFO, a link to
+// /dev/zero, a socket), empty sets, numbers that are not finite, and file contents crafted to
+// flood or drive the terminal. Each ends in one short "mislead: " line and exit code 2, within
+// a few seconds, leaving nothing behind.
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { PNG } from 'pngjs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { InputError, isPrintable, quote } from '../src/errors.js';
+import { TUTORIAL_ARCHITECTURE } from '../src/importtf.js';
+import { INPUT_LIMITS, readInputFile } from '../src/input.js';
+import { ARCHITECTURE_KEY, parameterShapes, writeModel, type Model } from '../src/model.js';
+import { readNpy, writeNpy } from '../src/npy.js';
+import { serializeSafetensors } from '../src/safetensors.js';
+import { readDataset } from '../src/dataset.js';
+import { initialModel } from '../src/train.js';
+
+const root = resolve(import.meta.dirname, '..');
+const dir = mkdtempSync(join(tmpdir(), 'mislead-hostile-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const file = (name: string, data: Uint8Array | string) => {
+  const path = join(dir, name);
+  writeFileSync(path, data);
+  return path;
+};
+const fifo = (name: string) => {
+  const path = join(dir, name);
+  const r = spawnSync('mkfifo', [path]);
+  if (r.status !== 0) throw new Error(`mkfifo ${path} failed: ${r.stderr}`);
+  return path;
+};
+const zeroLink = (name: string) => {
+  const path = join(dir, name);
+  symlinkSync('/dev/zero', path);
+  return path;
+};
+const folder = (name: string) => {
+  const path = join(dir, name);
+  mkdirSync(path);
+  return path;
+};
+
+// A good model, and a face with some texture (a flat grey face is all zeros in model units,
+// which no weights can overflow).
+const model = initialModel(TUTORIAL_ARCHITECTURE, 1);
+const goodModel = file('good.safetensors', writeModel(model));
+const png = new PNG({ width: 48, height: 48 });
+for (let i = 0; i < 48 * 48; i++) {
+  const v = (i * 37 + (i >> 4) * 11) % 256;
+  png.data.set([v, v, v, 255], 4 * i);
+}
+const facePng = PNG.sync.write(png);
+const face = file('face.png', facePng);
+
+/** Finite weights scaled until the network overflows float32 (logits NaN or ±Infinity). */
+const huge: Model = { architecture: model.architecture, weights: new Map([...model.weights].map(([k, w]) => [k, w.map((v) => v * 1e30)])) };
+const hugeModel = file('huge.safetensors', writeModel(huge));
+
+/** A dataset folder: the given PNGs (name → bytes or a path maker) and labels.csv text. */
+function dataset(name: string, labels: string | ((csv: string) => void), images: Record<string, Uint8Array | ((path: string) => void)> = {}): string {
+  const d = folder(name);
+  for (const [image, content] of Object.entries(images)) {
+    if (typeof content === 'function') content(join(d, image));
+    else writeFileSync(join(d, image), content);
+  }
+  const csv = join(d, 'labels.csv');
+  if (typeof labels === 'function') labels(csv);
+  else writeFileSync(csv, labels);
+  return d;
+}
+const mkfifoAt = (path: string) => void spawnSync('mkfifo', [path]);
+const zeroAt = (path: string) => symlinkSync('/dev/zero', path);
+
+function mislead(args: string[], cwd: string) {
+  const r = spawnSync(process.execPath, [join(root, 'dist/cli.js'), ...args], { encoding: 'utf8', cwd, timeout: 15_000 });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr, error: r.error, signal: r.signal };
+}
+
+/** Runs the command line in an empty folder and expects one short "mislead: " line matching
+ *  `message`, exit code 2, no terminal escape, nothing written. Returns the line. */
+function expectRefused(args: string[], message: RegExp): string {
+  const cwd = mkdtempSync(join(dir, 'run-'));
+  const run = mislead(args, cwd);
+  expect(run.error, `${args.join(' ')} timed out`).toBeUndefined();
+  expect(run.signal).toBeNull();
+  expect(run.code, `${args.join(' ')}\n${run.stderr}`).toBe(2);
+  expect(run.stderr).toMatch(/^mislead: [^\n]+\n$/);
+  expect(run.stderr).toMatch(message);
+  expect(run.stderr).not.toContain('\u001b');
+  expect(run.stderr.length).toBeLessThan(400);
+  expect(readdirSync(cwd)).toEqual([]);
+  return run.stderr;
+}
+
+describe('files that are not regular files: a FIFO and a link to /dev/zero', () => {
+  const kinds = [
+    ['a FIFO', fifo, /is not a regular file \(a FIFO\)/],
+    ['a link to /dev/zero', zeroLink, /is not a regular file \(a character device, through a symbolic link\)/],
+  ] as const;
+
+  for (const [kind, make, says] of kinds) {
+    const tag = kind === 'a FIFO' ? 'fifo' : 'zero';
+    describe(kind, () => {
+      it('as the image', () => {
+        const path = make(`${tag}-image.png`);
+        expectRefused(['predict', path, '--model', goodModel], new RegExp(`${tag}-image\\.png: ${says.source}, expected an image`));
+        expectRefused(['attack', path, '--model', goodModel, '--iters', '1'], says);
+        expectRefused(['tutorial', path, '--model', goodModel], says);
+      });
+
+      it('as the model', () => {
+        const path = make(`${tag}-model.safetensors`);
+        expectRefused(['predict', face, '--model', path], new RegExp(`${tag}-model\\.safetensors: ${says.source}, expected a model file`));
+      });
+
+      it('as --init', () => {
+        const path = make(`${tag}-init.npy`);
+        expectRefused(['attack', face, '--model', goodModel, '--init', path, '--iters', '1'], new RegExp(`${tag}-init\\.npy: ${says.source}, expected a \\.npy perturbation`));
+      });
+
+      it("as the checkpoint's .index and .data", () => {
+        const index = join(dir, `${tag}-index`);
+        make(`${tag}-index.index`);
+        file(`${tag}-index.data-00000-of-00001`, 'data');
+        expectRefused(['import-tf', index, '--out', 'm.safetensors'], new RegExp(`${tag}-index\\.index: ${says.source}, expected a TensorFlow checkpoint index`));
+        const data = join(dir, `${tag}-data`);
+        file(`${tag}-data.index`, 'not really an index, but a regular file');
+        make(`${tag}-data.data-00000-of-00001`);
+        expectRefused(['import-tf', data, '--out', 'm.safetensors'], new RegExp(`${tag}-data\\.data-00000-of-00001: ${says.source}, expected TensorFlow checkpoint data`));
+      });
+
+      it('as labels.csv, for eval and for an attack on a folder', () => {
+        const make = tag === 'fifo' ? mkfifoAt : zeroAt;
+        const d = dataset(`${tag}-labels`, make, { 'a.png': facePng, 'b.png': facePng });
+        expectRefused(['eval', d, '--model', goodModel], new RegExp(`labels\\.csv: ${says.source}, expected the dataset's labels`));
+        expectRefused(['attack', d, '--model', goodModel, '--method', 'fgsm', '--workers', '1'], new RegExp(`labels\\.csv: ${says.source}`));
+      });
+
+      it('as an image listed in labels.csv (eval), or found in the folder (attack)', () => {
+        const make = tag === 'fifo' ? mkfifoAt : zeroAt;
+        const d = dataset(`${tag}-listed`, 'file,label\na.png,man\nb.png,woman\n', { 'a.png': facePng, 'b.png': make });
+        expectRefused(['eval', d, '--model', goodModel], new RegExp(`b\\.png: ${says.source}, expected an image listed in labels\\.csv`));
+        expectRefused(['attack', d, '--model', goodModel, '--method', 'fgsm', '--workers', '1'], new RegExp(`b\\.png: ${says.source}, expected an image`));
+      });
+    });
+  }
+});
+
+describe('readInputFile', () => {
+  let server: Server;
+  const socket = join(dir, 'socket');
+  beforeAll(() => new Promise<void>((done) => { server = createServer().listen(socket, done); }));
+  afterAll(() => new Promise<void>((done) => server.close(() => done())));
+
+  const refuses = (path: string, message: RegExp, max = 1000) => {
+    expect(() => readInputFile(path, 'an image', max)).toThrow(InputError);
+    expect(() => readInputFile(path, 'an image', max)).toThrow(message);
+  };
+
+  it('reads a regular file, and a symbolic link to one', () => {
+    const path = file('bytes.bin', Uint8Array.of(1, 2, 3));
+    expect([...readInputFile(path, 'an image', 3)]).toEqual([1, 2, 3]);
+    symlinkSync(path, join(dir, 'bytes-link'));
+    expect([...readInputFile(join(dir, 'bytes-link'), 'an image', 3)]).toEqual([1, 2, 3]);
+  });
+
+  it('names what is not a regular file', () => {
+    refuses(socket, /socket: is not a regular file \(a socket\), expected an image$/);
+    refuses(fifo('unit-fifo'), /unit-fifo: is not a regular file \(a FIFO\), expected an image$/);
+    refuses(zeroLink('unit-zero'), /unit-zero: is not a regular file \(a character device, through a symbolic link\), expected an image$/);
+    refuses('/dev/null', /^\/dev\/null: is not a regular file \(a character device\), expected an image$/);
+    refuses(folder('unit-dir'), /unit-dir: is a directory, expected an image$/);
+  });
+
+  it('refuses a missing file, a broken link, an empty file and one over the limit', () => {
+    refuses(join(dir, 'absent'), /absent: cannot read an image \(ENOENT\)$/);
+    symlinkSync(join(dir, 'absent'), join(dir, 'broken-link'));
+    refuses(join(dir, 'broken-link'), /broken-link: is a symbolic link to a missing file, expected an image$/);
+    refuses(file('unit-empty', ''), /unit-empty: empty file, expected an image$/);
+    refuses(file('unit-big', new Uint8Array(1001)), /unit-big: 1001 bytes is too large for an image \(the limit is 1000 bytes\)$/);
+    expect(INPUT_LIMITS.labels).toBeLessThan(INPUT_LIMITS.image);
+  });
+});
+
+describe('empty sets', () => {
+  const headerOnly = dataset('header-only', 'file,label\n', { 'a.png': facePng });
+  const blankRows = dataset('blank-rows', 'file,label\r\n\r\n\n  \n');
+
+  it('eval on a labels.csv listing no image', () => {
+    for (const d of [headerOnly, blankRows]) {
+      expectRefused(['eval', d, '--model', goodModel], /labels\.csv: lists no image \(it holds only its header line\)/);
+      expectRefused(['eval', d, '--model', goodModel, '--json'], /lists no image/);
+      expectRefused(['eval', d, '--model', goodModel, '--attack', 'fgsm', '--eps', '0,2'], /lists no image/);
+    }
+    expect(() => readDataset(headerOnly)).toThrow(/lists no image/);
+  });
+
+  it('attack on a folder with labels.csv but no image', () => {
+    expectRefused(['attack', dataset('no-images', 'file,label\n'), '--model', goodModel, '--method', 'fgsm'], /a folder with no PNG or JPEG image/);
+  });
+});
+
+describe('numbers that are not finite', () => {
+  const npy = (name: string, edit: (dx: Float32Array) => void) => {
+    const dx = new Float32Array(48 * 48);
+    edit(dx);
+    return file(name, writeNpy(dx, [48, 48, 1]));
+  };
+
+  for (const [name, value] of [['NaN', NaN], ['Infinity', Infinity], ['-Infinity', -Infinity]] as const) {
+    it(`--init holding ${name}`, () => {
+      const path = npy(`init-${name}.npy`, (dx) => { dx[1234] = value; });
+      expectRefused(['attack', face, '--model', goodModel, '--init', path, '--iters', '5'], new RegExp(`init-${name}\\.npy: holds a non-finite value \\(${name}\\) at index 1234`));
+    });
+  }
+
+  it('--init so large that the loss overflows: stopped at the first iteration, never a success', () => {
+    const path = npy('init-large.npy', (dx) => dx.fill(1e19));
+    for (const beta of ['0', '0.5']) {
+      expectRefused(['attack', face, '--model', goodModel, '--init', path, '--beta', beta, '--iters', '50'], /good\.safetensors: the loss is not finite \((NaN|Infinity)\) at iteration 0 of the attack on .*face\.png/);
+    }
+  });
+
+  const notFinite = /huge\.safetensors: the model's logits are not finite \((NaN|-?Infinity)\) on /;
+
+  it('a model whose finite weights overflow: predict', () => {
+    const line = expectRefused(['predict', face, '--model', hugeModel], notFinite);
+    expect(line).toMatch(/ on \S*face\.png\n$/);
+    expectRefused(['predict', face, '--model', hugeModel, '--json'], notFinite);
+  });
+
+  it('… attack with every method, and tutorial', () => {
+    expectRefused(['attack', face, '--model', hugeModel, '--iters', '3'], notFinite);
+    for (const method of ['fgsm', 'bim', 'pgd', 'mifgsm', 'cw', 'deepfool']) {
+      const extra = method === 'cw' ? ['--binary-steps', '1'] : [];
+      expectRefused(['attack', face, '--model', hugeModel, '--method', method, '--iters', '2', ...extra], notFinite);
+    }
+    const d = dataset('huge-batch', 'file,label\na.png,man\nb.png,woman\n', { 'a.png': facePng, 'b.png': facePng });
+    expectRefused(['attack', d, '--model', hugeModel, '--method', 'fgsm', '--workers', '1'], notFinite);
+    expectRefused(['tutorial', face, '--model', hugeModel], notFinite);
+  });
+
+  it('… eval, plain and under attack', () => {
+    const d = dataset('huge-eval', 'file,label\na.png,man\nb.png,woman\n', { 'a.png': facePng, 'b.png': facePng });
+    expectRefused(['eval', d, '--model', hugeModel], new RegExp(`${notFinite.source}.*a\\.png`));
+    expectRefused(['eval', d, '--model', hugeModel, '--attack', 'fgsm', '--eps', '0'], notFinite);
+    expectRefused(['eval', d, '--model', hugeModel, '--attack', 'fgsm', '--eps', '4', '--workers', '1'], notFinite);
+  });
+});
+
+describe('file contents in messages: quoted, escaped and cut', () => {
+  const ESC = '\u001b[31m';
+  const tensors = () => {
+    const t = new Map<string, { shape: number[]; data: Float32Array }>();
+    for (const [key, shape] of parameterShapes(TUTORIAL_ARCHITECTURE)) t.set(key, { shape, data: model.weights.get(key)! });
+    return t;
+  };
+  const withArchitecture = (name: string, architecture: unknown) =>
+    file(name, serializeSafetensors(tensors(), { [ARCHITECTURE_KEY]: typeof architecture === 'string' ? architecture : JSON.stringify(architecture) }));
+  /** A .npy of format 2.0 (4-byte header length) with the given header text. */
+  const npyWithHeader = (header: string) => {
+    const text = new TextEncoder().encode(header);
+    const out = new Uint8Array(12 + text.length);
+    out.set([0x93, ...new TextEncoder().encode('NUMPY'), 2, 0]);
+    new DataView(out.buffer).setUint32(8, text.length, true);
+    out.set(text, 12);
+    return out;
+  };
+
+  it('a .npy with a 10 MB header', () => {
+    const header = `{'descr': '<f4', 'fortran_order': False, ${ESC}${'x'.repeat(10 * 1024 * 1024)} }`;
+    const bytes = npyWithHeader(header);
+    const line = expectRefused(['attack', face, '--model', goodModel, '--init', file('huge-header.npy', bytes)], /huge-header\.npy: /);
+    expect(line.length).toBeLessThan(300);
+    // Read without the size limit of --init, the header itself is what the message quotes.
+    let message = '';
+    try {
+      readNpy(bytes, 'huge-header.npy');
+    } catch (e) {
+      message = (e as Error).message;
+    }
+    expect(message).toMatch(/^huge-header\.npy: unsupported \.npy header "\{'descr': '<f4', 'fortran_order': False, \\u001b\[31mxxx.*…" \(10485\d\d\d characters\)$/);
+    expect(message.length).toBeLessThan(300);
+    expect(isPrintable(message)).toBe(true);
+  });
+
+  it('a .npy header of escape codes, under the size limit of --init', () => {
+    const bytes = npyWithHeader(`{'descr': '${ESC}<f4', 'fortran_order': False, 'shape': (48, 48, 1), }`);
+    const line = expectRefused(['attack', face, '--model', goodModel, '--init', file('escape-header.npy', bytes)], /unsupported dtype "\\u001b\[31m<f4"/);
+    expect(line).toContain('\\u001b');
+  });
+
+  it('a layer type holding a terminal escape, and a long one', () => {
+    const layers = (type: string) => ({ ...TUTORIAL_ARCHITECTURE, layers: [{ type }, ...TUTORIAL_ARCHITECTURE.layers] });
+    expectRefused(['predict', face, '--model', withArchitecture('escape-layer.safetensors', layers(`${ESC}dropout`))], /unknown layer type "\\u001b\[31mdropout"/);
+    const line = expectRefused(['predict', face, '--model', withArchitecture('long-layer.safetensors', layers('y'.repeat(1_000_000)))], /unknown layer type "y+…" \(1000000 characters\)/);
+    expect(line.length).toBeLessThan(300);
+  });
+
+  it('architecture JSON and safetensors header that do not parse, holding escapes', () => {
+    expectRefused(['predict', face, '--model', withArchitecture('escape-json.safetensors', `{"input": ${ESC}`)], /the architecture is not valid JSON \(".*\\u001b/);
+    const json = new TextEncoder().encode(`{"a": ${ESC}${'z'.repeat(100_000)}}`);
+    const bytes = new Uint8Array(8 + json.length);
+    new DataView(bytes.buffer).setBigUint64(0, BigInt(json.length), true);
+    bytes.set(json, 8);
+    expectRefused(['predict', face, '--model', file('escape-header.safetensors', bytes)], /header is not valid JSON \(".*\\u001b/);
+  });
+
+  /** A model file with its JSON header edited (the data left as it is). */
+  const editHeader = (edit: (header: Record<string, Record<string, unknown>>) => void) => {
+    const bytes = writeModel(model);
+    const length = Number(new DataView(bytes.buffer, bytes.byteOffset).getBigUint64(0, true));
+    const header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + length)));
+    edit(header);
+    const text = new TextEncoder().encode(JSON.stringify(header));
+    const out = new Uint8Array(8 + text.length + bytes.length - 8 - length);
+    new DataView(out.buffer).setBigUint64(0, BigInt(text.length), true);
+    out.set(text, 8);
+    out.set(bytes.subarray(8 + length), 8 + text.length);
+    return out;
+  };
+
+  it('tensor names and dtypes from a safetensors header', () => {
+    const name = editHeader((h) => { h[`${ESC}w`] = { dtype: 'F32', shape: [1] }; });
+    expectRefused(['predict', face, '--model', file('escape-name.safetensors', name)], /tensor "\\u001b\[31mw" needs dtype, shape and data_offsets/);
+    const dtype = editHeader((h) => { h['cv1.w'].dtype = `F${ESC}`; });
+    expectRefused(['predict', face, '--model', file('escape-dtype.safetensors', dtype)], /tensor "cv1\.w" has dtype "F\\u001b\[31m", expected F32/);
+  });
+
+  it('model labels must be printable', () => {
+    expectRefused(['predict', face, '--model', withArchitecture('escape-label.safetensors', { ...TUTORIAL_ARCHITECTURE, labels: [`${ESC}man`, 'woman'] })], /"labels" must be .*printable/);
+    expectRefused(['predict', face, '--model', withArchitecture('long-label.safetensors', { ...TUTORIAL_ARCHITECTURE, labels: ['m'.repeat(101), 'woman'] })], /"labels" must be/);
+  });
+
+  it('labels.csv cells', () => {
+    const label = dataset('escape-label', `file,label\na.png,${ESC}man\n`, { 'a.png': facePng });
+    expectRefused(['eval', label, '--model', goodModel], /labels\.csv:2: unknown label "\\u001b\[31mman"/);
+    const row = dataset('long-row', `file,label\n${'r'.repeat(10_000_000)}\n`);
+    const line = expectRefused(['eval', row, '--model', goodModel], /labels\.csv:2: expected "file,label", got "r+…" \(10000000 characters\)/);
+    expect(line.length).toBeLessThan(300);
+    const name = dataset('escape-name', `file,label\n${ESC}a.png,man\n`);
+    expectRefused(['eval', name, '--model', goodModel], /labels\.csv:2: "\\u001b\[31ma\.png" must be a file name in the dataset's directory/);
+    const longName = dataset('long-name', `file,label\n${'n'.repeat(300)}.png,man\n`);
+    expectRefused(['eval', longName, '--model', goodModel], /labels\.csv:2: "n+…" \(304 characters\) must be a file name/);
+  });
+});
+
+describe('quote', () => {
+  it('puts text in double quotes, escaping as JSON does', () => {
+    expect(quote('dropout')).toBe('"dropout"');
+    expect(quote('a"b\\c\n\t')).toBe('"a\\"b\\\\c\\n\\t"');
+    expect(quote('é日本😀')).toBe('"é日本😀"');
+  });
+
+  it('escapes every character a terminal would not show as itself', () => {
+    expect(quote('\u001b[31m')).toBe('"\\u001b[31m"');
+    expect(quote('\u009b2J\u007f')).toBe('"\\u009b2J\\u007f"'); // C1 CSI, DEL
+    expect(quote('a\u202eb\u200bc\u2028')).toBe('"a\\u202eb\\u200bc\\u2028"'); // bidi override, zero width, line separator
+    expect(quote('\ud800')).toBe('"\\ud800"'); // a lone surrogate
+    expect(isPrintable('man')).toBe(true);
+    expect(isPrintable('m\u001ban')).toBe(false);
+  });
+
+  it('cuts long text at about 100 characters, saying how long it was', () => {
+    const q = quote('x'.repeat(10_000_000));
+    expect(q).toBe(`"${'x'.repeat(100)}…" (10000000 characters)`);
+    expect(quote('\u001b'.repeat(1000)).length).toBeLessThan(140);
+    expect(quote('x'.repeat(100))).toBe(`"${'x'.repeat(100)}"`);
+  });
+
+  it('shows other values as JSON, without quotes', () => {
+    expect(quote([5, 5, 6, 3])).toBe('[5,5,6,3]');
+    expect(quote(42)).toBe('42');
+    expect(quote({ a: '\u001b\u009b' })).toBe('{"a":"\\u001b\\u009b"}');
+    expect(quote(undefined)).toBe('undefined');
+    const ones = Array(100_000).fill(1);
+    expect(quote(ones)).toBe(`${JSON.stringify(ones).slice(0, 100)}… (${JSON.stringify(ones).length} characters)`);
+  });
+});
