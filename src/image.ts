@@ -62,15 +62,47 @@ const PNG_CHANNELS: Record<number, number> = { 0: 1, 2: 3, 3: 1, 4: 2, 6: 4 };
 /** Adam7 passes: first column, first row, column step, row step. */
 const ADAM7 = [[0, 0, 8, 8], [4, 0, 8, 8], [0, 4, 4, 8], [2, 0, 4, 4], [0, 2, 2, 4], [1, 0, 2, 2], [0, 1, 1, 2]];
 
-function decodePngFile(bytes: Uint8Array, name: string): Image {
+interface PngPass {
+  x0: number;
+  y0: number;
+  dx: number;
+  dy: number;
+  /** Pixels per row and rows; an empty pass has no rows at all. */
+  w: number;
+  h: number;
+  /** Bytes of one filtered scanline, without its filter-type byte. */
+  rowBytes: number;
+  /** Bytes of the pass's filtered scanlines, filter-type bytes included. */
+  size: number;
+}
+
+interface PngFile {
+  width: number;
+  height: number;
+  depth: number;
+  colorType: number;
+  channels: number;
+  orientation: number;
+  palette?: Uint8Array;
+  idat: Uint8Array[];
+  /** The passes with rows: one for a plain image, up to seven for Adam7. */
+  passes: PngPass[];
+  /** Bytes the IDAT data must inflate to. */
+  size: number;
+}
+
+/**
+ * Walks the chunks of a PNG without decoding any pixel: sizes are checked from IHDR before anything
+ * is allocated; truncation and CRC errors are named; IDAT data too short to hold the image is refused.
+ */
+function readPng(bytes: Uint8Array, name: string): PngFile {
   const corrupt = (what: string) => new InputError(`${name}: corrupt PNG (${what})`);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   let width = 0, height = 0, depth = 0, colorType = 0, interlaced = false, orientation = 1;
   let palette: Uint8Array | undefined;
   const idat: Uint8Array[] = [];
-  // Walk the chunks: sizes are checked from IHDR before anything is allocated; truncation and CRC
-  // errors are named. Other ancillary chunks than eXIf (tRNS, gAMA, ...) are skipped: imread drops
-  // alpha and applies no gamma. Bytes after IEND are ignored, as libpng does.
+  // Other ancillary chunks than eXIf (tRNS, gAMA, ...) are skipped: imread drops alpha and applies
+  // no gamma. Bytes after IEND are ignored, as libpng does.
   for (let pos = 8; ; ) {
     if (pos + 12 > bytes.length) {
       throw new InputError(`${name}: truncated PNG (file ends at byte ${bytes.length}, before the IEND chunk)`);
@@ -118,11 +150,24 @@ function decodePngFile(bytes: Uint8Array, name: string): Image {
   const channels = PNG_CHANNELS[colorType];
   const passes = (interlaced ? ADAM7 : [[0, 0, 1, 1]]).map(([x0, y0, dx, dy]) => {
     const w = Math.max(0, Math.ceil((width - x0) / dx)), h = w ? Math.max(0, Math.ceil((height - y0) / dy)) : 0;
-    return { x0, y0, dx, dy, w, h, size: h * (1 + Math.ceil((w * channels * depth) / 8)) };
-  });
+    const rowBytes = Math.ceil((w * channels * depth) / 8);
+    return { x0, y0, dx, dy, w, h, rowBytes, size: h * (1 + rowBytes) };
+  }).filter((p) => p.h > 0);
+  const size = passes.reduce((n, p) => n + p.size, 0);
+  // Deflate cannot do better than 1032:1 (a 258-byte match costs at least 2 bits), so less IDAT data
+  // than size / 1032 cannot inflate to the whole image: refused before anything is inflated.
+  const have = idat.reduce((n, d) => n + d.length, 0), need = Math.floor(size / 1032);
+  if (have < need) {
+    throw new InputError(`${name}: truncated PNG (${width}x${height} needs at least ${need} bytes of image data, the file has ${have})`);
+  }
+  return { width, height, depth, colorType, channels, orientation, palette, idat, passes, size };
+}
+
+function decodePngFile(bytes: Uint8Array, name: string): Image {
+  const { width, height, depth, colorType, channels, orientation, palette, idat, passes, size } = readPng(bytes, name);
   let raw: Uint8Array;
   try {
-    raw = inflateIdat(idat, passes.reduce((n, p) => n + p.size, 0));
+    raw = inflateIdat(idat, size);
   } catch (e) {
     throw new InputError(`${name}: corrupt PNG image data (${message(e)})`);
   }
@@ -134,7 +179,7 @@ function decodePngFile(bytes: Uint8Array, name: string): Image {
   if (palette) lut.set(palette);
   const rgb = new Uint8Array(width * height * 3);
   let at = 0;
-  for (const p of passes.filter((p) => p.h > 0)) {
+  for (const p of passes) {
     let s: Uint8Array;
     try {
       const pass = fastPngDecode(plainPng(p.w, p.h, depth, colorType, raw.subarray(at, (at += p.size))));
@@ -248,7 +293,12 @@ export function encodePng(img: Image): Uint8Array {
 // JPEG
 
 function decodeJpegFile(bytes: Uint8Array, name: string): Image {
-  const orientation = scanJpeg(bytes, name);
+  const { orientation } = scanJpeg(bytes, name);
+  return orient({ ...decodeJpegPixels(bytes, name), channels: 3 }, orientation);
+}
+
+/** The whole frame as 8-bit RGB, as stored (EXIF orientation not applied). */
+function decodeJpegPixels(bytes: Uint8Array, name: string): { width: number; height: number; data: Uint8Array } {
   let out: { width: number; height: number; data: Uint8Array };
   try {
     out = jpeg.decode(bytes, {
@@ -263,16 +313,18 @@ function decodeJpegFile(bytes: Uint8Array, name: string): Image {
     throw new InputError(`${name}: ${ended ? 'corrupt' : 'truncated or corrupt'} JPEG (${message(e)})`);
   }
   if (out.data.length !== out.width * out.height * 3) throw new InputError(`${name}: corrupt JPEG (wrong decoded size)`);
-  return orient({ width: out.width, height: out.height, channels: 3, data: out.data }, orientation);
+  return out;
 }
 
 /**
  * Reads the JPEG markers up to the first scan: checks the frame size (SOFn) before jpeg-js allocates
- * anything, refuses codings jpeg-js lacks, and returns the EXIF orientation.
+ * anything, refuses codings jpeg-js lacks, refuses a file too short to hold the first scan of its
+ * frame (see scanBytesNeeded), and returns the frame size and the EXIF orientation.
  */
-function scanJpeg(bytes: Uint8Array, name: string): number {
+function scanJpeg(bytes: Uint8Array, name: string): { width: number; height: number; orientation: number } {
   let orientation = 0;
-  let hasFrame = false;
+  let frame: Uint8Array | undefined;
+  let progressive = false;
   for (let pos = 2; ; ) {
     if (pos + 4 > bytes.length) throw new InputError(`${name}: truncated JPEG (file ends before the image data)`);
     if (bytes[pos] !== 0xff) throw new InputError(`${name}: corrupt JPEG (no marker at byte ${pos})`);
@@ -284,18 +336,24 @@ function scanJpeg(bytes: Uint8Array, name: string): number {
     if (length < 2 || pos + 2 + length > bytes.length) {
       throw new InputError(`${name}: truncated JPEG (segment at byte ${pos} runs past the end of the file)`);
     }
-    if (marker === 0xda) {
-      if (!hasFrame) throw new InputError(`${name}: corrupt JPEG (scan data before the frame header)`);
-      return orientation || 1;
-    }
     const segment = bytes.subarray(pos + 4, pos + 2 + length);
+    if (marker === 0xda) {
+      if (!frame) throw new InputError(`${name}: corrupt JPEG (scan data before the frame header)`);
+      const width = (frame[3] << 8) | frame[4], height = (frame[1] << 8) | frame[2];
+      const need = scanBytesNeeded(frame, segment, progressive), have = bytes.length - pos - 2 - length;
+      if (have < need) {
+        throw new InputError(`${name}: truncated JPEG (${width}x${height} needs at least ${need} bytes of image data, the file has ${have})`);
+      }
+      return { width, height, orientation: orientation || 1 };
+    }
     if (marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc) {
       if (length < 8) throw new InputError(`${name}: corrupt JPEG (short frame header)`);
       checkDimensions(name, 'JPEG', (segment[3] << 8) | segment[4], (segment[1] << 8) | segment[2]);
       if (marker > 0xc2) {
         throw new InputError(`${name}: unsupported JPEG (lossless, hierarchical or arithmetic-coded; only baseline and progressive are)`);
       }
-      hasFrame = true;
+      frame = segment;
+      progressive = marker === 0xc2;
     }
     // The first APP1 "Exif\0\0" segment holds a TIFF header; OpenCV applies its orientation tag.
     if (marker === 0xe1 && !orientation && String.fromCharCode(...segment.subarray(0, 6)) === 'Exif\0\0') {
@@ -303,6 +361,38 @@ function scanJpeg(bytes: Uint8Array, name: string): number {
     }
     pos += 2 + length;
   }
+}
+
+/**
+ * A lower bound on the bytes of entropy-coded data the first scan of a frame needs (0 when the
+ * headers do not allow one). Every Huffman code is at least 1 bit long; in a sequential scan each
+ * 8×8 block of each component codes a DC difference and at least one AC symbol (end-of-block, or
+ * the 63rd coefficient), so 2 bits; the first DC scan of a progressive frame codes 1 DC difference
+ * per block. A scan of one component covers that component's blocks, an interleaved scan whole MCUs
+ * (ITU T.81, A.2). What follows the scan header is counted whole, later scans and markers included.
+ */
+function scanBytesNeeded(frame: Uint8Array, scan: Uint8Array, progressive: boolean): number {
+  const height = (frame[1] << 8) | frame[2], width = (frame[3] << 8) | frame[4], nf = frame[5];
+  const ns = scan[0];
+  if (frame.length < 6 + 3 * nf || nf === 0 || scan.length < 4 + 2 * ns || ns === 0) return 0;
+  const components = new Map<number, [h: number, v: number]>();
+  for (let i = 0; i < nf; i++) components.set(frame[6 + 3 * i], [frame[7 + 3 * i] >> 4, frame[7 + 3 * i] & 15]);
+  const sampling = [...components.values()];
+  if (sampling.some(([h, v]) => h < 1 || h > 4 || v < 1 || v > 4)) return 0;
+  const hmax = Math.max(...sampling.map(([h]) => h)), vmax = Math.max(...sampling.map(([, v]) => v));
+  const inScan = Array.from({ length: ns }, (_, i) => components.get(scan[1 + 2 * i]));
+  if (inScan.some((c) => !c)) return 0;
+  const ss = scan[1 + 2 * ns], ah = scan[3 + 2 * ns] >> 4;
+  const bitsPerBlock = !progressive ? 2 : ss === 0 && ah === 0 ? 1 : 0;
+  let blocks: number;
+  if (ns === 1) {
+    const [h, v] = inScan[0]!;
+    blocks = Math.ceil(Math.ceil((width * h) / hmax) / 8) * Math.ceil(Math.ceil((height * v) / vmax) / 8);
+  } else {
+    const mcus = Math.ceil(width / (8 * hmax)) * Math.ceil(height / (8 * vmax));
+    blocks = mcus * inScan.reduce((n, c) => n + c![0] * c![1], 0);
+  }
+  return Math.floor((blocks * bitsPerBlock) / 8);
 }
 
 // ---------------------------------------------------------------------------------------------
