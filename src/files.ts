@@ -6,8 +6,7 @@ import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { InputError } from './errors.js';
 import { readModel, type Architecture, type Model } from './model.js';
-import { crop, decodeImage } from './image.js';
-import { imageToInput } from './preprocess.js';
+import { fileToInput } from './preprocess.js';
 
 /** Refuses anything that is not a readable, non-empty regular file of sensible size. */
 export function readInputFile(path: string, what: string, maxBytes = 256 * 1024 * 1024): Uint8Array {
@@ -99,9 +98,7 @@ export function writeFileAtomic(path: string, data: Uint8Array, force: boolean):
 
 export type Crop = readonly [x: number, y: number, width: number, height: number];
 
-/** An image file as model input, cropped first when asked. */
+/** An image file as model input, cropped first when asked (read in bounded memory: fileToInput). */
 export function readModelInput(path: string, architecture: Architecture, region?: Crop): Float32Array {
-  let img = decodeImage(readInputFile(path, 'an image'), path);
-  if (region) img = crop(img, ...region);
-  return imageToInput(img, architecture);
+  return fileToInput(readInputFile(path, 'an image'), path, architecture, region);
 }
