@@ -7,8 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { InputError } from './errors.js';
 import { INPUT_LIMITS, readInputFile } from './input.js';
 import { readModel, type Architecture, type Model } from './model.js';
-import { crop, decodeImage } from './image.js';
-import { imageToInput } from './preprocess.js';
+import { fileToInput } from './preprocess.js';
 
 /** The model shipped with the package, and the sample face `tutorial` runs on by default. */
 export const DEFAULT_MODEL = fileURLToPath(new URL('../weights/default.safetensors', import.meta.url));
@@ -84,9 +83,7 @@ export function writeFileAtomic(path: string, data: Uint8Array, force: boolean):
 
 export type Crop = readonly [x: number, y: number, width: number, height: number];
 
-/** An image file as model input, cropped first when asked. */
+/** An image file as model input, cropped first when asked (read in bounded memory: fileToInput). */
 export function readModelInput(path: string, architecture: Architecture, region?: Crop): Float32Array {
-  let img = decodeImage(readInputFile(path, 'an image', INPUT_LIMITS.image), path);
-  if (region) img = crop(img, ...region);
-  return imageToInput(img, architecture);
+  return fileToInput(readInputFile(path, 'an image', INPUT_LIMITS.image), path, architecture, region);
 }

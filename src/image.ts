@@ -62,15 +62,47 @@ const PNG_CHANNELS: Record<number, number> = { 0: 1, 2: 3, 3: 1, 4: 2, 6: 4 };
 /** Adam7 passes: first column, first row, column step, row step. */
 const ADAM7 = [[0, 0, 8, 8], [4, 0, 8, 8], [0, 4, 4, 8], [2, 0, 4, 4], [0, 2, 2, 4], [1, 0, 2, 2], [0, 1, 1, 2]];
 
-function decodePngFile(bytes: Uint8Array, name: string): Image {
+interface PngPass {
+  x0: number;
+  y0: number;
+  dx: number;
+  dy: number;
+  /** Pixels per row and rows; an empty pass has no rows at all. */
+  w: number;
+  h: number;
+  /** Bytes of one filtered scanline, without its filter-type byte. */
+  rowBytes: number;
+  /** Bytes of the pass's filtered scanlines, filter-type bytes included. */
+  size: number;
+}
+
+interface PngFile {
+  width: number;
+  height: number;
+  depth: number;
+  colorType: number;
+  channels: number;
+  orientation: number;
+  palette?: Uint8Array;
+  idat: Uint8Array[];
+  /** The passes with rows: one for a plain image, up to seven for Adam7. */
+  passes: PngPass[];
+  /** Bytes the IDAT data must inflate to. */
+  size: number;
+}
+
+/**
+ * Walks the chunks of a PNG without decoding any pixel: sizes are checked from IHDR before anything
+ * is allocated; truncation and CRC errors are named; IDAT data too short to hold the image is refused.
+ */
+function readPng(bytes: Uint8Array, name: string): PngFile {
   const corrupt = (what: string) => new InputError(`${name}: corrupt PNG (${what})`);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   let width = 0, height = 0, depth = 0, colorType = 0, interlaced = false, orientation = 1;
   let palette: Uint8Array | undefined;
   const idat: Uint8Array[] = [];
-  // Walk the chunks: sizes are checked from IHDR before anything is allocated; truncation and CRC
-  // errors are named. Other ancillary chunks than eXIf (tRNS, gAMA, ...) are skipped: imread drops
-  // alpha and applies no gamma. Bytes after IEND are ignored, as libpng does.
+  // Other ancillary chunks than eXIf (tRNS, gAMA, ...) are skipped: imread drops alpha and applies
+  // no gamma. Bytes after IEND are ignored, as libpng does.
   for (let pos = 8; ; ) {
     if (pos + 12 > bytes.length) {
       throw new InputError(`${name}: truncated PNG (file ends at byte ${bytes.length}, before the IEND chunk)`);
@@ -118,11 +150,24 @@ function decodePngFile(bytes: Uint8Array, name: string): Image {
   const channels = PNG_CHANNELS[colorType];
   const passes = (interlaced ? ADAM7 : [[0, 0, 1, 1]]).map(([x0, y0, dx, dy]) => {
     const w = Math.max(0, Math.ceil((width - x0) / dx)), h = w ? Math.max(0, Math.ceil((height - y0) / dy)) : 0;
-    return { x0, y0, dx, dy, w, h, size: h * (1 + Math.ceil((w * channels * depth) / 8)) };
-  });
+    const rowBytes = Math.ceil((w * channels * depth) / 8);
+    return { x0, y0, dx, dy, w, h, rowBytes, size: h * (1 + rowBytes) };
+  }).filter((p) => p.h > 0);
+  const size = passes.reduce((n, p) => n + p.size, 0);
+  // Deflate cannot do better than 1032:1 (a 258-byte match costs at least 2 bits), so less IDAT data
+  // than size / 1032 cannot inflate to the whole image: refused before anything is inflated.
+  const have = idat.reduce((n, d) => n + d.length, 0), need = Math.floor(size / 1032);
+  if (have < need) {
+    throw new InputError(`${name}: truncated PNG (${width}x${height} needs at least ${need} bytes of image data, the file has ${have})`);
+  }
+  return { width, height, depth, colorType, channels, orientation, palette, idat, passes, size };
+}
+
+function decodePngFile(bytes: Uint8Array, name: string): Image {
+  const { width, height, depth, colorType, channels, orientation, palette, idat, passes, size } = readPng(bytes, name);
   let raw: Uint8Array;
   try {
-    raw = inflateIdat(idat, passes.reduce((n, p) => n + p.size, 0));
+    raw = inflateIdat(idat, size);
   } catch (e) {
     throw new InputError(`${name}: corrupt PNG image data (${message(e)})`);
   }
@@ -134,7 +179,7 @@ function decodePngFile(bytes: Uint8Array, name: string): Image {
   if (palette) lut.set(palette);
   const rgb = new Uint8Array(width * height * 3);
   let at = 0;
-  for (const p of passes.filter((p) => p.h > 0)) {
+  for (const p of passes) {
     let s: Uint8Array;
     try {
       const pass = fastPngDecode(plainPng(p.w, p.h, depth, colorType, raw.subarray(at, (at += p.size))));
@@ -248,7 +293,12 @@ export function encodePng(img: Image): Uint8Array {
 // JPEG
 
 function decodeJpegFile(bytes: Uint8Array, name: string): Image {
-  const orientation = scanJpeg(bytes, name);
+  const { orientation } = scanJpeg(bytes, name);
+  return orient({ ...decodeJpegPixels(bytes, name), channels: 3 }, orientation);
+}
+
+/** The whole frame as 8-bit RGB, as stored (EXIF orientation not applied). */
+function decodeJpegPixels(bytes: Uint8Array, name: string): { width: number; height: number; data: Uint8Array } {
   let out: { width: number; height: number; data: Uint8Array };
   try {
     out = jpeg.decode(bytes, {
@@ -263,16 +313,18 @@ function decodeJpegFile(bytes: Uint8Array, name: string): Image {
     throw new InputError(`${name}: ${ended ? 'corrupt' : 'truncated or corrupt'} JPEG (${message(e)})`);
   }
   if (out.data.length !== out.width * out.height * 3) throw new InputError(`${name}: corrupt JPEG (wrong decoded size)`);
-  return orient({ width: out.width, height: out.height, channels: 3, data: out.data }, orientation);
+  return out;
 }
 
 /**
  * Reads the JPEG markers up to the first scan: checks the frame size (SOFn) before jpeg-js allocates
- * anything, refuses codings jpeg-js lacks, and returns the EXIF orientation.
+ * anything, refuses codings jpeg-js lacks, refuses a file too short to hold the first scan of its
+ * frame (see scanBytesNeeded), and returns the frame size and the EXIF orientation.
  */
-function scanJpeg(bytes: Uint8Array, name: string): number {
+function scanJpeg(bytes: Uint8Array, name: string): { width: number; height: number; orientation: number } {
   let orientation = 0;
-  let hasFrame = false;
+  let frame: Uint8Array | undefined;
+  let progressive = false;
   for (let pos = 2; ; ) {
     if (pos + 4 > bytes.length) throw new InputError(`${name}: truncated JPEG (file ends before the image data)`);
     if (bytes[pos] !== 0xff) throw new InputError(`${name}: corrupt JPEG (no marker at byte ${pos})`);
@@ -284,18 +336,24 @@ function scanJpeg(bytes: Uint8Array, name: string): number {
     if (length < 2 || pos + 2 + length > bytes.length) {
       throw new InputError(`${name}: truncated JPEG (segment at byte ${pos} runs past the end of the file)`);
     }
-    if (marker === 0xda) {
-      if (!hasFrame) throw new InputError(`${name}: corrupt JPEG (scan data before the frame header)`);
-      return orientation || 1;
-    }
     const segment = bytes.subarray(pos + 4, pos + 2 + length);
+    if (marker === 0xda) {
+      if (!frame) throw new InputError(`${name}: corrupt JPEG (scan data before the frame header)`);
+      const width = (frame[3] << 8) | frame[4], height = (frame[1] << 8) | frame[2];
+      const need = scanBytesNeeded(frame, segment, progressive), have = bytes.length - pos - 2 - length;
+      if (have < need) {
+        throw new InputError(`${name}: truncated JPEG (${width}x${height} needs at least ${need} bytes of image data, the file has ${have})`);
+      }
+      return { width, height, orientation: orientation || 1 };
+    }
     if (marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc) {
       if (length < 8) throw new InputError(`${name}: corrupt JPEG (short frame header)`);
       checkDimensions(name, 'JPEG', (segment[3] << 8) | segment[4], (segment[1] << 8) | segment[2]);
       if (marker > 0xc2) {
         throw new InputError(`${name}: unsupported JPEG (lossless, hierarchical or arithmetic-coded; only baseline and progressive are)`);
       }
-      hasFrame = true;
+      frame = segment;
+      progressive = marker === 0xc2;
     }
     // The first APP1 "Exif\0\0" segment holds a TIFF header; OpenCV applies its orientation tag.
     if (marker === 0xe1 && !orientation && String.fromCharCode(...segment.subarray(0, 6)) === 'Exif\0\0') {
@@ -303,6 +361,38 @@ function scanJpeg(bytes: Uint8Array, name: string): number {
     }
     pos += 2 + length;
   }
+}
+
+/**
+ * A lower bound on the bytes of entropy-coded data the first scan of a frame needs (0 when the
+ * headers do not allow one). Every Huffman code is at least 1 bit long; in a sequential scan each
+ * 8×8 block of each component codes a DC difference and at least one AC symbol (end-of-block, or
+ * the 63rd coefficient), so 2 bits; the first DC scan of a progressive frame codes 1 DC difference
+ * per block. A scan of one component covers that component's blocks, an interleaved scan whole MCUs
+ * (ITU T.81, A.2). What follows the scan header is counted whole, later scans and markers included.
+ */
+function scanBytesNeeded(frame: Uint8Array, scan: Uint8Array, progressive: boolean): number {
+  const height = (frame[1] << 8) | frame[2], width = (frame[3] << 8) | frame[4], nf = frame[5];
+  const ns = scan[0];
+  if (frame.length < 6 + 3 * nf || nf === 0 || scan.length < 4 + 2 * ns || ns === 0) return 0;
+  const components = new Map<number, [h: number, v: number]>();
+  for (let i = 0; i < nf; i++) components.set(frame[6 + 3 * i], [frame[7 + 3 * i] >> 4, frame[7 + 3 * i] & 15]);
+  const sampling = [...components.values()];
+  if (sampling.some(([h, v]) => h < 1 || h > 4 || v < 1 || v > 4)) return 0;
+  const hmax = Math.max(...sampling.map(([h]) => h)), vmax = Math.max(...sampling.map(([, v]) => v));
+  const inScan = Array.from({ length: ns }, (_, i) => components.get(scan[1 + 2 * i]));
+  if (inScan.some((c) => !c)) return 0;
+  const ss = scan[1 + 2 * ns], ah = scan[3 + 2 * ns] >> 4;
+  const bitsPerBlock = !progressive ? 2 : ss === 0 && ah === 0 ? 1 : 0;
+  let blocks: number;
+  if (ns === 1) {
+    const [h, v] = inScan[0]!;
+    blocks = Math.ceil(Math.ceil((width * h) / hmax) / 8) * Math.ceil(Math.ceil((height * v) / vmax) / 8);
+  } else {
+    const mcus = Math.ceil(width / (8 * hmax)) * Math.ceil(height / (8 * vmax));
+    blocks = mcus * inScan.reduce((n, c) => n + c![0] * c![1], 0);
+  }
+  return Math.floor((blocks * bitsPerBlock) / 8);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -417,9 +507,14 @@ function linearTaps(srcLen: number, dstLen: number, horizontal: boolean) {
 export function resize(img: Image, width: number, height: number): Image {
   checkSize('resize', width, height);
   if (width === img.width && height === img.height) return { ...img, data: img.data.slice() };
+  return resample(img, width, height, linearTaps(img.width, width, true), linearTaps(img.height, height, false));
+}
+
+type Taps = ReturnType<typeof linearTaps>;
+
+/** The fixed-point arithmetic of `resize`, with the taps given (indices into `img`'s columns and rows). */
+function resample(img: Image, width: number, height: number, xs: Taps, ys: Taps): Image {
   const { width: sw, height: sh, channels: cn, data } = img;
-  const xs = linearTaps(sw, width, true);
-  const ys = linearTaps(sh, height, false);
   const rowLen = width * cn;
   const rows = new Int32Array(sh * rowLen);
   for (let y = 0; y < sh; y++) {
@@ -440,12 +535,21 @@ export function resize(img: Image, width: number, height: number): Image {
   return { width, height, channels: cn, data: out };
 }
 
+/**
+ * The source indices `taps` reads, in increasing order, and the same taps pointing into that list
+ * instead: resampling the pixels at those indices alone gives the same result.
+ */
+function usedBy(taps: Taps, srcLen: number): [used: number[], taps: Taps] {
+  const at = new Int32Array(srcLen).fill(-1);
+  for (let d = 0; d < taps.i0.length; d++) at[taps.i0[d]] = at[taps.i1[d]] = 0;
+  const used: number[] = [];
+  for (let i = 0; i < srcLen; i++) if (at[i] === 0) at[i] = used.push(i) - 1;
+  return [used, { ...taps, i0: taps.i0.map((i) => at[i]), i1: taps.i1.map((i) => at[i]) }];
+}
+
 /** The w×h rectangle whose top-left corner is (x, y). */
 export function crop(img: Image, x: number, y: number, w: number, h: number): Image {
-  checkSize('crop', w, h);
-  if (!Number.isInteger(x) || !Number.isInteger(y) || x < 0 || y < 0 || x + w > img.width || y + h > img.height) {
-    throw new InputError(`crop: rectangle ${w}x${h} at (${x}, ${y}) is outside the ${img.width}x${img.height} image`);
-  }
+  checkCrop(img.width, img.height, x, y, w, h);
   const c = img.channels;
   const out = new Uint8Array(w * h * c);
   for (let row = 0; row < h; row++) {
@@ -453,4 +557,206 @@ export function crop(img: Image, x: number, y: number, w: number, h: number): Im
     out.set(img.data.subarray(start, start + w * c), row * w * c);
   }
   return { width: w, height: h, channels: c, data: out };
+}
+
+function checkCrop(width: number, height: number, x: number, y: number, w: number, h: number): void {
+  checkSize('crop', w, h);
+  if (!Number.isInteger(x) || !Number.isInteger(y) || x < 0 || y < 0 || x + w > width || y + h > height) {
+    throw new InputError(`crop: rectangle ${w}x${h} at (${x}, ${y}) is outside the ${width}x${height} image`);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Straight to a small size: the pixels the resize reads, and no others, kept in memory
+
+/** What `decodeResized` makes of a file: `width`×`height`, gray (1) or RGB (3), from `crop` if given. */
+export interface Sampling {
+  width: number;
+  height: number;
+  channels: 1 | 3;
+  /** x, y, width, height of a rectangle of the image as shown (EXIF orientation applied). */
+  crop?: readonly [x: number, y: number, width: number, height: number];
+}
+
+/** A decoder that hands over the pixels at some rows and columns of the image as stored. */
+interface PixelSource {
+  width: number;
+  height: number;
+  orientation: number;
+  /**
+   * Writes the 8-bit RGB pixel of stored row y and column x at `out[rowAt[y] + colAt[x]]` for every
+   * y and x whose offsets are not −1.
+   */
+  gather(rowAt: Int32Array, colAt: Int32Array, out: Uint8Array): void;
+}
+
+/**
+ * `resize(toGray(crop(decodeImage(bytes, name), ...to.crop)), to.width, to.height)` (without
+ * `toGray` for 3 channels, without `crop` when there is none), bit for bit, in memory that does not
+ * grow with the image: INTER_LINEAR reads two source columns per output column and two source rows
+ * per output row, so only those pixels are kept. A PNG is inflated, unfiltered and read row by row
+ * (Adam7 pass by pass), never held whole; a JPEG is still decoded whole by jpeg-js. The crop is
+ * checked against the header before any pixel is decoded.
+ */
+export function decodeResized(bytes: Uint8Array, name: string, to: Sampling): Image {
+  const source = openImage(bytes, name);
+  const { width: sw, height: sh, orientation } = source;
+  const valid = orientation >= 2 && orientation <= 8;
+  const transpose = valid && orientation >= 5;
+  const flipX = valid && [2, 3, 6, 7].includes(orientation), flipY = valid && [3, 4, 7, 8].includes(orientation);
+  const W = transpose ? sh : sw, H = transpose ? sw : sh; // as shown
+  const [cx, cy, cw, ch] = to.crop ?? [0, 0, W, H];
+  if (to.crop) checkCrop(W, H, cx, cy, cw, ch);
+  checkSize('resize', to.width, to.height);
+
+  const [cols, xs] = usedBy(linearTaps(cw, to.width, true), cw);
+  const [rows, ys] = usedBy(linearTaps(ch, to.height, false), ch);
+  // Shown column X, row Y is stored at row X, column Y when transposed (then flipped as `orient` does).
+  const rowAt = new Int32Array(sh).fill(-1), colAt = new Int32Array(sw).fill(-1);
+  cols.forEach((c, i) => {
+    const X = flipX ? W - 1 - (cx + c) : cx + c;
+    (transpose ? rowAt : colAt)[X] = 3 * i;
+  });
+  rows.forEach((r, j) => {
+    const Y = flipY ? H - 1 - (cy + r) : cy + r;
+    (transpose ? colAt : rowAt)[Y] = 3 * cols.length * j;
+  });
+  const picked: Image = { width: cols.length, height: rows.length, channels: 3, data: new Uint8Array(3 * cols.length * rows.length) };
+  source.gather(rowAt, colAt, picked.data);
+  return resample(to.channels === 1 ? toGray(picked) : picked, to.width, to.height, xs, ys);
+}
+
+/**
+ * The size of the image as shown (EXIF orientation applied), from its headers alone: refuses what
+ * `decodeImage` refuses before decoding pixels (not an image, too large, too short for its size).
+ */
+export function imageSize(bytes: Uint8Array, name: string): { width: number; height: number } {
+  const { width, height, orientation } = openImage(bytes, name);
+  return orientation >= 5 && orientation <= 8 ? { width: height, height: width } : { width, height };
+}
+
+function openImage(bytes: Uint8Array, name: string): PixelSource {
+  if (bytes.length === 0) throw new InputError(`${name}: empty file`);
+  if (PNG_SIGNATURE.every((b, i) => bytes[i] === b)) {
+    const png = readPng(bytes, name);
+    return { ...png, gather: (rowAt, colAt, out) => gatherPng(png, name, rowAt, colAt, out) };
+  }
+  if (bytes[0] === 0xff && bytes[1] === 0xd8 && bytes[2] === 0xff) {
+    const { width, height, orientation } = scanJpeg(bytes, name);
+    const gather = (rowAt: Int32Array, colAt: Int32Array, out: Uint8Array) => {
+      const img = decodeJpegPixels(bytes, name);
+      if (img.width !== width || img.height !== height) throw new InputError(`${name}: corrupt JPEG (frame size changes)`);
+      gatherRgb(img.data, width, height, rowAt, colAt, out);
+    };
+    return { width, height, orientation, gather };
+  }
+  throw new InputError(`${name}: not a PNG or JPEG image (unrecognised file signature)`);
+}
+
+function gatherRgb(data: Uint8Array, width: number, height: number, rowAt: Int32Array, colAt: Int32Array, out: Uint8Array): void {
+  const xs = colAt.reduce<number[]>((a, at, x) => (at >= 0 && a.push(x), a), []);
+  for (let y = 0; y < height; y++) {
+    if (rowAt[y] < 0) continue;
+    for (const x of xs) {
+      const src = (y * width + x) * 3, dst = rowAt[y] + colAt[x];
+      out[dst] = data[src];
+      out[dst + 1] = data[src + 1];
+      out[dst + 2] = data[src + 2];
+    }
+  }
+}
+
+/**
+ * The PNG's pixels at the rows and columns asked for, as 8-bit RGB exactly as decodePngFile makes
+ * them (see samples8), with two scanlines in memory: the IDAT data is inflated one scanline at a
+ * time, fed to zlib 8 KiB at a time like inflateIdat (so the same streams are refused), and each
+ * scanline unfiltered against the one before.
+ */
+function gatherPng(png: PngFile, name: string, rowAt: Int32Array, colAt: Int32Array, out: Uint8Array): void {
+  const { depth, colorType, channels, palette, idat, passes, size } = png;
+  const lut = new Uint8Array(256 * 3);
+  if (palette) lut.set(palette);
+  const xs = colAt.reduce<number[]>((a, at, x) => (at >= 0 && a.push(x), a), []);
+  const max = (1 << depth) - 1, scale = colorType === 0 && depth < 8 ? 255 / max : 1;
+  const bpp = Math.max(1, (channels * depth) >> 3); // bytes per pixel, as the filters count them
+  const longest = Math.max(...passes.map((p) => p.rowBytes));
+  let line = new Uint8Array(1 + longest), prior = new Uint8Array(1 + longest);
+
+  let p = 0, j = 0, done = 0; // pass, row within it, bytes of scanlines finished
+  const use = (row: Uint8Array) => {
+    const { x0, y0, dx, dy } = passes[p];
+    const base = rowAt[y0 + j * dy];
+    if (base < 0) return;
+    for (const x of xs) {
+      if (x < x0 || (x - x0) % dx !== 0) continue;
+      const i = (x - x0) / dx, at = base + colAt[x];
+      let r: number, g: number, b: number;
+      if (depth < 8) {
+        const s = ((row[1 + ((i * depth) >> 3)] >> (8 - depth - ((i * depth) & 7))) & max) * scale;
+        [r, g, b] = colorType === 3 ? [lut[3 * s], lut[3 * s + 1], lut[3 * s + 2]] : [s, s, s];
+      } else {
+        const k = 1 + i * channels * (depth >> 3), step = depth >> 3; // 16-bit samples keep their high byte
+        if (colorType === 3) [r, g, b] = [lut[3 * row[k]], lut[3 * row[k] + 1], lut[3 * row[k] + 2]];
+        else if (channels <= 2) r = g = b = row[k];
+        else [r, g, b] = [row[k], row[k + step], row[k + 2 * step]];
+      }
+      out[at] = r;
+      out[at + 1] = g;
+      out[at + 2] = b;
+    }
+  };
+
+  const strm = new ZStream();
+  zlibInflateInit(strm);
+  [strm.output, strm.next_out, strm.avail_out] = [line, 0, 1 + passes[0].rowBytes];
+  let status: Z_CallStatus = Z_OK;
+  try {
+    for (const chunk of idat) {
+      for (let at = 0; at < chunk.length && done < size && status === Z_OK; at += 8192) {
+        [strm.input, strm.next_in, strm.avail_in] = [chunk, at, Math.min(8192, chunk.length - at)];
+        for (;;) {
+          status = zlibInflate(strm, Z_NO_FLUSH);
+          if (status !== Z_OK && status !== Z_STREAM_END) throw new Error(strm.msg || `zlib error ${status}`);
+          if (strm.avail_out > 0) break; // this piece of input is used up, or the stream has ended
+          // A whole scanline: unfilter it, use it, and go on with the next (of the next pass).
+          const n = passes[p].rowBytes;
+          unfilter(line, prior, n, bpp);
+          use(line);
+          [line, prior] = [prior, line];
+          done += 1 + n;
+          if (++j === passes[p].h && ++p < passes.length) {
+            j = 0;
+            prior.fill(0); // the first scanline of a pass has none above it
+          }
+          if (done === size) break;
+          [strm.output, strm.next_out, strm.avail_out] = [line, 0, 1 + passes[p].rowBytes];
+          if (strm.avail_in === 0 || status !== Z_OK) break;
+        }
+      }
+    }
+    if (done < size) throw new Error(`compressed data ends after ${done + strm.next_out} of ${size} bytes`);
+  } catch (e) {
+    throw new InputError(`${name}: corrupt PNG image data (${message(e)})`);
+  }
+}
+
+/** Undoes the filter of a scanline (its type in `line[0]`, `n` bytes after it) given the one above. */
+function unfilter(line: Uint8Array, prior: Uint8Array, n: number, bpp: number): void {
+  const type = line[0];
+  if (type === 0) return;
+  if (type === 1) {
+    for (let i = 1 + bpp; i <= n; i++) line[i] += line[i - bpp];
+  } else if (type === 2) {
+    for (let i = 1; i <= n; i++) line[i] += prior[i];
+  } else if (type === 3) {
+    for (let i = 1; i <= n; i++) line[i] += ((i > bpp ? line[i - bpp] : 0) + prior[i]) >> 1;
+  } else if (type === 4) {
+    for (let i = 1; i <= n; i++) {
+      const a = i > bpp ? line[i - bpp] : 0, b = prior[i], c = i > bpp ? prior[i - bpp] : 0;
+      const pa = Math.abs(b - c), pb = Math.abs(a - c), pc = Math.abs(a + b - 2 * c);
+      line[i] += pa <= pb && pa <= pc ? a : pb <= pc ? b : c;
+    }
+  } else {
+    throw new Error(`Unsupported filter: ${type}`);
+  }
 }

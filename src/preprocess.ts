@@ -1,14 +1,28 @@
 // Between pictures and model inputs: x = (p − offset) / scale after grayscale (for 1-channel
 // models) and resizing to the model's input, and back: p = clip(round(x·scale + offset)).
-import { resize, toGray, type Image } from './image.js';
+import { decodeResized, resize, toGray, type Image, type Sampling } from './image.js';
 import type { Architecture } from './model.js';
 
 export function imageToInput(img: Image, arch: Architecture): Float32Array {
   const [h, w, c] = arch.input;
   let p = c === 1 && img.channels === 3 ? toGray(img) : img;
   if (p.width !== w || p.height !== h) p = resize(p, w, h);
+  return toUnits(p.data, arch);
+}
+
+/**
+ * An image file (PNG or JPEG bytes) as model input, cropped first to `crop` if given: the same
+ * numbers as `imageToInput(crop(decodeImage(bytes, name), ...crop), arch)`, without ever holding
+ * the whole image (see decodeResized).
+ */
+export function fileToInput(bytes: Uint8Array, name: string, arch: Architecture, crop?: Sampling['crop']): Float32Array {
+  const [height, width, channels] = arch.input;
+  return toUnits(decodeResized(bytes, name, { width, height, channels: channels as 1 | 3, crop }).data, arch);
+}
+
+function toUnits(pixels: Uint8Array, arch: Architecture): Float32Array {
   const { offset, scale } = arch.preprocess;
-  return Float32Array.from(p.data, (v) => (v - offset) / scale);
+  return Float32Array.from(pixels, (v) => (v - offset) / scale);
 }
 
 /** The pixel box [0, 255] in model units, [lo, hi] (scale may be negative). */
