@@ -7,7 +7,8 @@ import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { isAbsolute, join } from 'node:path';
 import { InputError } from './errors.js';
-import { OutputSet, loadModel, SAMPLE_FACE, readInputFile, readModelInput, writeFileAtomic, type Crop } from './files.js';
+import { loadModel, SAMPLE_FACE, readInputFile, readModelInput, type Crop } from './files.js';
+import { checkOutputFile, cleanOnSignals, OutputSet, writeFileAtomic } from './output.js';
 import { globSync, isDynamicPattern } from 'tinyglobby';
 import { modelFromTutorialCheckpoint } from './importtf.js';
 import { Net, writeModel, type Model } from './model.js';
@@ -219,7 +220,7 @@ const commands: Record<string, Command> = {
       if (positionals.length > 0) throw new InputError(`train takes no positional argument (got ${positionals[0]})`);
       if (typeof values.out !== 'string') throw new InputError('train needs --out FILE');
       const out = values.out;
-      if (existsSync(out) && !values.force) throw new InputError(`${out}: already exists; pass --force to overwrite`);
+      checkOutputFile(out, Boolean(values.force)); // before hours of training, not after
       const options = {
         epochs: intOption(values, 'epochs', 10, 1, 10_000),
         batch: intOption(values, 'batch', 64, 1, 4096),
@@ -260,7 +261,7 @@ const commands: Record<string, Command> = {
         },
       }, source);
       await pool?.close();
-      writeFileAtomic(out, writeModel(model), true);
+      writeFileAtomic(out, writeModel(model), true, { quiet: json });
       const seconds = (performance.now() - began) / 1000;
       if (json) print(JSON.stringify({ out, ...sizes, ...options, generated_seconds: generated, seconds, history }));
       else print(`wrote ${out} (${seconds.toFixed(1)} s in all)`);
@@ -318,17 +319,23 @@ async function robustness(model: Model, modelPath: string, set: LabelledSet, val
   for (const eps of budgets) {
     const predicted = eps === 0
       ? evaluate(net, set).predictions
-      : (workers > 1 ? await new Pool(workers).attack(model, inputs, { method: method as 'pgd', eps }) : runSuite(net, inputs, { method: method as 'pgd', eps })).map((r) => r.after.index);
+      : (workers > 1 ? await cleanOnSignals(() => new Pool(workers).attack(model, inputs, { method: method as 'pgd', eps })) : runSuite(net, inputs, { method: method as 'pgd', eps })).map((r) => r.after.index);
     const accuracy = Array.from(predicted).filter((p, i) => p === set.labels[i]).length / set.labels.length;
     points.push({ eps, accuracy });
     if (!values.json) print(`eps ${String(eps).padStart(5)}  accuracy under ${method} ${(100 * accuracy).toFixed(2)} %`);
   }
   const svg = robustnessSvg(points, `Accuracy under ${method.toUpperCase()} (L∞) on ${set.labels.length} images`);
-  outputs.write('robustness.svg', svg);
-  outputs.write('robustness.png', svgToPng(svg));
   const report = { model: modelPath, attack: method, images: set.labels.length, points };
-  outputs.write('robustness.json', JSON.stringify(report, null, 2) + '\n');
-  const written = outputs.commit();
+  let written: string[];
+  try {
+    outputs.write('robustness.svg', svg);
+    outputs.write('robustness.png', svgToPng(svg));
+    outputs.write('robustness.json', JSON.stringify(report, null, 2) + '\n');
+    written = outputs.commit();
+  } catch (e) {
+    outputs.abandon();
+    throw e;
+  }
   print(values.json ? JSON.stringify(report) : `wrote ${written.join(', ')}`);
 }
 

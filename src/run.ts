@@ -2,7 +2,8 @@
 // report out. The files are staged and only put in place once everything has worked.
 import { FilterAttack, predictLogits, type FilterStep } from './attack.js';
 import { InputError } from './errors.js';
-import { OutputSet, readModelInput, type Crop } from './files.js';
+import { readModelInput, type Crop } from './files.js';
+import { cleanOnSignals, OutputSet } from './output.js';
 import { resolveOptions, runAttack as runSuite, summarize, type AttackOptions, type AttackResult } from './attacks.js';
 import { Pool } from './parallel.js';
 import { basename, dirname, join } from 'node:path';
@@ -55,7 +56,7 @@ interface Job {
 /** Everything an attack run needs, checked before any work starts. */
 async function prepare(job: Job) {
   const x = readModelInput(job.imagePath, job.model.architecture, job.crop);
-  const outputs = new OutputSet(job.out, job.force, RESULT_FILES);
+  const outputs = new OutputSet(job.out, job.force, RESULT_FILES, { quiet: job.quiet });
   const net = new Net(await loadEngine(), job.model);
   return { x, outputs, net, before: classify(net, [x])[0] };
 }
@@ -133,24 +134,42 @@ function finish(outputs: OutputSet, report: object, json: boolean): void {
   else process.stdout.write(`wrote ${written.join(', ')}\n`);
 }
 
-/** Runs `work`, removing the staged files if it fails. */
-function withOutputs(outputs: OutputSet, work: () => void): void {
+/** Runs `work`, removing the staged files if it fails (or a signal stops it). */
+async function withOutputs(outputs: OutputSet, work: () => void | Promise<void>): Promise<void> {
   try {
-    work();
+    await cleanOnSignals(async () => work());
   } catch (e) {
     outputs.abandon();
     throw e;
   }
 }
 
+/** `attack.run` in slices of about 50 ms with a turn of the event loop between them, so that a
+ *  signal is handled at once (SGD keeps no state but DX: the result is that of one call). */
+async function runSliced(attack: FilterAttack, step: FilterStep): Promise<Float32Array> {
+  const losses = new Float32Array(step.iterations);
+  const onIteration = step.onIteration;
+  for (let done = 0, slice = 8; done < step.iterations; ) {
+    const n = Math.min(slice, step.iterations - done);
+    const offset = done;
+    const start = performance.now();
+    losses.set(attack.run({ ...step, iterations: n, onIteration: onIteration && ((i, loss) => onIteration(offset + i, loss)) }), done);
+    done += n;
+    const ms = performance.now() - start;
+    slice = Math.max(1, Math.min(4 * n, Math.round((n * 50) / Math.max(ms, 1))));
+    if (done < step.iterations) await new Promise((resolve) => setImmediate(resolve));
+  }
+  return losses;
+}
+
 export async function runFilterAttack(job: Job & { target?: string; init?: Float32Array; clip: boolean; params: { iterations: number; lr: number; beta: number } }): Promise<void> {
   const { x, outputs, net, before } = await prepare(job);
   const arch = net.architecture;
   const target = resolveTarget(arch.labels, job.target, before.index);
-  withOutputs(outputs, () => {
+  await withOutputs(outputs, async () => {
     const attack = new FilterAttack(net, x, target, job.init, job.clip ? pixelBox(arch) : undefined);
     const start = performance.now();
-    const loss = attack.run({ ...job.params, onIteration: attackProgress(job, attack, net, job.params.iterations) });
+    const loss = await runSliced(attack, { ...job.params, onIteration: attackProgress(job, attack, net, job.params.iterations) });
     const ms = performance.now() - start;
     const after = describe(net, attack.logits.toArray());
     const dx = attack.dx.toArray();
@@ -176,17 +195,18 @@ function tableLine(title: string, net: Net, c: Classification): string {
 export async function runTutorial(job: Job): Promise<void> {
   const { x, outputs, net, before } = await prepare(job);
   const target = resolveTarget(net.architecture.labels, undefined, before.index);
-  withOutputs(outputs, () => {
+  await withOutputs(outputs, async () => {
     const attack = new FilterAttack(net, x, target);
-    const steps = [
+    const steps = [];
+    for (const [n, { title, params }] of [
       { title: 'Adversarial', params: { iterations: 1000, lr: 0.1, beta: 0 } },
       { title: 'Adversarial with L2', params: { iterations: 1000, lr: 0.1, beta: 0.5 } },
-    ].map(({ title, params }, n) => {
+    ].entries()) {
       if (!job.json) process.stdout.write(`== Step ${n + 1}: ${params.iterations} iterations, beta ${params.beta} ==\n`);
       const start = performance.now();
-      const loss = attack.run({ ...params, onIteration: job.json || job.quiet ? undefined : tutorialLog(params.iterations) });
-      return { title, params, ms: performance.now() - start, loss: Array.from(loss), after: describe(net, attack.logits.toArray()), dx: attack.dx.toArray() };
-    });
+      const loss = await runSliced(attack, { ...params, onIteration: job.json || job.quiet ? undefined : tutorialLog(params.iterations) });
+      steps.push({ title, params, ms: performance.now() - start, loss: Array.from(loss), after: describe(net, attack.logits.toArray()), dx: attack.dx.toArray() });
+    }
     const dx = steps[1].dx;
     attack.dispose();
     const curves = steps.map((s, n) => ({ name: `step ${n + 1} (beta ${s.params.beta})`, values: s.loss }));
@@ -213,7 +233,7 @@ export async function runSuiteAttack(job: Omit<Job, 'imagePath'> & { images: str
   const arch = job.model.architecture;
   const single = job.images.length === 1;
   const inputs = job.images.map((path) => readModelInput(path, arch, job.crop));
-  const outputs = new OutputSet(job.out, job.force, single ? SUITE_FILES : BATCH_FILES);
+  const outputs = new OutputSet(job.out, job.force, single ? SUITE_FILES : BATCH_FILES, { quiet: job.quiet });
   const engine = await loadEngine();
   const net = new Net(engine, job.model);
   const target = job.target === undefined ? undefined : resolveTarget(arch.labels, job.target, 0);
@@ -221,12 +241,14 @@ export async function runSuiteAttack(job: Omit<Job, 'imagePath'> & { images: str
   const resolved = resolveOptions(options, arch.labels.length);
   const progress = new Progress(job.options.method, job.images.length, job.json || job.quiet);
   const start = performance.now();
+  // The pool's work is asynchronous: a signal meanwhile removes the lock (and a folder made for
+  // the results). The attack on this thread is one synchronous stretch: a signal ends it at once.
   const results = job.workers > 1 && job.images.length > 1
-    ? await new Pool(Math.min(job.workers, job.images.length)).attack(job.model, inputs, options, (done) => progress.update(done))
+    ? await cleanOnSignals(() => new Pool(Math.min(job.workers, job.images.length)).attack(job.model, inputs, options, (done) => progress.update(done)))
     : runSuite(net, inputs, options, { onProgress: (_done, _total, info) => progress.update(info.batch * resolved.batchSize) });
   progress.done();
   const ms = performance.now() - start;
-  withOutputs(outputs, () => {
+  await withOutputs(outputs, () => {
     const params = { ...resolved, target: target === undefined ? null : arch.labels[target] };
     if (single) {
       const [r] = results;
