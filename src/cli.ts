@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { isAbsolute, join } from 'node:path';
 import { InputError } from './errors.js';
 import { loadModel, SAMPLE_FACE, readInputFile, readModelInput, type Crop } from './files.js';
-import { checkOutputFile, cleanOnSignals, OutputSet, writeFileAtomic } from './output.js';
+import { checkOutputFileWritable, cleanOnSignals, OutputSet, withDefaultSignals, writeFileAtomic } from './output.js';
 import { globSync, isDynamicPattern } from 'tinyglobby';
 import { modelFromTutorialCheckpoint } from './importtf.js';
 import { Net, writeModel, type Model } from './model.js';
@@ -220,7 +220,7 @@ const commands: Record<string, Command> = {
       if (positionals.length > 0) throw new InputError(`train takes no positional argument (got ${positionals[0]})`);
       if (typeof values.out !== 'string') throw new InputError('train needs --out FILE');
       const out = values.out;
-      checkOutputFile(out, Boolean(values.force)); // before hours of training, not after
+      checkOutputFileWritable(out, Boolean(values.force)); // before hours of training, not after
       const options = {
         epochs: intOption(values, 'epochs', 10, 1, 10_000),
         batch: intOption(values, 'batch', 64, 1, 4096),
@@ -287,7 +287,7 @@ const commands: Record<string, Command> = {
       const labels = model.architecture.labels;
       const dataset = readDataset(positionals[0]);
       const set = facesToSet(dataset.images.map((image, i) => ({ image, label: dataset.labels[i] })), model.architecture);
-      if (values.attack !== undefined) return robustness(model, path, set, values);
+      if (values.attack !== undefined) return cleanOnSignals(() => robustness(model, path, set, values));
       const { predictions, accuracy } = evaluate(new Net(await loadEngine(), model), set);
       const confusion = labels.map((_, truth) => labels.map((_, predicted) => predictions.filter((p, i) => set.labels[i] === truth && p === predicted).length));
       const perClass = Object.fromEntries(labels.map((l, c) => [l, confusion[c][c] / Math.max(1, confusion[c].reduce((a, b) => a + b, 0))]));
@@ -319,7 +319,7 @@ async function robustness(model: Model, modelPath: string, set: LabelledSet, val
   for (const eps of budgets) {
     const predicted = eps === 0
       ? evaluate(net, set).predictions
-      : (workers > 1 ? await cleanOnSignals(() => new Pool(workers).attack(model, inputs, { method: method as 'pgd', eps })) : runSuite(net, inputs, { method: method as 'pgd', eps })).map((r) => r.after.index);
+      : (workers > 1 ? await new Pool(workers).attack(model, inputs, { method: method as 'pgd', eps }) : await withDefaultSignals(() => runSuite(net, inputs, { method: method as 'pgd', eps }))).map((r) => r.after.index);
     const accuracy = Array.from(predicted).filter((p, i) => p === set.labels[i]).length / set.labels.length;
     points.push({ eps, accuracy });
     if (!values.json) print(`eps ${String(eps).padStart(5)}  accuracy under ${method} ${(100 * accuracy).toFixed(2)} %`);

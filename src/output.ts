@@ -4,7 +4,7 @@
 // what a killed run left (its temporary files, its lock) is removed by the next run into that
 // folder. Every file system error on an output path becomes an InputError naming the path and
 // the reason in words.
-import { linkSync, mkdirSync, readdirSync, readFileSync, renameSync, rmdirSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, linkSync, mkdirSync, readdirSync, readFileSync, renameSync, rmdirSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { InputError } from './errors.js';
 
@@ -359,23 +359,52 @@ export function abandonAll(): void {
 
 const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
 
-/** Runs `work` so that SIGINT, SIGTERM or SIGHUP first remove the open result sets (temporary
- *  files, lock, a folder the run created), then end the process as the signal would. Only for
- *  work that returns to the event loop often (a handler cannot run during a long synchronous
- *  stretch: there the signal is left to end the process at once, and the next run into the
- *  folder removes what is left). */
+/** While a run guards itself (cleanOnSignals), SIGINT, SIGTERM and SIGHUP first remove the open
+ *  result sets (temporary files, lock, a folder the run created), then end the process as the
+ *  signal would. */
+let guards = 0;
+let listening = false;
+
+function onSignal(signal: NodeJS.Signals): void {
+  abandonAll();
+  listen(false);
+  process.kill(process.pid, signal);
+}
+
+function listen(on: boolean): void {
+  if (on === listening) return;
+  for (const s of SIGNALS) {
+    if (on) process.on(s, onSignal);
+    else process.removeListener(s, onSignal);
+  }
+  listening = on;
+}
+
+/** A turn of the event loop: a signal that came meanwhile is handled. */
+const turn = () => new Promise((resolve) => setImmediate(resolve));
+
+/** Runs `work` with the signal handlers above. For work that returns to the event loop often: a
+ *  handler cannot run during a synchronous stretch (see withDefaultSignals). */
 export async function cleanOnSignals<T>(work: () => Promise<T>): Promise<T> {
-  const handler = (signal: NodeJS.Signals) => {
-    abandonAll();
-    for (const s of SIGNALS) process.removeListener(s, handler);
-    process.kill(process.pid, signal);
-  };
-  for (const s of SIGNALS) process.on(s, handler);
+  guards++;
+  listen(true);
   try {
     return await work();
   } finally {
-    await new Promise((resolve) => setImmediate(resolve)); // a signal that came meanwhile is handled first
-    for (const s of SIGNALS) process.removeListener(s, handler);
+    await turn();
+    if (--guards === 0) listen(false);
+  }
+}
+
+/** Runs a long synchronous `work` with the signals' default action, so that Ctrl-C ends it at
+ *  once rather than after it (what it leaves, the next run into the folder removes). */
+export async function withDefaultSignals<T>(work: () => T): Promise<T> {
+  if (listening) await turn();
+  listen(false);
+  try {
+    return work();
+  } finally {
+    if (guards > 0) listen(true);
   }
 }
 
@@ -429,4 +458,16 @@ export function checkOutputFile(path: string, force: boolean): void {
   }
   if (stat.isDirectory()) throw new InputError(`--out ${path}: is a directory; name a file`);
   if (!force) throw new InputError(`${path}: already exists; pass --force to overwrite`);
+}
+
+/** checkOutputFile, and the nearest existing folder above `path` is writable (not read-only). */
+export function checkOutputFileWritable(path: string, force: boolean): void {
+  checkOutputFile(path, force);
+  let p = dirname(path);
+  while (!exists(p) && dirname(p) !== p) p = dirname(p);
+  try {
+    accessSync(p, constants.W_OK);
+  } catch (e) {
+    throw outputError(`--out ${path}`, p === dirname(path) ? 'cannot write there' : `cannot create folders in ${p}`, e);
+  }
 }

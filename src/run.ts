@@ -3,7 +3,7 @@
 import { FilterAttack, predictLogits, type FilterStep } from './attack.js';
 import { InputError } from './errors.js';
 import { readModelInput, type Crop } from './files.js';
-import { cleanOnSignals, OutputSet } from './output.js';
+import { cleanOnSignals, OutputSet, withDefaultSignals } from './output.js';
 import { resolveOptions, runAttack as runSuite, summarize, type AttackOptions, type AttackResult } from './attacks.js';
 import { Pool } from './parallel.js';
 import { basename, dirname, join } from 'node:path';
@@ -56,8 +56,8 @@ interface Job {
 /** Everything an attack run needs, checked before any work starts. */
 async function prepare(job: Job) {
   const x = readModelInput(job.imagePath, job.model.architecture, job.crop);
-  const outputs = new OutputSet(job.out, job.force, RESULT_FILES, { quiet: job.quiet });
   const net = new Net(await loadEngine(), job.model);
+  const outputs = new OutputSet(job.out, job.force, RESULT_FILES, { quiet: job.quiet });
   return { x, outputs, net, before: classify(net, [x])[0] };
 }
 
@@ -134,10 +134,10 @@ function finish(outputs: OutputSet, report: object, json: boolean): void {
   else process.stdout.write(`wrote ${written.join(', ')}\n`);
 }
 
-/** Runs `work`, removing the staged files if it fails (or a signal stops it). */
+/** Runs `work`, removing the staged files if it fails. */
 async function withOutputs(outputs: OutputSet, work: () => void | Promise<void>): Promise<void> {
   try {
-    await cleanOnSignals(async () => work());
+    await work();
   } catch (e) {
     outputs.abandon();
     throw e;
@@ -162,7 +162,11 @@ async function runSliced(attack: FilterAttack, step: FilterStep): Promise<Float3
   return losses;
 }
 
-export async function runFilterAttack(job: Job & { target?: string; init?: Float32Array; clip: boolean; params: { iterations: number; lr: number; beta: number } }): Promise<void> {
+export function runFilterAttack(job: Job & { target?: string; init?: Float32Array; clip: boolean; params: { iterations: number; lr: number; beta: number } }): Promise<void> {
+  return cleanOnSignals(() => filterAttack(job));
+}
+
+async function filterAttack(job: Parameters<typeof runFilterAttack>[0]): Promise<void> {
   const { x, outputs, net, before } = await prepare(job);
   const arch = net.architecture;
   const target = resolveTarget(arch.labels, job.target, before.index);
@@ -192,7 +196,11 @@ function tableLine(title: string, net: Net, c: Classification): string {
 }
 
 /** The tutorial: step 1 with β = 0, then step 2 with β = 0.5 continuing from step 1's DX. */
-export async function runTutorial(job: Job): Promise<void> {
+export function runTutorial(job: Job): Promise<void> {
+  return cleanOnSignals(() => tutorial(job));
+}
+
+async function tutorial(job: Job): Promise<void> {
   const { x, outputs, net, before } = await prepare(job);
   const target = resolveTarget(net.architecture.labels, undefined, before.index);
   await withOutputs(outputs, async () => {
@@ -229,7 +237,11 @@ export async function runTutorial(job: Job): Promise<void> {
 }
 
 /** The attack suite (FGSM, BIM, PGD, MI-FGSM, C&W, DeepFool) on one image or a batch. */
-export async function runSuiteAttack(job: Omit<Job, 'imagePath'> & { images: string[]; options: AttackOptions; target?: string; workers: number }): Promise<void> {
+export function runSuiteAttack(job: Omit<Job, 'imagePath'> & { images: string[]; options: AttackOptions; target?: string; workers: number }): Promise<void> {
+  return cleanOnSignals(() => suiteAttack(job));
+}
+
+async function suiteAttack(job: Parameters<typeof runSuiteAttack>[0]): Promise<void> {
   const arch = job.model.architecture;
   const single = job.images.length === 1;
   const inputs = job.images.map((path) => readModelInput(path, arch, job.crop));
@@ -241,11 +253,10 @@ export async function runSuiteAttack(job: Omit<Job, 'imagePath'> & { images: str
   const resolved = resolveOptions(options, arch.labels.length);
   const progress = new Progress(job.options.method, job.images.length, job.json || job.quiet);
   const start = performance.now();
-  // The pool's work is asynchronous: a signal meanwhile removes the lock (and a folder made for
-  // the results). The attack on this thread is one synchronous stretch: a signal ends it at once.
+  // The attack on this thread is one synchronous stretch: there a signal ends the run at once.
   const results = job.workers > 1 && job.images.length > 1
-    ? await cleanOnSignals(() => new Pool(Math.min(job.workers, job.images.length)).attack(job.model, inputs, options, (done) => progress.update(done)))
-    : runSuite(net, inputs, options, { onProgress: (_done, _total, info) => progress.update(info.batch * resolved.batchSize) });
+    ? await new Pool(Math.min(job.workers, job.images.length)).attack(job.model, inputs, options, (done) => progress.update(done))
+    : await withDefaultSignals(() => runSuite(net, inputs, options, { onProgress: (_done, _total, info) => progress.update(info.batch * resolved.batchSize) }));
   progress.done();
   const ms = performance.now() - start;
   await withOutputs(outputs, () => {
