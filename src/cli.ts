@@ -261,7 +261,7 @@ const commands: Record<string, Command> = {
         },
       }, source);
       await pool?.close();
-      writeFileAtomic(out, writeModel(model), true, { quiet: json });
+      writeFileAtomic(out, writeModel(model), true);
       const seconds = (performance.now() - began) / 1000;
       if (json) print(JSON.stringify({ out, ...sizes, ...options, generated_seconds: generated, seconds, history }));
       else print(`wrote ${out} (${seconds.toFixed(1)} s in all)`);
