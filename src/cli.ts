@@ -432,10 +432,12 @@ async function main(argv: string[]): Promise<void> {
   await command.run(parsed.positionals, parsed.values);
 }
 
-// A reader that stops early (`mislead predict … | head`) is not an error.
+// A reader that stops early (`mislead predict … | head`) is not an error: the rest of the output
+// is dropped, and the command finishes its work (a run that yields to the event loop, as the
+// attack does, still writes all its result files rather than being cut short).
 process.stdout.on('error', (e: NodeJS.ErrnoException) => {
-  if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
-  throw e;
+  if (e.code !== 'EPIPE') throw e;
+  process.stdout.write = (() => true) as typeof process.stdout.write;
 });
 
 main(process.argv.slice(2)).catch((e: unknown) => {
