@@ -186,7 +186,7 @@ function lock(dir: string, prefix: string): { path: string; stale?: number } {
     }
     const pid = Number(text.trim());
     const valid = /^\d+$/.test(text.trim()) && pid > 0;
-    if (valid && isAlive(pid)) throw new InputError(`${prefix}: in use by another mislead run (pid ${pid})`);
+    if (valid && isAlive(pid)) throw new InputError(`${prefix}: in use by another mislead run (pid ${pid}); if there is none, remove ${path}`);
     if (!valid) {
       // An empty lock is one being written by `wx`, or one whose writer died at once: stale after a while.
       let age = Infinity;
@@ -197,12 +197,32 @@ function lock(dir: string, prefix: string): { path: string; stale?: number } {
       }
       if (age < 10_000) throw new InputError(`${prefix}: in use by another mislead run (${path} is being written)`);
     }
-    if (valid) stale = pid;
+    // A lock left by a run that died: taken over. Moved aside first and read again, so that a
+    // lock another run has just put in its place is not the one removed.
+    const aside = join(dir, `${LOCK_NAME}.stale.${process.pid}.tmp`);
     try {
-      unlinkSync(path); // a lock left by a run that died: take it over
+      renameSync(path, aside);
     } catch (e) {
-      if (code(e) !== 'ENOENT') throw outputError(prefix, `cannot remove the stale lock file ${path}`, e);
+      if (code(e) === 'ENOENT') continue;
+      throw outputError(prefix, `cannot remove the stale lock file ${path}`, e);
     }
+    let moved = '';
+    try {
+      moved = readFileSync(aside, 'utf8');
+    } catch {
+      // gone: nothing to compare
+    }
+    if (moved !== text) {
+      try {
+        linkSync(aside, path); // someone else's new lock: back in place
+      } catch {
+        // a third run holds the lock by now
+      }
+      rmSync(aside, { force: true });
+      continue;
+    }
+    rmSync(aside, { force: true });
+    if (valid) stale = pid;
   }
   throw new InputError(`${prefix}: in use by another mislead run (${join(dir, LOCK_NAME)} keeps changing)`);
 }

@@ -235,6 +235,37 @@ describe('two runs into one --out', () => {
     expect(readdirSync(out).filter((f) => f.startsWith('.'))).toEqual([]);
   });
 
+  it('of three runs started at once on a dead run\'s lock, one takes it over and two are refused', async () => {
+    const out = join(dir, 'race');
+    mkdirSync(out);
+    writeFileSync(join(out, '.mislead.lock'), `${deadPid()}\n`);
+    const runs = [0, 1, 2].map(() => {
+      const child = spawn(process.execPath, [cli, 'attack', face, '--iters', '200000', '--out', out, '--quiet'], { stdio: ['ignore', 'ignore', 'pipe'] });
+      let stderr = '';
+      child.stderr.on('data', (d) => (stderr += d));
+      const exited = new Promise<number | string | null>((done) => child.on('exit', (code, signal) => done(code ?? signal)));
+      return { child, exited, stderr: () => stderr };
+    });
+    try {
+      for (let t = 0; runs.filter((r) => r.child.exitCode === null).length > 1; t++) {
+        if (t > 600) throw new Error('two runs still going');
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      const [holder] = runs.filter((r) => r.child.exitCode === null);
+      await new Promise((r) => setTimeout(r, 300));
+      expect(holder.child.exitCode).toBe(null);
+      expect(readFileSync(join(out, '.mislead.lock'), 'utf8').trim()).toBe(String(holder.child.pid));
+      for (const r of runs.filter((r) => r !== holder)) {
+        expect(await r.exited).toBe(2);
+        expect(r.stderr()).toMatch(/^(mislead: removed the lock[^\n]*\n)?mislead: --out [^\n]*: in use by another mislead run \(pid \d+\)[^\n]*\n$/);
+      }
+    } finally {
+      for (const r of runs) r.child.kill('SIGTERM');
+    }
+    await Promise.all(runs.map((r) => r.exited));
+    expect(readdirSync(out)).toEqual([]);
+  });
+
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     it(`${signal} stops a run at once, removing its lock and the folder it made`, async () => {
       const out = join(dir, `stopped-${signal}`, 'out');
