@@ -44,15 +44,17 @@ export function reasonOf(e: unknown): string {
  *  passes through unchanged, as do errors that are not the file system's. */
 export function outputError(prefix: string, what: string, e: unknown): Error {
   if (e instanceof InputError) return e;
-  if (!(e instanceof Error) || typeof (e as NodeJS.ErrnoException).code !== 'string') return e instanceof Error ? e : new Error(String(e));
+  const errno = (e as NodeJS.ErrnoException)?.code;
+  if (!(e instanceof Error) || typeof errno !== 'string' || !/^E[A-Z]+$/.test(errno)) return e instanceof Error ? e : new Error(String(e));
   return new InputError(`${prefix}: ${what}: ${reasonOf(e)}`);
 }
 
 const code = (e: unknown) => (e as NodeJS.ErrnoException)?.code;
 
 /** Creates `dir` and its missing parents one at a time; returns the folders it created, outermost
- *  first; `named`: name `dir` in messages (it is not the path of `prefix`). Node's `mkdirSync(…, { recursive: true })` is not used: it loops forever where mkdir
- *  answers ENOENT under an existing folder (/proc), and reports a read-only parent as ENOENT. */
+ *  first (`named`: say which folder in messages, `prefix` naming another path). Node's
+ *  `mkdirSync(…, { recursive: true })` is not used: it loops forever where mkdir answers ENOENT
+ *  under an existing folder (/proc), and reports a read-only parent as ENOENT. */
 export function makeDirs(dir: string, prefix: string, named = false): string[] {
   const missing: string[] = [];
   for (let p = dir; ; ) {
@@ -243,10 +245,8 @@ export class OutputSet {
   constructor(readonly dir: string, force: boolean, names: readonly string[], options: { quiet?: boolean } = {}) {
     this.prefix = `--out ${dir}`;
     if (dir === '') throw new InputError('--out: empty path; name a folder for the results');
-    let isDir = false;
     try {
-      isDir = statSync(dir).isDirectory();
-      if (!isDir) throw new InputError(`--out ${dir}: exists and is not a directory`);
+      if (!statSync(dir).isDirectory()) throw new InputError(`--out ${dir}: exists and is not a directory`);
     } catch (e) {
       if (code(e) !== 'ENOENT' && code(e) !== 'ENOTDIR') throw outputError(this.prefix, 'cannot use it', e);
     }
@@ -285,7 +285,7 @@ export class OutputSet {
   writeInto(folder: string, name: string, data: Uint8Array): string {
     const temp = this.staged.find((s) => s.final === join(this.dir, folder))?.temp ?? this.stage(folder);
     try {
-      mkdirSync(temp, { recursive: true });
+      if (!exists(temp)) mkdirSync(temp);
       writeFileSync(join(temp, name), data);
     } catch (e) {
       throw outputError(this.prefix, `cannot write ${join(folder, name)}`, e);
