@@ -7,8 +7,9 @@ import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { isAbsolute, join } from 'node:path';
 import { InputError, quote } from './errors.js';
-import { OutputSet, loadModel, SAMPLE_FACE, readModelInput, writeFileAtomic, type Crop } from './files.js';
+import { loadModel, SAMPLE_FACE, readModelInput, type Crop } from './files.js';
 import { readInputFile } from './input.js';
+import { checkOutputFileWritable, cleanOnSignals, OutputSet, withDefaultSignals, writeFileAtomic } from './output.js';
 import { globSync, isDynamicPattern } from 'tinyglobby';
 import { modelFromTutorialCheckpoint } from './importtf.js';
 import { Net, writeModel, type Model } from './model.js';
@@ -223,7 +224,7 @@ const commands: Record<string, Command> = {
       if (positionals.length > 0) throw new InputError(`train takes no positional argument (got ${positionals[0]})`);
       if (typeof values.out !== 'string') throw new InputError('train needs --out FILE');
       const out = values.out;
-      if (existsSync(out) && !values.force) throw new InputError(`${out}: already exists; pass --force to overwrite`);
+      checkOutputFileWritable(out, Boolean(values.force)); // before hours of training, not after
       const options = {
         epochs: intOption(values, 'epochs', 10, 1, 10_000),
         batch: intOption(values, 'batch', 64, 1, 4096),
@@ -291,7 +292,7 @@ const commands: Record<string, Command> = {
       const dataset = readDataset(positionals[0]);
       const set = facesToSet(dataset.images.map((image, i) => ({ image, label: dataset.labels[i] })), model.architecture);
       const names = dataset.files.map((f) => join(positionals[0], f));
-      if (values.attack !== undefined) return robustness(model, path, set, names, values);
+      if (values.attack !== undefined) return cleanOnSignals(() => robustness(model, path, set, names, values));
       const { predictions, accuracy } = checkedEvaluate(new Net(await loadEngine(), model), set, path, names);
       const confusion = labels.map((_, truth) => labels.map((_, predicted) => predictions.filter((p, i) => set.labels[i] === truth && p === predicted).length));
       const perClass = Object.fromEntries(labels.map((l, c) => [l, confusion[c][c] / Math.max(1, confusion[c].reduce((a, b) => a + b, 0))]));
@@ -322,7 +323,7 @@ async function robustness(model: Model, modelPath: string, set: LabelledSet, nam
   const points: { eps: number; accuracy: number }[] = [];
   for (const eps of budgets) {
     const attacked = async () => {
-      const results = workers > 1 ? await new Pool(workers).attack(model, inputs, { method: method as 'pgd', eps }) : runSuite(net, inputs, { method: method as 'pgd', eps });
+      const results = workers > 1 ? await new Pool(workers).attack(model, inputs, { method: method as 'pgd', eps }) : await withDefaultSignals(() => runSuite(net, inputs, { method: method as 'pgd', eps }));
       checkResults(results, modelPath, names);
       return results.map((r) => r.after.index);
     };
@@ -332,11 +333,17 @@ async function robustness(model: Model, modelPath: string, set: LabelledSet, nam
     if (!values.json) print(`eps ${String(eps).padStart(5)}  accuracy under ${method} ${(100 * accuracy).toFixed(2)} %`);
   }
   const svg = robustnessSvg(points, `Accuracy under ${method.toUpperCase()} (L∞) on ${set.labels.length} images`);
-  outputs.write('robustness.svg', svg);
-  outputs.write('robustness.png', svgToPng(svg));
   const report = { model: modelPath, attack: method, images: set.labels.length, points };
-  outputs.write('robustness.json', JSON.stringify(report, null, 2) + '\n');
-  const written = outputs.commit();
+  let written: string[];
+  try {
+    outputs.write('robustness.svg', svg);
+    outputs.write('robustness.png', svgToPng(svg));
+    outputs.write('robustness.json', JSON.stringify(report, null, 2) + '\n');
+    written = outputs.commit();
+  } catch (e) {
+    outputs.abandon();
+    throw e;
+  }
   print(values.json ? JSON.stringify(report) : `wrote ${written.join(', ')}`);
 }
 
@@ -441,10 +448,12 @@ async function main(argv: string[]): Promise<void> {
   await command.run(parsed.positionals, parsed.values);
 }
 
-// A reader that stops early (`mislead predict … | head`) is not an error.
+// A reader that stops early (`mislead predict … | head`) is not an error: the rest of the output
+// is dropped, and the command finishes its work (a run that yields to the event loop, as the
+// attack does, still writes all its result files rather than being cut short).
 process.stdout.on('error', (e: NodeJS.ErrnoException) => {
-  if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
-  throw e;
+  if (e.code !== 'EPIPE') throw e;
+  process.stdout.write = (() => true) as typeof process.stdout.write;
 });
 
 main(process.argv.slice(2)).catch((e: unknown) => {

@@ -25,13 +25,14 @@
 // a non-facial cue. Kept, as they are facial: beards and stubble (men only), eyelashes and female
 // eye/eyebrow shapes, blush (women only), long hair (90 % of women, 10 % of men), wider faces
 // (fatness 0–1 for men, 0–0.4 for women), bigger noses and ears for men.
-import { existsSync, mkdirSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { Resvg } from '@resvg/resvg-js';
 import { faceToSvgString, generate, type FaceConfig } from 'facesjs';
 import { InputError, isPrintable, quote } from './errors.js';
 import { INPUT_LIMITS, readInputFile, readInputText } from './input.js';
 import { decodeImage, encodePng, resize, toGray, type Image } from './image.js';
+import { OutputSet } from './output.js';
 import { random } from './random.js';
 
 export const LABELS = ['man', 'woman'] as const;
@@ -163,23 +164,27 @@ const fileName = (i: number) => `${String(i).padStart(5, '0')}.png`;
  * …). labels.csv is written last, under a temporary name then renamed, so that a dataset is complete
  * exactly when labels.csv exists; a DIR that already holds one is refused.
  */
-export function writeDataset(dir: string, count: number, seed: number, onProgress?: (done: number) => void): void {
+export function writeDataset(dir: string, count: number, seed: number, onProgress?: (done: number) => void, options: { quiet?: boolean } = {}): void {
   checkCount('count', count);
   checkSeed(seed);
-  const labelsPath = join(dir, 'labels.csv');
-  if (existsSync(dir) && !statSync(dir).isDirectory()) throw new InputError(`${dir}: exists and is not a directory`);
-  if (existsSync(labelsPath)) throw new InputError(`${dir}: already holds a dataset (labels.csv); choose another directory`);
-  mkdirSync(dir, { recursive: true });
-  const rows = ['file,label'];
-  for (let i = 0; i < count; i++) {
-    const { label, image } = generateFace(seed, i);
-    writeFileSync(join(dir, fileName(i)), encodePng(image));
-    rows.push(`${fileName(i)},${LABELS[label]}`);
-    onProgress?.(i + 1);
+  if (existsSync(join(dir, 'labels.csv'))) throw new InputError(`${dir}: already holds a dataset (labels.csv); choose another directory`);
+  // Every image and labels.csv staged under a temporary name and renamed into place at the end,
+  // labels.csv last: a failure (a full disk, an interruption) leaves no half dataset.
+  const outputs = new OutputSet(dir, false, ['labels.csv'], options);
+  try {
+    const rows = ['file,label'];
+    for (let i = 0; i < count; i++) {
+      const { label, image } = generateFace(seed, i);
+      outputs.write(fileName(i), encodePng(image));
+      rows.push(`${fileName(i)},${LABELS[label]}`);
+      onProgress?.(i + 1);
+    }
+    outputs.write('labels.csv', rows.join('\n') + '\n');
+    outputs.commit();
+  } catch (e) {
+    outputs.abandon();
+    throw e;
   }
-  const temp = join(dir, `.labels.csv.${process.pid}.tmp`);
-  writeFileSync(temp, rows.join('\n') + '\n');
-  renameSync(temp, labelsPath);
 }
 
 /** Reads a dataset written by writeDataset (or made by hand in the same layout) as gray images.

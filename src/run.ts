@@ -3,8 +3,9 @@
 import { FilterAttack, type FilterStep } from './attacks/filter.js';
 import { predictLogits } from './model.js';
 import { InputError } from './errors.js';
-import { OutputSet, readModelInput, type Crop } from './files.js';
+import { readModelInput, type Crop } from './files.js';
 import { INPUT_LIMITS, present, readInputText } from './input.js';
+import { cleanOnSignals, OutputSet, withDefaultSignals } from './output.js';
 import { resolveOptions, runAttack as runSuite, summarize, type AttackOptions, type AttackResult } from './attacks/index.js';
 import { Pool } from './parallel.js';
 import { basename, dirname, join } from 'node:path';
@@ -78,8 +79,8 @@ interface Job {
 /** Everything an attack run needs, checked before any work starts. */
 async function prepare(job: Job) {
   const x = readModelInput(job.imagePath, job.model.architecture, job.crop);
-  const outputs = new OutputSet(job.out, job.force, RESULT_FILES);
   const net = new Net(await loadEngine(), job.model);
+  const outputs = new OutputSet(job.out, job.force, RESULT_FILES, { quiet: job.quiet });
   return { x, outputs, net, before: classify(net, [x], job.modelPath, [job.imagePath])[0] };
 }
 
@@ -166,23 +167,45 @@ function finish(outputs: OutputSet, report: object, json: boolean): void {
 }
 
 /** Runs `work`, removing the staged files if it fails. */
-function withOutputs(outputs: OutputSet, work: () => void): void {
+async function withOutputs(outputs: OutputSet, work: () => void | Promise<void>): Promise<void> {
   try {
-    work();
+    await work();
   } catch (e) {
     outputs.abandon();
     throw e;
   }
 }
 
-export async function runFilterAttack(job: Job & { target?: string; init?: Float32Array; clip: boolean; params: { iterations: number; lr: number; beta: number } }): Promise<void> {
+/** `attack.run` in slices of about 50 ms with a turn of the event loop between them, so that a
+ *  signal is handled at once (SGD keeps no state but DX: the result is that of one call). */
+async function runSliced(attack: FilterAttack, step: FilterStep): Promise<Float32Array> {
+  const losses = new Float32Array(step.iterations);
+  const onIteration = step.onIteration;
+  for (let done = 0, slice = 8; done < step.iterations; ) {
+    const n = Math.min(slice, step.iterations - done);
+    const offset = done;
+    const start = performance.now();
+    losses.set(attack.run({ ...step, iterations: n, onIteration: onIteration && ((i, loss) => onIteration(offset + i, loss)) }), done);
+    done += n;
+    const ms = performance.now() - start;
+    slice = Math.max(1, Math.min(4 * n, Math.round((n * 50) / Math.max(ms, 1))));
+    if (done < step.iterations) await new Promise((resolve) => setImmediate(resolve));
+  }
+  return losses;
+}
+
+export function runFilterAttack(job: Job & { target?: string; init?: Float32Array; clip: boolean; params: { iterations: number; lr: number; beta: number } }): Promise<void> {
+  return cleanOnSignals(() => filterAttack(job));
+}
+
+async function filterAttack(job: Parameters<typeof runFilterAttack>[0]): Promise<void> {
   const { x, outputs, net, before } = await prepare(job);
   const arch = net.architecture;
   const target = resolveTarget(arch.labels, job.target, before.index);
-  withOutputs(outputs, () => {
+  await withOutputs(outputs, async () => {
     const attack = new FilterAttack(net, x, target, job.init, job.clip ? pixelBox(arch) : undefined);
     const start = performance.now();
-    const loss = attack.run({ ...job.params, onIteration: checkLoss(attackProgress(job, attack, net, job.params.iterations), job) });
+    const loss = await runSliced(attack, { ...job.params, onIteration: checkLoss(attackProgress(job, attack, net, job.params.iterations), job) });
     const ms = performance.now() - start;
     const after = describe(net, attack.logits.toArray(), job.modelPath, `${job.imagePath} after the attack`);
     const dx = attack.dx.toArray();
@@ -205,21 +228,26 @@ function tableLine(title: string, net: Net, c: Classification): string {
 }
 
 /** The tutorial: step 1 with β = 0, then step 2 with β = 0.5 continuing from step 1's DX. */
-export async function runTutorial(job: Job): Promise<void> {
+export function runTutorial(job: Job): Promise<void> {
+  return cleanOnSignals(() => tutorial(job));
+}
+
+async function tutorial(job: Job): Promise<void> {
   const { x, outputs, net, before } = await prepare(job);
   const target = resolveTarget(net.architecture.labels, undefined, before.index);
-  withOutputs(outputs, () => {
+  await withOutputs(outputs, async () => {
     const attack = new FilterAttack(net, x, target);
-    const steps = [
+    const steps = [];
+    for (const [n, { title, params }] of [
       { title: 'Adversarial', params: { iterations: 1000, lr: 0.1, beta: 0 } },
       { title: 'Adversarial with L2', params: { iterations: 1000, lr: 0.1, beta: 0.5 } },
-    ].map(({ title, params }, n) => {
+    ].entries()) {
       if (!job.json) process.stdout.write(`== Step ${n + 1}: ${params.iterations} iterations, beta ${params.beta} ==\n`);
       const start = performance.now();
-      const loss = attack.run({ ...params, onIteration: checkLoss(job.json || job.quiet ? undefined : tutorialLog(params.iterations), job) });
+      const loss = await runSliced(attack, { ...params, onIteration: checkLoss(job.json || job.quiet ? undefined : tutorialLog(params.iterations), job) });
       const after = describe(net, attack.logits.toArray(), job.modelPath, `${job.imagePath} after step ${n + 1}`);
-      return { title, params, ms: performance.now() - start, loss: Array.from(loss), after, dx: attack.dx.toArray() };
-    });
+      steps.push({ title, params, ms: performance.now() - start, loss: Array.from(loss), after, dx: attack.dx.toArray() });
+    }
     const dx = steps[1].dx;
     attack.dispose();
     const curves = steps.map((s, n) => ({ name: `step ${n + 1} (beta ${s.params.beta})`, values: s.loss }));
@@ -242,12 +270,16 @@ export async function runTutorial(job: Job): Promise<void> {
 }
 
 /** The attack suite (FGSM, BIM, PGD, MI-FGSM, C&W, DeepFool) on one image or a batch. */
-export async function runSuiteAttack(job: Omit<Job, 'imagePath'> & { images: string[]; options: AttackOptions; target?: string; workers: number }): Promise<void> {
+export function runSuiteAttack(job: Omit<Job, 'imagePath'> & { images: string[]; options: AttackOptions; target?: string; workers: number }): Promise<void> {
+  return cleanOnSignals(() => suiteAttack(job));
+}
+
+async function suiteAttack(job: Parameters<typeof runSuiteAttack>[0]): Promise<void> {
   const arch = job.model.architecture;
   const single = job.images.length === 1;
   const inputs = job.images.map((path) => readModelInput(path, arch, job.crop));
   const truth = single ? undefined : trueLabels(job.images, arch.labels);
-  const outputs = new OutputSet(job.out, job.force, single ? SUITE_FILES : BATCH_FILES);
+  const outputs = new OutputSet(job.out, job.force, single ? SUITE_FILES : BATCH_FILES, { quiet: job.quiet });
   const engine = await loadEngine();
   const net = new Net(engine, job.model);
   const target = job.target === undefined ? undefined : resolveTarget(arch.labels, job.target, 0);
@@ -255,13 +287,14 @@ export async function runSuiteAttack(job: Omit<Job, 'imagePath'> & { images: str
   const resolved = resolveOptions(options, arch.labels.length);
   const progress = new Progress(job.options.method, job.images.length, job.json || job.quiet);
   const start = performance.now();
+  // The attack on this thread is one synchronous stretch: there a signal ends the run at once.
   const results = job.workers > 1 && job.images.length > 1
     ? await new Pool(Math.min(job.workers, job.images.length)).attack(job.model, inputs, options, (done) => progress.update(done))
-    : runSuite(net, inputs, options, { onProgress: (_done, _total, info) => progress.update(info.batch * resolved.batchSize) });
+    : await withDefaultSignals(() => runSuite(net, inputs, options, { onProgress: (_done, _total, info) => progress.update(info.batch * resolved.batchSize) }));
   progress.done();
   const ms = performance.now() - start;
   checkResults(results, job.modelPath, job.images);
-  withOutputs(outputs, () => {
+  await withOutputs(outputs, () => {
     const params = { ...resolved, target: target === undefined ? null : arch.labels[target] };
     if (single) {
       const [r] = results;
