@@ -15,7 +15,7 @@ import { modelFromTutorialCheckpoint } from './importtf.js';
 import { Net, writeModel, type Model } from './model.js';
 import { loadEngine } from './node.js';
 import { runFilterAttack, runSuiteAttack, runTutorial, classify, checkLogits, checkResults } from './run.js';
-import { runAttack as runSuite, type AttackOptions } from './attacks/index.js';
+import { COMMON, METHODS, resolveOptions, runAttack as runSuite, type AttackOptions, type Method, type Parameter } from './attacks/index.js';
 import { robustnessSvg, svgToPng } from './figures.js';
 import { generateFaces, readDataset, writeDataset } from './dataset.js';
 import { Progress } from './progress.js';
@@ -67,23 +67,15 @@ const commands: Record<string, Command> = {
   },
 
   attack: {
-    usage: 'mislead attack IMAGE... [--model FILE] [--method M] [--target LABEL | --untargeted] [--eps X] [--step X] [--norm linf|l2] [--iters N] [--lr X] [--beta X] [--init FILE.npy] [--clip] [--crop X,Y,W,H] [--out DIR] [--force] [--json] [--quiet]',
+    usage: 'mislead attack IMAGE... [--model FILE] [--method M] [--target LABEL | --untargeted] [METHOD OPTIONS] [--init FILE.npy] [--crop X,Y,W,H] [--batch N] [--workers N] [--out DIR] [--force] [--json] [--quiet]',
     summary: 'a perturbation that makes the model say LABEL (or anything but the true class)',
     help: [
-      'Methods (--method):',
-      '  filter    the tutorial\'s noise filter (default): SGD on DX of',
-      '            loss = -sum(y * log_softmax(f(X + DX))) + beta * sum(DX^2) / 2, y one-hot on the target',
-      '            (default: the first label that is not the image\'s class); --iters 1000 --lr 0.1 --beta 0;',
-      '            no clipping unless --clip; --init FILE.npy starts from a saved DX. One image at a time.',
-      '  fgsm      one step of eps * sign(gradient)                       --eps 8 (L2: 128)',
-      '  bim       iterative FGSM                                           --eps 8 --step eps/8 --iters 20',
-      '  pgd       BIM from a random start, --restarts R                    --eps 8 --step eps/8 --iters 40',
-      '  mifgsm    momentum iterative FGSM, --decay 1                      --eps 8 --step eps/iters --iters 10',
-      '  cw        Carlini-Wagner L2 (tanh box, Adam, binary search on c)   --iters 100 --lr 0.01 --binary-steps 5 --c 0.001 --confidence 0',
-      '  deepfool  DeepFool L2                                              --iters 50 --overshoot 0.02',
-      'Budgets and steps are in grey levels (--eps 8 = 8 of 255); --norm linf (default) or l2. Every method',
-      'but filter keeps the image in the pixel box, and success is judged on the image rounded to 8 bits.',
-      'Without --target, these methods are untargeted (anything but the class before the attack).',
+      'Methods (--method, default filter) and their options, with their defaults:',
+      ...METHODS.flatMap(methodHelp),
+      'Sizes are in grey levels (--eps 8 = 8 of 255). Every method but filter keeps the image in the pixel',
+      'box, and success is judged on the image rounded to 8 bits. Without --target, filter learns toward the',
+      'first label that is not the image\'s class and the others are untargeted (anything but that class).',
+      '--init FILE.npy starts the filter from a saved DX.',
       '',
       'One IMAGE: adversarial.png, perturbation.npy, filter.png, figure.png (and loss.svg for filter) and',
       'report.json in --out (default ./out). Several images, globs or a folder (not with filter): a batch,',
@@ -95,58 +87,27 @@ const commands: Record<string, Command> = {
     ].join('\n'),
     options: {
       ...modelOption, ...outputOptions, ...cropOption, method: { type: 'string' }, target: { type: 'string' }, untargeted: { type: 'boolean' },
-      iters: { type: 'string' }, lr: { type: 'string' }, beta: { type: 'string' }, init: { type: 'string' }, clip: { type: 'boolean' },
-      eps: { type: 'string' }, step: { type: 'string' }, norm: { type: 'string' }, restarts: { type: 'string' }, seed: { type: 'string' }, decay: { type: 'string' },
-      'binary-steps': { type: 'string' }, c: { type: 'string' }, confidence: { type: 'string' }, overshoot: { type: 'string' }, batch: { type: 'string' }, workers: { type: 'string' },
+      init: { type: 'string' }, workers: { type: 'string' }, ...methodFlags(),
     },
     async run(positionals, values) {
       if (positionals.length === 0) throw new InputError('attack needs an IMAGE (or several, or a folder)');
-      const method = (values.method as string | undefined) ?? 'filter';
-      const methods = ['filter', 'fgsm', 'bim', 'pgd', 'mifgsm', 'cw', 'deepfool'];
-      if (!methods.includes(method)) throw new InputError(`unknown --method ${method} (available: ${methods.join(', ')})`);
+      const method = METHODS.find((m) => m.id === ((values.method as string | undefined) ?? 'filter'));
+      if (!method) throw new InputError(`unknown --method ${values.method as string} (available: ${METHODS.map((m) => m.id).join(', ')})`);
       if (values.target !== undefined && values.untargeted) throw new InputError('--target and --untargeted exclude each other');
+      if (values.untargeted && method.target === 'required') throw new InputError(`--method ${method.id} is targeted: it learns toward --target`);
+      if (values.init !== undefined && method.id !== 'filter') throw new InputError('--init belongs to --method filter');
+      const given = methodOptions(method as Method, values);
       const images = expandImages(positionals);
       const { model, path } = loadModel(values.model as string | undefined);
       const target = values.target as string | undefined;
-      if (method === 'filter') {
+      const options = resolveOptions(given as unknown as AttackOptions, model.architecture.labels.length, flagOf);
+      if (options.method === 'filter') {
         if (images.length > 1) throw new InputError('--method filter attacks one image at a time (the tutorial\'s attack); for a batch pick another --method');
-        if (values.untargeted) throw new InputError('--method filter is targeted: it learns the filter toward --target');
-        const [h, w, c] = model.architecture.input;
-        let init: Float32Array | undefined;
-        if (values.init !== undefined) {
-          const file = values.init as string;
-          // Room for a float64 array of the model's input and a generous header, no more.
-          const npy = readNpy(readInputFile(file, 'a .npy perturbation', 8 * h * w * c + 65_536), file);
-          if (npy.shape.join(',') !== `${h},${w},${c}`) throw new InputError(`${file}: shape ${quote(npy.shape)} does not match the model input [${h}, ${w}, ${c}]`);
-          const bad = npy.data.findIndex((v) => !Number.isFinite(v));
-          if (bad >= 0) throw new InputError(`${file}: holds a non-finite value (${npy.data[bad]}) at index ${bad}`);
-          init = npy.data;
-        }
-        const params = {
-          iterations: intOption(values, 'iters', 1000, 1, 10_000_000),
-          lr: numberOption(values, 'lr', 0.1, { min: 0, exclusiveMin: true }),
-          beta: numberOption(values, 'beta', 0, { min: 0 }),
-        };
-        return runFilterAttack({ model, modelPath: path, imagePath: images[0], target, params, init, clip: Boolean(values.clip), ...outputFlags(values) });
+        const init = values.init === undefined ? undefined : readInit(values.init as string, model.architecture.input);
+        const params = { iterations: options.iterations, lr: options.lr, beta: options.beta };
+        return runFilterAttack({ model, modelPath: path, imagePath: images[0], target, params, init, clip: options.clip, ...outputFlags(values) });
       }
-      for (const flag of ['beta', 'init', 'clip']) if (values[flag] !== undefined) throw new InputError(`--${flag} belongs to --method filter`);
-      const has = (name: string) => values[name] !== undefined;
-      const num = (name: string) => (has(name) ? numberOption(values, name, 0, { min: 0 }) : undefined);
-      const int = (name: string) => (has(name) ? intOption(values, name, 1, 1, 1_000_000) : undefined);
-      const norm = values.norm as 'linf' | 'l2' | undefined;
-      if (norm !== undefined && norm !== 'linf' && norm !== 'l2') throw new InputError(`--norm ${norm}: expected linf or l2`);
-      const options = ((): AttackOptions => {
-        const batchSize = int('batch');
-        switch (method) {
-          case 'fgsm': return { method, norm, eps: num('eps'), batchSize };
-          case 'bim': return { method, norm, eps: num('eps'), step: num('step'), iterations: int('iters'), batchSize };
-          case 'pgd': return { method, norm, eps: num('eps'), step: num('step'), iterations: int('iters'), restarts: int('restarts'), seed: has('seed') ? intOption(values, 'seed', 0, 0, 0xffffffff) : undefined, batchSize };
-          case 'mifgsm': return { method, norm, eps: num('eps'), step: num('step'), iterations: int('iters'), decay: num('decay'), batchSize };
-          case 'cw': return { method, steps: int('iters'), lr: has('lr') ? numberOption(values, 'lr', 0.01, { min: 0, exclusiveMin: true }) : undefined, binarySteps: int('binary-steps'), initialC: has('c') ? numberOption(values, 'c', 1e-3, { min: 0, exclusiveMin: true }) : undefined, confidence: num('confidence'), batchSize };
-          default: return { method: 'deepfool', steps: int('iters'), overshoot: num('overshoot'), batchSize };
-        }
-      })();
-      await runSuiteAttack({ model, modelPath: path, images, options, target, workers: intOption(values, 'workers', availableParallelism(), 1, 256), ...outputFlags(values) });
+      await runSuiteAttack({ model, modelPath: path, images, options: given as unknown as AttackOptions, target, workers: intOption(values, 'workers', availableParallelism(), 1, 256), ...outputFlags(values) });
     },
   },
 
@@ -345,6 +306,68 @@ async function robustness(model: Model, modelPath: string, set: LabelledSet, nam
     throw e;
   }
   print(values.json ? JSON.stringify(report) : `wrote ${written.join(', ')}`);
+}
+
+/** A method's parameter or common option named as the command line names it. */
+const flagOf = (p: Parameter) => `--${p.flag}`;
+
+/** Every flag of every method (and --batch), for the parser: a boolean's flag takes no value. */
+function methodFlags(): Options {
+  const flags: Options = {};
+  for (const p of [...METHODS.flatMap((m) => m.parameters), ...COMMON]) if (p.flag) flags[p.flag] = { type: p.kind === 'boolean' ? 'boolean' : 'string' };
+  return flags;
+}
+
+/** The help lines of a method: what it is, then its options with their defaults. */
+function methodHelp(m: Method): string[] {
+  const options = m.parameters.map((p) =>
+    p.kind === 'boolean' ? `--${p.flag}` : `--${p.flag} ${p.kind === 'choice' ? p.choices!.map((c) => c.value).join('|') : p.default ?? `(${p.derived})`}`);
+  return [...wrap(`  ${m.id.padEnd(10)}`, `${m.name}: ${m.summary}`.split(' '), ' '), ...wrap(' '.repeat(12), options, '  ')];
+}
+
+/** `items` joined by `separator` after `head`, in lines of at most `width`, each line after the
+ *  first indented as long as `head`. */
+function wrap(head: string, items: string[], separator: string, width = 100): string[] {
+  const lines: string[] = [];
+  let line = head;
+  for (const item of items) {
+    if (line.length > head.length && line.length + separator.length + item.length > width) {
+      lines.push(line);
+      line = ' '.repeat(head.length);
+    }
+    line += (line.length > head.length ? separator : '') + item;
+  }
+  return [...lines, line];
+}
+
+/** The library options of `method` from the flags: each of its parameters read by its kind, to
+ *  be checked by the one validator (resolveOptions). A text that is not a number stays text, so
+ *  that the message shows it as typed. */
+function methodOptions(method: Method, values: Values): Record<string, unknown> {
+  const own = [...method.parameters, ...COMMON].filter((p) => p.flag);
+  for (const flag of Object.keys(methodFlags())) {
+    if (values[flag] !== undefined && !own.some((p) => p.flag === flag)) {
+      throw new InputError(`--${flag} is not an option of --method ${method.id} (its options: ${own.map(flagOf).join(', ')})`);
+    }
+  }
+  const options: Record<string, unknown> = { method: method.id };
+  for (const p of own) {
+    const v = values[p.flag!];
+    if (v === undefined) continue;
+    const text = String(v).trim();
+    options[p.key] = p.kind === 'boolean' ? !p.default : p.kind === 'choice' || text === '' || Number.isNaN(Number(text)) ? v : Number(text);
+  }
+  return options;
+}
+
+/** --init FILE.npy: a DX of the model's input shape, every value finite. */
+function readInit(file: string, [h, w, c]: readonly number[]): Float32Array {
+  // Room for a float64 array of the model's input and a generous header, no more.
+  const npy = readNpy(readInputFile(file, 'a .npy perturbation', 8 * h * w * c + 65_536), file);
+  if (npy.shape.join(',') !== `${h},${w},${c}`) throw new InputError(`${file}: shape ${quote(npy.shape)} does not match the model input [${h}, ${w}, ${c}]`);
+  const bad = npy.data.findIndex((v) => !Number.isFinite(v));
+  if (bad >= 0) throw new InputError(`${file}: holds a non-finite value (${npy.data[bad]}) at index ${bad}`);
+  return npy.data;
 }
 
 function outputFlags(values: Values) {

@@ -444,11 +444,12 @@ describe('the method registry', () => {
       const flags = new Set<string>();
       for (const p of m.parameters) {
         expect(p.default !== undefined || p.derived !== undefined, `${m.id}.${p.key}`).toBe(true);
-        expect(flags.has(p.flag), `${m.id}: flag --${p.flag} twice`).toBe(false);
-        flags.add(p.flag);
+        expect(p.flag, `${m.id}.${p.key} has a flag`).toMatch(/^[a-z][a-z0-9-]*$/);
+        expect(flags.has(p.flag!), `${m.id}: flag --${p.flag} twice`).toBe(false);
+        flags.add(p.flag!);
       }
       // The defaults pass the validator, and every planned count is a positive integer.
-      const values = readOptions(m as never, {});
+      const values = readOptions(m.id, m.parameters, {});
       const o = { ...m.resolve(values as never, {}) };
       expect(Number.isSafeInteger(m.planned(o as never)) && m.planned(o as never) > 0).toBe(true);
     }

@@ -99,9 +99,11 @@ const badModels: [string, string, RegExp][] = [
 const outFile = file('existing-file', 'precious');
 const badFlags: [string, string[], RegExp][] = [
   ['unknown flag', ['attack', goodImage, '--model', goodModel, '--colour', 'red'], /Unknown option '--colour'/],
-  ['--iters -5', ['attack', goodImage, '--model', goodModel, '--iters', '-5'], /--iters -5: expected a whole number from 1 to 10000000/],
-  ['--iters 1e12', ['attack', goodImage, '--model', goodModel, '--iters', '1e12'], /--iters 1e12: expected a whole number from 1 to 10000000/],
-  ['--lr NaN', ['attack', goodImage, '--model', goodModel, '--lr', 'NaN'], /--lr NaN: expected a number > 0/],
+  ['--iters -5', ['attack', goodImage, '--model', goodModel, '--iters', '-5'], /^mislead: filter: --iters must be an integer from 1 to 10000000, got -5\n$/],
+  ['--iters 1e12', ['attack', goodImage, '--model', goodModel, '--iters', '1e12'], /^mislead: filter: --iters must be an integer from 1 to 10000000, got 1000000000000\n$/],
+  ['--lr NaN', ['attack', goodImage, '--model', goodModel, '--lr', 'NaN'], /^mislead: filter: --lr must be a number > 0 and at most 1000000, got "NaN"\n$/],
+  ['--beta with pgd', ['attack', goodImage, '--model', goodModel, '--method', 'pgd', '--beta', '1'], /^mislead: --beta is not an option of --method pgd \(its options: --norm, --eps, --step, --iters, /],
+  ['--eps abc', ['attack', goodImage, '--model', goodModel, '--method', 'fgsm', '--eps', 'abc'], /^mislead: fgsm: --eps must be a number ≥ 0 and at most 1000000, got "abc"\n$/],
   ['--target nobody', ['attack', goodImage, '--model', goodModel, '--target', 'nobody'], /--target nobody: not a label of this model \(labels: man, woman\)/],
   ['--out pointing at an existing file', ['attack', goodImage, '--model', goodModel, '--out', outFile], /--out .*existing-file: exists and is not a directory/],
 ];

@@ -3,7 +3,7 @@
 export { AttackRun, plannedIterations, resolveOptions, roundName, runAttack, startAttack, summarize } from './run.js';
 export type { AttackOptions, AttackResult, AttackSummary, CommonOptions, Prediction, ResolvedOptions } from './run.js';
 export { METHODS, methodById, type AttackMethod } from './registry.js';
-export { DEFAULT_EPS, readOptions, type Method, type Parameter, type Stepper, type Value } from './method.js';
+export { COMMON, DEFAULT_EPS, readOptions, type Method, type Parameter, type Stepper, type Subject, type Value } from './method.js';
 export { FilterAttack, filterLoss, type FilterStep } from './filter.js';
 export type { Hooks, Norm, ProgressInfo } from './batch.js';
 export { psnr, ssim } from './metrics.js';

@@ -16,8 +16,9 @@ export type Value = number | string | boolean;
 export interface Parameter {
   /** The option's key in the library's options. */
   key: string;
-  /** The command-line flag, without "--". */
-  flag: string;
+  /** The command-line flag, without "--" (absent: the library's only). A boolean's flag turns
+   *  its default around. */
+  flag?: string;
   /** The page's label. */
   label: string;
   kind: 'int' | 'float' | 'choice' | 'boolean';
@@ -60,17 +61,21 @@ export interface Method<O extends { method: string } = { method: string }> {
 
 const MAX_SIZE = 1e6;
 
-/** Checks each given value against its parameter, and fills in fixed defaults. */
-export function readOptions(method: Method, given: Readonly<Record<string, unknown>>): Record<string, Value | undefined> {
+/** How a parameter is named in messages: its key for the library, its flag on the command line. */
+export type Subject = (p: Parameter) => string;
+
+/** Checks each given value of `parameters` (a method's, or the options every method has), and
+ *  fills in fixed defaults. */
+export function readOptions(method: string, parameters: readonly Parameter[], given: Readonly<Record<string, unknown>>, subject: Subject = (p) => p.key): Record<string, Value | undefined> {
   const values: Record<string, Value | undefined> = {};
-  for (const p of method.parameters) values[p.key] = checkValue(method.id, p, given[p.key] ?? p.default);
+  for (const p of parameters) values[p.key] = checkValue(`${method}: ${subject(p)}`, p, given[p.key] ?? p.default);
   return values;
 }
 
-function checkValue(method: string, p: Parameter, v: unknown): Value | undefined {
+function checkValue(what: string, p: Parameter, v: unknown): Value | undefined {
   if (v === undefined) return undefined;
   const fail = (why: string): never => {
-    throw new InputError(`${method}: ${p.key} must be ${why}, got ${typeof v === 'string' ? JSON.stringify(v) : String(v)}`);
+    throw new InputError(`${what} must be ${why}, got ${typeof v === 'string' ? JSON.stringify(v) : String(v)}`);
   };
   switch (p.kind) {
     case 'boolean':
@@ -85,6 +90,12 @@ function checkValue(method: string, p: Parameter, v: unknown): Value | undefined
     }
   }
 }
+
+/** The options every method has besides its own parameters. */
+export const COMMON: readonly Parameter[] = [
+  { key: 'batchSize', flag: 'batch', label: 'Batch size', kind: 'int', default: 32, min: 1, max: 65536, hint: 'Images per pass through the engine.' },
+  { key: 'quantize', label: 'Judge as saved', kind: 'boolean', default: true, hint: 'Round to the 8-bit grid and judge success on that image.' },
+];
 
 // Parameters that several methods share.
 

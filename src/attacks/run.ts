@@ -31,7 +31,7 @@ import type { CwOptions } from './cw.js';
 import type { DeepFoolOptions } from './deepfool.js';
 import type { FgsmOptions } from './fgsm.js';
 import type { FilterOptions } from './filter.js';
-import { readOptions, type Method, type Stepper } from './method.js';
+import { COMMON, readOptions, type Method, type Stepper, type Subject } from './method.js';
 import type { MiFgsmOptions } from './mifgsm.js';
 import { distances, psnr, ssim } from './metrics.js';
 import type { PgdOptions } from './pgd.js';
@@ -95,20 +95,18 @@ export interface AttackResult {
   ms: number;
 }
 
-/** Checks the options and fills in the defaults. Throws an InputError for a bad value. */
-export function resolveOptions(options: AttackOptions, classes: number): ResolvedOptions {
+/** Checks the options and fills in the defaults. Throws an InputError for a bad value, naming
+ *  it by `subject` (the command line names its flags). */
+export function resolveOptions(options: AttackOptions, classes: number, subject?: Subject): ResolvedOptions {
   const method = methodById(options.method);
-  const values = readOptions(method, options as unknown as Record<string, unknown>);
-  const fail = (what: string, value: unknown, why: string): never => {
-    throw new InputError(`${method.id}: ${what} must be ${why}, got ${String(value)}`);
-  };
+  const given = options as unknown as Record<string, unknown>;
+  const values = readOptions(method.id, method.parameters, given, subject);
+  const common = readOptions(method.id, COMMON, given, subject);
   const target = options.target ?? null;
-  if (target !== null && (!Number.isSafeInteger(target) || target < 0 || target >= classes)) fail('target', target, `a label index from 0 to ${classes - 1}`);
-  const batchSize = options.batchSize ?? 32;
-  if (!Number.isSafeInteger(batchSize) || batchSize < 1 || batchSize > 65536) fail('batchSize', batchSize, 'an integer from 1 to 65536');
-  const quantize = options.quantize ?? true;
-  if (typeof quantize !== 'boolean') fail('quantize', quantize, 'true or false');
-  return { ...method.resolve(values, options as unknown as Record<string, unknown>), target, batchSize, quantize } as ResolvedOptions;
+  if (target !== null && (!Number.isSafeInteger(target) || target < 0 || target >= classes)) {
+    throw new InputError(`${method.id}: target must be a label index from 0 to ${classes - 1}, got ${String(target)}`);
+  }
+  return { ...method.resolve(values, given), target, batchSize: common.batchSize, quantize: common.quantize } as ResolvedOptions;
 }
 
 /** Iterations planned per batch, for progress (and a live loss curve's x axis). */
