@@ -1,0 +1,22 @@
+// The library, as a browser (or any bundler) sees it: nothing here imports a Node built-in.
+// Node scripts import the same and more from index.ts. Data flows one way: image → tensor in
+// WASM memory → model forward on the tape → loss → backward → step.
+import { Engine } from './engine.js';
+
+export { Engine, EngineMemoryError, Tensor, type Kernels } from './engine.js';
+export { Tape, type Step } from './tape.js';
+export * as ops from './ops.js';
+export { Net, argmax, checkArchitecture, predictLogits, readModel, softmax, writeModel, type Architecture, type Layer, type Model } from './model.js';
+export * from './attacks/index.js';
+export { crop, decodeImage, encodePng, imageSize, resize, toGray, type Image } from './image.js';
+export { fileToInput, filterImage, imageToInput, inputToImage, pixelBox } from './preprocess.js';
+export { InputError } from './errors.js';
+
+/** The engine, from the kernel module shipped beside this file (build/mislead.wasm), fetched
+ *  by URL: bundlers such as Vite resolve it as an asset. */
+export async function loadEngine(): Promise<Engine> {
+  const url = new URL('../build/mislead.wasm', import.meta.url);
+  const response = await fetch(url);
+  if (!response.ok) throw new Error(`could not load the kernels (${url}: HTTP ${response.status})`);
+  return Engine.create(await WebAssembly.compileStreaming(response));
+}
