@@ -4,12 +4,12 @@
  * 8-bit data, except that colour images keep RGB order. Works on Uint8Arrays and imports nothing
  * that needs Node (no `node:` module, no Buffer), so that it can be bundled for the browser.
  */
-import CRC32 from 'crc-32';
 import { decode as fastPngDecode, encode as fastPngEncode, type PngDataArray } from 'fast-png';
 import { zlibSync } from 'fflate';
 import jpeg from 'jpeg-js';
 import { ZStream, Z_NO_FLUSH, Z_OK, Z_STREAM_END, zlibInflate, zlibInflateInit, type Z_CallStatus } from 'pako';
 import { InputError } from './errors.js';
+import { crc32 } from './crc.js';
 
 export interface Image {
   width: number;
@@ -52,7 +52,7 @@ function message(e: unknown): string {
 // ---------------------------------------------------------------------------------------------
 // PNG. Not pngjs: on current Node its synchronous inflate does not notice a corrupt zlib stream and
 // hands back uninitialised memory as pixels, and it zeroes the colour of tRNS-transparent pixels.
-// Libraries: crc-32 (chunk CRCs), pako (zlib's inflate, ported), fast-png (undoing the scanline
+// Libraries: pako (zlib's inflate, ported), fast-png (undoing the scanline
 // filters; encoding) and fflate (fast-png's own zlib). Kept here as glue: the chunk walk (libpng's
 // checks, the size limit before any allocation, eXIf), the Adam7 pass geometry and the mapping of
 // samples to 8-bit RGB as imread has libpng do it.
@@ -116,7 +116,7 @@ function readPng(bytes: Uint8Array, name: string): PngFile {
     }
     if ((pos === 8) !== (type === 'IHDR')) throw corrupt('IHDR must be the first chunk');
     const critical = !(type.charCodeAt(0) & 0x20); // upper-case first letter: decoders must understand it
-    const crcOk = CRC32.buf(bytes.subarray(pos + 4, end - 4)) === view.getInt32(end - 4); // crc-32 gives it signed
+    const crcOk = crc32(bytes.subarray(pos + 4, end - 4)) === view.getUint32(end - 4);
     const data = bytes.subarray(pos + 8, end - 4);
     pos = end;
     if (!crcOk && critical) throw corrupt(`bad CRC in ${type} chunk`);

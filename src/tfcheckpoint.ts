@@ -4,10 +4,10 @@
  * little-endian tensor bytes. Formats: leveldb/doc/table_format.md and
  * tensorflow/core/util/tensor_bundle/tensor_bundle.{proto,cc}.
  */
-import { crc32c } from '@aws-crypto/crc32c';
 import pb from 'protobufjs/minimal.js';
 import type { Long, Reader } from 'protobufjs/minimal.js';
 import { InputError, quote } from './errors.js';
+import { crc32c } from './crc.js';
 import { INPUT_LIMITS, readInputFile } from './input.js';
 
 export interface CheckpointTensor { name: string; dtype: number /* TF DataType enum */; shape: number[]; offset: number; size: number; }
