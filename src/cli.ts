@@ -14,7 +14,7 @@ import { globSync, isDynamicPattern } from 'tinyglobby';
 import { modelFromTutorialCheckpoint } from './importtf.js';
 import { Net, writeModel, type Model } from './model.js';
 import { loadEngine } from './node.js';
-import { runFilterAttack, runSuiteAttack, runTutorial, classify, checkLogits, checkResults } from './run.js';
+import { runAttackJob, runTutorial, classify, checkLogits, checkResults } from './run.js';
 import { COMMON, METHODS, resolveOptions, runAttack as runSuite, type AttackOptions, type Method, type Parameter } from './attacks/index.js';
 import { robustnessSvg, svgToPng } from './figures.js';
 import { generateFaces, readDataset, writeDataset } from './dataset.js';
@@ -78,7 +78,7 @@ const commands: Record<string, Command> = {
       '--init FILE.npy starts the filter from a saved DX.',
       '',
       'One IMAGE: adversarial.png, perturbation.npy, filter.png, figure.png (and loss.svg for filter) and',
-      'report.json in --out (default ./out). Several images, globs or a folder (not with filter): a batch,',
+      'report.json in --out (default ./out). Several images, globs or a folder: a batch,',
       'spread over --workers threads: adversarial/, summary.csv, summary.json, contact.png and a table.',
       '',
       'Examples:',
@@ -100,14 +100,13 @@ const commands: Record<string, Command> = {
       const images = expandImages(positionals);
       const { model, path } = loadModel(values.model as string | undefined);
       const target = values.target as string | undefined;
-      const options = resolveOptions(given as unknown as AttackOptions, model.architecture.labels.length, flagOf);
-      if (options.method === 'filter') {
-        if (images.length > 1) throw new InputError('--method filter attacks one image at a time (the tutorial\'s attack); for a batch pick another --method');
-        const init = values.init === undefined ? undefined : readInit(values.init as string, model.architecture.input);
-        const params = { iterations: options.iterations, lr: options.lr, beta: options.beta };
-        return runFilterAttack({ model, modelPath: path, imagePath: images[0], target, params, init, clip: options.clip, ...outputFlags(values) });
+      // Checked here, before any image is read, naming the flags.
+      resolveOptions(given as unknown as AttackOptions, model.architecture.labels.length, flagOf);
+      if (values.init !== undefined) {
+        if (images.length > 1) throw new InputError('--init starts one image\'s filter: give one IMAGE');
+        given.init = [readInit(values.init as string, model.architecture.input)];
       }
-      await runSuiteAttack({ model, modelPath: path, images, options: given as unknown as AttackOptions, target, workers: intOption(values, 'workers', availableParallelism(), 1, 256), ...outputFlags(values) });
+      await runAttackJob({ model, modelPath: path, images, options: given as unknown as AttackOptions, target, workers: intOption(values, 'workers', availableParallelism(), 1, 256), ...outputFlags(values) });
     },
   },
 

@@ -26,19 +26,22 @@ export class Pool {
     this.workers = Array.from({ length: size }, () => new Worker(WORKER));
   }
 
-  /** Sends a request to worker `i` and resolves with its answer. */
-  ask<T>(i: number, request: Request): Promise<T> {
+  /** Sends a request to worker `i` and resolves with its answer; messages `{ progress }` the
+   *  worker sends before it go to `onProgress`. */
+  ask<T>(i: number, request: Request, onProgress?: (fraction: number) => void): Promise<T> {
     const worker = this.workers[i];
     return new Promise((resolve, reject) => {
       const fail = (e: Error) => {
-        worker.off('message', done);
+        worker.off('message', message);
         reject(e);
       };
-      const done = (answer: T) => {
+      const message = (answer: T | Progress) => {
+        if (isProgress(answer)) return onProgress?.(answer.progress);
+        worker.off('message', message);
         worker.off('error', fail);
         resolve(answer);
       };
-      worker.once('message', done);
+      worker.on('message', message);
       worker.once('error', fail);
       worker.postMessage(request);
     });
@@ -71,20 +74,22 @@ export class Pool {
     return faces;
   }
 
-  /** The attack suite on `inputs`, split in one contiguous share per worker; closes the pool. */
+  /** An attack on `inputs`, split in one contiguous share per worker; closes the pool.
+   *  `onProgress` hears how many images' worth of work is done, as the workers go. */
   async attack(model: Model, inputs: Float32Array[], options: AttackOptions, onProgress?: (done: number) => void): Promise<AttackResult[]> {
     const bytes = writeModel(model);
     const share = Math.ceil(inputs.length / this.size);
-    let done = 0;
+    const done = new Float64Array(this.size);
     try {
       const parts = await Promise.all(this.workers.map(async (_, i) => {
         const mine = inputs.slice(i * share, (i + 1) * share);
         if (mine.length === 0) return [];
         // PGD seeds image k's random start with seed + k: a share's first image is k = i·share.
         const shifted = options.method === 'pgd' ? { ...options, seed: (options.seed ?? 0) + i * share } : options;
-        const results = await this.ask<AttackResult[]>(i, { kind: 'attack', model: bytes, inputs: mine, options: shifted });
-        onProgress?.((done += mine.length));
-        return results;
+        return this.ask<AttackResult[]>(i, { kind: 'attack', model: bytes, inputs: mine, options: shifted }, (fraction) => {
+          done[i] = fraction * mine.length;
+          onProgress?.(done.reduce((a, b) => a + b, 0));
+        });
       }));
       return parts.flat();
     } finally {
@@ -121,6 +126,14 @@ export class Pool {
       },
     };
   }
+}
+
+interface Progress {
+  progress: number;
+}
+
+function isProgress(m: unknown): m is Progress {
+  return typeof m === 'object' && m !== null && 'progress' in m && Object.keys(m).length === 1;
 }
 
 /** The same values in memory every worker can read. */

@@ -1,12 +1,11 @@
 // The `attack` and `tutorial` commands end to end: image in, optimisation, result files and
 // report out. The files are staged and only put in place once everything has worked.
-import { FilterAttack, type FilterStep } from './attacks/filter.js';
 import { predictLogits } from './model.js';
 import { InputError } from './errors.js';
 import { readModelInput, type Crop } from './files.js';
 import { INPUT_LIMITS, present, readInputText } from './input.js';
-import { cleanOnSignals, OutputSet, withDefaultSignals } from './output.js';
-import { resolveOptions, runAttack as runSuite, summarize, type AttackOptions, type AttackResult } from './attacks/index.js';
+import { cleanOnSignals, OutputSet } from './output.js';
+import { isSuccess, plannedIterations, resolveOptions, startAttack, summarize, type AttackOptions, type AttackResult, type AttackRun } from './attacks/index.js';
 import { Pool } from './parallel.js';
 import { basename, dirname, join } from 'node:path';
 import { Progress } from './progress.js';
@@ -15,7 +14,7 @@ import { argmax, Net, softmax, type Model } from './model.js';
 import { loadEngine } from './node.js';
 import { writeNpy } from './npy.js';
 import { figurePng, lossSvg, type Curve, type Panel } from './figures.js';
-import { filterImage, inputToImage, pixelBox } from './preprocess.js';
+import { filterImage, inputToImage } from './preprocess.js';
 
 export interface Classification {
   label: string;
@@ -63,8 +62,6 @@ function resolveTarget(labels: string[], target: string | undefined, current: nu
   return index;
 }
 
-const RESULT_FILES = ['adversarial.png', 'perturbation.npy', 'filter.png', 'figure.png', 'loss.svg', 'report.json'] as const;
-
 interface Job {
   model: Model;
   modelPath: string;
@@ -74,43 +71,6 @@ interface Job {
   json: boolean;
   quiet?: boolean;
   crop?: Crop;
-}
-
-/** Everything an attack run needs, checked before any work starts. */
-async function prepare(job: Job) {
-  const x = readModelInput(job.imagePath, job.model.architecture, job.crop);
-  const net = new Net(await loadEngine(), job.model);
-  const outputs = new OutputSet(job.out, job.force, RESULT_FILES, { quiet: job.quiet });
-  return { x, outputs, net, before: classify(net, [x], job.modelPath, [job.imagePath])[0] };
-}
-
-/** Stops the filter attack at the first loss that is not finite (the model, or the perturbation,
- *  overflows float32), before `progress` sees it. */
-function checkLoss(progress: FilterStep['onIteration'], job: Job): NonNullable<FilterStep['onIteration']> {
-  return (i, loss) => {
-    if (!Number.isFinite(loss)) throw new InputError(`${job.modelPath}: the loss is not finite (${loss}) at iteration ${i} of the attack on ${job.imagePath}`);
-    progress?.(i, loss);
-  };
-}
-
-/** The tutorial's log line, printed every 100 iterations and at the last one. */
-function tutorialLog(iterations: number): FilterStep['onIteration'] {
-  return (i, loss) => {
-    if (i % 100 === 0 || i === iterations - 1) process.stdout.write(`iter= ${String(i).padStart(6)} - loss= ${loss.toFixed(6)}\n`);
-  };
-}
-
-/** Progress of an attack: a bar with the loss and the current class on a terminal, the
- *  tutorial's log lines otherwise, nothing with --json or --quiet. */
-function attackProgress(job: Job, attack: FilterAttack, net: Net, iterations: number): FilterStep['onIteration'] {
-  if (job.json || job.quiet) return undefined;
-  if (!process.stderr.isTTY) return tutorialLog(iterations);
-  const bar = new Progress('attack', iterations);
-  const labels = net.architecture.labels;
-  return (i, loss) => {
-    bar.update(i + 1, () => `loss ${loss.toFixed(6)} · ${labels[argmax(attack.logits.toArray())]}`);
-    if (i === iterations - 1) bar.done();
-  };
 }
 
 function norms(dx: Float32Array, scale: number) {
@@ -176,50 +136,106 @@ async function withOutputs(outputs: OutputSet, work: () => void | Promise<void>)
   }
 }
 
-/** `attack.run` in slices of about 50 ms with a turn of the event loop between them, so that a
- *  signal is handled at once (SGD keeps no state but DX: the result is that of one call). */
-async function runSliced(attack: FilterAttack, step: FilterStep): Promise<Float32Array> {
-  const losses = new Float32Array(step.iterations);
-  const onIteration = step.onIteration;
-  for (let done = 0, slice = 8; done < step.iterations; ) {
-    const n = Math.min(slice, step.iterations - done);
-    const offset = done;
-    const start = performance.now();
-    losses.set(attack.run({ ...step, iterations: n, onIteration: onIteration && ((i, loss) => onIteration(offset + i, loss)) }), done);
-    done += n;
-    const ms = performance.now() - start;
-    slice = Math.max(1, Math.min(4 * n, Math.round((n * 50) / Math.max(ms, 1))));
-    if (done < step.iterations) await new Promise((resolve) => setImmediate(resolve));
-  }
-  return losses;
+/** An attack from the command line: the images, the method's options and the target by name. */
+export interface AttackJob extends Omit<Job, 'imagePath'> {
+  images: string[];
+  options: AttackOptions;
+  target?: string;
+  workers: number;
 }
 
-export function runFilterAttack(job: Job & { target?: string; init?: Float32Array; clip: boolean; params: { iterations: number; lr: number; beta: number } }): Promise<void> {
-  return cleanOnSignals(() => filterAttack(job));
+/** Any method on one image or many, through the library's stepped runs (or a pool of workers for
+ *  a batch): one image gets the result files and report of SPEC §1, a batch a summary. */
+export function runAttackJob(job: AttackJob): Promise<void> {
+  return cleanOnSignals(() => attack(job));
 }
 
-async function filterAttack(job: Parameters<typeof runFilterAttack>[0]): Promise<void> {
-  const { x, outputs, net, before } = await prepare(job);
-  const arch = net.architecture;
-  const target = resolveTarget(arch.labels, job.target, before.index);
+async function attack(job: AttackJob): Promise<void> {
+  const arch = job.model.architecture;
+  const single = job.images.length === 1;
+  const inputs = job.images.map((path) => readModelInput(path, arch, job.crop));
+  const truth = single ? undefined : trueLabels(job.images, arch.labels);
+  const net = new Net(await loadEngine(), job.model);
+  const before = classify(net, inputs, job.modelPath, job.images);
+  const target = job.target === undefined ? undefined : resolveTarget(arch.labels, job.target, 0);
+  // The filter is the tutorial's: its result is X + DX in float, the 8-bit file judged apart.
+  const options = { ...job.options, target, quantize: job.options.method !== 'filter' } as AttackOptions;
+  const resolved = resolveOptions(options, arch.labels.length);
+  const iterative = plannedIterations(resolved) > 1;
+  const outputs = new OutputSet(job.out, job.force, single ? [...SINGLE_FILES, ...(iterative ? ['loss.svg'] : [])] : BATCH_FILES, { quiet: job.quiet });
   await withOutputs(outputs, async () => {
-    const attack = new FilterAttack(net, x, target, job.init, job.clip ? pixelBox(arch) : undefined);
     const start = performance.now();
-    const loss = await runSliced(attack, { ...job.params, onIteration: checkLoss(attackProgress(job, attack, net, job.params.iterations), job) });
+    const display = job.json || job.quiet ? 'none' : single && !process.stderr.isTTY ? 'lines' : 'bar';
+    const { results, losses } = await attackImages(job, net, inputs, options, display);
     const ms = performance.now() - start;
-    const after = describe(net, attack.logits.toArray(), job.modelPath, `${job.imagePath} after the attack`);
-    const dx = attack.dx.toArray();
-    attack.dispose();
-    const saved = writeResults(net, job.modelPath, outputs, x, before, [{ title: 'Adversarial', dx, after }], [{ name: 'loss', values: loss }]);
-    if (!job.json) printClasses(before, after, saved);
-    finish(outputs, {
-      model: job.modelPath, image: job.imagePath, method: 'filter',
-      params: { iters: job.params.iterations, lr: job.params.lr, beta: job.params.beta, init: job.init !== undefined, clip: job.clip },
-      target: arch.labels[target], target_index: target,
-      before, after, saved, success: after.index === target, success_saved: saved.index === target,
-      loss: Array.from(loss), norms: norms(dx, arch.preprocess.scale), iterations: job.params.iterations, ms,
-    }, job.json);
+    checkResults(results, job.modelPath, job.images);
+    const params = { ...resolved, init: undefined, target: target === undefined ? null : arch.labels[target] };
+    if (single) {
+      const [r] = results;
+      const after = describe(net, Float32Array.from(r.after.logits), job.modelPath, `${job.images[0]} after the attack`);
+      const curves = iterative ? [{ name: 'loss', values: losses }] : [];
+      const saved = writeResults(net, job.modelPath, outputs, inputs[0], before[0], [{ title: 'Adversarial', dx: r.perturbation, after }], curves);
+      if (!job.json) printClasses(before[0], after, saved);
+      finish(outputs, {
+        model: job.modelPath, image: job.images[0], method: resolved.method, params,
+        target: r.target === null ? null : arch.labels[r.target], target_index: r.target,
+        before: before[0], after, saved, success: r.success, success_saved: isSuccess(r.before.index, saved.index, r.target),
+        loss: Array.from(losses),
+        norms: r.norms, psnr: r.psnr, ssim: r.ssim, iterations: r.iterations, gradients: r.gradients, ms,
+      }, job.json);
+      return;
+    }
+    writeSummary(job, net, outputs, inputs, results, truth, params, ms);
   });
+}
+
+/** How an attack shows its progress: the tutorial's log lines, a bar on stderr, or nothing. */
+type Display = 'lines' | 'bar' | 'none';
+
+/** The attack on this thread in slices of about 50 ms, with a turn of the event loop between
+ *  them (a signal is handled at once), or for a batch over a pool of workers; with progress,
+ *  and the loss of the first image at each iteration of its batch. */
+async function attackImages(job: Pick<AttackJob, 'model' | 'modelPath' | 'images' | 'workers'>, net: Net, inputs: Float32Array[], options: AttackOptions, display: Display) {
+  const images = inputs.length;
+  const bar = display === 'bar' ? new Progress(options.method, images) : null;
+  if (job.workers > 1 && images > 1) {
+    const results = await new Pool(Math.min(job.workers, images)).attack(job.model, inputs, options, (done) => bar?.update(Math.round(done)));
+    bar?.done();
+    return { results, losses: [] };
+  }
+  const losses: number[] = [];
+  let reported = -1;
+  const run = startAttack(net, inputs, options, {
+    onProgress: (done, total, info) => {
+      // A batch's end is reported again with its results: the iteration's line is already out.
+      if (done === reported) return;
+      reported = done;
+      const loss = info.loss[0];
+      if (!Number.isFinite(loss)) throw new InputError(`${job.modelPath}: the loss is not finite (${loss}) at iteration ${info.iteration} of the attack on ${job.images[info.batch * run.options.batchSize]}`);
+      // The loss curve: the first image's, one value per iteration (not the end of an early stop).
+      if (info.batch === 0 && done - 1 === losses.length) losses.push(loss);
+      if (display === 'lines') tutorialLine(info.iteration, loss, run.total);
+      bar?.update(Math.min(images, Math.round((done / total) * images)), () => `loss ${loss.toFixed(6)}`);
+    },
+  });
+  await stepInSlices(run);
+  bar?.done();
+  return { results: run.results, losses };
+}
+
+/** Steps `run` to its end in slices of about 50 ms, yielding to the event loop between them. */
+async function stepInSlices(run: AttackRun): Promise<void> {
+  for (let slice = 8; ; ) {
+    const start = performance.now();
+    if (!run.step(slice)) return;
+    slice = Math.max(1, Math.min(4 * slice, Math.round((slice * 50) / Math.max(performance.now() - start, 1))));
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+}
+
+/** The tutorial's log line, printed every 100 iterations and at the last one. */
+function tutorialLine(i: number, loss: number, iterations: number): void {
+  if (i % 100 === 0 || i === iterations - 1) process.stdout.write(`iter= ${String(i).padStart(6)} - loss= ${loss.toFixed(6)}\n`);
 }
 
 function tableLine(title: string, net: Net, c: Classification): string {
@@ -227,115 +243,76 @@ function tableLine(title: string, net: Net, c: Classification): string {
   return `Image ${title}: ${capitalise(c.label)} (scores: ${scores})`;
 }
 
-/** The tutorial: step 1 with β = 0, then step 2 with β = 0.5 continuing from step 1's DX. */
+/** The tutorial: the filter method, 1000 iterations with β = 0, then 1000 more with β = 0.5
+ *  starting from the first step's DX. */
 export function runTutorial(job: Job): Promise<void> {
   return cleanOnSignals(() => tutorial(job));
 }
 
 async function tutorial(job: Job): Promise<void> {
-  const { x, outputs, net, before } = await prepare(job);
-  const target = resolveTarget(net.architecture.labels, undefined, before.index);
+  const x = readModelInput(job.imagePath, job.model.architecture, job.crop);
+  const net = new Net(await loadEngine(), job.model);
+  const [before] = classify(net, [x], job.modelPath, [job.imagePath]);
+  const outputs = new OutputSet(job.out, job.force, [...SINGLE_FILES, 'loss.svg'], { quiet: job.quiet });
   await withOutputs(outputs, async () => {
-    const attack = new FilterAttack(net, x, target);
     const steps = [];
-    for (const [n, { title, params }] of [
-      { title: 'Adversarial', params: { iterations: 1000, lr: 0.1, beta: 0 } },
-      { title: 'Adversarial with L2', params: { iterations: 1000, lr: 0.1, beta: 0.5 } },
-    ].entries()) {
-      if (!job.json) process.stdout.write(`== Step ${n + 1}: ${params.iterations} iterations, beta ${params.beta} ==\n`);
+    let dx: Float32Array | undefined;
+    for (const [n, { title, beta }] of [{ title: 'Adversarial', beta: 0 }, { title: 'Adversarial with L2', beta: 0.5 }].entries()) {
+      const params = { iterations: 1000, lr: 0.1, beta };
+      if (!job.json) process.stdout.write(`== Step ${n + 1}: ${params.iterations} iterations, beta ${beta} ==\n`);
       const start = performance.now();
-      const loss = await runSliced(attack, { ...params, onIteration: checkLoss(job.json || job.quiet ? undefined : tutorialLog(params.iterations), job) });
-      const after = describe(net, attack.logits.toArray(), job.modelPath, `${job.imagePath} after step ${n + 1}`);
-      steps.push({ title, params, ms: performance.now() - start, loss: Array.from(loss), after, dx: attack.dx.toArray() });
+      const { results: [r], losses } = await attackImages({ ...job, images: [job.imagePath], workers: 1 }, net, [x], { method: 'filter', ...params, init: [dx], quantize: false }, job.json || job.quiet ? 'none' : 'lines');
+      checkResults([r], job.modelPath, [job.imagePath]);
+      dx = r.perturbation;
+      const after = describe(net, Float32Array.from(r.after.logits), job.modelPath, `${job.imagePath} after step ${n + 1}`);
+      steps.push({ title, params, ms: performance.now() - start, loss: Array.from(losses), after, dx });
     }
-    const dx = steps[1].dx;
-    attack.dispose();
-    const curves = steps.map((s, n) => ({ name: `step ${n + 1} (beta ${s.params.beta})`, values: s.loss }));
-    const saved = writeResults(net, job.modelPath, outputs, x, before, steps, curves);
+    const saved = writeResults(net, job.modelPath, outputs, x, before, steps, steps.map((s, n) => ({ name: `step ${n + 1} (beta ${s.params.beta})`, values: s.loss })));
     if (!job.json) {
       process.stdout.write(`${tableLine('Original', net, before)}\n`);
       for (const s of steps) process.stdout.write(`${tableLine(s.title, net, s.after)}\n`);
     }
-    const after = steps[1].after;
+    const after = steps[1].after, target = before.index === 0 ? 1 : 0;
     finish(outputs, {
       model: job.modelPath, image: job.imagePath, method: 'filter',
       params: steps.map((s) => ({ iters: s.params.iterations, lr: s.params.lr, beta: s.params.beta })),
       target: net.architecture.labels[target], target_index: target,
       before, after, saved, success: after.index === target, success_saved: saved.index === target,
       steps: steps.map((s) => ({ title: s.title, after: s.after, loss: s.loss, ms: s.ms })),
-      loss: steps.flatMap((s) => s.loss), norms: norms(dx, net.architecture.preprocess.scale),
-      iterations: steps.reduce((n, s) => n + s.params.iterations, 0), ms: steps.reduce((t, s) => t + s.ms, 0),
+      loss: steps.flatMap((s) => s.loss), norms: norms(dx!, net.architecture.preprocess.scale),
+      iterations: steps.reduce((k, s) => k + s.params.iterations, 0), ms: steps.reduce((t, s) => t + s.ms, 0),
     }, job.json);
   });
 }
 
-/** The attack suite (FGSM, BIM, PGD, MI-FGSM, C&W, DeepFool) on one image or a batch. */
-export function runSuiteAttack(job: Omit<Job, 'imagePath'> & { images: string[]; options: AttackOptions; target?: string; workers: number }): Promise<void> {
-  return cleanOnSignals(() => suiteAttack(job));
-}
-
-async function suiteAttack(job: Parameters<typeof runSuiteAttack>[0]): Promise<void> {
-  const arch = job.model.architecture;
-  const single = job.images.length === 1;
-  const inputs = job.images.map((path) => readModelInput(path, arch, job.crop));
-  const truth = single ? undefined : trueLabels(job.images, arch.labels);
-  const outputs = new OutputSet(job.out, job.force, single ? SUITE_FILES : BATCH_FILES, { quiet: job.quiet });
-  const engine = await loadEngine();
-  const net = new Net(engine, job.model);
-  const target = job.target === undefined ? undefined : resolveTarget(arch.labels, job.target, 0);
-  const options = { ...job.options, target };
-  const resolved = resolveOptions(options, arch.labels.length);
-  const progress = new Progress(job.options.method, job.images.length, job.json || job.quiet);
-  const start = performance.now();
-  // The attack on this thread is one synchronous stretch: there a signal ends the run at once.
-  const results = job.workers > 1 && job.images.length > 1
-    ? await new Pool(Math.min(job.workers, job.images.length)).attack(job.model, inputs, options, (done) => progress.update(done))
-    : await withDefaultSignals(() => runSuite(net, inputs, options, { onProgress: (_done, _total, info) => progress.update(info.batch * resolved.batchSize) }));
-  progress.done();
-  const ms = performance.now() - start;
-  checkResults(results, job.modelPath, job.images);
-  await withOutputs(outputs, () => {
-    const params = { ...resolved, target: target === undefined ? null : arch.labels[target] };
-    if (single) {
-      const [r] = results;
-      const before = [describe(net, Float32Array.from(r.before.logits), job.modelPath, job.images[0])];
-      const after = describe(net, Float32Array.from(r.after.logits), job.modelPath, `${job.images[0]} after the attack`);
-      const saved = writeResults(net, job.modelPath, outputs, inputs[0], before[0], [{ title: 'Adversarial', dx: r.perturbation, after }], []);
-      if (!job.json) printClasses(before[0], after, saved);
-      finish(outputs, {
-        model: job.modelPath, image: job.images[0], method: job.options.method, params,
-        target: params.target, before: before[0], after, saved,
-        success: r.success, success_saved: target === undefined ? saved.index !== before[0].index : saved.index === target,
-        norms: r.norms, psnr: r.psnr, ssim: r.ssim, iterations: r.iterations, gradients: r.gradients, ms,
-      }, job.json);
-      return;
-    }
-    const files = writeBatch(net, outputs, job.images, inputs, results);
-    const summary = summarize(results, truth);
-    // Success as saved: each adversarial PNG read back from disk and classified again.
-    const reread = classify(net, files.map((f) => readModelInput(f, arch)), job.modelPath, job.images.map((_, i) => `the saved adversarial/${batchName(job.images, i)}`));
-    const savedSuccess = results.filter((r, i) => (target === undefined ? reread[i].index !== r.before.index : reread[i].index === target)).length / results.length;
-    const report = { model: job.modelPath, method: job.options.method, params, images: job.images.length, summary, success_saved: savedSuccess, ms, results: results.map((r, i) => resultRow(job.images[i], arch.labels, r)) };
-    outputs.write('summary.json', JSON.stringify(report, null, 2) + '\n');
-    const header = 'image,before,after,success,l2_pixels,linf_pixels,psnr,ssim,iterations,gradients,ms';
-    outputs.write('summary.csv', [header, ...report.results.map((r) => [r.image, r.before, r.after, r.success, r.l2_pixels, r.linf_pixels, r.psnr, r.ssim, r.iterations, r.gradients, r.ms].join(','))].join('\n') + '\n');
-    const written = outputs.commit();
-    if (job.json) return void process.stdout.write(JSON.stringify(report) + '\n');
-    const pct = (v: number) => `${(100 * v).toFixed(1)} %`;
-    const rows = [
-      ['images', String(summary.images)],
-      ['success over all images', `${pct(summary.success)} (re-read from the saved files: ${pct(savedSuccess)})`],
-      ...(summary.successCorrect === undefined ? [] : [[`success over the ${summary.correct} classified correctly before`, pct(summary.successCorrect)]]),
-      ['L2 mean / median (grey levels)', `${summary.l2.mean.toFixed(2)} / ${summary.l2.median.toFixed(2)}`],
-      ['L∞ mean / median (grey levels)', `${summary.linf.mean.toFixed(2)} / ${summary.linf.median.toFixed(2)}`],
-      ['PSNR mean / median (dB)', `${summary.psnr.mean.toFixed(2)} / ${summary.psnr.median.toFixed(2)}`],
-      ['SSIM mean / median', `${summary.ssim.mean.toFixed(4)} / ${summary.ssim.median.toFixed(4)}`],
-      ['iterations / gradients per image (mean)', `${mean(results.map((r) => r.iterations)).toFixed(1)} / ${mean(results.map((r) => r.gradients)).toFixed(1)}`],
-      ['time', `${(ms / 1000).toFixed(2)} s (${(ms / results.length).toFixed(1)} ms per image)`],
-    ];
-    for (const [k, v] of rows) process.stdout.write(`${k.padEnd(44)} ${v}\n`);
-    process.stdout.write(`wrote ${written.join(', ')}\n`);
-  });
+/** A batch's results: adversarial/, summary.json and .csv, contact.png, and a table. */
+function writeSummary(job: AttackJob, net: Net, outputs: OutputSet, inputs: Float32Array[], results: AttackResult[], truth: number[] | undefined, params: object, ms: number): void {
+  const arch = net.architecture;
+  const files = writeBatch(net, outputs, job.images, inputs, results);
+  const summary = summarize(results, truth);
+  // Success as saved: each adversarial PNG read back from disk and classified again.
+  const reread = classify(net, files.map((f) => readModelInput(f, arch)), job.modelPath, job.images.map((_, i) => `the saved adversarial/${batchName(job.images, i)}`));
+  const savedSuccess = results.filter((r, i) => isSuccess(r.before.index, reread[i].index, r.target)).length / results.length;
+  const report = { model: job.modelPath, method: job.options.method, params, images: job.images.length, summary, success_saved: savedSuccess, ms, results: results.map((r, i) => resultRow(job.images[i], arch.labels, r)) };
+  outputs.write('summary.json', JSON.stringify(report, null, 2) + '\n');
+  const header = 'image,before,after,success,l2_pixels,linf_pixels,psnr,ssim,iterations,gradients,ms';
+  outputs.write('summary.csv', [header, ...report.results.map((r) => [r.image, r.before, r.after, r.success, r.l2_pixels, r.linf_pixels, r.psnr, r.ssim, r.iterations, r.gradients, r.ms].join(','))].join('\n') + '\n');
+  const written = outputs.commit();
+  if (job.json) return void process.stdout.write(JSON.stringify(report) + '\n');
+  const pct = (v: number) => `${(100 * v).toFixed(1)} %`;
+  const rows = [
+    ['images', String(summary.images)],
+    ['success over all images', `${pct(summary.success)} (re-read from the saved files: ${pct(savedSuccess)})`],
+    ...(summary.successCorrect === undefined ? [] : [[`success over the ${summary.correct} classified correctly before`, pct(summary.successCorrect)]]),
+    ['L2 mean / median (grey levels)', `${summary.l2.mean.toFixed(2)} / ${summary.l2.median.toFixed(2)}`],
+    ['L∞ mean / median (grey levels)', `${summary.linf.mean.toFixed(2)} / ${summary.linf.median.toFixed(2)}`],
+    ['PSNR mean / median (dB)', `${summary.psnr.mean.toFixed(2)} / ${summary.psnr.median.toFixed(2)}`],
+    ['SSIM mean / median', `${summary.ssim.mean.toFixed(4)} / ${summary.ssim.median.toFixed(4)}`],
+    ['iterations / gradients per image (mean)', `${mean(results.map((r) => r.iterations)).toFixed(1)} / ${mean(results.map((r) => r.gradients)).toFixed(1)}`],
+    ['time', `${(ms / 1000).toFixed(2)} s (${(ms / results.length).toFixed(1)} ms per image)`],
+  ];
+  for (const [k, v] of rows) process.stdout.write(`${k.padEnd(44)} ${v}\n`);
+  process.stdout.write(`wrote ${written.join(', ')}\n`);
 }
 
 /** The true label of each image when its folder has a labels.csv ("file,label", as
@@ -367,8 +344,8 @@ function printClasses(before: Classification, after: Classification, saved: Clas
   }
 }
 
-const SUITE_FILES = ['adversarial.png', 'perturbation.npy', 'filter.png', 'figure.png', 'report.json'] as const;
-const BATCH_FILES = ['adversarial', 'summary.csv', 'summary.json', 'contact.png'] as const;
+const SINGLE_FILES = ['adversarial.png', 'perturbation.npy', 'filter.png', 'figure.png', 'report.json'];
+const BATCH_FILES = ['adversarial', 'summary.csv', 'summary.json', 'contact.png'];
 const mean = (v: number[]) => v.reduce((a, b) => a + b, 0) / v.length;
 
 /** The file name of image i's adversarial in a batch: its own name, numbered. */

@@ -30,8 +30,16 @@ parentPort!.on('message', async (request: Request) => {
       break;
     }
     case 'attack': {
+      // The share's progress, as a fraction of its planned iterations, at most 10 times a second.
+      let last = 0;
+      const onProgress = (done: number, total: number) => {
+        const now = performance.now();
+        if (now - last < 100) return;
+        last = now;
+        parentPort!.postMessage({ progress: done / total });
+      };
       const mark = engine.mark();
-      const results = runAttack(new Net(engine, readModel(request.model, 'model')), request.inputs, request.options);
+      const results = runAttack(new Net(engine, readModel(request.model, 'model')), request.inputs, request.options, { onProgress });
       engine.release(mark);
       parentPort!.postMessage(results);
       break;

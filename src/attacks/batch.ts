@@ -176,6 +176,10 @@ export class BatchRun {
   readonly adversarial: Float32Array;
   readonly after: Float32Array;
   readonly success: Uint8Array;
+  /** The perturbation of each image as the method made it, for a method that keeps its own
+   *  (the filter's DX, whose sum with the original is not exact in float): else null, and a
+   *  result's perturbation is its adversarial minus its original. */
+  perturbation: Float32Array | null = null;
   /** Images whose attack is over (succeeded, or stopped for good). */
   readonly frozen: Uint8Array;
   readonly iterations: Int32Array;
@@ -233,8 +237,7 @@ export class BatchRun {
 
   /** Whether `logits` (rows of `classes`) make image `i` adversarial. */
   isAdversarial(logits: Float32Array, i: number): boolean {
-    const k = argmax(logits, i * this.classes, this.classes);
-    return this.targets === null ? k !== this.before[i] : k === this.targets[i];
+    return isSuccess(this.before[i], argmax(logits, i * this.classes, this.classes), this.targets ? this.targets[i] : null);
   }
 
   /**
@@ -359,6 +362,12 @@ export class BatchRun {
     info.loss = loss;
     hook(this.done, this.total, info);
   }
+}
+
+/** The one rule of success: targeted, the model gives the target; untargeted, it gives another
+ *  class than it gave the original. */
+export function isSuccess(before: number, after: number, target: number | null): boolean {
+  return target === null ? after !== before : after === target;
 }
 
 /** Cross-entropy −log softmax(z)[label] of each row, into `out`: (max − z_label) + log(1 + Σ

@@ -80,14 +80,20 @@ class FilterRun implements Stepper {
     const { run, o, attack } = this;
     run.checkAbort();
     if (this.t < o.iterations) {
-      attack.iterate(o.lr, o.beta, this.loss);
+      const total = attack.iterate(o.lr, o.beta, this.loss);
+      // One image's loss is the batch's, as the tape computed it in float32 (the tutorial's log).
+      if (run.n === 1) this.loss[0] = total;
       for (let i = 0; i < run.n; i++) run.iterations[i] = run.gradients[i] = this.t + 1;
       attack.image(this.xs);
       run.tick(0, this.t++, this.xs, this.loss);
       return true;
     }
     attack.image(this.xs);
-    if (!run.quantize) run.ws.forward(this.xs);
+    // Unrounded, the result is X + DX itself, and DX is kept as it is.
+    if (!run.quantize) {
+      run.perturbation = attack.dx.toArray();
+      run.ws.forward(this.xs);
+    }
     const z = run.classifySaved(this.xs, this.xq, this.all);
     for (let i = 0; i < run.n; i++) run.record(i, this.xq, z, run.isAdversarial(z, i));
     this.attack.dispose();

@@ -5,5 +5,5 @@ export type { AttackOptions, AttackResult, AttackSummary, CommonOptions, Predict
 export { METHODS, methodById, type AttackMethod } from './registry.js';
 export { COMMON, DEFAULT_EPS, readOptions, type Method, type Parameter, type Stepper, type Subject, type Value } from './method.js';
 export { FilterAttack, filterLoss, type FilterStep } from './filter.js';
-export type { Hooks, Norm, ProgressInfo } from './batch.js';
+export { isSuccess, type Hooks, type Norm, type ProgressInfo } from './batch.js';
 export { psnr, ssim } from './metrics.js';

@@ -142,7 +142,8 @@ export class AttackRun {
   done = 0;
   info: ProgressInfo | null = null;
   private readonly geo: Geometry;
-  private readonly batches: number;
+  /** Batches of images the run goes through, one after the other. */
+  readonly batches: number;
   private readonly hooks: Hooks;
   private next = 0;
   private current: Batch | null = null;
@@ -257,7 +258,7 @@ function resultOf(run: BatchRun, i: number, beforeLogits: Float32Array, ms: numb
   const after = run.after.slice(i * classes, (i + 1) * classes);
   return {
     adversarial,
-    perturbation: adversarial.map((v, j) => v - x0[j]),
+    perturbation: run.perturbation ? run.perturbation.slice(i * size, (i + 1) * size) : adversarial.map((v, j) => v - x0[j]),
     before: { index: run.before[i], logits: Array.from(beforeLogits.subarray(i * classes, (i + 1) * classes)) },
     after: { index: argmax(after), logits: Array.from(after) },
     target: run.targets ? run.targets[i] : null,
