@@ -26,16 +26,9 @@
 import { InputError } from '../errors.js';
 import { argmax, type Net } from '../model.js';
 import { BatchRun, geometry, toPixel, Workspace, type Geometry, type Hooks, type ProgressInfo } from './batch.js';
-import type { BimOptions } from './bim.js';
-import type { CwOptions } from './cw.js';
-import type { DeepFoolOptions } from './deepfool.js';
-import type { FgsmOptions } from './fgsm.js';
-import type { FilterOptions } from './filter.js';
 import { COMMON, readOptions, type Method, type Stepper, type Subject } from './method.js';
-import type { MiFgsmOptions } from './mifgsm.js';
 import { distances, psnr, ssim } from './metrics.js';
-import type { PgdOptions } from './pgd.js';
-import { methodById } from './registry.js';
+import { METHODS, methodById } from './registry.js';
 
 export interface CommonOptions {
   /** The label index to reach. Absent: untargeted, away from the class the model gives the
@@ -49,19 +42,14 @@ export interface CommonOptions {
   quantize?: boolean;
 }
 
-export type AttackOptions = (FilterOptions | FgsmOptions | BimOptions | PgdOptions | MiFgsmOptions | CwOptions | DeepFoolOptions) & CommonOptions;
+/** The options of each method in the registry, as its module declares them (FgsmOptions, …). */
+type MethodOptions = (typeof METHODS)[number] extends infer M ? (M extends Method<infer O> ? O : never) : never;
 
-type Completed<O> = Required<Omit<O, 'init'>> & { target: number | null; batchSize: number; quantize: boolean };
+/** What a caller gives: a method and any of its options (each module documents its own). */
+export type AttackOptions = (MethodOptions extends infer O ? (O extends { method: infer Id } ? Partial<Omit<O, 'method'>> & { method: Id } : never) : never) & CommonOptions;
 
 /** Every option with its default filled in (what a report should list as the parameters). */
-export type ResolvedOptions =
-  | (Completed<FilterOptions> & { init: readonly (Float32Array | undefined)[] })
-  | Completed<FgsmOptions>
-  | Completed<BimOptions>
-  | Completed<PgdOptions>
-  | Completed<MiFgsmOptions>
-  | Completed<CwOptions>
-  | Completed<DeepFoolOptions>;
+export type ResolvedOptions = MethodOptions & { target: number | null; batchSize: number; quantize: boolean };
 
 export interface Prediction {
   /** The class: index of the largest logit. */
