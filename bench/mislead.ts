@@ -6,7 +6,7 @@
 import { FilterAttack, filterLoss } from '../src/attacks/filter.js';
 import type { Engine, Tensor } from '../src/engine.js';
 import { Net, type Model } from '../src/model.js';
-import { add, conv2d, dense, dot, flatten, logSoftmax, maxPool, scale, Scalar, window } from '../src/ops.js';
+import { add, conv2d, crossEntropy, dense, flatten, logSoftmax, maxPool, Scalar, window } from '../src/ops.js';
 import { Tape, type Step } from '../src/tape.js';
 import { ARCH, oneHot, type KernelCase, type KernelData } from './setup.js';
 
@@ -133,7 +133,7 @@ export class MisleadTraining {
     const images = engine.tensor([n, h, w, c], x);
     const y = engine.tensor([n, ARCH.labels.length], oneHot(labels, ARCH.labels.length));
     this.logits = this.net.forward(this.tape, images);
-    this.loss = scale(this.tape, dot(this.tape, y, logSoftmax(this.tape, this.logits)), new Scalar(-1 / n));
+    this.loss = crossEntropy(this.tape, this.logits, y, 1 / n);
   }
 
   step(): number {

@@ -29,10 +29,11 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { Resvg } from '@resvg/resvg-js';
 import { faceToSvgString, generate, type FaceConfig } from 'facesjs';
-import { InputError, isPrintable, quote } from './errors.js';
-import { INPUT_LIMITS, readInputFile, readInputText } from './input.js';
+import { InputError } from './errors.js';
+import { INPUT_LIMITS, readInputFile } from './input.js';
 import { decodeImage, encodePng, resize, toGray, type Image } from './image.js';
 import { OutputSet } from './output.js';
+import { readLabels } from './labels.js';
 import { random } from './random.js';
 
 export const LABELS = ['man', 'woman'] as const;
@@ -187,34 +188,14 @@ export function writeDataset(dir: string, count: number, seed: number, onProgres
   }
 }
 
-/** Reads a dataset written by writeDataset (or made by hand in the same layout) as gray images.
- *  labels.csv is checked whole before any image is read; a file listing no image is refused. */
-export function readDataset(dir: string): { files: string[]; labels: (0 | 1)[]; images: Image[] } {
-  const labelsPath = join(dir, 'labels.csv');
-  const lines = readInputText(labelsPath, "the dataset's labels", INPUT_LIMITS.labels).split(/\r?\n/);
-  while (lines.length > 0 && lines[lines.length - 1].trim() === '') lines.pop();
-  if (lines.length === 0 || lines[0].trim().replace(/^\uFEFF/, '') !== 'file,label') {
-    throw new InputError(`${labelsPath}: not a dataset's labels (the first line must be "file,label")`);
-  }
-  const files: string[] = [], labels: (0 | 1)[] = [];
-  for (let n = 1; n < lines.length; n++) {
-    const where = `${labelsPath}:${n + 1}`;
-    const cells = lines[n].split(',').map((c) => c.trim());
-    if (cells.length !== 2 || cells[0] === '') throw new InputError(`${where}: expected "file,label", got ${quote(lines[n])}`);
-    const [file, name] = cells;
-    const label = LABELS.indexOf(name as (typeof LABELS)[number]);
-    if (label < 0) throw new InputError(`${where}: unknown label ${quote(name)} (expected ${LABELS.join(' or ')})`);
-    // The name goes into paths and messages: a plain file name of this folder, printable, of a length a file system allows.
-    if (file.includes('/') || file.includes('\\') || file === '.' || file === '..' || file.length > 255 || !isPrintable(file)) {
-      throw new InputError(`${where}: ${quote(file)} must be a file name in the dataset's directory`);
-    }
-    files.push(file);
-    labels.push(label as 0 | 1);
-  }
-  if (files.length === 0) throw new InputError(`${labelsPath}: lists no image (it holds only its header line)`);
+/** Reads a folder of images with its labels.csv (as writeDataset makes it, or by hand, with any
+ *  extra columns), each label one of `labels` (by default the generated faces'), as gray images. */
+export function readDataset(dir: string, labels: readonly string[] = LABELS): { files: string[]; labels: number[]; images: Image[] } {
+  const rows = readLabels(dir, labels);
+  const files = rows.map((r) => r.file);
   const images = files.map((file) => {
     const path = join(dir, file);
     return toGray(decodeImage(readInputFile(path, 'an image listed in labels.csv', INPUT_LIMITS.image), path));
   });
-  return { files, labels, images };
+  return { files, labels: rows.map((r) => r.label), images };
 }

@@ -85,6 +85,13 @@ export function logSoftmax(tape: Tape, x: Tensor): Tensor {
   return y;
 }
 
+/** weight · −Σ labels·log_softmax(logits): the cross-entropy of each row of `logits` against its
+ *  row of `labels` (one-hot, or any distribution), summed and weighted (1/n for a mean). Built
+ *  on logSoftmax, whose kernels stay exact when one class holds nearly all the probability. */
+export function crossEntropy(tape: Tape, logits: Tensor, labels: Tensor, weight = 1): Tensor {
+  return scale(tape, dot(tape, labels, logSoftmax(tape, logits)), new Scalar(-weight));
+}
+
 /** The gradient reaching the pre-activation of a layer with a fused ReLU (or none). */
 function activationGrad(tape: Tape, y: Tensor, relu: boolean): () => number {
   if (!relu || !y.grad) return () => y.grad!.ptr;

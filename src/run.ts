@@ -3,7 +3,8 @@
 import { predictLogits } from './model.js';
 import { InputError } from './errors.js';
 import { readModelInput, type Crop } from './files.js';
-import { INPUT_LIMITS, present, readInputText } from './input.js';
+import { present } from './input.js';
+import { readLabels } from './labels.js';
 import { cleanOnSignals, OutputSet } from './output.js';
 import { isSuccess, plannedIterations, resolveOptions, startAttack, summarize, type AttackOptions, type AttackResult, type AttackRun } from './attacks/index.js';
 import { Pool } from './parallel.js';
@@ -315,23 +316,13 @@ function writeSummary(job: AttackJob, net: Net, outputs: OutputSet, inputs: Floa
   process.stdout.write(`wrote ${written.join(', ')}\n`);
 }
 
-/** The true label of each image when its folder has a labels.csv ("file,label", as
- *  `mislead dataset` writes); undefined when any image has none. */
+/** The true label of each image when its folder has a labels.csv (see labels.ts); undefined
+ *  when any image has none. */
 function trueLabels(images: readonly string[], labels: readonly string[]): number[] | undefined {
   const tables = new Map<string, Map<string, number>>();
   const found = images.map((image) => {
     const dir = dirname(image);
-    if (!tables.has(dir)) {
-      const table = new Map<string, number>();
-      const csv = join(dir, 'labels.csv');
-      if (present(csv)) {
-        for (const line of readInputText(csv, "the images' labels", INPUT_LIMITS.labels).split(/\r?\n/).slice(1)) {
-          const [file, label] = line.split(',').map((c) => c.trim());
-          if (file && labels.includes(label)) table.set(file, labels.indexOf(label));
-        }
-      }
-      tables.set(dir, table);
-    }
+    if (!tables.has(dir)) tables.set(dir, new Map(present(join(dir, 'labels.csv')) ? readLabels(dir, labels).map((r) => [r.file, r.label]) : []));
     return tables.get(dir)!.get(basename(image));
   });
   return found.every((l) => l !== undefined) ? (found as number[]) : undefined;

@@ -3,7 +3,7 @@
 // replayed per batch; a last partial batch of an epoch is left out (shuffling changes it).
 import type { Engine, Tensor } from './engine.js';
 import { argmax, Net, parameterShapes, type Architecture, type Model } from './model.js';
-import { dot, logSoftmax, scale, Scalar } from './ops.js';
+import { crossEntropy } from './ops.js';
 import { random, shuffle, truncatedNormal } from './random.js';
 import { Tape } from './tape.js';
 import type { Image } from './image.js';
@@ -78,7 +78,7 @@ export class BatchGradients {
     this.x = engine.tensor([batch, ...arch.input]);
     this.y = engine.tensor([batch, arch.labels.length]);
     this.logits = this.net.forward(this.tape, this.x);
-    this.loss = scale(this.tape, dot(this.tape, this.y, logSoftmax(this.tape, this.logits)), new Scalar(-share));
+    this.loss = crossEntropy(this.tape, this.logits, this.y, share);
     this.xs = new Float32Array(this.x.size);
     this.ys = new Float32Array(this.y.size);
   }

@@ -13,7 +13,7 @@ import { InputError } from '../src/errors.js';
 import { decodeImage, encodePng } from '../src/image.js';
 import { checkArchitecture, Net, parameterShapes, readModel, type Architecture, type Model } from '../src/model.js';
 import { loadEngine } from '../src/node.js';
-import { dot, logSoftmax, scale, Scalar } from '../src/ops.js';
+import { crossEntropy } from '../src/ops.js';
 import { imageToInput, inputToImage } from '../src/preprocess.js';
 import { random } from '../src/random.js';
 import { generateFaces } from '../src/dataset.js';
@@ -105,7 +105,7 @@ function crossEntropyGradient(net: Net, x: Float32Array, label: number): Float32
   const logits = net.forward(tape, xt);
   const y = engine.tensor([1, net.architecture.labels.length]);
   y.write(net.architecture.labels.map((_, k) => (k === label ? 1 : 0)));
-  tape.backward(scale(tape, dot(tape, y, logSoftmax(tape, logits)), new Scalar(-1)));
+  tape.backward(crossEntropy(tape, logits, y));
   const g = xt.grad!.toArray();
   tape.dispose();
   return g;

@@ -136,7 +136,7 @@ describe('files that are not regular files: a FIFO and a link to /dev/zero', () 
       it('as labels.csv, for eval and for an attack on a folder', () => {
         const make = tag === 'fifo' ? mkfifoAt : zeroAt;
         const d = dataset(`${tag}-labels`, make, { 'a.png': facePng, 'b.png': facePng });
-        expectRefused(['eval', d, '--model', goodModel], new RegExp(`labels\\.csv: ${says.source}, expected the dataset's labels`));
+        expectRefused(['eval', d, '--model', goodModel], new RegExp(`labels\\.csv: ${says.source}, expected the images' labels`));
         expectRefused(['attack', d, '--model', goodModel, '--method', 'fgsm', '--workers', '1'], new RegExp(`labels\\.csv: ${says.source}`));
       });
 

@@ -6,7 +6,7 @@
 import { pixelBox } from '../preprocess.js';
 import type { Tensor } from '../engine.js';
 import { argmax, type Architecture, type Net } from '../model.js';
-import { dot, logSoftmax, scale, Scalar } from '../ops.js';
+import { crossEntropy, dot } from '../ops.js';
 import { Tape } from '../tape.js';
 
 export type Norm = 'linf' | 'l2';
@@ -70,7 +70,7 @@ export class Workspace {
       this.logitsT = net.forward(this.tape, this.input);
       this.labelsT = engine.tensor([n, classes]);
       // Σ over the batch of −log softmax(logits)[label]: each image's gradient is its own.
-      this.crossEntropy = scale(this.tape, dot(this.tape, this.labelsT, logSoftmax(this.tape, this.logitsT)), new Scalar(-1));
+      this.crossEntropy = crossEntropy(this.tape, this.logitsT, this.labelsT);
       this.gT = engine.tensor([n, classes]);
       this.linear = dot(this.tape, this.logitsT, this.gT);
     } catch (e) {

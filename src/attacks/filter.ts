@@ -4,7 +4,7 @@
 // recorded once and replayed every iteration; a batch learns one filter per image.
 import type { Tensor } from '../engine.js';
 import type { Net } from '../model.js';
-import { add, dot, l2Loss, logSoftmax, scale, Scalar } from '../ops.js';
+import { add, crossEntropy, l2Loss, scale, Scalar } from '../ops.js';
 import { Tape } from '../tape.js';
 import { crossEntropies, type BatchRun } from './batch.js';
 import type { Method, Stepper } from './method.js';
@@ -208,8 +208,7 @@ export interface FilterStep {
 
 /** −Σ y·log_softmax(logits) + β·Σ dx²/2 */
 export function filterLoss(tape: Tape, logits: Tensor, y: Tensor, dx: Tensor, beta: Scalar): Tensor {
-  const crossEntropy = scale(tape, dot(tape, y, logSoftmax(tape, logits)), new Scalar(-1));
-  return add(tape, crossEntropy, scale(tape, l2Loss(tape, dx), beta));
+  return add(tape, crossEntropy(tape, logits, y), scale(tape, l2Loss(tape, dx), beta));
 }
 
 function oneHot(classes: number, targets: Int32Array): Float32Array {
