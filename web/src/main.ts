@@ -134,7 +134,6 @@ function call<T extends Response['type']>(req: Req, transfer: Transferable[] = [
 
 interface LoadedModel {
   name: string;
-  bytes: Uint8Array;
   architecture: Architecture;
   parameters: number;
 }
@@ -361,7 +360,7 @@ async function useModel(bytes: Uint8Array, name: string): Promise<boolean> {
       // The worker keeps its own copy: ours stays usable for switching back.
       const copy = bytes.slice();
       const r = await call<'model'>({ type: 'model', bytes: copy, name }, [copy.buffer]);
-      state.model = { name, bytes, architecture: r.architecture, parameters: r.parameters };
+      state.model = { name, architecture: r.architecture, parameters: r.parameters };
       const { input, labels } = r.architecture;
       el.modelInfo.textContent = `${name}: labels ${labels.join(', ')}; input ${input.join('×')} (${input[2] === 1 ? 'grey' : 'colour'}); ${r.parameters.toLocaleString('en')} weights.`;
       state.targetChosen = false;
