@@ -11,7 +11,7 @@ import type { BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FilterAttack } from '../../src/attacks/filter.js';
 import { predictLogits } from '../../src/model.js';
-import { runAttack, type AttackOptions, type AttackResult } from '../../src/attacks/index.js';
+import { COMMON, METHODS, resolveOptions, runAttack, type AttackOptions, type AttackResult } from '../../src/attacks/index.js';
 import type { Engine } from '../../src/engine.js';
 import { crop, decodeImage, encodePng, type Image } from '../../src/image.js';
 import { argmax, checkArchitecture, Net, readModel, writeModel, type Model } from '../../src/model.js';
@@ -52,11 +52,11 @@ function nodeAttack(engine: Engine, model: Model, image: Image, target: number |
   return result;
 }
 
-/** What the page does for a run of the attack suite, done with the Node engine: runAttack on the
- *  page's default crop of `image`, with the same options. */
-function nodeSuite(engine: Engine, model: Model, image: Image, options: AttackOptions): { x: Float32Array; result: AttackResult } {
+/** What the page does for a run of a method, done with the Node engine: runAttack on the page's
+ *  default crop of `image` (or `region`), with the same options. */
+function nodeSuite(engine: Engine, model: Model, image: Image, options: AttackOptions, region?: [number, number, number, number]): { x: Float32Array; result: AttackResult } {
   const [h, w] = model.architecture.input;
-  const r = Object.values(centred(image.width, image.height, h / w)) as [number, number, number, number];
+  const r = region ?? Object.values(centred(image.width, image.height, h / w)) as [number, number, number, number];
   const x = imageToInput(crop(image, ...r), model.architecture);
   const mark = engine.mark();
   try {
@@ -136,12 +136,59 @@ describe.skipIf(!!missing)('the page in Chromium', () => {
     expect(await page.locator('#target').inputValue()).toBe(String(ref.target));
   }, TIMEOUT);
 
+  it("builds the method form from the library's registry: each method's fields, bounds and defaults", async () => {
+    expect(await page.locator('#method option').evaluateAll((os) => os.map((o) => (o as HTMLOptionElement).value))).toEqual(METHODS.map((m) => m.id));
+    for (const m of METHODS) {
+      await page.selectOption('#method', m.id);
+      expect(await page.locator('#method option:checked').textContent()).toBe(m.name);
+      expect(await page.locator('#method-summary').textContent()).toBe(m.summary);
+      expect(await page.locator('#method-paper').textContent()).toBe(m.paper);
+      expect(await page.locator('#target option[value="-1"]').count()).toBe(m.target === 'optional' ? 1 : 0);
+      const fields = await page.locator('#params .field').evaluateAll((divs) =>
+        divs.map((d) => {
+          const input = d.querySelector('input, select') as HTMLInputElement | HTMLSelectElement;
+          const label = d.querySelector('label')!.textContent!.trim();
+          if (input instanceof HTMLSelectElement) return { key: input.name, label, kind: 'choice', value: input.value, choices: Array.from(input.options, (o) => o.value) };
+          if (input.type === 'checkbox') return { key: input.name, label, kind: 'boolean', value: input.checked };
+          return { key: input.name, label, kind: input.step === '1' ? 'int' : 'float', value: input.value, placeholder: input.placeholder, min: input.min, max: input.max };
+        }),
+      );
+      // The library's defaults, derived ones included (eps from the norm, the step from eps).
+      const resolved = resolveOptions({ method: m.id } as AttackOptions, 2) as unknown as Record<string, number | string | boolean>;
+      // A page for one picture has no batch size; it keeps the filter's result as the float X + DX.
+      // Its order: the registry's, the checkboxes last.
+      const all = [...m.parameters, ...COMMON.filter((p) => p.key !== 'batchSize')];
+      const expected = [...all.filter((p) => p.kind !== 'boolean'), ...all.filter((p) => p.kind === 'boolean')].map((p) => {
+        const base = { key: p.key, label: p.label, kind: p.kind };
+        if (p.kind === 'choice') return { ...base, value: p.default, choices: p.choices!.map((c) => c.value) };
+        if (p.kind === 'boolean') return { ...base, value: m.id === 'filter' && p.key === 'quantize' ? false : p.default };
+        const value = resolved[p.key] as number;
+        // A derived default that follows other numbers (the step) is left blank: the library's value is the placeholder.
+        const auto = p.key === 'step';
+        return { ...base, value: auto ? '' : String(p.default ?? value), placeholder: auto ? `auto: ${+value.toPrecision(4)}` : String(value), min: String(p.min), max: String(p.max) };
+      });
+      expect(fields, m.id).toEqual(expected);
+    }
+    // A value out of the library's bounds is refused by its validator, at the field.
+    await page.selectOption('#method', 'pgd');
+    await page.fill('#param-eps', '1000001');
+    await page.click('#run');
+    expect(await page.locator('#error').textContent()).toBe('PGD cannot run with these numbers: pgd: eps (grey levels) must be a number ≥ 0 and at most 1000000, got 1000001');
+    expect(await page.locator('#param-eps').evaluate((i) => (i as HTMLInputElement).validationMessage)).toMatch(/at most 1000000/);
+    expect(await state(page)).toBe('idle');
+    await page.selectOption('#method', 'filter');
+    expect(await page.locator('#target').inputValue()).toBe(String(nodeAttack(engine, model, sample.image, undefined, []).target));
+  }, TIMEOUT);
+
   it('runs the default attack: the class flips to the target, with the Node engine\'s logits', async () => {
     const ref = nodeAttack(engine, model, sample.image, undefined, [{ iterations: 1000, lr: 0.1, beta: 0 }]);
+    // The page runs the filter method of the library, as the float X + DX (quantize: false).
+    const { result } = nodeSuite(engine, model, sample.image, { method: 'filter', target: ref.target, quantize: false });
     const d = await runAndWait(page);
     expect(d.state).toBe('done');
     expect(d.iterations).toBe('1000');
     const logits = JSON.parse(d.logits!) as number[];
+    expect(logits).toEqual(result.after.logits);
     expectClose(logits, ref.logits);
     expect(argmax(logits)).toBe(ref.target);
     expect(d.label).toBe(model.architecture.labels[ref.target]);
@@ -152,18 +199,20 @@ describe.skipIf(!!missing)('the page in Chromium', () => {
     await page.evaluate(() => window.scrollTo(0, 0));
     await page.screenshot({ path: join(OUTPUT, 'desktop.png'), fullPage: true });
 
-    // The downloads are the command line's files for the same run.
+    // The downloads are the library's result for the same run.
     const npy = await download(page, '#download-npy', 'perturbation.npy');
     const dx = readNpy(npy, 'perturbation.npy');
     expect(dx.shape).toEqual(model.architecture.input);
-    expect(dx.data).toEqual(ref.dx);
+    expect(dx.data).toEqual(result.perturbation);
     const png = decodeImage(await download(page, '#download-png', 'adversarial.png'), 'adversarial.png');
     const expected = inputToImage(ref.x.map((v, i) => v + ref.dx[i]), model.architecture);
+    expect(inputToImage(result.adversarial, model.architecture).data).toEqual(expected.data);
     expect(png.width).toBe(expected.width);
     expect(Array.from(png.data).filter((_, i) => i % 3 === 0)).toEqual(Array.from(expected.data));
   }, TIMEOUT);
 
   it('stays responsive while it runs, and Stop stops it', async () => {
+    const workers = page.workers();
     await page.fill('#param-iterations', '1000000');
     await page.click('#run');
     await page.waitForFunction(() => Number((document.getElementById('stat-iterations')!.textContent ?? '0').replace(/,/g, '').split(' ')[0]) > 0, null, { timeout: 30_000 });
@@ -188,6 +237,9 @@ describe.skipIf(!!missing)('the page in Chromium', () => {
     expect(Number(d.iterations)).toBeLessThan(1_000_000);
     expect(await page.locator('#status').textContent()).toMatch(/^Stopped after/);
     expect(await page.locator('#downloads').isVisible()).toBe(true);
+    // The same worker, ready at once for the next run.
+    expect(page.workers()).toEqual(workers);
+    expect(await page.locator('#run').isEnabled()).toBe(true);
     await page.fill('#param-iterations', '1000');
   }, TIMEOUT);
 
@@ -201,7 +253,8 @@ describe.skipIf(!!missing)('the page in Chromium', () => {
     const d = await runAndWait(page, '#tutorial');
     expect(d.state).toBe('done');
     expect(d.iterations).toBe('2000');
-    expectClose(JSON.parse(d.logits!), ref.logits);
+    // FilterAttack continuing one DX, as in Node: the same numbers to the bit.
+    expect(JSON.parse(d.logits!)).toEqual(ref.logits);
     const stages = await page.evaluate(() => (window as unknown as { stages: string[] }).stages);
     expect(stages.some((s) => s.startsWith('Step 1 of 2'))).toBe(true);
     expect(stages.some((s) => s.startsWith('Step 2 of 2'))).toBe(true);
@@ -350,7 +403,9 @@ describe.skipIf(!!missing)('the page in Chromium', () => {
     expect(ref.adversarial.map((v, i) => v - x[i])).toEqual(ref.perturbation);
   }, TIMEOUT);
 
-  it('stops a long C&W run by restarting the engine, and runs again afterwards', async () => {
+  it('stops a long C&W run mid-way in the same worker, and runs again afterwards', async () => {
+    const workers = page.workers();
+    expect(workers).toHaveLength(1);
     await page.selectOption('#method', 'cw');
     await page.fill('#param-steps', '1000000');
     await page.click('#run');
@@ -359,15 +414,17 @@ describe.skipIf(!!missing)('the page in Chromium', () => {
     expect(await state(page)).toBe('running');
     expect(await page.locator('#stat-loss').textContent()).not.toBe('–');
     expect(await page.locator('#bars .bar-value').first().textContent()).toMatch(/%$/);
-    expect(await page.locator('#stage').textContent()).toMatch(/^Binary-search step 1 of 5 · iteration [\d,]+ of at most 5,000,000$/);
+    expect(await page.locator('#stage').textContent()).toMatch(/^Binary-search step 1 of 5 · iteration [\d,]+ of 5,000,000$/);
     const stopped = Date.now();
     await page.click('#stop');
     await page.waitForFunction(() => document.getElementById('results')!.dataset.state === 'stopped', null, { timeout: 10_000 });
     expect(Date.now() - stopped).toBeLessThan(3_000);
-    expect(await page.locator('#status').textContent()).toMatch(/^Stopped Carlini–Wagner L2 after [\d,]+ iterations\. It cannot pause, so the engine was restarted/);
-    expect(await page.locator('#downloads').isVisible()).toBe(false);
-    // The fresh engine has the model again: Run comes back, and a new run works.
-    await waitForInput(page);
+    expect(await page.locator('#status').textContent()).toMatch(/^Stopped after [\d,]+ iterations in [\d.]+ s\. The network says “(man|woman)” for the picture as it was then/);
+    expect(Number((await dataset(page)).iterations)).toBeGreaterThan(0);
+    // What it had got to can be downloaded, and the engine is the same one: Run is back at once.
+    expect(await page.locator('#downloads').isVisible()).toBe(true);
+    expect(page.workers()).toEqual(workers);
+    expect(await page.locator('#run').isEnabled()).toBe(true);
     await page.fill('#param-steps', '100');
     const { result: ref } = nodeSuite(engine, model, sample.image, { method: 'cw' });
     const d = await runAndWait(page);

@@ -3,13 +3,13 @@
 // command line (decodeImage in the worker, then crop and imageToInput), so the numbers are the same.
 import './style.css';
 import { crop as cropImage, encodePng, type Image } from '../../src/image.js';
-import { plannedIterations, type AttackMethod } from '../../src/attacks/index.js';
+import { plannedIterations, type AttackOptions } from '../../src/attacks/index.js';
 import { argmax, softmax, type Architecture } from '../../src/model.js';
 import { writeNpy } from '../../src/npy.js';
 import { filterImage, imageToInput, inputToImage } from '../../src/preprocess.js';
 import { CropBox, type Rect } from './crop.js';
-import { METHODS, TUTORIAL, defaultParams, methodById, sampleOrder, suiteOptions, type MethodSpec, type ParamSpec, type Params, type Step } from './methods.js';
-import type { Progress, Request, Response, SuiteResult } from './protocol.js';
+import { METHODS, TUTORIAL, attackOptions, checkOptions, defaultParams, fieldOfMessage, methodById, resolved, sampleOrder, type MethodSpec, type Params, type TutorialStep } from './methods.js';
+import type { Progress, Request, Response, Result } from './protocol.js';
 import { formatLoss, paintBars, paintImage, paintLoss, paintPreview, percent, type Curve } from './render.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -45,6 +45,7 @@ const el = {
   modelInfo: $('model-info'),
   method: $<HTMLSelectElement>('method'),
   methodSummary: $('method-summary'),
+  methodPaper: $('method-paper'),
   target: $<HTMLSelectElement>('target'),
   params: $('params'),
   run: $<HTMLButtonElement>('run'),
@@ -73,8 +74,6 @@ const el = {
   statL2: $('stat-l2'),
   statPsnr: $('stat-psnr'),
   statSsim: $('stat-ssim'),
-  /** The stats only suite methods have (L2, PSNR, SSIM of the saved image). */
-  suiteStats: [...document.querySelectorAll<HTMLElement>('.suite-only')],
   saved: $('saved'),
   downloads: $('downloads'),
   downloadPng: $<HTMLAnchorElement>('download-png'),
@@ -87,9 +86,7 @@ const el = {
 // ---------------------------------------------------------------------------------------------
 // The worker, as promises
 
-// The worker is replaced by a fresh one to stop a suite method (runAttack cannot see a Stop
-// message while it runs): `worker` is the current one, and messages from an old one are ignored.
-let worker: Worker;
+const worker = new Worker(new URL('./worker.ts', import.meta.url), { type: 'module', name: 'mislead-engine' });
 let nextId = 1;
 const pending = new Map<number, { resolve: (r: Response) => void; reject: (e: Error) => void; progress?: (p: Progress) => void }>();
 let engineReady = false;
@@ -100,62 +97,27 @@ class WorkerError extends Error {
   }
 }
 
-/** What the requests of a terminated worker are rejected with. */
-class StoppedError extends Error {}
-
-function startWorker(): void {
-  const w = new Worker(new URL('./worker.ts', import.meta.url), { type: 'module', name: 'mislead-engine' });
-  worker = w;
-  w.onmessage = (e: MessageEvent<Response>) => {
-    if (w !== worker) return;
-    const r = e.data;
-    if (r.type === 'ready') {
-      engineReady = true;
-      el.engineInfo.textContent = `Kernels compiled in ${Math.round(r.ms)} ms.`;
-      refreshButtons();
-      return;
-    }
-    if (r.type === 'error' && r.id === 0) {
-      showError(r.message);
-      setStatus('The engine could not start.');
-      return;
-    }
-    const waiting = pending.get(r.id);
-    if (!waiting) return;
-    if (r.type === 'progress') return waiting.progress?.(r);
-    pending.delete(r.id);
-    if (r.type === 'error') waiting.reject(new WorkerError(r.message, r.input));
-    else waiting.resolve(r);
-  };
-  w.onerror = (e) => {
-    if (w !== worker) return;
-    showError(`The engine's worker failed: ${e.message || 'unknown error'}`);
-  };
-}
-
-/** Ends the current worker and whatever it is doing (its requests fail with a StoppedError), and
- *  starts a fresh one with the current model; the picture's input is classified again with it. */
-async function restartWorker(): Promise<void> {
-  worker.terminate();
-  engineReady = false;
-  const dropped = [...pending.values()];
-  pending.clear();
-  startWorker();
-  for (const p of dropped) p.reject(new StoppedError('stopped'));
-  const model = state.model, input = state.input;
-  try {
-    await busy(async () => {
-      if (!model) return;
-      const copy = model.bytes.slice();
-      await call<'model'>({ type: 'model', bytes: copy, name: model.name }, [copy.buffer]);
-      if (input) await call<'predicted'>({ type: 'predict', inputs: [input] });
-    });
-  } catch (e) {
-    failed('The engine could not be restarted', e);
+worker.onmessage = (e: MessageEvent<Response>) => {
+  const r = e.data;
+  if (r.type === 'ready') {
+    engineReady = true;
+    el.engineInfo.textContent = `Kernels compiled in ${Math.round(r.ms)} ms.`;
+    refreshButtons();
+    return;
   }
-}
-
-startWorker();
+  if (r.type === 'error' && r.id === 0) {
+    showError(r.message);
+    setStatus('The engine could not start.');
+    return;
+  }
+  const waiting = pending.get(r.id);
+  if (!waiting) return;
+  if (r.type === 'progress') return waiting.progress?.(r);
+  pending.delete(r.id);
+  if (r.type === 'error') waiting.reject(new WorkerError(r.message, r.input));
+  else waiting.resolve(r);
+};
+worker.onerror = (e) => showError(`The engine's worker failed: ${e.message || 'unknown error'}`);
 
 type Req = Request extends infer R ? (R extends { id: number } ? Omit<R, 'id'> : never) : never;
 
@@ -172,8 +134,6 @@ function call<T extends Response['type']>(req: Req, transfer: Transferable[] = [
 
 interface LoadedModel {
   name: string;
-  /** The file, to load it again into a fresh worker. */
-  bytes: Uint8Array;
   architecture: Architecture;
   parameters: number;
 }
@@ -189,11 +149,8 @@ const state = {
   before: undefined as number[] | undefined,
   targetChosen: false,
   running: false,
-  /** How the current run stops: 'filter' asks the worker, 'suite' restarts it. */
-  runEngine: 'filter' as MethodSpec['engine'],
   busy: 0,
   curve: { values: new Float32Array(1024), count: 0, marks: [], planned: 0, scale: 'log' } as Curve,
-  dx: undefined as Float32Array | undefined,
   urls: [] as string[],
 };
 
@@ -375,9 +332,7 @@ function resetResults(): void {
   el.originalCaption.textContent = '';
   el.adversarialCaption.textContent = '';
   el.filterCaption.textContent = 'grey = no change';
-  const suite = methodById(el.method.value).engine === 'suite';
-  el.filterTitle.textContent = suite ? 'Perturbation' : 'Noise filter';
-  for (const d of el.suiteStats) d.hidden = !suite;
+  el.filterTitle.textContent = el.method.value === TUTORIAL.method ? 'Noise filter' : 'Perturbation';
   el.stage.textContent = '';
   el.saved.textContent = '';
   el.downloads.hidden = true;
@@ -405,7 +360,7 @@ async function useModel(bytes: Uint8Array, name: string): Promise<boolean> {
       // The worker keeps its own copy: ours stays usable for switching back.
       const copy = bytes.slice();
       const r = await call<'model'>({ type: 'model', bytes: copy, name }, [copy.buffer]);
-      state.model = { name, bytes, architecture: r.architecture, parameters: r.parameters };
+      state.model = { name, architecture: r.architecture, parameters: r.parameters };
       const { input, labels } = r.architecture;
       el.modelInfo.textContent = `${name}: labels ${labels.join(', ')}; input ${input.join('×')} (${input[2] === 1 ? 'grey' : 'colour'}); ${r.parameters.toLocaleString('en')} weights.`;
       state.targetChosen = false;
@@ -443,7 +398,7 @@ async function loadDefaultModel(): Promise<void> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Methods and their parameters, from METHODS
+// Methods and their parameters, from METHODS (the library's registry)
 
 function buildMethods(): void {
   const groups = new Map<string, HTMLOptGroupElement>();
@@ -485,7 +440,7 @@ function buildTargets(): void {
   if (state.before?.length === labels.length) paintBars(el.bars, labels, state.before, +el.target.value);
 }
 
-/** Untargeted when the method can be (runAttack's default); else the first label that is not the
+/** Untargeted when the method can be (the library's default); else the first label that is not the
  *  picture's class, as on the command line. */
 function defaultTarget(): string {
   if (methodById(el.method.value).untargeted) return '-1';
@@ -493,15 +448,18 @@ function defaultTarget(): string {
   return String(best === 0 ? 1 : 0);
 }
 
-const fieldOf = (p: ParamSpec) => document.getElementById(`param-${p.key}`) as HTMLInputElement | HTMLSelectElement;
+const fieldOf = (key: string) => document.getElementById(`param-${key}`) as HTMLInputElement | HTMLSelectElement;
 
 /** The defaults the fields were last given: a field still showing its default follows the choices
  *  (eps follows the norm), one the user changed is kept. */
 let shownDefaults: Params = {};
 
+/** The method's fields, from its parameters: a number field (blank: the library's value), a
+ *  choice, or a checkbox; bounds and defaults are the parameter's. */
 function buildParams(): void {
   const method = methodById(el.method.value);
   el.methodSummary.textContent = method.summary;
+  el.methodPaper.textContent = method.paper;
   shownDefaults = defaultParams(method);
   el.params.replaceChildren(
     ...method.params.map((p) => {
@@ -515,27 +473,37 @@ function buildParams(): void {
       if (p.kind === 'choice') {
         input = document.createElement('select');
         input.append(...p.choices!.map((c) => new Option(c.label, c.value)));
-        input.value = String(p.default);
+        input.value = String(shownDefaults[p.key]);
         input.addEventListener('change', () => followDefaults(method));
+      } else if (p.kind === 'boolean') {
+        input = document.createElement('input');
+        input.type = 'checkbox';
+        input.checked = shownDefaults[p.key] === true;
+        wrap.classList.add('check');
       } else {
         input = document.createElement('input');
         input.type = 'number';
-        input.required = !p.optional;
         input.min = String(p.min);
         input.max = String(p.max);
         input.step = p.kind === 'int' ? '1' : 'any';
         input.inputMode = p.kind === 'int' ? 'numeric' : 'decimal';
-        input.value = String(shownDefaults[p.key] ?? p.default);
-        input.addEventListener('input', () => showAuto(method));
+        input.value = method.auto.has(p.key) ? '' : String(shownDefaults[p.key]);
+        input.addEventListener('input', () => {
+          (input as HTMLInputElement).setCustomValidity('');
+          showAuto(method);
+        });
       }
       input.id = id;
       input.name = p.key;
       const hint = document.createElement('span');
       hint.className = 'hint';
       hint.id = `${id}-hint`;
-      hint.textContent = p.hint;
+      hint.textContent = method.auto.has(p.key) ? `${p.hint} Blank: ${p.derived}.` : p.hint;
       input.setAttribute('aria-describedby', hint.id);
-      wrap.append(label, input, hint);
+      if (p.kind === 'boolean') {
+        label.prepend(input);
+        wrap.append(label, hint);
+      } else wrap.append(label, input, hint);
       return wrap;
     }),
   );
@@ -543,203 +511,125 @@ function buildParams(): void {
   refreshButtons();
 }
 
+/** The choices made in the form. */
+function choices(method: MethodSpec): Params {
+  const out: Params = {};
+  for (const p of method.params) if (p.kind === 'choice') out[p.key] = fieldOf(p.key).value;
+  return out;
+}
+
 /** A choice changed: the fields still at their default take the new default. */
 function followDefaults(method: MethodSpec): void {
-  const choices: Params = {};
-  for (const p of method.params) if (p.kind === 'choice') choices[p.key] = fieldOf(p).value;
-  const next = defaultParams(method, choices);
+  const next = defaultParams(method, choices(method));
   for (const p of method.params) {
-    if (p.kind === 'choice' || p.optional) continue;
-    const input = fieldOf(p);
+    if (p.kind === 'choice' || p.kind === 'boolean' || method.auto.has(p.key)) continue;
+    const input = fieldOf(p.key);
     if (Number(input.value) === Number(shownDefaults[p.key])) input.value = String(next[p.key]);
   }
   shownDefaults = next;
   showAuto(method);
 }
 
-/** Optional fields left blank show the value the library will take, from the others. */
+/** Number fields left blank show the value the library will take, given the others. */
 function showAuto(method: MethodSpec): void {
-  if (method.engine !== 'suite') return;
-  const given: Params = {};
-  for (const p of method.params) {
-    const input = fieldOf(p);
-    if (p.kind === 'choice') given[p.key] = input.value;
-    else if (!p.optional && input.value !== '' && input.checkValidity()) given[p.key] = Number(input.value);
-  }
-  let resolved: Record<string, unknown> | undefined;
+  let values: Record<string, unknown> | undefined;
   try {
-    resolved = suiteOptions(method.id as AttackMethod, given) as unknown as Record<string, unknown>;
+    values = resolved(method.id, readParams(method) ?? choices(method));
   } catch {
-    resolved = undefined;
+    values = undefined;
   }
   for (const p of method.params) {
-    if (!p.optional) continue;
-    const v = resolved?.[p.key];
-    (fieldOf(p) as HTMLInputElement).placeholder = typeof v === 'number' ? `auto: ${+v.toPrecision(4)}` : 'auto';
+    if (p.kind !== 'int' && p.kind !== 'float') continue;
+    const v = values?.[p.key];
+    const auto = method.auto.has(p.key);
+    (fieldOf(p.key) as HTMLInputElement).placeholder = typeof v === 'number' ? (auto ? `auto: ${+v.toPrecision(4)}` : String(v)) : auto ? 'auto' : '';
   }
 }
 
-function readParams(): Params | undefined {
+/** The fields' values (blank number fields left out), or undefined when one is not a number. */
+function readParams(method: MethodSpec): Params | undefined {
   const params: Params = {};
-  for (const p of methodById(el.method.value).params) {
-    const input = fieldOf(p);
-    if (p.kind === 'choice') {
-      params[p.key] = input.value;
-      continue;
-    }
-    if (!input.checkValidity()) {
-      input.reportValidity();
-      input.focus();
-      return undefined;
-    }
-    if (p.optional && input.value === '') continue;
-    params[p.key] = Number(input.value);
+  for (const p of method.params) {
+    const input = fieldOf(p.key);
+    if (p.kind === 'choice') params[p.key] = input.value;
+    else if (p.kind === 'boolean') params[p.key] = (input as HTMLInputElement).checked;
+    else if ((input as HTMLInputElement).validity.badInput) return undefined;
+    else if (input.value !== '') params[p.key] = Number(input.value);
   }
   return params;
+}
+
+/** The form's options for the library, checked by its validator; a bad value is reported at its
+ *  field. */
+function readOptions(method: MethodSpec, target: number | null): { options: AttackOptions; planned: number } | undefined {
+  const params = readParams(method);
+  if (!params) {
+    const bad = method.params.find((p) => (fieldOf(p.key) as HTMLInputElement).validity?.badInput)!;
+    fieldOf(bad.key).reportValidity();
+    fieldOf(bad.key).focus();
+    return undefined;
+  }
+  const options = attackOptions(method, target, params);
+  try {
+    return { options, planned: plannedIterations(checkOptions(options, state.model!.architecture.labels.length)) };
+  } catch (e) {
+    const text = e instanceof Error ? e.message : String(e);
+    const p = fieldOfMessage(method, text);
+    showError(`${method.name} cannot run with these numbers: ${text}`);
+    if (p) {
+      const input = fieldOf(p.key) as HTMLInputElement;
+      input.setCustomValidity(text);
+      input.reportValidity();
+      input.focus();
+    }
+    return undefined;
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
 // Running an attack
 
-async function start(method: string, steps: Step[]): Promise<void> {
+/** What the page runs: a method with the form's options, or the tutorial's steps. */
+interface Run {
+  method: MethodSpec;
+  /** null: untargeted (any label but the original's). */
+  target: number | null;
+  planned: number;
+  request: { type: 'attack'; options: AttackOptions } | { type: 'tutorial'; target: number; steps: TutorialStep[] };
+}
+
+/** Runs it, showing its progress, then its end (its result, or where it was stopped): the one
+ *  way a run ends. */
+async function start(run: Run): Promise<void> {
   const model = state.model, x = state.input;
   if (!model || !x || state.running) return;
-  clearError();
-  const spec = methodById(method);
-  const suite = spec.engine === 'suite';
-  const arch = model.architecture;
-  const [h, w, c] = arch.input;
-  const labels = arch.labels;
-  const chosen = Number(el.target.value);
-  /** null: untargeted (any label but the original's). */
-  const target = chosen < 0 ? null : chosen;
-  let planned: number;
-  try {
-    planned = suite ? plannedIterations(suiteOptions(method as AttackMethod, steps[0].params)) : steps.reduce((n, s) => n + Number(s.params.iterations), 0);
-  } catch (e) {
-    return failed(`${spec.name} cannot run with these numbers`, e);
-  }
+  const { method, target } = run;
+  const labels = model.architecture.labels;
   resetResults();
   const original = state.before ? argmax(state.before) : -1;
   if (state.before) el.originalCaption.textContent = `${labels[original]} (${percent(softmax(state.before)[original])})`;
   const curve = state.curve;
-  curve.count = 0;
-  curve.planned = planned;
-  curve.marks = [];
-  curve.scale = spec.loss.scale;
-  steps.reduce((at, s, i) => {
-    if (i > 0) curve.marks.push({ at, label: `step ${i + 1}: β = ${s.params.beta ?? ''}` });
-    return at + Number(s.params.iterations);
-  }, 0);
-  const about = spec.loss.about(target !== null);
+  curve.planned = run.planned;
+  curve.scale = method.loss.scale;
+  const about = method.loss.about(target !== null);
   el.lossAbout.textContent = about;
   el.lossAbout.hidden = !about;
-  el.lossScale.textContent = `(${spec.loss.scale} scale)`;
-  el.filterTitle.textContent = suite ? 'Perturbation' : 'Noise filter';
-  for (const d of el.suiteStats) d.hidden = !suite;
-  el.results.dataset.method = method;
-  state.running = true;
-  state.runEngine = spec.engine;
+  el.lossScale.textContent = `(${method.loss.scale} scale)`;
+  el.results.dataset.method = method.id;
   el.results.dataset.state = 'running';
+  state.running = true;
   refreshButtons();
   const aim = target === null ? `anything but “${labels[original]}”` : `“${labels[target]}”`;
-  setStatus(suite ? `Running ${spec.name}: making the network say ${aim}…` : `Running: making the network say “${labels[target!]}”…`);
+  setStatus(`Running ${method.name}: making the network say ${aim}…`);
   el.stop.focus({ preventScroll: true });
   // One column (phones): the results are under the controls; bring them into view.
   if (window.matchMedia('(max-width: 820px)').matches) el.results.scrollIntoView({ behavior: 'smooth', block: 'start' });
 
-  let last: Progress | undefined;
-  const show = (p: Progress, final: boolean) => {
-    last = p;
-    if (curve.count + p.losses.length > curve.values.length) {
-      const grown = new Float32Array(Math.max(curve.values.length * 2, curve.count + p.losses.length));
-      grown.set(curve.values.subarray(0, curve.count));
-      curve.values = grown;
-    }
-    curve.values.set(p.losses, curve.count);
-    curve.count += p.losses.length;
-    if (suite) {
-      curve.marks.push(...p.marks);
-      // At the end the x axis ends where the run did (they stop once the saved image is adversarial).
-      curve.planned = final ? curve.count : p.planned;
-    }
-    state.dx = p.dx;
-    const adv = inputToImage(x.map((v, i) => v + p.dx[i]), arch);
-    paintImage(el.filter, filterImage(p.dx, h, w, c as 1 | 3));
-    paintImage(el.adversarial, adv);
-    const best = argmax(p.logits);
-    const probs = softmax(p.logits);
-    el.adversarialCaption.textContent = `${labels[best]} (${percent(probs[best])})`;
-    paintBars(el.bars, labels, p.logits, target ?? -1);
-    paintLoss(el.loss, curve);
-    if (suite) {
-      el.stage.textContent = `${p.phase ? `${p.phase[0].toUpperCase()}${p.phase.slice(1)} · ` : ''}iteration ${p.total.toLocaleString('en')} of at most ${p.planned.toLocaleString('en')}`;
-      el.statIterations.textContent = `${p.total.toLocaleString('en')} of ${p.planned.toLocaleString('en')}`;
-    } else {
-      const step = steps[p.step];
-      const stepText = steps.length > 1 ? `${step.title} · ` : '';
-      el.stage.textContent = `${stepText}iteration ${p.iteration.toLocaleString('en')} of ${Number(step.params.iterations).toLocaleString('en')}`;
-      el.statIterations.textContent = `${p.total.toLocaleString('en')} of ${planned.toLocaleString('en')}`;
-    }
-    const lastLoss = curve.count > 0 ? curve.values[curve.count - 1] : NaN;
-    el.statLoss.textContent = formatLoss(lastLoss);
-    const rate = p.total / (p.elapsed / 1000);
-    el.statRate.textContent = `${Math.round(rate).toLocaleString('en')} it/s`;
-    el.results.dataset.rate = String(rate);
-    el.results.dataset.busyRate = String(p.total / (p.busy / 1000));
-    let linf = 0, sq = 0;
-    for (const v of p.dx) {
-      linf = Math.max(linf, Math.abs(v));
-      sq += v * v;
-    }
-    el.statLinf.textContent = `${(linf * Math.abs(arch.preprocess.scale)).toFixed(1)} grey levels`;
-    // Live, of the current (float) image; the final numbers are those of the saved one.
-    if (suite) el.statL2.textContent = `${(Math.sqrt(sq) * Math.abs(arch.preprocess.scale)).toFixed(1)} grey levels`;
-    el.filterCaption.textContent = `±${(linf * Math.abs(arch.preprocess.scale)).toFixed(1)} grey levels`;
-    el.loss.setAttribute('aria-label', `Loss curve, ${spec.loss.scale} scale: ${curve.count} iterations, last loss ${el.statLoss.textContent}`);
-    const zero = spec.loss.scale === 'log' ? curve.values.subarray(0, curve.count).findIndex((v) => v <= 0) : -1;
-    el.lossNote.hidden = zero < 0;
-    el.lossNote.textContent =
-      zero < 0
-        ? ''
-        : suite
-          ? `The loss is exactly 0 at iteration ${(zero + 1).toLocaleString('en')}, where float32 rounds a probability to 1: drawn on the line marked 0.`
-          : `The loss is exactly 0 from iteration ${(zero + 1).toLocaleString('en')} on, where float32 rounds the target's probability to 1: drawn on the line marked 0.`;
-    if (final) el.results.dataset.iterations = String(p.total);
-  };
-
   try {
-    const done = await call<'done'>({ type: 'run', method, input: x, target, steps }, [], (p) => show(p, false));
-    if (done.result) {
-      show(done, true);
-      await finishSuite(spec, x, arch, original, target, done.result, done.elapsed);
-      return;
-    }
-    show(done, true);
-    const best = argmax(done.logits);
-    const fooled = best === target;
-    el.results.dataset.logits = JSON.stringify(done.logits);
-    el.results.dataset.label = labels[best];
-    el.finalLogits.textContent = JSON.stringify(done.logits);
-    el.results.dataset.state = done.stopped ? 'stopped' : 'done';
-    const ms = done.elapsed;
-    const how = `${done.total.toLocaleString('en')} iterations in ${(ms / 1000).toFixed(2)} s`;
-    const verdict = fooled ? `The network now says “${labels[best]}”: it has been misled.` : `The network still says “${labels[best]}”.`;
-    setStatus((done.stopped ? `Stopped after ${how}. ` : `Done: ${how}. `) + verdict);
-    el.stage.textContent = `${done.stopped ? 'Stopped' : 'Done'} after ${done.total.toLocaleString('en')} iterations. ${verdict}`;
-    await offerDownloads(x, done.dx, arch, target!);
+    const end = await call<'done'>({ ...run.request, input: x } as Req, [], (p) => show(method, x, p));
+    show(method, x, end);
+    await ended(method, x, original, target, end);
   } catch (e) {
-    if (e instanceof StoppedError) {
-      const n = (last?.total ?? 0).toLocaleString('en');
-      el.results.dataset.state = 'stopped';
-      el.results.dataset.iterations = String(last?.total ?? 0);
-      setStatus(
-        `Stopped ${spec.name} after ${n} iterations. It cannot pause, so the engine was restarted to stop it: ` +
-          'the picture shown is where it had got to, not a result, and there is nothing to download.',
-      );
-      el.stage.textContent = `Stopped after ${n} iterations: the run was ended by restarting the engine.`;
-      return;
-    }
     el.results.dataset.state = 'error';
     failed('The attack failed', e);
     setStatus('');
@@ -749,73 +639,137 @@ async function start(method: string, steps: Step[]): Promise<void> {
   }
 }
 
-/** The end of a suite run: its result as runAttack judged it, on the image as saved. */
-async function finishSuite(spec: MethodSpec, x: Float32Array, arch: Architecture, original: number, target: number | null, r: SuiteResult, ms: number): Promise<void> {
+/** A report of a run under way: the current image, its class bars, the loss curve and the stats. */
+function show(method: MethodSpec, x: Float32Array, p: Progress): void {
+  const arch = state.model!.architecture;
+  const [h, w, c] = arch.input;
   const labels = arch.labels;
-  const best = argmax(r.logits);
+  const curve = state.curve;
+  if (curve.count + p.losses.length > curve.values.length) {
+    const grown = new Float32Array(Math.max(curve.values.length * 2, curve.count + p.losses.length));
+    grown.set(curve.values.subarray(0, curve.count));
+    curve.values = grown;
+  }
+  curve.values.set(p.losses, curve.count);
+  curve.count += p.losses.length;
+  curve.marks.push(...p.marks);
+  curve.planned = Math.max(p.planned, curve.count);
+  const dx = p.x.map((v, i) => v - x[i]);
+  paintImage(el.filter, filterImage(dx, h, w, c as 1 | 3));
+  paintImage(el.adversarial, inputToImage(p.x, arch));
+  const best = argmax(p.logits);
+  el.adversarialCaption.textContent = `${labels[best]} (${percent(softmax(p.logits)[best])})`;
+  paintBars(el.bars, labels, p.logits, +el.target.value);
+  paintLoss(el.loss, curve);
+  const phase = p.phase ? `${p.phase[0].toUpperCase()}${p.phase.slice(1)} · ` : '';
+  el.stage.textContent = `${phase}iteration ${p.done.toLocaleString('en')} of ${p.planned.toLocaleString('en')}`;
+  el.statIterations.textContent = `${p.done.toLocaleString('en')} of ${p.planned.toLocaleString('en')}`;
+  const lastLoss = curve.count > 0 ? curve.values[curve.count - 1] : NaN;
+  el.statLoss.textContent = formatLoss(lastLoss);
+  const rate = p.done / (p.elapsed / 1000);
+  el.statRate.textContent = `${Math.round(rate).toLocaleString('en')} it/s`;
+  el.results.dataset.rate = String(rate);
+  el.results.dataset.busyRate = String(p.done / (p.busy / 1000));
+  // Live, of the current (float) image; at the end, those of the result.
+  let linf = 0, sq = 0;
+  for (const v of dx) {
+    linf = Math.max(linf, Math.abs(v));
+    sq += v * v;
+  }
+  const grey = Math.abs(arch.preprocess.scale);
+  el.statLinf.textContent = `${(linf * grey).toFixed(1)} grey levels`;
+  el.statL2.textContent = `${(Math.sqrt(sq) * grey).toFixed(1)} grey levels`;
+  el.filterCaption.textContent = `±${(linf * grey).toFixed(1)} grey levels`;
+  el.loss.setAttribute('aria-label', `Loss curve, ${method.loss.scale} scale: ${curve.count} iterations, last loss ${el.statLoss.textContent}`);
+  const zero = method.loss.scale === 'log' ? curve.values.subarray(0, curve.count).findIndex((v) => v <= 0) : -1;
+  el.lossNote.hidden = zero < 0;
+  el.lossNote.textContent =
+    zero < 0 ? '' : `The loss is exactly 0 at iteration ${(zero + 1).toLocaleString('en')}, where float32 rounds a probability to 1: drawn on the line marked 0.`;
+}
+
+/** The end of a run: its result, as the library judged it; or, stopped, the image it had got to. */
+async function ended(method: MethodSpec, x: Float32Array, original: number, target: number | null, end: Progress & { stopped: boolean; result?: Result }): Promise<void> {
+  const arch = state.model!.architecture;
+  const labels = arch.labels;
   const d = el.results.dataset;
-  d.logits = JSON.stringify(r.logits);
+  const r = end.result;
+  const logits = r ? r.logits : end.logits;
+  const best = argmax(logits);
+  const succeeded = (k: number) => (target === null ? k !== original : k === target);
+  d.logits = JSON.stringify(logits);
   d.label = labels[best];
-  d.iterations = String(r.iterations);
+  d.iterations = String(r ? r.iterations : end.done);
+  el.finalLogits.textContent = JSON.stringify(logits);
+  const seconds = `${(end.elapsed / 1000).toFixed(2)} s`;
+  const aim = target === null ? `any label but “${labels[original]}”` : `“${labels[target]}”`;
+  if (!r) {
+    d.state = 'stopped';
+    const n = end.done.toLocaleString('en');
+    const says = `The network says “${labels[best]}” for the picture as it was then${succeeded(best) ? ': it has been misled' : ''}.`;
+    setStatus(`Stopped after ${n} iterations in ${seconds}. ${says}`);
+    el.stage.textContent = `Stopped after ${n} iterations: the picture is where ${method.name} had got to, not its result. ${says}`;
+    await offerDownloads(end.x, end.x.map((v, i) => v - x[i]), succeeded);
+    return;
+  }
+  d.state = 'done';
   d.success = String(r.success);
   d.l2 = String(r.l2);
   d.linf = String(r.linf);
   d.psnr = String(r.psnr);
   d.ssim = String(r.ssim);
-  el.finalLogits.textContent = JSON.stringify(r.logits);
-  d.state = 'done';
+  // At the end the x axis ends where the run did (most stop once the image is adversarial).
+  state.curve.planned = state.curve.count;
+  paintLoss(el.loss, state.curve);
+  const [h, w, c] = arch.input;
+  paintImage(el.filter, filterImage(r.perturbation, h, w, c as 1 | 3));
+  paintImage(el.adversarial, inputToImage(r.adversarial, arch));
+  el.adversarialCaption.textContent = `${labels[best]} (${percent(softmax(logits)[best])})`;
+  paintBars(el.bars, labels, logits, target ?? -1);
   el.statIterations.textContent = `${r.iterations.toLocaleString('en')} (${r.gradients.toLocaleString('en')} gradients)`;
   const grey = (v: number, digits: number) => `${v.toFixed(digits)} grey level${v === 1 ? '' : 's'}`;
-  el.statLinf.textContent = grey(r.linf, r.linf % 1 ? 2 : 0);
+  const whole = (v: number) => (Number.isInteger(v) ? 0 : 2);
+  el.statLinf.textContent = grey(r.linf, whole(r.linf));
   el.statL2.textContent = grey(r.l2, 1);
   el.statPsnr.textContent = Number.isFinite(r.psnr) ? `${r.psnr.toFixed(2)} dB` : '∞ (no change)';
   el.statSsim.textContent = r.ssim.toFixed(4);
-  el.filterCaption.textContent = `±${r.linf.toFixed(r.linf % 1 ? 2 : 0)} grey levels, L2 ${r.l2.toFixed(1)}`;
-  const aim = target === null ? `any label but “${labels[original]}”` : `“${labels[target]}”`;
+  el.filterCaption.textContent = `±${r.linf.toFixed(whole(r.linf))} grey levels, L2 ${r.l2.toFixed(1)}`;
   const verdict =
     target === original
       ? `The network says “${labels[best]}”, the target: it already did for the original.`
       : r.success
         ? `The network now says “${labels[best]}”: it has been misled.`
-        : `The network still says “${labels[best]}”: ${spec.name} did not reach ${aim}.`;
+        : `The network still says “${labels[best]}”: ${method.name} did not reach ${aim}.`;
   const iterations = `${r.iterations.toLocaleString('en')} iteration${r.iterations === 1 ? '' : 's'}`;
-  setStatus(`Done: ${iterations} in ${(ms / 1000).toFixed(2)} s. ${verdict}`);
+  setStatus(`Done: ${iterations} in ${seconds}. ${verdict}`);
   el.stage.textContent = `Done after ${iterations}. ${verdict} L∞ ${el.statLinf.textContent}, L2 ${el.statL2.textContent}, PSNR ${el.statPsnr.textContent}, SSIM ${el.statSsim.textContent}.`;
-  const succeeded = (k: number) => (target === null ? k !== original : k === target);
-  await offerDownloads(x, r.perturbation, arch, target ?? -1, { adversarial: r.adversarial, succeeded });
+  await offerDownloads(r.adversarial, r.perturbation, succeeded, r.success);
 }
 
 /** The files the command line writes, made here: adversarial.png, perturbation.npy and filter.png;
- *  and the network's answer for the picture as saved (8 bits per pixel). A suite result gives its
- *  adversarial (already on the 8-bit grid) and how it judges success. */
-async function offerDownloads(
-  x: Float32Array,
-  dx: Float32Array,
-  arch: Architecture,
-  target: number,
-  suite?: { adversarial: Float32Array; succeeded: (label: number) => boolean },
-): Promise<void> {
+ *  and the network's answer for the picture as saved (8 bits per pixel). `success`: whether the
+ *  run's own result was adversarial, to tell when rounding undid it. */
+async function offerDownloads(adversarial: Float32Array, perturbation: Float32Array, succeeded: (label: number) => boolean, success?: boolean): Promise<void> {
   for (const u of state.urls) URL.revokeObjectURL(u);
+  const arch = state.model!.architecture;
   const [h, w, c] = arch.input;
-  const adversarial = inputToImage(suite ? suite.adversarial : x.map((v, i) => v + dx[i]), arch);
+  const image = inputToImage(adversarial, arch);
   const blobs: [HTMLAnchorElement, Uint8Array, string][] = [
-    [el.downloadPng, encodePng(adversarial), 'image/png'],
-    [el.downloadNpy, writeNpy(dx, [h, w, c]), 'application/octet-stream'],
-    [el.downloadFilter, encodePng(filterImage(dx, h, w, c as 1 | 3)), 'image/png'],
+    [el.downloadPng, encodePng(image), 'image/png'],
+    [el.downloadNpy, writeNpy(perturbation, [h, w, c]), 'application/octet-stream'],
+    [el.downloadFilter, encodePng(filterImage(perturbation, h, w, c as 1 | 3)), 'image/png'],
   ];
   state.urls = blobs.map(([a, bytes, type]) => (a.href = URL.createObjectURL(new Blob([bytes as BlobPart], { type }))));
   el.downloads.hidden = false;
   try {
-    const { logits } = await call<'predicted'>({ type: 'predict', inputs: [imageToInput(adversarial, arch)] });
+    const { logits } = await call<'predicted'>({ type: 'predict', inputs: [imageToInput(image, arch)] });
     const labels = arch.labels;
     const best = argmax(logits[0]);
     const said = `As saved (8-bit adversarial.png), the network says ${labels[best]} (${percent(softmax(logits[0])[best])})`;
-    el.saved.textContent = suite
-      ? said + (suite.succeeded(best) ? ': misled.' : '.')
-      : said + (best === target ? ': still misled.' : ': rounding to whole grey levels undid the attack; try more iterations.');
+    el.saved.textContent =
+      said + (succeeded(best) ? ': misled.' : success ? ': rounding to whole grey levels undid the attack; try more iterations.' : '.');
     el.results.dataset.savedLabel = labels[best];
   } catch (e) {
-    if (!(e instanceof StoppedError)) failed('Could not classify the saved image', e);
+    failed('Could not classify the saved image', e);
   }
 }
 
@@ -827,23 +781,25 @@ buildSamples();
 paintLoss(el.loss, state.curve);
 
 el.run.addEventListener('click', () => {
-  const params = readParams();
-  if (!params) return;
-  const method = el.method.value;
-  void start(method, [{ title: 'Run', params }]);
+  if (!state.model || state.running) return;
+  clearError();
+  const method = methodById(el.method.value);
+  const chosen = Number(el.target.value);
+  const target = chosen < 0 ? null : chosen;
+  const checked = readOptions(method, target);
+  if (checked) void start({ method, target, planned: checked.planned, request: { type: 'attack', options: checked.options } });
 });
 el.tutorial.addEventListener('click', () => {
+  if (!state.model || state.running) return;
+  clearError();
   if (el.method.value !== TUTORIAL.method) setMethod(TUTORIAL.method);
-  void start(TUTORIAL.method, TUTORIAL.steps);
+  // The filter always has a target: the form offers only labels.
+  const target = Number(el.target.value);
+  const planned = TUTORIAL.steps.reduce((n, s) => n + s.iterations, 0);
+  void start({ method: methodById(TUTORIAL.method), target, planned, request: { type: 'tutorial', target, steps: TUTORIAL.steps } });
 });
 el.stop.addEventListener('click', () => {
   if (!state.running) return;
-  if (state.runEngine === 'suite') {
-    // runAttack is one synchronous call: the worker cannot read a message until it returns.
-    setStatus('Stopping: restarting the engine…');
-    void restartWorker();
-    return;
-  }
   worker.postMessage({ type: 'stop' } satisfies Request);
   setStatus('Stopping…');
 });

@@ -1,7 +1,8 @@
 // Messages between the page (main.ts) and the worker (worker.ts) that owns the engine.
+import type { AttackOptions } from '../../src/attacks/index.js';
 import type { Image } from '../../src/image.js';
 import type { Architecture, Model } from '../../src/model.js';
-import type { Step } from './methods.js';
+import type { TutorialStep } from './methods.js';
 
 export type Request =
   /** Reads a PNG or JPEG as the command line does (decodeImage: EXIF orientation, 8-bit RGB). */
@@ -10,41 +11,42 @@ export type Request =
   | { type: 'model'; id: number; bytes: Uint8Array; name: string }
   /** Logits of model inputs (each [h, w, c] in model units) with the current model. */
   | { type: 'predict'; id: number; inputs: Float32Array[] }
-  /** Runs an attack on one model input, step after step, each continuing from the last one's DX.
-   *  `target` null is untargeted (suite methods only). A suite method has one step, whose params
-   *  are runAttack's options. */
-  | { type: 'run'; id: number; method: string; input: Float32Array; target: number | null; steps: Step[] }
-  /** Ends the current filter run after its current chunk of iterations; its result is still sent.
-   *  (A suite run cannot see it: the page ends those by terminating the worker.) */
+  /** Attacks one model input with the library's startAttack and these options. */
+  | { type: 'attack'; id: number; input: Float32Array; options: AttackOptions }
+  /** The tutorial: the filter toward `target`, step after step, each continuing from the last
+   *  one's DX (FilterAttack). */
+  | { type: 'tutorial'; id: number; input: Float32Array; target: number; steps: TutorialStep[] }
+  /** Ends the current run after the iteration under way; what it had got to is still sent. */
   | { type: 'stop' };
 
+/** The state of a run, sent every 100 ms or so while it goes on, and at its end. */
 export interface Progress {
-  /** Which of the run's steps, from 0. */
-  step: number;
-  /** Iterations done in this step, and in the whole run. */
-  iteration: number;
-  total: number;
-  /** Loss of each iteration since the last report. */
+  /** Iterations reported so far, and planned for the whole run (at most: most methods stop
+   *  once the image is adversarial). */
+  done: number;
+  planned: number;
+  /** The loss of each report since the last one. */
   losses: Float32Array;
+  /** Where new rounds (the tutorial's steps, PGD's restarts, C&W's binary-search steps) began
+   *  since the last report, as indices into the run's losses, and the round now ('' if one). */
+  marks: { at: number; label: string }[];
+  phase: string;
+  /** The current image [h, w, c] in model units, and the model's logits for it. */
+  x: Float32Array;
   logits: number[];
-  /** The current DX, [h, w, c] in model units. */
-  dx: Float32Array;
   /** Milliseconds since the run started, and spent inside the attack's iterations. */
   elapsed: number;
   busy: number;
-  /** Iterations the whole run plans (the loss curve's x axis). */
-  planned: number;
-  /** Suite runs: where new rounds (PGD's restarts, C&W's binary-search steps) began since the
-   *  last report, as indices into the run's losses, and which round is on now ('' if one). */
-  marks: { at: number; label: string }[];
-  phase: string;
 }
 
-/** The final result of a suite method (runAttack's AttackResult, for the one image), judged on
- *  the image as saved: the adversarial is on the 8-bit grid. Distances are in grey levels. */
-export interface SuiteResult {
+/** The result of a run that ended by itself, for its one image: the library's AttackResult
+ *  (the tutorial's made alike). Distances are in grey levels. */
+export interface Result {
+  /** The image the attack gives (on the 8-bit grid unless it ran with quantize: false, as the
+   *  filter does here), and its change from the original (the filter's DX for the tutorial). */
   adversarial: Float32Array;
   perturbation: Float32Array;
+  /** The model's logits for `adversarial`. */
   logits: number[];
   success: boolean;
   l2: number;
@@ -61,9 +63,8 @@ export type Response =
   | { type: 'model'; id: number; architecture: Architecture; parameters: number }
   | { type: 'predicted'; id: number; logits: number[][] }
   | ({ type: 'progress'; id: number } & Progress)
-  /** The end of a run; `result` for a suite method (then `logits` and `dx` are its after-logits
-   *  and perturbation). */
-  | ({ type: 'done'; id: number; stopped: boolean; result?: SuiteResult } & Progress)
+  /** The end of a run: its result, or, when it was stopped, none (the progress is where it had got to). */
+  | ({ type: 'done'; id: number; stopped: boolean; result?: Result } & Progress)
   /** A request failed: `input` when it was the user's file or numbers (the message says why). */
   | { type: 'error'; id: number; message: string; input: boolean };
 

@@ -1,21 +1,19 @@
 // The worker that owns the engine: the same kernel module (build/mislead.wasm) and the same
 // TypeScript engine, model and attack code as the command line, off the page's main thread.
-// A filter attack runs in chunks of CHUNK iterations; between chunks the worker reports progress
-// now and then and gives its event loop a turn, so that a Stop message is seen within one chunk.
-// A suite attack (src/attacks.ts's runAttack) is one synchronous call: it reports from its
-// onProgress hook, and cannot see a Stop message, so the page stops it by terminating the worker.
-// Its live class bars come from a second instance of the kernels holding the same model (the
-// "view" engine), so that the attack's own engine memory is not touched while it runs.
+// An attack is a stepper (the library's startAttack, or the tutorial's FilterAttack going on from
+// one step to the next): the worker steps it for a slice of time, gives its event loop a turn so
+// that a Stop message is seen, and every REPORT_MS sends the page the current image, the model's
+// logits for it (on the same engine, between two iterations) and the losses since the last report.
 import wasmUrl from '../../build/mislead.wasm?url';
-import { FilterAttack } from '../../src/attacks/filter.js';
-import { predictLogits } from '../../src/model.js';
-import { plannedIterations, runAttack, type AttackMethod } from '../../src/attacks/index.js';
+import { FilterAttack, psnr, resolveOptions, roundName, ssim, startAttack, type AttackOptions } from '../../src/attacks/index.js';
+import { geometry, toPixel } from '../../src/attacks/batch.js';
+import { distances } from '../../src/attacks/metrics.js';
 import { Engine } from '../../src/engine.js';
 import { InputError } from '../../src/errors.js';
 import { decodeImage } from '../../src/image.js';
-import { Net, parameterShapes, readModel } from '../../src/model.js';
-import { attackOptions, checkParams, METHODS, roundName, suiteOptions, type MethodSpec, type Params } from './methods.js';
-import type { Progress, Request, Response } from './protocol.js';
+import { argmax, Net, parameterShapes, predictLogits, readModel } from '../../src/model.js';
+import type { TutorialStep } from './methods.js';
+import type { Progress, Request, Response, Result } from './protocol.js';
 
 interface Scope {
   onmessage: ((e: MessageEvent<Request>) => void) | null;
@@ -24,54 +22,26 @@ interface Scope {
 const scope = self as unknown as Scope;
 const post = (message: Response, transfer: Transferable[] = []) => scope.postMessage(message, transfer);
 
-/** Iterations per call of the attack's run(): each call ends with one more forward pass. */
-const CHUNK = 10;
-/** How often the page is sent the current state, and how long the worker computes without looking at its messages. */
+/** How long the worker steps an attack before it looks at its messages, and how often the page
+ *  is sent the current state. */
+const SLICE_MS = 25;
 const REPORT_MS = 100;
-const YIELD_MS = 25;
-
-/** One filter attack method in the worker: what METHODS (methods.ts) lists by id. */
-interface Session {
-  /** Runs `iterations` more iterations with these parameters; calls `onLoss` after each. */
-  run(iterations: number, params: Record<string, number>, onLoss: (loss: number) => void): void;
-  logits(): Float32Array;
-  dx(): Float32Array;
-  dispose(): void;
-}
-
-const ATTACKS: Record<string, (net: Net, x: Float32Array, target: number) => Session> = {
-  filter(net, x, target) {
-    const attack = new FilterAttack(net, x, target);
-    return {
-      run: (iterations, { lr, beta }, onLoss) => void attack.run({ iterations, lr, beta, onIteration: (_, loss) => onLoss(loss) }),
-      logits: () => attack.logits.toArray(),
-      dx: () => attack.dx.toArray(),
-      dispose: () => attack.dispose(),
-    };
-  },
-};
 
 const started = performance.now();
-/** The kernels compiled once, instantiated twice: the engine of the attacks, and the view engine. */
-const engines: Promise<[Engine, Engine]> = fetch(wasmUrl)
+const ready: Promise<Engine> = fetch(wasmUrl)
   .then((r) => {
     if (!r.ok) throw new Error(`could not load the kernels (${wasmUrl}: HTTP ${r.status})`);
     return r.arrayBuffer();
   })
-  .then((bytes) => WebAssembly.compile(bytes))
-  .then((module) => Promise.all([Engine.create(module), Engine.create(module)]));
-const ready: Promise<Engine> = engines.then(([engine]) => engine);
+  .then((bytes) => Engine.create(bytes));
 ready.then(
   () => post({ type: 'ready', ms: performance.now() - started }),
   (e) => post({ type: 'error', id: 0, message: `the WebAssembly kernels did not load: ${message(e)}`, input: false }),
 );
 
 let net: Net | undefined;
-/** The same model in the view engine, for the live class bars of suite runs. */
-let viewNet: Net | undefined;
-/** The engines' memory marks before the current model's weights: loading another model frees them. */
+/** The engine's memory mark before the current model's weights: loading another model frees them. */
 let modelMark: number | undefined;
-let viewMark: number | undefined;
 let stopRequested = false;
 let running = false;
 /** Requests wait here while a run is going on (the run holds the engine's memory stack). */
@@ -88,7 +58,7 @@ scope.onmessage = (e) => {
 
 async function handle(req: Exclude<Request, { type: 'stop' }>): Promise<void> {
   try {
-    const [engine, view] = await engines;
+    const engine = await ready;
     switch (req.type) {
       case 'decode': {
         const image = decodeImage(req.bytes, req.name);
@@ -98,12 +68,9 @@ async function handle(req: Exclude<Request, { type: 'stop' }>): Promise<void> {
       case 'model': {
         const model = readModel(req.bytes, req.name);
         if (modelMark !== undefined) engine.release(modelMark);
-        if (viewMark !== undefined) view.release(viewMark);
-        net = viewNet = undefined;
+        net = undefined;
         modelMark = engine.mark();
-        viewMark = view.mark();
         net = new Net(engine, model);
-        viewNet = new Net(view, model);
         let parameters = 0;
         for (const shape of parameterShapes(model.architecture).values()) parameters += shape.reduce((a, b) => a * b, 1);
         post({ type: 'model', id: req.id, architecture: model.architecture, parameters });
@@ -114,9 +81,16 @@ async function handle(req: Exclude<Request, { type: 'stop' }>): Promise<void> {
         post({ type: 'predicted', id: req.id, logits });
         break;
       }
-      case 'run':
-        await run(req);
+      case 'attack':
+      case 'tutorial': {
+        const model = needNet();
+        const size = model.architecture.input.reduce((a, b) => a * b, 1);
+        if (req.input.length !== size) throw new InputError(`the image has ${req.input.length} values, the model takes ${size}`);
+        await run(req.id, model, (report) =>
+          req.type === 'attack' ? attackRun(model, req.input, req.options, report) : tutorialRun(model, req.input, req.target, req.steps, report),
+        );
         break;
+      }
     }
   } catch (e) {
     post({ type: 'error', id: req.id, message: message(e), input: e instanceof InputError });
@@ -128,141 +102,147 @@ function needNet(): Net {
   return net;
 }
 
-async function run(req: Extract<Request, { type: 'run' }>): Promise<void> {
-  const model = needNet();
-  const spec = METHODS.find((m) => m.id === req.method);
-  const make = ATTACKS[req.method];
-  if (!spec || (spec.engine === 'filter' && !make)) throw new InputError(`unknown attack method ${JSON.stringify(req.method)}`);
-  const size = model.architecture.input.reduce((a, b) => a * b, 1);
-  if (req.input.length !== size) throw new InputError(`the image has ${req.input.length} values, the model takes ${size}`);
+/** Called for each loss an attack reports, with the round it is in. */
+type Report = (round: number, loss: number) => void;
+
+/** An attack on one image that the worker steps through. */
+interface Stepper {
+  /** Iterations planned (at most). */
+  readonly planned: number;
+  /** Runs up to `k` iterations; returns whether any are left. */
+  step(k: number): boolean;
+  /** The current image (a copy). */
+  current(): Float32Array;
+  /** The result, once no iterations are left. */
+  result(): Result;
+  /** What round `round` is called while it runs, and where it starts on the loss curve. */
+  round(round: number): { phase: string; mark: string };
+  dispose(): void;
+}
+
+/** A method of the library on the one image: startAttack, reporting each progress report's loss. */
+function attackRun(model: Net, x0: Float32Array, options: AttackOptions, report: Report): Stepper {
+  const run = startAttack(model, [x0], options, { onProgress: (_done, _total, info) => report(info.round, info.loss[0]) });
+  return {
+    planned: run.total,
+    step: (k) => run.step(k),
+    current: () => (run.info?.x ?? x0).slice(0, x0.length),
+    result() {
+      const r = run.results[0];
+      return {
+        adversarial: r.adversarial, perturbation: r.perturbation, logits: r.after.logits, success: r.success,
+        l2: r.norms.l2_pixels, linf: r.norms.linf_pixels, psnr: r.psnr, ssim: r.ssim, iterations: r.iterations, gradients: r.gradients,
+      };
+    },
+    round(round) {
+      const phase = roundName(run.options, round);
+      return { phase, mark: phase.replace(/ of \d+$/, '') };
+    },
+    dispose: () => run.dispose(),
+  };
+}
+
+/** The tutorial: one FilterAttack, whose DX each step continues (as the command line's tutorial). */
+function tutorialRun(model: Net, x0: Float32Array, target: number, steps: TutorialStep[], report: Report): Stepper {
   const classes = model.architecture.labels.length;
-  if (req.target === null ? !spec.untargeted : !Number.isInteger(req.target) || req.target < 0 || req.target >= classes) {
-    throw new InputError(req.target === null ? `${spec.name} needs a target label` : `target ${req.target} is not a label index of this model`);
-  }
+  if (steps.length === 0) throw new InputError('nothing to run: no steps');
+  // The one validator: each step's numbers are the filter method's options.
+  for (const s of steps) resolveOptions({ method: 'filter', iterations: s.iterations, lr: s.lr, beta: s.beta, target }, classes);
+  const attack = new FilterAttack(model, x0, target);
+  const loss = new Float32Array(1);
+  let step = 0, t = 0;
+  const current = () => {
+    const x = new Float32Array(x0.length);
+    attack.image(x);
+    return x;
+  };
+  return {
+    planned: steps.reduce((n, s) => n + s.iterations, 0),
+    step(k) {
+      for (let i = 0; i < k && step < steps.length; i++) {
+        const s = steps[step];
+        attack.iterate(s.lr, s.beta, loss);
+        report(step, loss[0]);
+        if (++t === s.iterations) (step++, (t = 0));
+      }
+      return step < steps.length;
+    },
+    current,
+    result() {
+      // A run of no iterations is the forward pass FilterAttack.run ends with: the logits of the final DX.
+      attack.run({ iterations: 0, lr: 0, beta: 0 });
+      const logits = Array.from(attack.logits.toArray());
+      const adversarial = current();
+      const iterations = steps.reduce((n, s) => n + s.iterations, 0);
+      return { adversarial, perturbation: attack.dx.toArray(), logits, success: argmax(logits) === target, ...measures(model, x0, adversarial), iterations, gradients: iterations };
+    },
+    round: (r) => ({ phase: steps[r].title, mark: steps[r].mark }),
+    dispose: () => attack.dispose(),
+  };
+}
 
-  if (req.steps.length === 0) throw new InputError('nothing to run: no steps');
-  for (const { params } of req.steps) {
-    const problem = checkParams(spec, params);
-    if (problem) throw new InputError(problem);
-  }
-  if (spec.engine === 'suite') return runSuite(req, spec, model);
-  const target = req.target!;
+/** Distances (grey levels), PSNR and SSIM of an image against the original, as the library measures a result. */
+function measures(model: Net, x0: Float32Array, x: Float32Array) {
+  const g = geometry(model.architecture);
+  const original = Float64Array.from(x0, (v) => toPixel(v, g)), image = Float64Array.from(x, (v) => toPixel(v, g));
+  const d = distances(image, original);
+  return { l2: d.l2, linf: d.linf, psnr: psnr(image, original), ssim: ssim(image, original, g.height, g.width, g.channels) };
+}
 
-  const session = make!(model, req.input, target);
-  const planned = req.steps.reduce((n, s) => n + Number(s.params.iterations), 0);
-  running = true;
-  stopRequested = false;
-  const start = performance.now();
-  let busy = 0, total = 0, step = 0, iteration = 0;
+/** Steps an attack to its end or until Stop, reporting now and then; sends its end either way. */
+async function run(id: number, model: Net, make: (report: Report) => Stepper): Promise<void> {
   let losses: number[] = [];
-  let lastReport = start, lastYield = start;
-  const onLoss = (loss: number) => void losses.push(loss);
-  const state = (): Progress => {
-    const out = {
-      step, iteration, total, losses: Float32Array.from(losses), logits: Array.from(session.logits()), dx: session.dx(),
-      elapsed: performance.now() - start, busy, planned, marks: [], phase: '',
+  let marks: Progress['marks'] = [];
+  let count = 0, round = 0;
+  const attack = make((r, loss) => {
+    if (r !== round) {
+      round = r;
+      marks.push({ at: count, label: attack.round(r).mark });
+    }
+    losses.push(loss);
+    count++;
+  });
+  const start = performance.now();
+  let busy = 0, lastReport = -Infinity;
+  const progress = (): Progress => {
+    const x = attack.current();
+    const p: Progress = {
+      done: count, planned: attack.planned, losses: Float32Array.from(losses), marks, phase: attack.round(round).phase,
+      x, logits: Array.from(predictLogits(model, [x])[0]), elapsed: performance.now() - start, busy,
     };
     losses = [];
-    return out;
+    marks = [];
+    return p;
   };
+  running = true;
+  stopRequested = false;
   try {
-    for (step = 0; step < req.steps.length && !stopRequested; step++) {
-      const params = req.steps[step].params as Record<string, number>;
-      const count = params.iterations;
-      for (iteration = 0; iteration < count && !stopRequested; ) {
-        const n = Math.min(CHUNK, count - iteration);
-        const t0 = performance.now();
-        session.run(n, params, onLoss);
-        const t1 = performance.now();
-        busy += t1 - t0;
-        iteration += n;
-        total += n;
-        // Each step's first chunk is shown too: a step may end before the next report is due.
-        if ((t1 - lastReport >= REPORT_MS || iteration === n) && iteration < count) {
-          const p = state();
-          post({ type: 'progress', id: req.id, ...p }, [p.losses.buffer, p.dx.buffer]);
-          lastReport = t1;
-        }
-        if (t1 - lastYield >= YIELD_MS) {
-          await yieldToEvents();
-          lastYield = performance.now();
-        }
+    let going = true;
+    while (going && !stopRequested) {
+      const t0 = performance.now();
+      let t1 = t0;
+      while (going && t1 - t0 < SLICE_MS) {
+        going = attack.step(1);
+        t1 = performance.now();
       }
-      if (stopRequested || step === req.steps.length - 1) break;
-      // The end of a step is always shown (the tutorial's figure shows each).
-      const p = state();
-      post({ type: 'progress', id: req.id, ...p }, [p.losses.buffer, p.dx.buffer]);
-      lastReport = performance.now();
+      busy += t1 - t0;
+      // A new round is shown at once (the tutorial's figure shows each step).
+      if (going && (t1 - lastReport >= REPORT_MS || marks.length > 0)) {
+        const p = progress();
+        post({ type: 'progress', id, ...p }, [p.losses.buffer, p.x.buffer]);
+        lastReport = performance.now();
+      }
+      await yieldToEvents();
     }
-    const p = state();
-    post({ type: 'done', id: req.id, stopped: stopRequested, ...p }, [p.losses.buffer, p.dx.buffer]);
+    const p = progress();
+    const result = going ? undefined : attack.result();
+    const transfer: Transferable[] = [p.losses.buffer, p.x.buffer];
+    if (result) transfer.push(result.adversarial.buffer, result.perturbation.buffer);
+    post({ type: 'done', id, stopped: going, result, ...p }, transfer);
   } finally {
     running = false;
     stopRequested = false;
-    session.dispose();
-  }
-}
-
-/** A suite method (runAttack) on the one image: one synchronous call, reporting from its onProgress
- *  hook every REPORT_MS with the live image, its logits (from the view engine) and the losses. */
-function runSuite(req: Extract<Request, { type: 'run' }>, spec: MethodSpec, model: Net): void {
-  const params: Params = req.steps[0].params;
-  const options = attackOptions(spec, req.target, params);
-  const resolved = suiteOptions(spec.id as AttackMethod, params);
-  const view = viewNet!;
-  const x0 = req.input, size = x0.length;
-  let planned = plannedIterations(resolved);
-  let calls = 0, round = 0, overhead = 0, phase = roundName(resolved, 0);
-  let losses: number[] = [];
-  let marks: { at: number; label: string }[] = [];
-  const start = performance.now();
-  let lastReport = start;
-  running = true;
-  try {
-    const [result] = runAttack(model, [x0], options, {
-      onProgress(_done, total, info) {
-        planned = total;
-        if (info.round !== round) {
-          round = info.round;
-          phase = roundName(resolved, round);
-          marks.push({ at: calls, label: phase.replace(/ of \d+$/, '') });
-        }
-        losses.push(info.loss[0]);
-        calls++;
-        const now = performance.now();
-        if (now - lastReport < REPORT_MS) return;
-        const x = info.x.slice(0, size);
-        const logits = Array.from(predictLogits(view, [x])[0]);
-        const dx = x.map((v, i) => v - x0[i]);
-        const p: Progress = {
-          step: 0, iteration: calls, total: calls, losses: Float32Array.from(losses), logits, dx,
-          elapsed: now - start, busy: now - start - overhead, planned, marks, phase,
-        };
-        losses = [];
-        marks = [];
-        post({ type: 'progress', id: req.id, ...p }, [p.losses.buffer, p.dx.buffer]);
-        lastReport = performance.now();
-        overhead += lastReport - now;
-      },
-    });
-    const now = performance.now();
-    const p: Progress = {
-      step: 0, iteration: calls, total: calls, losses: Float32Array.from(losses), logits: result.after.logits, dx: result.perturbation.slice(),
-      elapsed: now - start, busy: now - start - overhead, planned, marks, phase,
-    };
-    post(
-      {
-        type: 'done', id: req.id, stopped: false, ...p,
-        result: {
-          adversarial: result.adversarial, perturbation: result.perturbation, logits: result.after.logits, success: result.success,
-          l2: result.norms.l2_pixels, linf: result.norms.linf_pixels, psnr: result.psnr, ssim: result.ssim,
-          iterations: result.iterations, gradients: result.gradients,
-        },
-      },
-      [p.losses.buffer, p.dx.buffer, result.adversarial.buffer, result.perturbation.buffer],
-    );
-  } finally {
-    running = false;
+    attack.dispose();
   }
 }
 
