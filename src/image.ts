@@ -5,10 +5,10 @@
  * that needs Node (no `node:` module, no Buffer), so that it can be bundled for the browser.
  */
 import { encode as fastPngEncode } from 'fast-png';
-import jpeg from 'jpeg-js';
 import { ZStream, Z_NO_FLUSH, Z_OK, Z_STREAM_END, zlibInflate, zlibInflateInit, type Z_CallStatus } from 'pako';
 import { InputError } from './errors.js';
 import { crc32 } from './crc.js';
+import { decodeJpeg, JpegError } from './jpeg.js';
 
 export interface Image {
   width: number;
@@ -176,38 +176,56 @@ export function encodePng(img: Image): Uint8Array {
 }
 
 // ---------------------------------------------------------------------------------------------
-// JPEG
+// JPEG: libjpeg-turbo in WebAssembly (see jpeg.ts), asked for what imread(IMREAD_COLOR) asks for
 
 function decodeJpegFile(bytes: Uint8Array, name: string): Image {
-  const { orientation } = scanJpeg(bytes, name);
-  return orient({ ...decodeJpegPixels(bytes, name), channels: 3 }, orientation);
+  const { width, height, components, orientation } = scanJpeg(bytes, name);
+  const data = withJpegSamples(bytes, name, width, height, components, (samples, channels) =>
+    channels === 3 ? samples.slice() : cmykToRgb(samples),
+  );
+  return orient({ width, height, channels: 3, data }, orientation);
 }
 
-/** The whole frame as 8-bit RGB, as stored (EXIF orientation not applied). */
-function decodeJpegPixels(bytes: Uint8Array, name: string): { width: number; height: number; data: Uint8Array } {
-  let out: { width: number; height: number; data: Uint8Array };
+/**
+ * Decodes the JPEG and hands its samples to `use` (valid only during the call): RGB, or, for a
+ * 4-component (CMYK or YCCK) image, the CMYK samples libjpeg makes of it.
+ */
+function withJpegSamples<T>(
+  bytes: Uint8Array, name: string, width: number, height: number, components: number,
+  use: (samples: Uint8Array, channels: 3 | 4) => T,
+): T {
   try {
-    out = jpeg.decode(bytes, {
-      useTArray: true,
-      formatAsRGBA: false, // RGB; grayscale JPEGs come out with R = G = B, as imread gives them
-      tolerantDecoding: true, // like libjpeg, skip blocks outside the frame instead of failing
-      maxResolutionInMP: MAX_PIXELS / 1e6,
-      maxMemoryUsageInMB: 4096, // jpeg-js keeps 256 bytes per 8×8 block: ~600 MB for 50 MP
-    });
+    return decodeJpeg(bytes, width, height, components, use);
   } catch (e) {
+    if (!(e instanceof JpegError)) throw e;
     const ended = bytes[bytes.length - 2] === 0xff && bytes[bytes.length - 1] === 0xd9; // EOI marker
     throw new InputError(`${name}: ${ended ? 'corrupt' : 'truncated or corrupt'} JPEG (${message(e)})`);
   }
-  if (out.data.length !== out.width * out.height * 3) throw new InputError(`${name}: corrupt JPEG (wrong decoded size)`);
+}
+
+/**
+ * OpenCV's icvCvt_CMYK2BGR_8u_C4C3R (imgcodecs/src/utils.cpp), which imread applies to the JCS_CMYK
+ * samples it asks libjpeg for when a JPEG has 4 components (libjpeg turns YCCK into CMYK; neither
+ * undoes the inversion Adobe applications write, so such files come out as OpenCV shows them):
+ *   R = K − ((255 − C)·K >> 8), G = K − ((255 − M)·K >> 8), B = K − ((255 − Y)·K >> 8).
+ */
+function cmykToRgb(cmyk: Uint8Array, out = new Uint8Array((cmyk.length / 4) * 3)): Uint8Array {
+  for (let i = 0, o = 0; i < cmyk.length; i += 4, o += 3) {
+    const k = cmyk[i + 3];
+    out[o] = k - (((255 - cmyk[i]) * k) >> 8);
+    out[o + 1] = k - (((255 - cmyk[i + 1]) * k) >> 8);
+    out[o + 2] = k - (((255 - cmyk[i + 2]) * k) >> 8);
+  }
   return out;
 }
 
 /**
- * Reads the JPEG markers up to the first scan: checks the frame size (SOFn) before jpeg-js allocates
- * anything, refuses codings jpeg-js lacks, refuses a file too short to hold the first scan of its
- * frame (see scanBytesNeeded), and returns the frame size and the EXIF orientation.
+ * Reads the JPEG markers up to the first scan: checks the frame size (SOFn) before the decoder
+ * allocates anything, refuses codings it lacks, refuses a file too short to hold the first scan of
+ * its frame (see scanBytesNeeded), and returns the frame size, its number of components and the EXIF
+ * orientation.
  */
-function scanJpeg(bytes: Uint8Array, name: string): { width: number; height: number; orientation: number } {
+function scanJpeg(bytes: Uint8Array, name: string): { width: number; height: number; components: number; orientation: number } {
   let orientation = 0;
   let frame: Uint8Array | undefined;
   let progressive = false;
@@ -230,13 +248,16 @@ function scanJpeg(bytes: Uint8Array, name: string): { width: number; height: num
       if (have < need) {
         throw new InputError(`${name}: truncated JPEG (${width}x${height} needs at least ${need} bytes of image data, the file has ${have})`);
       }
-      return { width, height, orientation: orientation || 1 };
+      return { width, height, components: frame[5], orientation: orientation || 1 };
     }
     if (marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc) {
       if (length < 8) throw new InputError(`${name}: corrupt JPEG (short frame header)`);
       checkDimensions(name, 'JPEG', (segment[3] << 8) | segment[4], (segment[1] << 8) | segment[2]);
+      if (marker === 0xc9 || marker === 0xca) {
+        throw new InputError(`${name}: unsupported JPEG (arithmetic-coded; only Huffman-coded baseline and progressive are)`);
+      }
       if (marker > 0xc2) {
-        throw new InputError(`${name}: unsupported JPEG (lossless, hierarchical or arithmetic-coded; only baseline and progressive are)`);
+        throw new InputError(`${name}: unsupported JPEG (lossless or hierarchical; only baseline and progressive are)`);
       }
       frame = segment;
       progressive = marker === 0xc2;
@@ -481,7 +502,8 @@ interface PixelSource {
  * `toGray` for 3 channels, without `crop` when there is none), bit for bit, in memory that does not
  * grow with the image: INTER_LINEAR reads two source columns per output column and two source rows
  * per output row, so only those pixels are kept. A PNG is inflated, unfiltered and read row by row
- * (Adam7 pass by pass), never held whole; a JPEG is still decoded whole by jpeg-js. The crop is
+ * (Adam7 pass by pass), never held whole; a JPEG is decoded whole by libjpeg, and the pixels used
+ * are taken from its output buffer (in the decoder's memory, never copied whole). The crop is
  * checked against the header before any pixel is decoded.
  */
 export function decodeResized(bytes: Uint8Array, name: string, to: Sampling): Image {
@@ -528,26 +550,26 @@ function openImage(bytes: Uint8Array, name: string): PixelSource {
     return { ...png, gather: (rowAt, colAt, out) => gatherPng(png, name, rowAt, colAt, out) };
   }
   if (bytes[0] === 0xff && bytes[1] === 0xd8 && bytes[2] === 0xff) {
-    const { width, height, orientation } = scanJpeg(bytes, name);
-    const gather = (rowAt: Int32Array, colAt: Int32Array, out: Uint8Array) => {
-      const img = decodeJpegPixels(bytes, name);
-      if (img.width !== width || img.height !== height) throw new InputError(`${name}: corrupt JPEG (frame size changes)`);
-      gatherRgb(img.data, width, height, rowAt, colAt, out);
-    };
+    const { width, height, components, orientation } = scanJpeg(bytes, name);
+    const gather = (rowAt: Int32Array, colAt: Int32Array, out: Uint8Array) =>
+      withJpegSamples(bytes, name, width, height, components, (samples, channels) => gatherPixels(samples, channels, width, height, rowAt, colAt, out));
     return { width, height, orientation, gather };
   }
   throw new InputError(`${name}: not a PNG or JPEG image (unrecognised file signature)`);
 }
 
-function gatherRgb(data: Uint8Array, width: number, height: number, rowAt: Int32Array, colAt: Int32Array, out: Uint8Array): void {
+/** `gather` over decoded RGB or CMYK samples (converted to RGB as cmykToRgb does). */
+function gatherPixels(data: Uint8Array, channels: 3 | 4, width: number, height: number, rowAt: Int32Array, colAt: Int32Array, out: Uint8Array): void {
   const xs = colAt.reduce<number[]>((a, at, x) => (at >= 0 && a.push(x), a), []);
+  const pixel = new Uint8Array(3);
   for (let y = 0; y < height; y++) {
     if (rowAt[y] < 0) continue;
     for (const x of xs) {
-      const src = (y * width + x) * 3, dst = rowAt[y] + colAt[x];
-      out[dst] = data[src];
-      out[dst + 1] = data[src + 1];
-      out[dst + 2] = data[src + 2];
+      const src = (y * width + x) * channels, dst = rowAt[y] + colAt[x];
+      const rgb = channels === 3 ? data.subarray(src, src + 3) : cmykToRgb(data.subarray(src, src + 4), pixel);
+      out[dst] = rgb[0];
+      out[dst + 1] = rgb[1];
+      out[dst + 2] = rgb[2];
     }
   }
 }
