@@ -2,8 +2,7 @@
  * JPEG decoding with libjpeg-turbo itself (the library OpenCV's imread links), compiled to
  * WebAssembly: the TurboJPEG build of the `@cwasm/jpeg-turbo` package (libjpeg-turbo 2.0, with
  * arithmetic decoding), driven here through its raw exports (tjDecompress2) rather than its Node-only
- * loader. Decoding is synchronous; only loading the module is not, and that is done once, when this
- * module is first imported (top-level await), in Node and in a browser bundle alike.
+ * loader. Decoding is synchronous; so is loading the module in Node (see wasmModule).
  *
  * Output as imread(IMREAD_COLOR) asks libjpeg for it: RGB for 1- and 3-component images (libjpeg's
  * ISLOW IDCT and fancy upsampling, TurboJPEG's defaults, as OpenCV's), CMYK samples for 4-component
@@ -61,24 +60,43 @@ class LongJump extends Error {}
 
 const WASM_FILE = '@cwasm/jpeg-turbo/jpeg-turbo.wasm';
 
-/** The compiled module: read from the installed package in Node, fetched as an asset in a bundle. */
-async function compile(): Promise<WebAssembly.Module> {
-  const proc = (globalThis as { process?: { versions?: { node?: string }; getBuiltinModule?: (id: string) => unknown } }).process;
-  if (proc?.versions?.node) {
-    // Node (20.16 and later): its built-ins through process.getBuiltinModule, so that nothing here is
-    // an import a bundler would follow.
-    if (!proc.getBuiltinModule) throw new Error(`mislead needs Node 20.16 or later (this is ${proc.versions.node})`);
-    const { createRequire } = proc.getBuiltinModule('module') as { createRequire(from: string): { resolve(id: string): string } };
-    const { readFileSync } = proc.getBuiltinModule('fs') as { readFileSync(path: string): Uint8Array<ArrayBuffer> };
-    return WebAssembly.compile(readFileSync(createRequire(import.meta.url).resolve(WASM_FILE)));
-  }
-  const url = new URL('../node_modules/@cwasm/jpeg-turbo/jpeg-turbo.wasm', import.meta.url);
-  const response = await fetch(url);
-  if (!response.ok) throw new Error(`could not load the JPEG decoder (${url}: HTTP ${response.status})`);
-  return WebAssembly.compile(await response.arrayBuffer());
+type NodeProcess = { versions?: { node?: string }; getBuiltinModule?: (id: string) => unknown };
+
+/**
+ * The compiled module. In Node it is read from the installed package and compiled synchronously when
+ * this module loads (Node's built-ins through process.getBuiltinModule, so that nothing here is an
+ * import a bundler would follow). In a browser bundle the file is an asset: fetched and compiled in
+ * the background from the moment this module loads (no top-level await: a module worker would miss
+ * the messages sent to it meanwhile); a worker that needs it before then loads it synchronously,
+ * which workers may do, and a page's main thread is told to try again.
+ */
+let wasmModule: WebAssembly.Module | undefined;
+const wasmUrl = new URL('../node_modules/@cwasm/jpeg-turbo/jpeg-turbo.wasm', import.meta.url);
+const proc = (globalThis as { process?: NodeProcess }).process;
+if (proc?.versions?.node) {
+  if (!proc.getBuiltinModule) throw new Error(`mislead needs Node 20.16 or later (this is ${proc.versions.node})`);
+  const { createRequire } = proc.getBuiltinModule('module') as { createRequire(from: string): { resolve(id: string): string } };
+  const { readFileSync } = proc.getBuiltinModule('fs') as { readFileSync(path: string): Uint8Array<ArrayBuffer> };
+  wasmModule = new WebAssembly.Module(readFileSync(createRequire(import.meta.url).resolve(WASM_FILE)));
+} else {
+  void fetch(wasmUrl)
+    .then((r) => (r.ok ? WebAssembly.compileStreaming(r) : Promise.reject(new Error(`HTTP ${r.status}`))))
+    .then((m) => (wasmModule ??= m))
+    .catch(() => undefined); // reported when a JPEG is decoded
 }
 
-const wasmModule = await compile();
+function compiled(): WebAssembly.Module {
+  if (wasmModule) return wasmModule;
+  if (typeof (globalThis as { WorkerGlobalScope?: unknown }).WorkerGlobalScope !== 'undefined') {
+    const xhr = new XMLHttpRequest();
+    xhr.open('GET', wasmUrl.href, false);
+    xhr.responseType = 'arraybuffer';
+    xhr.send();
+    if (xhr.status === 200) return (wasmModule = new WebAssembly.Module(xhr.response as ArrayBuffer));
+    throw new JpegError(`could not load the JPEG decoder (${wasmUrl}: HTTP ${xhr.status})`);
+  }
+  throw new JpegError('the JPEG decoder is still loading (or could not be loaded); try again');
+}
 
 /** Instances whose memory grew past this are dropped after use (wasm memory never shrinks). */
 const KEEP_BYTES = 64 << 20;
@@ -94,7 +112,7 @@ let current: Decoder | undefined;
 
 function decoder(): Decoder {
   if (current) return current;
-  const x = new WebAssembly.Instance(wasmModule, imports).exports as unknown as Exports;
+  const x = new WebAssembly.Instance(compiled(), imports).exports as unknown as Exports;
   const heap = new Uint8Array(x.memory.buffer);
   const errStr = findErrStr(heap);
   if (errStr < 0) throw new Error('JPEG decoder: errStr not found in the module');
