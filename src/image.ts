@@ -4,12 +4,11 @@
  * 8-bit data, except that colour images keep RGB order. Works on Uint8Arrays and imports nothing
  * that needs Node (no `node:` module, no Buffer), so that it can be bundled for the browser.
  */
-import { decode as fastPngDecode, encode as fastPngEncode, type PngDataArray } from 'fast-png';
-import { zlibSync } from 'fflate';
-import jpeg from 'jpeg-js';
+import { encode as fastPngEncode } from 'fast-png';
 import { ZStream, Z_NO_FLUSH, Z_OK, Z_STREAM_END, zlibInflate, zlibInflateInit, type Z_CallStatus } from 'pako';
 import { InputError } from './errors.js';
 import { crc32 } from './crc.js';
+import { decodeJpeg, JpegError } from './jpeg.js';
 
 export interface Image {
   width: number;
@@ -52,10 +51,10 @@ function message(e: unknown): string {
 // ---------------------------------------------------------------------------------------------
 // PNG. Not pngjs: on current Node its synchronous inflate does not notice a corrupt zlib stream and
 // hands back uninitialised memory as pixels, and it zeroes the colour of tRNS-transparent pixels.
-// Libraries: pako (zlib's inflate, ported), fast-png (undoing the scanline
-// filters; encoding) and fflate (fast-png's own zlib). Kept here as glue: the chunk walk (libpng's
-// checks, the size limit before any allocation, eXIf), the Adam7 pass geometry and the mapping of
-// samples to 8-bit RGB as imread has libpng do it.
+// Libraries: pako (zlib's inflate, ported) and fast-png (encoding). Here: the chunk walk (libpng's
+// checks, the size limit before any allocation, eXIf), the Adam7 pass geometry, undoing the scanline
+// filters and the mapping of samples to 8-bit RGB as imread has libpng do it. The whole image and
+// `decodeResized` go through the same scanline reader (gatherPng), one row at a time.
 
 const PNG_DEPTHS: Record<number, number[]> = { 0: [1, 2, 4, 8, 16], 2: [8, 16], 3: [1, 2, 4, 8], 4: [8, 16], 6: [8, 16] };
 const PNG_CHANNELS: Record<number, number> = { 0: 1, 2: 3, 3: 1, 4: 2, 6: 4 };
@@ -164,124 +163,11 @@ function readPng(bytes: Uint8Array, name: string): PngFile {
 }
 
 function decodePngFile(bytes: Uint8Array, name: string): Image {
-  const { width, height, depth, colorType, channels, orientation, palette, idat, passes, size } = readPng(bytes, name);
-  let raw: Uint8Array;
-  try {
-    raw = inflateIdat(idat, size);
-  } catch (e) {
-    throw new InputError(`${name}: corrupt PNG image data (${message(e)})`);
-  }
-
-  // Every sample becomes 8 bits as imread(IMREAD_COLOR) has libpng make it (see samples8); palette
-  // indices past the PLTE entries give black, as libpng's zero-filled palette does; alpha is dropped
-  // (never composited), so tRNS is not even read; gray is copied to R, G and B.
-  const lut = new Uint8Array(256 * 3);
-  if (palette) lut.set(palette);
+  const png = readPng(bytes, name);
+  const { width, height, orientation } = png;
   const rgb = new Uint8Array(width * height * 3);
-  let at = 0;
-  for (const p of passes) {
-    let s: Uint8Array;
-    try {
-      const pass = fastPngDecode(plainPng(p.w, p.h, depth, colorType, raw.subarray(at, (at += p.size))));
-      s = samples8(pass.data, p.w, p.h, channels, depth, colorType !== 3);
-    } catch (e) {
-      throw new InputError(`${name}: corrupt PNG image data (${message(e)})`);
-    }
-    for (let j = 0, k = 0; j < p.h; j++) {
-      for (let i = 0; i < p.w; i++, k += channels) {
-        const out = ((p.y0 + j * p.dy) * width + p.x0 + i * p.dx) * 3;
-        if (colorType === 3) {
-          const q = s[k] * 3;
-          rgb[out] = lut[q];
-          rgb[out + 1] = lut[q + 1];
-          rgb[out + 2] = lut[q + 2];
-        } else if (channels <= 2) {
-          rgb[out] = rgb[out + 1] = rgb[out + 2] = s[k];
-        } else {
-          rgb[out] = s[k];
-          rgb[out + 1] = s[k + 1];
-          rgb[out + 2] = s[k + 2];
-        }
-      }
-    }
-  }
+  gatherPng(png, name, Int32Array.from({ length: height }, (_, y) => 3 * width * y), Int32Array.from({ length: width }, (_, x) => 3 * x), rgb);
   return orient({ width, height, channels: 3, data: rgb }, orientation);
-}
-
-/**
- * Inflates the IDAT data into the `size` bytes the image needs as libpng does it with zlib: pako is a
- * port of zlib, driven through its zlib API like libpng drives zlib (8 KiB of IDAT data at a time,
- * stopping once the rows are full). So the same streams are refused: an error zlib meets while it
- * fills the rows or reads on through the rest of that input (often a wrong Adler-32). What follows
- * is not looked at, and a stream that would inflate to more than the header promises is never
- * allocated. (One difference: libpng then reads on to the end of the stream, and imread fails with
- * "Not enough image data" when it does not end within the IDAT chunks, e.g. lacks its Adler-32.
- * Such files are decoded here, as they were before; the tests want that.)
- */
-function inflateIdat(idat: Uint8Array[], size: number): Uint8Array {
-  const strm = new ZStream();
-  zlibInflateInit(strm);
-  [strm.output, strm.next_out, strm.avail_out] = [new Uint8Array(size), 0, size];
-  let status: Z_CallStatus = Z_OK;
-  for (const chunk of idat) {
-    for (let at = 0; at < chunk.length && strm.avail_out > 0 && status === Z_OK; at += 8192) {
-      [strm.input, strm.next_in, strm.avail_in] = [chunk, at, Math.min(8192, chunk.length - at)];
-      status = zlibInflate(strm, Z_NO_FLUSH);
-      if (status !== Z_OK && status !== Z_STREAM_END) throw new Error(strm.msg || `zlib error ${status}`);
-    }
-  }
-  if (strm.avail_out > 0) throw new Error(`compressed data ends after ${strm.next_out} of ${size} bytes`);
-  return strm.output;
-}
-
-/**
- * A non-interlaced PNG file around already-filtered scanlines (one stored zlib stream), for fast-png
- * to undo the filters: it has no entry point for raw scanlines, and its own Adam7 reader cannot do 1-,
- * 2- and 4-bit samples (fast-png 8 counts a byte per pixel), so each pass goes through it as a plain
- * image. The CRCs stay zero: the file's own were checked above and fast-png checks none by default.
- */
-function plainPng(width: number, height: number, depth: number, colorType: number, scanlines: Uint8Array): Uint8Array {
-  const chunk = (type: string, data: Uint8Array) => {
-    const out = new Uint8Array(12 + data.length);
-    new DataView(out.buffer).setUint32(0, data.length);
-    out.set(Array.from(type, (c) => c.charCodeAt(0)), 4);
-    out.set(data, 8);
-    return out;
-  };
-  const ihdr = new Uint8Array(13);
-  new DataView(ihdr.buffer).setUint32(0, width);
-  new DataView(ihdr.buffer).setUint32(4, height);
-  ihdr.set([depth, colorType], 8); // compression, filter and interlace methods 0
-  const idat = zlibSync(scanlines, { level: 0 });
-  return concat([Uint8Array.from(PNG_SIGNATURE), chunk('IHDR', ihdr), chunk('IDAT', idat), chunk('IEND', new Uint8Array())]);
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  parts.reduce((at, p) => (out.set(p, at), at + p.length), 0);
-  return out;
-}
-
-/**
- * A w×h pass decoded by fast-png (16-bit samples as numbers, 1-, 2- and 4-bit ones packed in
- * byte-aligned rows) as 8-bit samples, as libpng gives them to imread(IMREAD_COLOR): 16-bit samples
- * keep their high byte (png_set_strip_16 chops, it does not round); 1-, 2- and 4-bit gray is scaled up
- * (×255, ×85, ×17: png_set_expand_gray_1_2_4_to_8); palette indices are returned as they are.
- */
-function samples8(data: PngDataArray, w: number, h: number, channels: number, depth: number, scale: boolean): Uint8Array {
-  if (depth === 8) return data as Uint8Array;
-  const perRow = w * channels, rowBytes = Math.ceil((perRow * depth) / 8);
-  const out = new Uint8Array(perRow * h);
-  if (depth === 16) {
-    for (let k = 0; k < out.length; k++) out[k] = data[k] >> 8;
-    return out;
-  }
-  const max = (1 << depth) - 1, factor = scale ? 255 / max : 1;
-  for (let j = 0, k = 0; j < h; j++) {
-    const row = data.subarray(j * rowBytes, (j + 1) * rowBytes);
-    for (let i = 0; i < perRow; i++, k++) out[k] = ((row[(i * depth) >> 3] >> (8 - depth - ((i * depth) & 7))) & max) * factor;
-  }
-  return out;
 }
 
 /** Encodes an 8-bit gray or RGB image as a non-interlaced PNG (fast-png). */
@@ -290,38 +176,56 @@ export function encodePng(img: Image): Uint8Array {
 }
 
 // ---------------------------------------------------------------------------------------------
-// JPEG
+// JPEG: libjpeg-turbo in WebAssembly (see jpeg.ts), asked for what imread(IMREAD_COLOR) asks for
 
 function decodeJpegFile(bytes: Uint8Array, name: string): Image {
-  const { orientation } = scanJpeg(bytes, name);
-  return orient({ ...decodeJpegPixels(bytes, name), channels: 3 }, orientation);
+  const { width, height, components, orientation } = scanJpeg(bytes, name);
+  const data = withJpegSamples(bytes, name, width, height, components, (samples, channels) =>
+    channels === 3 ? samples.slice() : cmykToRgb(samples),
+  );
+  return orient({ width, height, channels: 3, data }, orientation);
 }
 
-/** The whole frame as 8-bit RGB, as stored (EXIF orientation not applied). */
-function decodeJpegPixels(bytes: Uint8Array, name: string): { width: number; height: number; data: Uint8Array } {
-  let out: { width: number; height: number; data: Uint8Array };
+/**
+ * Decodes the JPEG and hands its samples to `use` (valid only during the call): RGB, or, for a
+ * 4-component (CMYK or YCCK) image, the CMYK samples libjpeg makes of it.
+ */
+function withJpegSamples<T>(
+  bytes: Uint8Array, name: string, width: number, height: number, components: number,
+  use: (samples: Uint8Array, channels: 3 | 4) => T,
+): T {
   try {
-    out = jpeg.decode(bytes, {
-      useTArray: true,
-      formatAsRGBA: false, // RGB; grayscale JPEGs come out with R = G = B, as imread gives them
-      tolerantDecoding: true, // like libjpeg, skip blocks outside the frame instead of failing
-      maxResolutionInMP: MAX_PIXELS / 1e6,
-      maxMemoryUsageInMB: 4096, // jpeg-js keeps 256 bytes per 8×8 block: ~600 MB for 50 MP
-    });
+    return decodeJpeg(bytes, width, height, components, use);
   } catch (e) {
+    if (!(e instanceof JpegError)) throw e;
     const ended = bytes[bytes.length - 2] === 0xff && bytes[bytes.length - 1] === 0xd9; // EOI marker
     throw new InputError(`${name}: ${ended ? 'corrupt' : 'truncated or corrupt'} JPEG (${message(e)})`);
   }
-  if (out.data.length !== out.width * out.height * 3) throw new InputError(`${name}: corrupt JPEG (wrong decoded size)`);
+}
+
+/**
+ * OpenCV's icvCvt_CMYK2BGR_8u_C4C3R (imgcodecs/src/utils.cpp), which imread applies to the JCS_CMYK
+ * samples it asks libjpeg for when a JPEG has 4 components (libjpeg turns YCCK into CMYK; neither
+ * undoes the inversion Adobe applications write, so such files come out as OpenCV shows them):
+ *   R = K − ((255 − C)·K >> 8), G = K − ((255 − M)·K >> 8), B = K − ((255 − Y)·K >> 8).
+ */
+function cmykToRgb(cmyk: Uint8Array, out = new Uint8Array((cmyk.length / 4) * 3)): Uint8Array {
+  for (let i = 0, o = 0; i < cmyk.length; i += 4, o += 3) {
+    const k = cmyk[i + 3];
+    out[o] = k - (((255 - cmyk[i]) * k) >> 8);
+    out[o + 1] = k - (((255 - cmyk[i + 1]) * k) >> 8);
+    out[o + 2] = k - (((255 - cmyk[i + 2]) * k) >> 8);
+  }
   return out;
 }
 
 /**
- * Reads the JPEG markers up to the first scan: checks the frame size (SOFn) before jpeg-js allocates
- * anything, refuses codings jpeg-js lacks, refuses a file too short to hold the first scan of its
- * frame (see scanBytesNeeded), and returns the frame size and the EXIF orientation.
+ * Reads the JPEG markers up to the first scan: checks the frame size (SOFn) before the decoder
+ * allocates anything, refuses codings it lacks, refuses a file too short to hold the first scan of
+ * its frame (see scanBytesNeeded), and returns the frame size, its number of components and the EXIF
+ * orientation.
  */
-function scanJpeg(bytes: Uint8Array, name: string): { width: number; height: number; orientation: number } {
+function scanJpeg(bytes: Uint8Array, name: string): { width: number; height: number; components: number; orientation: number } {
   let orientation = 0;
   let frame: Uint8Array | undefined;
   let progressive = false;
@@ -344,13 +248,16 @@ function scanJpeg(bytes: Uint8Array, name: string): { width: number; height: num
       if (have < need) {
         throw new InputError(`${name}: truncated JPEG (${width}x${height} needs at least ${need} bytes of image data, the file has ${have})`);
       }
-      return { width, height, orientation: orientation || 1 };
+      return { width, height, components: frame[5], orientation: orientation || 1 };
     }
     if (marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc) {
       if (length < 8) throw new InputError(`${name}: corrupt JPEG (short frame header)`);
       checkDimensions(name, 'JPEG', (segment[3] << 8) | segment[4], (segment[1] << 8) | segment[2]);
+      if (marker === 0xc9 || marker === 0xca) {
+        throw new InputError(`${name}: unsupported JPEG (arithmetic-coded; only Huffman-coded baseline and progressive are)`);
+      }
       if (marker > 0xc2) {
-        throw new InputError(`${name}: unsupported JPEG (lossless, hierarchical or arithmetic-coded; only baseline and progressive are)`);
+        throw new InputError(`${name}: unsupported JPEG (lossless or hierarchical; only baseline and progressive are)`);
       }
       frame = segment;
       progressive = marker === 0xc2;
@@ -595,7 +502,8 @@ interface PixelSource {
  * `toGray` for 3 channels, without `crop` when there is none), bit for bit, in memory that does not
  * grow with the image: INTER_LINEAR reads two source columns per output column and two source rows
  * per output row, so only those pixels are kept. A PNG is inflated, unfiltered and read row by row
- * (Adam7 pass by pass), never held whole; a JPEG is still decoded whole by jpeg-js. The crop is
+ * (Adam7 pass by pass), never held whole; a JPEG is decoded whole by libjpeg, and the pixels used
+ * are taken from its output buffer (in the decoder's memory, never copied whole). The crop is
  * checked against the header before any pixel is decoded.
  */
 export function decodeResized(bytes: Uint8Array, name: string, to: Sampling): Image {
@@ -642,35 +550,48 @@ function openImage(bytes: Uint8Array, name: string): PixelSource {
     return { ...png, gather: (rowAt, colAt, out) => gatherPng(png, name, rowAt, colAt, out) };
   }
   if (bytes[0] === 0xff && bytes[1] === 0xd8 && bytes[2] === 0xff) {
-    const { width, height, orientation } = scanJpeg(bytes, name);
-    const gather = (rowAt: Int32Array, colAt: Int32Array, out: Uint8Array) => {
-      const img = decodeJpegPixels(bytes, name);
-      if (img.width !== width || img.height !== height) throw new InputError(`${name}: corrupt JPEG (frame size changes)`);
-      gatherRgb(img.data, width, height, rowAt, colAt, out);
-    };
+    const { width, height, components, orientation } = scanJpeg(bytes, name);
+    const gather = (rowAt: Int32Array, colAt: Int32Array, out: Uint8Array) =>
+      withJpegSamples(bytes, name, width, height, components, (samples, channels) => gatherPixels(samples, channels, width, height, rowAt, colAt, out));
     return { width, height, orientation, gather };
   }
   throw new InputError(`${name}: not a PNG or JPEG image (unrecognised file signature)`);
 }
 
-function gatherRgb(data: Uint8Array, width: number, height: number, rowAt: Int32Array, colAt: Int32Array, out: Uint8Array): void {
+/** `gather` over decoded RGB or CMYK samples (converted to RGB as cmykToRgb does). */
+function gatherPixels(data: Uint8Array, channels: 3 | 4, width: number, height: number, rowAt: Int32Array, colAt: Int32Array, out: Uint8Array): void {
   const xs = colAt.reduce<number[]>((a, at, x) => (at >= 0 && a.push(x), a), []);
+  const pixel = new Uint8Array(3);
   for (let y = 0; y < height; y++) {
     if (rowAt[y] < 0) continue;
     for (const x of xs) {
-      const src = (y * width + x) * 3, dst = rowAt[y] + colAt[x];
-      out[dst] = data[src];
-      out[dst + 1] = data[src + 1];
-      out[dst + 2] = data[src + 2];
+      const src = (y * width + x) * channels, dst = rowAt[y] + colAt[x];
+      const rgb = channels === 3 ? data.subarray(src, src + 3) : cmykToRgb(data.subarray(src, src + 4), pixel);
+      out[dst] = rgb[0];
+      out[dst + 1] = rgb[1];
+      out[dst + 2] = rgb[2];
     }
   }
 }
 
 /**
- * The PNG's pixels at the rows and columns asked for, as 8-bit RGB exactly as decodePngFile makes
- * them (see samples8), with two scanlines in memory: the IDAT data is inflated one scanline at a
- * time, fed to zlib 8 KiB at a time like inflateIdat (so the same streams are refused), and each
- * scanline unfiltered against the one before.
+ * The PNG's pixels at the rows and columns asked for, as 8-bit RGB, with two scanlines in memory.
+ *
+ * Inflating: as libpng does it with zlib. pako is a port of zlib, driven through its zlib API like
+ * libpng drives zlib: 8 KiB of IDAT data at a time, one scanline of output at a time, stopping once
+ * the rows are full. So the same streams are refused: an error zlib meets while it fills the rows or
+ * reads on through the rest of that input (often a wrong Adler-32). What follows is not looked at,
+ * and a stream that would inflate to more than the header promises is never allocated. (One
+ * difference: libpng then reads on to the end of the stream, and imread fails with "Not enough image
+ * data" when it does not end within the IDAT chunks, e.g. lacks its Adler-32. Such files are decoded
+ * here.) Each scanline is unfiltered against the one before (the first of each Adam7 pass against
+ * zeros).
+ *
+ * Samples become 8 bits as imread(IMREAD_COLOR) has libpng make them: 16-bit samples keep their high
+ * byte (png_set_strip_16 chops, it does not round); 1-, 2- and 4-bit gray is scaled up (×255, ×85,
+ * ×17: png_set_expand_gray_1_2_4_to_8); palette indices past the PLTE entries give black, as
+ * libpng's zero-filled palette does; alpha is dropped (never composited), so tRNS is not even read;
+ * gray is copied to R, G and B.
  */
 function gatherPng(png: PngFile, name: string, rowAt: Int32Array, colAt: Int32Array, out: Uint8Array): void {
   const { depth, colorType, channels, palette, idat, passes, size } = png;

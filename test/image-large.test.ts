@@ -97,6 +97,35 @@ function makePng(spec: PngSpec): Buffer {
   return Buffer.concat([SIGNATURE, ...chunks]);
 }
 
+/**
+ * The image a PNG made by makePng shows, worked out from its spec alone (not by decoding the file):
+ * 8-bit samples as imread has libpng make them (16 bits: the high byte; 1-, 2- and 4-bit gray scaled
+ * up; palette indices looked up, black past the palette's end; alpha dropped), then the EXIF
+ * orientation applied as OpenCV does (transpose for 5-8, then the flips).
+ */
+function pngReference(spec: PngSpec): Image {
+  const { width: w, height: h, colorType, bitDepth } = spec;
+  const cn = CHANNELS[colorType]!;
+  const to8 = (v: number) => (bitDepth === 16 ? v >> 8 : colorType === 0 && bitDepth < 8 ? (v * 255) / (2 ** bitDepth - 1) : v);
+  const stored = (x: number, y: number): number[] => {
+    const i = (y * w + x) * cn;
+    if (colorType === 3) return spec.palette?.[spec.samples[i]!] ?? [0, 0, 0];
+    const s = Array.from({ length: cn }, (_, k) => to8(spec.samples[i + k]!));
+    return cn <= 2 ? [s[0]!, s[0]!, s[0]!] : s.slice(0, 3);
+  };
+  const o = spec.orientation && spec.orientation >= 2 && spec.orientation <= 8 ? spec.orientation : 1;
+  const transpose = o >= 5, flipX = [2, 3, 6, 7].includes(o), flipY = [3, 4, 7, 8].includes(o);
+  const W = transpose ? h : w, H = transpose ? w : h;
+  const data = new Uint8Array(W * H * 3);
+  for (let y = 0; y < H; y++) {
+    for (let x = 0; x < W; x++) {
+      const tx = flipX ? W - 1 - x : x, ty = flipY ? H - 1 - y : y;
+      data.set(transpose ? stored(ty, tx) : stored(tx, ty), (y * W + x) * 3);
+    }
+  }
+  return { width: W, height: H, channels: 3, data };
+}
+
 /** A little-endian TIFF block whose IFD0 holds only the orientation tag. */
 function exifTiff(orientation: number): Buffer {
   const b = Buffer.alloc(26);
@@ -183,6 +212,8 @@ const arch = (h: number, w: number, c: number): Architecture => ({ input: [h, w,
 
 // ---------------------------------------------------------------------------------------------
 
+// decodeImage and decodeResized share the PNG scanline reader, so the whole image is also checked
+// against what the file was made from (pngReference), which shares nothing with either.
 describe('decodeResized: the model-input path equals decodeImage + crop + toGray + resize, bit for bit', () => {
   it('on PNGs of every colour type and bit depth, plain and Adam7, every filter and orientation, with and without crop', () => {
     const rand = random(7);
@@ -201,8 +232,10 @@ describe('decodeResized: the model-input path equals decodeImage + crop + toGray
             });
             const palette = colorType === 3 ? Array.from({ length: 1 + int(Math.min(256, max + 1)) }, () => [int(256), int(256), int(256)]) : undefined;
             const orientation = int(10); // 0 and 9 are no orientation at all
-            const png = makePng({ width, height, colorType, bitDepth, samples, interlace, palette, orientation, filters: [0, 1, 2, 3, 4, int(5), int(5)] });
+            const spec = { width, height, colorType, bitDepth, samples, interlace, palette, orientation, filters: [0, 1, 2, 3, 4, int(5), int(5)] };
+            const png = makePng(spec);
             const shown = decodeImage(png, 'x');
+            expect(shown).toEqual(pngReference(spec));
             for (const channels of [1, 3] as const) {
               const cw = 1 + int(shown.width), ch = 1 + int(shown.height);
               const crops: (Sampling['crop'] | undefined)[] = [undefined, [int(shown.width - cw + 1), int(shown.height - ch + 1), cw, ch]];
@@ -232,8 +265,10 @@ describe('decodeResized: the model-input path equals decodeImage + crop + toGray
     const rand = random(11);
     const samples = Uint16Array.from({ length: 640 * 480 * 4 }, (_, i) => (i * 2654435761 + Math.floor(rand() * 4096)) & 0xffff);
     for (const interlace of [false, true]) {
-      const png = makePng({ width: 640, height: 480, colorType: 6, bitDepth: 16, samples, interlace, filters: [4, 1, 2, 3, 0] });
+      const spec = { width: 640, height: 480, colorType: 6, bitDepth: 16, samples, interlace, filters: [4, 1, 2, 3, 0] };
+      const png = makePng(spec);
       const shown = decodeImage(png, 'x');
+      expect(Buffer.compare(shown.data, pngReference(spec).data)).toBe(0);
       for (const to of [{ width: 48, height: 48, channels: 1 }, { width: 224, height: 224, channels: 3 }, { width: 60, height: 40, channels: 1, crop: [500, 300, 123, 77] }, { width: 1000, height: 700, channels: 3, crop: [1, 2, 600, 450] }] as Sampling[]) {
         expect(Buffer.compare(decodeResized(png, 'x', to).data, wholeImagePath(shown, to).data)).toBe(0);
       }

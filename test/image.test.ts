@@ -274,7 +274,7 @@ const PROGRESSIVE_GRAY =
   'AAAAAAAAAP/aAAgBAQABBQJ//8QAFBABAAAAAAAAAAAAAAAAAAAAAP/aAAgBAQAGPwJ//8QAFBABAAAAAAAAAAAAAAAAAAAAAP/a' +
   'AAgBAQABPyF//9oACAEBAAAAEH//xAAUEAEAAAAAAAAAAAAAAAAAAAAA/9oACAEBAAE/EH//2Q==';
 
-/** A baseline JPEG from jpeg-js's encoder; `pixel(x, y)` gives RGB. */
+/** A baseline JPEG from jpeg-js's encoder (a dev dependency); `pixel(x, y)` gives RGB. */
 function baselineJpeg(width: number, height: number, pixel: (x: number, y: number) => number[]): Buffer {
   const data = Buffer.alloc(width * height * 4, 255);
   for (let y = 0; y < height; y++) for (let x = 0; x < width; x++) data.set(pixel(x, y), (y * width + x) * 4);
@@ -286,7 +286,7 @@ function expectNear(actual: ArrayLike<number>, expected: number[], tolerance: nu
   for (let i = 0; i < expected.length; i++) expect(Math.abs(actual[i]! - expected[i]!)).toBeLessThanOrEqual(tolerance);
 }
 
-describe('decodeImage: JPEG (jpeg-js; baseline and progressive)', () => {
+describe('decodeImage: JPEG (libjpeg-turbo; baseline and progressive; see jpeg.test.ts for the comparison with djpeg)', () => {
   it('decodes a baseline JPEG to RGB, whatever the file is called', () => {
     const img = decodeImage(baselineJpeg(16, 16, () => [200, 100, 50]), 'photo.png');
     expect([img.width, img.height, img.channels]).toEqual([16, 16, 3]);
