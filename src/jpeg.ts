@@ -58,12 +58,12 @@ const imports = {
 };
 class LongJump extends Error {}
 
-const WASM_FILE = '@cwasm/jpeg-turbo/jpeg-turbo.wasm';
-
 type NodeProcess = { versions?: { node?: string }; getBuiltinModule?: (id: string) => unknown };
 
 /**
- * The compiled module. In Node it is read from the installed package and compiled synchronously when
+ * The compiled module, copied from the installed package into build/ beside the kernels by the
+ * build (so that it ships with them, wherever a package manager puts the dependency). In Node it
+ * is read and compiled synchronously when
  * this module loads (Node's built-ins through process.getBuiltinModule, so that nothing here is an
  * import a bundler would follow). In a browser bundle the file is an asset: fetched and compiled in
  * the background from the moment this module loads (no top-level await: a module worker would miss
@@ -71,13 +71,12 @@ type NodeProcess = { versions?: { node?: string }; getBuiltinModule?: (id: strin
  * which workers may do, and a page's main thread is told to try again.
  */
 let wasmModule: WebAssembly.Module | undefined;
-const wasmUrl = new URL('../node_modules/@cwasm/jpeg-turbo/jpeg-turbo.wasm', import.meta.url);
+const wasmUrl = new URL('../build/jpeg-turbo.wasm', import.meta.url);
 const proc = (globalThis as { process?: NodeProcess }).process;
 if (proc?.versions?.node) {
   if (!proc.getBuiltinModule) throw new Error(`mislead needs Node 20.16 or later (this is ${proc.versions.node})`);
-  const { createRequire } = proc.getBuiltinModule('module') as { createRequire(from: string): { resolve(id: string): string } };
-  const { readFileSync } = proc.getBuiltinModule('fs') as { readFileSync(path: string): Uint8Array<ArrayBuffer> };
-  wasmModule = new WebAssembly.Module(readFileSync(createRequire(import.meta.url).resolve(WASM_FILE)));
+  const { readFileSync } = proc.getBuiltinModule('fs') as { readFileSync(path: URL): Uint8Array<ArrayBuffer> };
+  wasmModule = new WebAssembly.Module(readFileSync(wasmUrl));
 } else {
   void fetch(wasmUrl)
     .then((r) => (r.ok ? WebAssembly.compileStreaming(r) : Promise.reject(new Error(`HTTP ${r.status}`))))
