@@ -11,7 +11,7 @@ import { FilterAttack, METHODS, readOptions, runAttack, startAttack, summarize, 
 import type { Engine } from '../src/engine.js';
 import { InputError } from '../src/errors.js';
 import { decodeImage, encodePng } from '../src/image.js';
-import { checkArchitecture, Net, parameterShapes, readModel, type Architecture, type Model } from '../src/model.js';
+import { checkArchitecture, Net, readModel, type Architecture, type Model } from '../src/model.js';
 import { loadEngine } from '../src/node.js';
 import { crossEntropy } from '../src/ops.js';
 import { imageToInput, inputToImage } from '../src/preprocess.js';
@@ -19,6 +19,7 @@ import { random } from '../src/random.js';
 import { generateFaces } from '../src/dataset.js';
 import { facesToSet } from '../src/train.js';
 import { Tape } from '../src/tape.js';
+import { heRange, randomModel } from './helpers.js';
 
 let engine: Engine;
 beforeAll(async () => {
@@ -58,18 +59,8 @@ const MODELS: Record<string, Architecture> = {
   }),
 };
 
-/** Uniform weights of variance 1/fan-in times amp² (He-like for amp 2). */
-function randomModel(architecture: Architecture, seed: number, amp = 4): Model {
-  const rand = random(seed);
-  const weights = new Map<string, Float32Array>();
-  for (const [key, shape] of parameterShapes(architecture)) {
-    const bias = key.endsWith('.b');
-    const fan = bias ? 1 : shape.slice(0, -1).reduce((a, b) => a * b, 1);
-    const range = amp * Math.sqrt(3 / fan) * (bias ? 0.3 : 1);
-    weights.set(key, Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => (rand() * 2 - 1) * range));
-  }
-  return { architecture, weights };
-}
+/** He-like weights (amp 2 is He's scale; 4 by default, so that a few grey levels matter). */
+const heModel = (architecture: Architecture, seed: number, amp = 4): Model => randomModel(architecture, seed, heRange(amp));
 
 /** Random 8-bit images as model inputs; one pixel in ten is black or white, so the box binds. */
 function images(arch: Architecture, count: number, seed: number): Float32Array[] {
@@ -119,7 +110,7 @@ describe('FGSM', () => {
   for (const [name, arch] of Object.entries(MODELS)) {
     for (const target of [undefined, 1]) {
       it(`${name} model, ${target === undefined ? 'untargeted' : 'targeted'}: every pixel moves by exactly eps·sign(∇) grey levels, then is clipped to 0..255`, () => {
-        const net = new Net(engine, randomModel(arch, 3));
+        const net = new Net(engine, heModel(arch, 3));
         const xs = images(arch, 6, 7);
         const eps = 8;
         const results = runAttack(net, xs, { method: 'fgsm', eps, target });
@@ -156,7 +147,7 @@ describe('FGSM', () => {
 
   it('L2: the step is eps·∇/‖∇‖₂ (in float, away from the box)', () => {
     const arch = MODELS.rgb;
-    const net = new Net(engine, randomModel(arch, 4));
+    const net = new Net(engine, heModel(arch, 4));
     const xs = images(arch, 4, 8).map((x) => x.map((v) => 0.25 + v / 2)); // grey levels 64..191
     const eps = 20;
     const results = runAttack(net, xs, { method: 'fgsm', norm: 'l2', eps, quantize: false });
@@ -180,7 +171,7 @@ describe('BIM, PGD and MI-FGSM', () => {
         const eps = norm === 'linf' ? 2.5 : 20.5;
         let reached = 0;
         for (const [seed, arch] of Object.values(MODELS).entries()) {
-          const net = new Net(engine, randomModel(arch, 10 + seed));
+          const net = new Net(engine, heModel(arch, 10 + seed));
           const { lo, hi, unit } = box(arch);
           let calls = 0;
           const check = (_done: number, _total: number, info: ProgressInfo) => {
@@ -221,7 +212,7 @@ describe('BIM, PGD and MI-FGSM', () => {
 
   it('iterating finds at least the loss of one step: BIM ends with a cross-entropy ≥ FGSM’s on every image', () => {
     const arch = MODELS.gray;
-    const net = new Net(engine, randomModel(arch, 2));
+    const net = new Net(engine, heModel(arch, 2));
     const xs = images(arch, 16, 3);
     const ce = (l: number[], y: number) => {
       const m = Math.max(...l);
@@ -234,7 +225,7 @@ describe('BIM, PGD and MI-FGSM', () => {
 
   it('PGD starts from a random point of the ball, different for each seed, and a restart goes on only for images not yet fooled', () => {
     const arch = MODELS.gray;
-    const net = new Net(engine, randomModel(arch, 2));
+    const net = new Net(engine, heModel(arch, 2));
     const xs = images(arch, 8, 4);
     const first = (seed: number) => {
       let x: Float32Array | undefined;
@@ -255,7 +246,7 @@ describe('BIM, PGD and MI-FGSM', () => {
 describe('Carlini–Wagner L2', () => {
   it('lowers its loss in every binary-search step, stays in the box through tanh, and fools every image', () => {
     const arch = MODELS.gray;
-    const net = new Net(engine, randomModel(arch, 2));
+    const net = new Net(engine, heModel(arch, 2));
     const { lo, hi } = box(arch);
     const xs = images(arch, 8, 102);
     const rounds: Float32Array[][] = [];
@@ -280,7 +271,7 @@ describe('Carlini–Wagner L2', () => {
 describe('DeepFool', () => {
   it('stops just past the boundary: along the perturbation, the class changes in its last few per cent', () => {
     for (const [seed, arch] of Object.values(MODELS).entries()) {
-      const net = new Net(engine, randomModel(arch, 20 + seed));
+      const net = new Net(engine, heModel(arch, 20 + seed));
       const xs = images(arch, 6, seed);
       const results = runAttack(net, xs, { method: 'deepfool', quantize: false });
       for (const [i, r] of results.entries()) {
@@ -311,7 +302,7 @@ describe('targeted attacks', () => {
   ];
   for (const options of cases) {
     it(`${options.method}${'norm' in options ? ` ${options.norm}` : ''} reaches the target`, () => {
-      const net = new Net(engine, randomModel(arch, 31));
+      const net = new Net(engine, heModel(arch, 31));
       const xs = images(arch, 8, 32);
       const results = runAttack(net, xs, { ...options, target: 2 });
       for (const r of results) {
@@ -337,7 +328,7 @@ describe('success as saved: 8-bit images', () => {
   for (const options of cases) {
     it(`${options.method}${'norm' in options ? ` ${options.norm}` : ''}: the PNG written and read back classifies as reported, within the budget in integer grey levels`, () => {
       const arch = MODELS.gray;
-      const net = new Net(engine, randomModel(arch, 2));
+      const net = new Net(engine, heModel(arch, 2));
       const xs = images(arch, 12, 5);
       const results = runAttack(net, xs, options);
       expect(results.some((r) => r.success)).toBe(true);
@@ -364,7 +355,7 @@ describe('success as saved: 8-bit images', () => {
 describe('the filter method', () => {
   it('on one image is the tutorial\'s FilterAttack, bit for bit; in a batch, each image learns its own filter toward its own target', () => {
     const arch = MODELS.rgb;
-    const net = new Net(engine, randomModel(arch, 5));
+    const net = new Net(engine, heModel(arch, 5));
     const xs = images(arch, 4, 9);
     const options = { method: 'filter', iterations: 30, lr: 0.05, beta: 0.5, quantize: false } as const;
     const alone = xs.map((x) => runAttack(net, [x], options)[0]);
@@ -390,7 +381,7 @@ describe('the filter method', () => {
 
   it('judged as saved by default: the 8-bit image, clipped to the box; --clip keeps every step in the box', () => {
     const arch = MODELS.gray;
-    const net = new Net(engine, randomModel(arch, 6));
+    const net = new Net(engine, heModel(arch, 6));
     const xs = images(arch, 3, 10);
     const { lo, hi } = box(arch);
     for (const r of runAttack(net, xs, { method: 'filter', iterations: 40, lr: 1 })) {
@@ -407,7 +398,7 @@ describe('the filter method', () => {
 describe('stepping', () => {
   it('step(k) in chunks gives the results of runAttack, counts iterations up to the total, and dispose() frees a run stopped halfway', () => {
     const arch = MODELS.rgb;
-    const net = new Net(engine, randomModel(arch, 12));
+    const net = new Net(engine, heModel(arch, 12));
     const xs = images(arch, 5, 13);
     const used = engine.used;
     for (const options of [
@@ -459,7 +450,7 @@ describe('the method registry', () => {
 describe('batches', () => {
   it('give the same results as the images one at a time, and run as one batch through the engine', () => {
     const arch = MODELS.rgb;
-    const net = new Net(engine, randomModel(arch, 41));
+    const net = new Net(engine, heModel(arch, 41));
     const xs = images(arch, 5, 42);
     for (const options of [{ method: 'bim', eps: 6 }, { method: 'pgd', eps: 3, restarts: 2 }, { method: 'deepfool' }, { method: 'cw', steps: 20, binarySteps: 2 }] as AttackOptions[]) {
       let batch = 0;
@@ -476,7 +467,7 @@ describe('batches', () => {
 
   it('allocate nothing in the engine while iterating, free everything after, and report progress up to the total', () => {
     const arch = MODELS.gray;
-    const net = new Net(engine, randomModel(arch, 2));
+    const net = new Net(engine, heModel(arch, 2));
     const xs = images(arch, 7, 6);
     const used = engine.used;
     for (const options of [{ method: 'pgd', eps: 3, restarts: 2 }, { method: 'cw', steps: 10, binarySteps: 2 }, { method: 'deepfool' }] as AttackOptions[]) {
@@ -500,7 +491,7 @@ describe('batches', () => {
 
   it('iterate without allocating: 10,000 iterations of PGD, MI-FGSM and C&W run without a young-generation collection', () => {
     const arch = MODELS.gray;
-    const net = new Net(engine, randomModel(arch, 1, 0.5));
+    const net = new Net(engine, heModel(arch, 1, 0.5));
     // Flat images the weak model keeps in their class: every iteration runs in full.
     const xs = [new Float32Array(64).fill(0.1), new Float32Array(64).fill(-0.1)];
     for (const options of [
@@ -523,7 +514,7 @@ describe('batches', () => {
 
   it('stop when aborted, freeing the engine memory', () => {
     const arch = MODELS.gray;
-    const net = new Net(engine, randomModel(arch, 2));
+    const net = new Net(engine, heModel(arch, 2));
     const used = engine.used;
     const controller = new AbortController();
     let calls = 0;
@@ -536,7 +527,7 @@ describe('batches', () => {
 
 describe('options', () => {
   it('are checked, with clear messages', () => {
-    const net = new Net(engine, randomModel(MODELS.gray, 2));
+    const net = new Net(engine, heModel(MODELS.gray, 2));
     const xs = images(MODELS.gray, 1, 1);
     const bad: [AttackOptions, RegExp][] = [
       [{ method: 'fgsm', eps: -1 }, /^fgsm: eps must be a number ≥ 0 and at most 1000000, got -1$/],
@@ -561,7 +552,7 @@ describe('options', () => {
 describe('the attacks compared', () => {
   it('succeed in the expected order at an L∞ budget FGSM only partly meets: PGD ≥ BIM > FGSM; C&W finds smaller L2 perturbations than PGD-L2', () => {
     const arch = MODELS.gray;
-    const net = new Net(engine, randomModel(arch, 2));
+    const net = new Net(engine, heModel(arch, 2));
     const xs = images(arch, 48, 102);
     // This small network is nearly linear over the ball, so one exact gradient step goes far:
     // at eps 8 FGSM already fools as many images as BIM; at 6 the iterations still add some.

@@ -8,12 +8,13 @@ import { filterLoss } from '../src/attacks/filter.js';
 import { runAttack } from '../src/attacks/index.js';
 import type { Engine } from '../src/engine.js';
 import { TUTORIAL_ARCHITECTURE } from '../src/importtf.js';
-import { checkArchitecture, Net, parameterShapes, type Architecture, type Model } from '../src/model.js';
+import { checkArchitecture, Net, type Architecture, type Model } from '../src/model.js';
 import { loadEngine } from '../src/node.js';
 import { add, logSoftmax, Scalar } from '../src/ops.js';
 import { random } from '../src/random.js';
 import { Tape } from '../src/tape.js';
 import * as ref from './reference.js';
+import { randomModel, relativeError } from './helpers.js';
 
 let engine: Engine;
 beforeAll(async () => {
@@ -49,28 +50,16 @@ function margin(logits: ArrayLike<number>): number {
  *  on which the model's margin is `target`: the last (linear) layer is scaled to get there. */
 function confident(architecture: Architecture, target: number, seed: number): { model: Model; x: Float32Array } {
   const rand = random(seed);
-  const weights = new Map<string, Float32Array>();
-  for (const [key, shape] of parameterShapes(architecture)) {
-    weights.set(key, Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => (rand() * 2 - 1) * 0.3));
-  }
+  const model = randomModel(architecture, rand, 0.3);
+  const weights = model.weights;
   const { offset, scale } = architecture.preprocess;
   const [h, w, c] = architecture.input;
   const x = Float32Array.from({ length: h * w * c }, () => (16 + Math.floor(rand() * 224) - offset) / scale);
   const last = [...architecture.layers].reverse().find((l) => l.type === 'dense')!;
   const name = (last as { name: string }).name;
-  const model = { architecture, weights };
   const m0 = margin(ref.networkLogits(architecture, float64(model), ref.tensor([1, h, w, c], x)).data);
   for (const key of [`${name}.w`, `${name}.b`]) weights.set(key, weights.get(key)!.map((v) => (v * target) / m0));
   return { model, x };
-}
-
-function relativeError(actual: ArrayLike<number>, expected: ArrayLike<number>): number {
-  let diff = 0, scale = 0;
-  for (let i = 0; i < expected.length; i++) {
-    diff = Math.max(diff, Math.abs(actual[i] - expected[i]));
-    scale = Math.max(scale, Math.abs(expected[i]));
-  }
-  return scale === 0 ? diff : diff / scale;
 }
 
 describe('the cross-entropy at any confidence', () => {

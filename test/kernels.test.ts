@@ -1,5 +1,6 @@
 // Every kernel, forward and backward, through the ops and the tape, against the independent
 // float64 reference (itself checked against finite differences in reference.test.ts).
+import { relativeError } from './helpers.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Engine, Tensor } from '../src/engine.js';
 import { loadEngine } from '../src/node.js';
@@ -21,17 +22,6 @@ afterAll(() => {
   const rows = [...worst].map(([k, v]) => `  ${k.padEnd(22)} ${v.toExponential(2)}`);
   console.log(`worst relative errors against the float64 reference:\n${rows.join('\n')}`);
 });
-
-/** max |a − b| / max |b|: the error relative to the tensor's scale. */
-function relativeError(actual: ArrayLike<number>, expected: ArrayLike<number>): number {
-  expect(actual.length).toBe(expected.length);
-  let diff = 0, scale = 0;
-  for (let i = 0; i < expected.length; i++) {
-    diff = Math.max(diff, Math.abs(actual[i] - expected[i]));
-    scale = Math.max(scale, Math.abs(expected[i]));
-  }
-  return scale === 0 ? diff : diff / scale;
-}
 
 function check(what: string, actual: ArrayLike<number>, expected: ArrayLike<number>, context: string): void {
   const e = relativeError(actual, expected);

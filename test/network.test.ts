@@ -6,36 +6,18 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { FilterAttack, filterLoss } from '../src/attacks/filter.js';
 import type { Engine } from '../src/engine.js';
 import { TUTORIAL_ARCHITECTURE } from '../src/importtf.js';
-import { checkArchitecture, Net, parameterShapes, readModel, writeModel, type Architecture, type Model } from '../src/model.js';
+import { checkArchitecture, Net, readModel, writeModel, type Architecture } from '../src/model.js';
 import { loadEngine } from '../src/node.js';
 import { add, Scalar } from '../src/ops.js';
 import { Tape } from '../src/tape.js';
 import * as ref from './reference.js';
 import { random } from '../src/random.js';
+import { randomModel, relativeError } from './helpers.js';
 
 let engine: Engine;
 beforeAll(async () => {
   engine = await loadEngine();
 });
-
-/** Random weights with the scale of a trained network (σ ≈ 0.1, as the tutorial initialises). */
-function randomModel(architecture: Architecture, seed: number): Model {
-  const rand = random(seed);
-  const weights = new Map<string, Float32Array>();
-  for (const [key, shape] of parameterShapes(architecture)) {
-    weights.set(key, Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => (rand() * 2 - 1) * 0.2));
-  }
-  return { architecture, weights };
-}
-
-function relativeError(actual: ArrayLike<number>, expected: ArrayLike<number>): number {
-  let diff = 0, scale = 0;
-  for (let i = 0; i < expected.length; i++) {
-    diff = Math.max(diff, Math.abs(actual[i] - expected[i]));
-    scale = Math.max(scale, Math.abs(expected[i]));
-  }
-  return diff / scale;
-}
 
 const architectures: Record<string, Architecture> = {
   'the tutorial network': TUTORIAL_ARCHITECTURE,

@@ -1,0 +1,33 @@
+// What several test files need: random models and the error measure of a tensor against its reference.
+import { parameterShapes, type Architecture, type Model } from '../src/model.js';
+import { random } from '../src/random.js';
+
+/** max |a − b| / max |b|: the error relative to the tensor's scale (the difference itself when b is 0). */
+export function relativeError(actual: ArrayLike<number>, expected: ArrayLike<number>): number {
+  if (actual.length !== expected.length) throw new Error(`${actual.length} values, expected ${expected.length}`);
+  let diff = 0, scale = 0;
+  for (let i = 0; i < expected.length; i++) {
+    diff = Math.max(diff, Math.abs(actual[i] - expected[i]));
+    scale = Math.max(scale, Math.abs(expected[i]));
+  }
+  return scale === 0 ? diff : diff / scale;
+}
+
+/** Half-widths of uniform weights of variance amp²/fan-in (He-like for amp 2), biases smaller. */
+export const heRange = (amp: number) => (key: string, shape: readonly number[]): number => {
+  const bias = key.endsWith('.b');
+  const fan = bias ? 1 : shape.slice(0, -1).reduce((a, b) => a * b, 1);
+  return amp * Math.sqrt(3 / fan) * (bias ? 0.3 : 1);
+};
+
+/** Weights uniform in ±range (by default ±0.2, the scale of a trained network of this size),
+ *  drawn from a seed or a generator, tensor by tensor in the architecture's order. */
+export function randomModel(architecture: Architecture, source: number | (() => number), range: number | ((key: string, shape: readonly number[]) => number) = 0.2): Model {
+  const rand = typeof source === 'number' ? random(source) : source;
+  const weights = new Map<string, Float32Array>();
+  for (const [key, shape] of parameterShapes(architecture)) {
+    const r = typeof range === 'number' ? range : range(key, shape);
+    weights.set(key, Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => (rand() * 2 - 1) * r));
+  }
+  return { architecture, weights };
+}
