@@ -120,6 +120,8 @@ export interface Stats {
   accepted: number;
   refused: number;
   multiline: number;
+  /** The first few inputs refused with a line break in the message. */
+  multilineInputs: number[];
   failures: Failure[];
   slowest: { index: number; ms: number; seed: string; ops: string[] };
   maxGrowth: { index: number; bytes: number };
@@ -139,7 +141,7 @@ export function runTarget(
 ): Stats {
   const limits = options.limits ?? LIMITS;
   const stats: Stats = {
-    target: target.name, parser: target.parser, inputs: 0, accepted: 0, refused: 0, multiline: 0, failures: [],
+    target: target.name, parser: target.parser, inputs: 0, accepted: 0, refused: 0, multiline: 0, multilineInputs: [], failures: [],
     slowest: { index: -1, ms: 0, seed: '', ops: [] }, maxGrowth: { index: -1, bytes: 0 }, peakRss: 0, ms: 0,
   };
   const t0 = performance.now();
@@ -151,7 +153,7 @@ export function runTarget(
     stats.inputs++;
     if (o.accepted) stats.accepted++;
     else stats.refused++;
-    if (o.multiline) stats.multiline++;
+    if (o.multiline && stats.multiline++ < 3) stats.multilineInputs.push(index);
     if (o.ms > stats.slowest.ms) {
       const c = target.make(index);
       stats.slowest = { index, ms: o.ms, seed: c.seed, ops: c.ops };

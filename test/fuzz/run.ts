@@ -5,7 +5,7 @@
 // allocation and the peak resident memory; exits 1 on any failure.
 //
 //   npm run fuzz                                   all parsers, 20,000 inputs each
-//   npm run fuzz -- --inputs 5000 --only png,npy   fewer inputs, some parsers
+//   npm run fuzz -- --inputs 5000 --only png,npy   fewer inputs, some parsers (also --from N, --max-failures N)
 //   npm run fuzz -- --replay png:613 [--save DIR]  one input: what it is, what the parser does
 import { fork } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -25,15 +25,18 @@ const targetNamed = (name: string) => {
 
 /** Seconds without progress after which a child is taken to hang. */
 const STALL_SECONDS = 60;
-/** Failures listed per parser before its run stops. */
+/** Failures per parser after which its run stops (--max-failures). */
 const MAX_FAILURES = 10;
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
-    options: { inputs: { type: 'string' }, only: { type: 'string' }, replay: { type: 'string' }, save: { type: 'string' }, from: { type: 'string' } },
+    options: {
+      inputs: { type: 'string' }, only: { type: 'string' }, from: { type: 'string' }, 'max-failures': { type: 'string' },
+      replay: { type: 'string' }, save: { type: 'string' },
+    },
   });
   if (values.replay) return replay(values.replay, values.save);
-  const count = Number(values.inputs ?? FULL_INPUTS), from = Number(values.from ?? 0);
+  const count = Number(values.inputs ?? FULL_INPUTS), from = Number(values.from ?? 0), maxFailures = Number(values['max-failures'] ?? MAX_FAILURES);
   const names = values.only ? values.only.split(',') : TARGETS.map((t) => t.target.name);
   names.forEach(targetNamed);
   const started = new Date();
@@ -41,7 +44,7 @@ async function main(): Promise<void> {
     `${mb(LIMITS.bytes)} + ${LIMITS.perInputByte} × its size of new memory)`);
   const all: Stats[] = [];
   for (const name of names) {
-    const stats = await child(name, from, count);
+    const stats = await child(name, from, count, maxFailures);
     all.push(stats);
     console.log(line(stats));
   }
@@ -58,7 +61,7 @@ async function main(): Promise<void> {
     console.log('PASS: every input was accepted or refused with an InputError, within the time and memory limits');
   } else {
     console.log(`FAIL: ${failures.length} failing inputs in ${[...new Set(failures.map((f) => f.target))].join(', ')}` +
-      (stopped.length ? ` (${stopped.join(', ')} stopped after ${MAX_FAILURES} failures or a crash)` : ''));
+      (stopped.length ? ` (${stopped.join(', ')} stopped after ${maxFailures} failures or a crash)` : ''));
     process.exitCode = 1;
   }
 }
@@ -68,17 +71,18 @@ function line(s: Stats): string {
   const pct = (n: number) => `${((100 * n) / Math.max(1, s.inputs)).toFixed(1)}%`;
   return `${s.target.padEnd(13)} ${pad(s.inputs, 6)} inputs  accepted ${pad(s.accepted, 6)} (${pad(pct(s.accepted), 5)})  refused ${pad(s.refused, 6)}  ` +
     `slowest ${pad(s.slowest.ms.toFixed(1), 7)} ms (#${s.slowest.index})  max new memory ${pad(mb(s.maxGrowth.bytes), 9)}  peak RSS ${pad(mb(s.peakRss), 9)}  ` +
-    `${(s.ms / 1000).toFixed(1)} s  ${s.failures.length ? `${s.failures.length} FAILURES` : 'ok'}`;
+    `${(s.ms / 1000).toFixed(1)} s  ${s.failures.length ? `${s.failures.length} FAILURES` : 'ok'}` +
+    (s.multiline ? `  (${s.multiline} refusals with a line break in their message: #${s.multilineInputs.join(', #')}…)` : '');
 }
 
 /** Runs one target in a child process and watches it; a hang or a death becomes a failure. */
-function child(name: string, from: number, count: number): Promise<Stats> {
+function child(name: string, from: number, count: number, maxFailures: number): Promise<Stats> {
   const dir = mkdtempSync(join(tmpdir(), 'mislead-fuzz-'));
   const status = join(dir, 'status'), result = join(dir, 'result.json');
   writeFileSync(status, '');
   const viteNode = fileURLToPath(new URL('../../node_modules/vite-node/vite-node.mjs', import.meta.url));
   const proc = fork(viteNode, [fileURLToPath(import.meta.url)], {
-    env: { ...process.env, MISLEAD_FUZZ_CHILD: JSON.stringify({ name, from, count, status, result }) },
+    env: { ...process.env, MISLEAD_FUZZ_CHILD: JSON.stringify({ name, from, count, maxFailures, status, result }) },
     execArgv: ['--expose-gc'],
     stdio: 'inherit',
   });
@@ -103,7 +107,7 @@ function child(name: string, from: number, count: number): Promise<Stats> {
         const problem = hung ? `no result after ${STALL_SECONDS} s (hangs)` : `the process died (${signal ?? `exit code ${code}`})`;
         const failure: Failure = { target: name, index, seed: c.seed, ops: c.ops, problem };
         stats = {
-          target: name, parser: targetNamed(name).parser, inputs: index - from + 1, accepted: 0, refused: 0, multiline: 0, failures: [failure],
+          target: name, parser: targetNamed(name).parser, inputs: index - from + 1, accepted: 0, refused: 0, multiline: 0, multilineInputs: [], failures: [failure],
           slowest: { index, ms: NaN, seed: c.seed, ops: c.ops }, maxGrowth: { index: -1, bytes: 0 }, peakRss: 0, ms: NaN,
         };
       }
@@ -137,8 +141,8 @@ function replay(spec: string, save?: string): void {
 
 if (process.env.MISLEAD_FUZZ_CHILD) {
   // In a child: run one target, writing the index being tried to the status file before each input.
-  const { name, from, count, status, result } = JSON.parse(process.env.MISLEAD_FUZZ_CHILD);
-  const stats = runTarget(targetNamed(name), from, count, { maxFailures: MAX_FAILURES, onInput: (i) => writeFileSync(status, String(i)) });
+  const { name, from, count, maxFailures, status, result } = JSON.parse(process.env.MISLEAD_FUZZ_CHILD);
+  const stats = runTarget(targetNamed(name), from, count, { maxFailures, onInput: (i) => writeFileSync(status, String(i)) });
   writeFileSync(result, JSON.stringify(stats));
 } else {
   await main();
