@@ -3,9 +3,12 @@
 // refused with an InputError, nothing else, in little time and memory. The inputs are the first
 // few thousand of each target's sequence; `npm run fuzz` goes through 20,000 of each, and replays
 // any one of them: `npm run fuzz -- --replay TARGET:INDEX`. See test/fuzz/.
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { formatFailure, runTarget } from './fuzz/harness.js';
+import { removeDatasetFolder } from './fuzz/labels.js';
 import { TARGETS } from './fuzz/targets.js';
+
+afterAll(removeDatasetFolder);
 
 describe('fuzzing the parsers: only InputError escapes, in bounded time and memory', () => {
   for (const { target, testInputs } of TARGETS) {

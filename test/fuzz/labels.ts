@@ -2,7 +2,7 @@
 // that is no image, a sub-folder); each input is a labels.csv written into it. Mutations: bytes,
 // numbers, and whole lines (duplicated, removed, swapped, or replaced by hostile rows: paths out
 // of the folder, a folder, the CSV itself, odd labels, extra cells, NULs, very long names).
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readDataset } from '../../src/dataset.js';
@@ -21,6 +21,12 @@ export function datasetFolder(): string {
   writeFileSync(join(folder, 'bad.png'), 'not an image');
   mkdirSync(join(folder, 'sub'));
   return folder;
+}
+
+/** Removes the dataset folder, if it was made. */
+export function removeDatasetFolder(): void {
+  if (folder) rmSync(folder, { recursive: true, force: true });
+  folder = undefined;
 }
 
 const text = (s: string) => new TextEncoder().encode(s);

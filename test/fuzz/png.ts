@@ -182,7 +182,7 @@ const MUTATIONS: Mutation[] = [
     // the decompressed image data itself, damaged and compressed again: filter types, row lengths
     const ihdr = chunks[index(chunks, 'IHDR')];
     const idat = chunks.filter((c) => c.type === 'IDAT');
-    if (!ihdr || idat.length === 0) return undefined;
+    if (!ihdr || ihdr.data.length < 13 || idat.length === 0) return undefined;
     let raw: Uint8Array;
     try {
       raw = inflateSync(concat(...idat.map((c) => c.data)));

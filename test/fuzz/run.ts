@@ -15,6 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { InputError } from '../../src/errors.js';
 import { formatFailure, LIMITS, mb, runOne, runTarget, type Failure, type Stats } from './harness.js';
+import { removeDatasetFolder } from './labels.js';
 import { FULL_INPUTS, TARGETS } from './targets.js';
 
 const targetNamed = (name: string) => {
@@ -136,6 +137,7 @@ function replay(spec: string, save?: string): void {
     console.log(e instanceof InputError ? `refused: ${e.message}` : (e as Error).stack ?? String(e));
   }
   console.log(o.failure ? `FAIL: ${o.failure.problem}` : `ok (${o.ms.toFixed(1)} ms, ${mb(o.growth)} new memory)`);
+  removeDatasetFolder();
   if (o.failure) process.exitCode = 1;
 }
 
@@ -143,6 +145,7 @@ if (process.env.MISLEAD_FUZZ_CHILD) {
   // In a child: run one target, writing the index being tried to the status file before each input.
   const { name, from, count, maxFailures, status, result } = JSON.parse(process.env.MISLEAD_FUZZ_CHILD);
   const stats = runTarget(targetNamed(name), from, count, { maxFailures, onInput: (i) => writeFileSync(status, String(i)) });
+  removeDatasetFolder();
   writeFileSync(result, JSON.stringify(stats));
 } else {
   await main();
