@@ -348,6 +348,8 @@ function scanJpeg(bytes: Uint8Array, name: string): { width: number; height: num
     }
     if (marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc) {
       if (length < 8) throw new InputError(`${name}: corrupt JPEG (short frame header)`);
+      // jpeg-js would allocate for the first frame before refusing the second: refuse it here.
+      if (frame) throw new InputError(`${name}: corrupt JPEG (a second frame header; only single-frame JPEGs are supported)`);
       checkDimensions(name, 'JPEG', (segment[3] << 8) | segment[4], (segment[1] << 8) | segment[2]);
       if (marker > 0xc2) {
         throw new InputError(`${name}: unsupported JPEG (lossless, hierarchical or arithmetic-coded; only baseline and progressive are)`);
