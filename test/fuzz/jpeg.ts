@@ -3,11 +3,11 @@
 // 4:2:0 and gray). Format-aware mutations work on the marker segments: frame (SOFn) sizes, sampling
 // factors and component counts, segment lengths, segment order, tables and scan data, restart markers.
 import jpeg from 'jpeg-js';
-import { decodeImage, MAX_PIXELS, MAX_SIDE } from '../../src/image.js';
+import { MAX_PIXELS, MAX_SIDE } from '../../src/image.js';
 import { random } from '../../src/random.js';
 import type { Target } from './harness.js';
 import { below, chance, concat, interestingInt, mutate, mutateBytes, pick, randomBytes, streamOf, type Mutation, type Rand } from './mutate.js';
-import { checkImage } from './png.js';
+import { describeSampling, readImage, sampling } from './image.js';
 
 // cv2.imencode('.jpg', img, [IMWRITE_JPEG_QUALITY, 90, IMWRITE_JPEG_PROGRESSIVE, 1]): 16×16 RGB 4:2:0 (SOF2), 8×8 gray.
 const PROGRESSIVE_RGB =
@@ -187,11 +187,13 @@ function exifTiff(r: Rand): Uint8Array {
 
 export const jpegTarget: Target = {
   name: 'jpeg',
-  parser: 'decodeImage (JPEG)',
+  parser: 'decodeImage + decodeResized (JPEG)',
   make(index) {
     const r = streamOf('jpeg', index);
     const seed = pick(r, SEEDS);
     const { bytes, ops } = mutate(seed.bytes, r, { structural: MUTATIONS, structuralShare: 0.6, others: SEEDS.map((s) => s.bytes) });
-    return { seed: seed.name, ops, size: bytes.length, files: { 'fuzz.jpg': bytes }, run: () => checkImage(decodeImage(bytes, 'fuzz.jpg')) };
+    const to = sampling(r);
+    ops.push(`read as ${describeSampling(to)}`);
+    return { seed: seed.name, ops, size: bytes.length, files: { 'fuzz.jpg': bytes }, run: () => readImage(bytes, 'fuzz.jpg', to) };
   },
 };

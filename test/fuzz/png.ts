@@ -3,9 +3,10 @@
 // (so that damage gets past the chunk check): IHDR fields, chunk lengths, chunk order, the
 // decompressed scanlines (filter bytes, row lengths) re-deflated.
 import { crc32, deflateSync, inflateSync } from 'node:zlib';
-import { decodeImage, MAX_PIXELS, MAX_SIDE, type Image } from '../../src/image.js';
+import { MAX_PIXELS, MAX_SIDE } from '../../src/image.js';
 import { random } from '../../src/random.js';
-import { Invalid, type Target } from './harness.js';
+import type { Target } from './harness.js';
+import { describeSampling, readImage, sampling } from './image.js';
 import { below, chance, concat, interestingInt, mutate, mutateBytes, pick, randomBytes, streamOf, type Mutation, type Rand } from './mutate.js';
 
 const SIGNATURE = Uint8Array.of(0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a);
@@ -224,22 +225,13 @@ const MUTATIONS: Mutation[] = [
 
 export const pngTarget: Target = {
   name: 'png',
-  parser: 'decodeImage (PNG)',
+  parser: 'decodeImage + decodeResized (PNG)',
   make(index) {
     const r = streamOf('png', index);
     const seed = pick(r, SEEDS);
     const { bytes, ops } = mutate(seed.bytes, r, { structural: MUTATIONS, structuralShare: 0.7, others: SEEDS.map((s) => s.bytes) });
-    return { seed: seed.name, ops, size: bytes.length, files: { 'fuzz.png': bytes }, run: () => checkImage(decodeImage(bytes, 'fuzz.png')) };
+    const to = sampling(r);
+    ops.push(`read as ${describeSampling(to)}`);
+    return { seed: seed.name, ops, size: bytes.length, files: { 'fuzz.png': bytes }, run: () => readImage(bytes, 'fuzz.png', to) };
   },
 };
-
-/** What an accepted image must be: within the size limits, 3 channels, the right number of bytes. */
-export function checkImage(img: Image): void {
-  const { width: w, height: h } = img;
-  if (!Number.isSafeInteger(w) || !Number.isSafeInteger(h) || w < 1 || h < 1 || w > MAX_SIDE || h > MAX_SIDE || w * h > MAX_PIXELS) {
-    throw new Invalid(`image of ${w}x${h} pixels`);
-  }
-  if (!(img.channels === 3 || img.channels === 1) || !(img.data instanceof Uint8Array) || img.data.length !== w * h * img.channels) {
-    throw new Invalid(`${w}x${h}x${img.channels} image with ${img.data?.length} bytes`);
-  }
-}
