@@ -331,6 +331,14 @@ describe('decodeImage refuses bad input with a one-line InputError naming the fi
     first.writeUInt16BE(10_000, 7);
     return Buffer.concat([jpg.subarray(0, at), first, jpg.subarray(at)]);
   })();
+  // a 10000×400 frame whose second component is not the one the scan names
+  const strayComponent = (() => {
+    const jpg = baselineJpeg(13, 7, () => [1, 2, 3]), at = jpg.indexOf(Buffer.from([0xff, 0xc0]));
+    jpg.writeUInt16BE(400, at + 5);
+    jpg.writeUInt16BE(10_000, at + 7);
+    jpg[at + 13] = 9;
+    return jpg;
+  })();
   for (let i = garbageScan.length - 60; i < garbageScan.length - 2; i++) garbageScan[i] = 0xff;
 
   const cases: [string, Uint8Array, RegExp][] = [
@@ -353,6 +361,7 @@ describe('decodeImage refuses bad input with a one-line InputError naming the fi
     ['JPEG with garbage scan data', garbageScan, /corrupt JPEG \(/],
     ['JPEG cut in its scan data', baselineJpeg(32, 32, (x, y) => [x * 8, y * 8, 0]).subarray(0, 700), /truncated or corrupt JPEG \(/],
     ['JPEG with two frame headers', twoFrames, /corrupt JPEG \(a second frame header/],
+    ['JPEG whose scan names a component its frame lacks', strayComponent, /corrupt JPEG \(the first scan header does not fit the frame header\)/],
     ['lossless JPEG', Buffer.from([0xff, 0xd8, 0xff, 0xc3, 0, 11, 8, 0, 8, 0, 8, 1, 1, 0x11, 0, 0xff, 0xd9]), /unsupported JPEG/],
   ];
   it.each(cases)('%s', (what, bytes, pattern) => {
