@@ -245,6 +245,8 @@ function scanJpeg(bytes: Uint8Array, name: string): { width: number; height: num
       if (!frame) throw new InputError(`${name}: corrupt JPEG (scan data before the frame header)`);
       const width = (frame[3] << 8) | frame[4], height = (frame[1] << 8) | frame[2];
       const need = scanBytesNeeded(frame, segment, progressive), have = bytes.length - pos - 2 - length;
+      // jpeg-js would refuse such headers too, but only after allocating for the whole frame.
+      if (need === undefined) throw new InputError(`${name}: corrupt JPEG (the first scan header does not fit the frame header)`);
       if (have < need) {
         throw new InputError(`${name}: truncated JPEG (${width}x${height} needs at least ${need} bytes of image data, the file has ${have})`);
       }
@@ -252,6 +254,8 @@ function scanJpeg(bytes: Uint8Array, name: string): { width: number; height: num
     }
     if (marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc) {
       if (length < 8) throw new InputError(`${name}: corrupt JPEG (short frame header)`);
+      // jpeg-js would allocate for the first frame before refusing the second: refuse it here.
+      if (frame) throw new InputError(`${name}: corrupt JPEG (a second frame header; only single-frame JPEGs are supported)`);
       checkDimensions(name, 'JPEG', (segment[3] << 8) | segment[4], (segment[1] << 8) | segment[2]);
       if (marker === 0xc9 || marker === 0xca) {
         throw new InputError(`${name}: unsupported JPEG (arithmetic-coded; only Huffman-coded baseline and progressive are)`);
@@ -271,24 +275,25 @@ function scanJpeg(bytes: Uint8Array, name: string): { width: number; height: num
 }
 
 /**
- * A lower bound on the bytes of entropy-coded data the first scan of a frame needs (0 when the
- * headers do not allow one). Every Huffman code is at least 1 bit long; in a sequential scan each
+ * A lower bound on the bytes of entropy-coded data the first scan of a frame needs (undefined when
+ * the headers do not allow one: a short header, no component, one the frame lacks, a sampling
+ * factor outside 1 to 4). Every Huffman code is at least 1 bit long; in a sequential scan each
  * 8×8 block of each component codes a DC difference and at least one AC symbol (end-of-block, or
  * the 63rd coefficient), so 2 bits; the first DC scan of a progressive frame codes 1 DC difference
  * per block. A scan of one component covers that component's blocks, an interleaved scan whole MCUs
  * (ITU T.81, A.2). What follows the scan header is counted whole, later scans and markers included.
  */
-function scanBytesNeeded(frame: Uint8Array, scan: Uint8Array, progressive: boolean): number {
+function scanBytesNeeded(frame: Uint8Array, scan: Uint8Array, progressive: boolean): number | undefined {
   const height = (frame[1] << 8) | frame[2], width = (frame[3] << 8) | frame[4], nf = frame[5];
   const ns = scan[0];
-  if (frame.length < 6 + 3 * nf || nf === 0 || scan.length < 4 + 2 * ns || ns === 0) return 0;
+  if (frame.length < 6 + 3 * nf || nf === 0 || scan.length < 4 + 2 * ns || ns === 0) return undefined;
   const components = new Map<number, [h: number, v: number]>();
   for (let i = 0; i < nf; i++) components.set(frame[6 + 3 * i], [frame[7 + 3 * i] >> 4, frame[7 + 3 * i] & 15]);
   const sampling = [...components.values()];
-  if (sampling.some(([h, v]) => h < 1 || h > 4 || v < 1 || v > 4)) return 0;
+  if (sampling.some(([h, v]) => h < 1 || h > 4 || v < 1 || v > 4)) return undefined;
   const hmax = Math.max(...sampling.map(([h]) => h)), vmax = Math.max(...sampling.map(([, v]) => v));
   const inScan = Array.from({ length: ns }, (_, i) => components.get(scan[1 + 2 * i]));
-  if (inScan.some((c) => !c)) return 0;
+  if (inScan.some((c) => !c)) return undefined;
   const ss = scan[1 + 2 * ns], ah = scan[3 + 2 * ns] >> 4;
   const bitsPerBlock = !progressive ? 2 : ss === 0 && ah === 0 ? 1 : 0;
   let blocks: number;

@@ -323,6 +323,22 @@ describe('decodeImage refuses bad input with a one-line InputError naming the fi
   flipped[idat + 10]! ^= 0x40;
   const badZlib = Buffer.concat([good.subarray(0, idat), chunk('IDAT', Buffer.from('not zlib data at all')), good.subarray(good.length - 12)]);
   const garbageScan = baselineJpeg(16, 16, (x, y) => [x * 16, y * 16, 99]);
+  // a 13×7 JPEG with another frame header before its own, of 10000×400
+  const twoFrames = (() => {
+    const jpg = baselineJpeg(13, 7, () => [1, 2, 3]), at = jpg.indexOf(Buffer.from([0xff, 0xc0]));
+    const first = Buffer.from(jpg.subarray(at, at + 2 + jpg.readUInt16BE(at + 2)));
+    first.writeUInt16BE(400, 5);
+    first.writeUInt16BE(10_000, 7);
+    return Buffer.concat([jpg.subarray(0, at), first, jpg.subarray(at)]);
+  })();
+  // a 10000×400 frame whose second component is not the one the scan names
+  const strayComponent = (() => {
+    const jpg = baselineJpeg(13, 7, () => [1, 2, 3]), at = jpg.indexOf(Buffer.from([0xff, 0xc0]));
+    jpg.writeUInt16BE(400, at + 5);
+    jpg.writeUInt16BE(10_000, at + 7);
+    jpg[at + 13] = 9;
+    return jpg;
+  })();
   for (let i = garbageScan.length - 60; i < garbageScan.length - 2; i++) garbageScan[i] = 0xff;
 
   const cases: [string, Uint8Array, RegExp][] = [
@@ -344,6 +360,8 @@ describe('decodeImage refuses bad input with a one-line InputError naming the fi
     ['JPEG cut in its headers', garbageScan.subarray(0, 100), /truncated JPEG/],
     ['JPEG with garbage scan data', garbageScan, /corrupt JPEG \(/],
     ['JPEG cut in its scan data', baselineJpeg(32, 32, (x, y) => [x * 8, y * 8, 0]).subarray(0, 700), /truncated or corrupt JPEG \(/],
+    ['JPEG with two frame headers', twoFrames, /corrupt JPEG \(a second frame header/],
+    ['JPEG whose scan names a component its frame lacks', strayComponent, /corrupt JPEG \(the first scan header does not fit the frame header\)/],
     ['lossless JPEG', Buffer.from([0xff, 0xd8, 0xff, 0xc3, 0, 11, 8, 0, 8, 0, 8, 1, 1, 0x11, 0, 0xff, 0xd9]), /unsupported JPEG/],
   ];
   it.each(cases)('%s', (what, bytes, pattern) => {
