@@ -102,7 +102,6 @@ const KEEP_BYTES = 64 << 20;
 
 interface Decoder {
   x: Exports;
-  handle: number;
   /** Address of TurboJPEG's errStr. */
   errStr: number;
 }
@@ -115,9 +114,7 @@ function decoder(): Decoder {
   const heap = new Uint8Array(x.memory.buffer);
   const errStr = findErrStr(heap);
   if (errStr < 0) throw new Error('JPEG decoder: errStr not found in the module');
-  const handle = x.tjInitDecompress();
-  if (!handle) throw new JpegError('could not allocate the decompressor');
-  return (current = { x, handle, errStr });
+  return (current = { x, errStr });
 }
 
 const NO_ERROR = Uint8Array.from('No error\0', (c) => c.charCodeAt(0));
@@ -153,8 +150,13 @@ export function decodeJpeg<T>(
   const channels = components === 4 ? 4 : 3;
   const d = decoder();
   const { x } = d;
-  let src = 0, dst = 0;
+  let src = 0, dst = 0, handle = 0;
   try {
+    // A decompressor of its own for each file, as imread makes one: libjpeg keeps the tables of
+    // an earlier file in its decompressor (for abbreviated streams), and a file that lacks one
+    // would be decoded with another file's.
+    handle = x.tjInitDecompress();
+    if (!handle) throw new JpegError('could not allocate the decompressor');
     src = x.malloc(bytes.length);
     dst = src && x.malloc(width * height * channels);
     if (!src || !dst) throw new JpegError(`out of memory for a ${width}x${height} image`);
@@ -162,7 +164,7 @@ export function decodeJpeg<T>(
     heap.set(bytes, src);
     heap[d.errStr] = 0;
     const format = channels === 4 ? TJPF_CMYK : TJPF_RGB;
-    const status = x.tjDecompress2(d.handle, src, bytes.length, dst, width, width * channels, height, format, TJFLAG_STOPONWARNING);
+    const status = x.tjDecompress2(handle, src, bytes.length, dst, width, width * channels, height, format, TJFLAG_STOPONWARNING);
     heap = new Uint8Array(x.memory.buffer);
     if (status !== 0) throw new JpegError(cString(heap, d.errStr) || 'libjpeg error');
     return use(heap.subarray(dst, dst + width * height * channels), channels);
@@ -181,10 +183,8 @@ export function decodeJpeg<T>(
     if (current === d) {
       if (dst) x.free(dst);
       if (src) x.free(src);
-      if (x.memory.buffer.byteLength > KEEP_BYTES) {
-        x.tjDestroy(d.handle);
-        current = undefined;
-      }
+      if (handle) x.tjDestroy(handle);
+      if (x.memory.buffer.byteLength > KEEP_BYTES) current = undefined;
     }
   }
 }

@@ -8,94 +8,18 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { crc32, deflateSync, type ZlibOptions } from 'node:zlib';
+import { crc32, deflateSync } from 'node:zlib';
 import jpeg from 'jpeg-js';
 import { describe, expect, it } from 'vitest';
 import { InputError } from '../src/errors.js';
 import { crop, decodeImage, decodeResized, imageSize, resize, toGray, type Image, type Sampling } from '../src/image.js';
 import { fileToInput, imageToInput } from '../src/preprocess.js';
 import type { Architecture } from '../src/model.js';
+import { CHANNELS, chunk, DEPTHS, exifTiff, makePng, SIGNATURE, type PngSpec } from './support/png.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 
 // ---- a PNG writer with every colour type, bit depth, scanline filter, Adam7 and eXIf ----
-
-const SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
-const CHANNELS: Record<number, number> = { 0: 1, 2: 3, 3: 1, 4: 2, 6: 4 };
-const DEPTHS: Record<number, number[]> = { 0: [1, 2, 4, 8, 16], 2: [8, 16], 3: [1, 2, 4, 8], 4: [8, 16], 6: [8, 16] };
-const ADAM7 = [[0, 0, 8, 8], [4, 0, 8, 8], [0, 4, 4, 8], [2, 0, 4, 4], [0, 2, 2, 4], [1, 0, 2, 2], [0, 1, 1, 2]];
-
-interface PngSpec {
-  width: number;
-  height: number;
-  colorType: number;
-  bitDepth: number;
-  /** Row-major samples, CHANNELS[colorType] per pixel (palette indices for type 3). */
-  samples: ArrayLike<number>;
-  interlace?: boolean;
-  palette?: number[][];
-  orientation?: number;
-  /** Filter type of scanline i: filters[i % filters.length]. */
-  filters?: number[];
-  deflate?: ZlibOptions;
-}
-
-function chunk(type: string, data: Uint8Array): Buffer {
-  const out = Buffer.alloc(12 + data.length);
-  out.writeUInt32BE(data.length, 0);
-  out.write(type, 4, 'latin1');
-  out.set(data, 8);
-  out.writeUInt32BE(crc32(out.subarray(4, 8 + data.length)), 8 + data.length);
-  return out;
-}
-
-function packRow(samples: number[], depth: number): Uint8Array {
-  const bytes = new Uint8Array(Math.ceil((samples.length * depth) / 8));
-  samples.forEach((s, i) => {
-    if (depth === 16) bytes.set([s >> 8, s & 255], 2 * i);
-    else bytes[(i * depth) >> 3]! |= s << (8 - depth - ((i * depth) & 7));
-  });
-  return bytes;
-}
-
-/** PNG filter `type` applied to a scanline, given the (unfiltered) one above; bpp as the filters count it. */
-function filterRow(type: number, row: Uint8Array, prior: Uint8Array, bpp: number): Uint8Array {
-  return row.map((x, i) => {
-    const a = i >= bpp ? row[i - bpp]! : 0, b = prior[i] ?? 0, c = i >= bpp ? prior[i - bpp] ?? 0 : 0;
-    const pa = Math.abs(b - c), pb = Math.abs(a - c), pc = Math.abs(a + b - 2 * c);
-    return x - [0, a, b, (a + b) >> 1, pa <= pb && pa <= pc ? a : pb <= pc ? b : c][type]!;
-  });
-}
-
-function makePng(spec: PngSpec): Buffer {
-  const { width, height, colorType, bitDepth } = spec;
-  const cn = CHANNELS[colorType]!, bpp = Math.max(1, (cn * bitDepth) >> 3), filters = spec.filters ?? [0];
-  const raw: Uint8Array[] = [];
-  let line = 0;
-  for (const [x0, y0, dx, dy] of spec.interlace ? ADAM7 : [[0, 0, 1, 1]]) {
-    const xs: number[] = [];
-    for (let x = x0!; x < width; x += dx!) xs.push(x);
-    if (xs.length === 0) continue;
-    let prior: Uint8Array = new Uint8Array();
-    for (let y = y0!; y < height; y += dy!) {
-      const values: number[] = [];
-      for (const x of xs) for (let k = 0; k < cn; k++) values.push(spec.samples[(y * width + x) * cn + k]!);
-      const row = packRow(values, bitDepth);
-      const type = filters[line++ % filters.length]!;
-      raw.push(Uint8Array.of(type), filterRow(type, row, prior, bpp));
-      prior = row;
-    }
-  }
-  const ihdr = Buffer.alloc(13);
-  ihdr.writeUInt32BE(width, 0);
-  ihdr.writeUInt32BE(height, 4);
-  ihdr.set([bitDepth, colorType, 0, 0, spec.interlace ? 1 : 0], 8);
-  const chunks = [chunk('IHDR', ihdr)];
-  if (spec.palette) chunks.push(chunk('PLTE', Uint8Array.from(spec.palette.flat())));
-  if (spec.orientation) chunks.push(chunk('eXIf', exifTiff(spec.orientation)));
-  chunks.push(chunk('IDAT', deflateSync(Buffer.concat(raw), spec.deflate)), chunk('IEND', new Uint8Array()));
-  return Buffer.concat([SIGNATURE, ...chunks]);
-}
 
 /**
  * The image a PNG made by makePng shows, worked out from its spec alone (not by decoding the file):
@@ -124,20 +48,6 @@ function pngReference(spec: PngSpec): Image {
     }
   }
   return { width: W, height: H, channels: 3, data };
-}
-
-/** A little-endian TIFF block whose IFD0 holds only the orientation tag. */
-function exifTiff(orientation: number): Buffer {
-  const b = Buffer.alloc(26);
-  b.write('II', 0, 'latin1');
-  b.writeUInt16LE(42, 2);
-  b.writeUInt32LE(8, 4);
-  b.writeUInt16LE(1, 8);
-  b.writeUInt16LE(0x0112, 10);
-  b.writeUInt16LE(3, 12);
-  b.writeUInt32LE(1, 14);
-  b.writeUInt16LE(orientation, 18);
-  return b;
 }
 
 /** A PNG header (signature, IHDR) for a w×h image of the given type. */

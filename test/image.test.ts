@@ -1,97 +1,16 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { constants as zlibConstants, crc32, deflateRawSync, deflateSync, inflateSync, type ZlibOptions } from 'node:zlib';
+import { constants as zlibConstants, crc32, deflateRawSync, deflateSync, inflateSync } from 'node:zlib';
 import jpeg from 'jpeg-js';
 import { PNG } from 'pngjs';
 import { describe, expect, it } from 'vitest';
 import { InputError } from '../src/errors.js';
 import { crop, decodeImage, encodePng, resize, toGray, type Image } from '../src/image.js';
+import { PROGRESSIVE_GRAY, PROGRESSIVE_RGB } from './support/jpeg.js';
+import { CHANNELS, chunk, exifTiff, makePng, SIGNATURE as PNG_SIGNATURE, type PngSpec } from './support/png.js';
 
-// ---- a tiny PNG writer: every colour type and bit depth, palette, tRNS, eXIf, Adam7 interlacing ----
-
-const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
-const CHANNELS: Record<number, number> = { 0: 1, 2: 3, 3: 1, 4: 2, 6: 4 };
-const ADAM7 = [[0, 0, 8, 8], [4, 0, 8, 8], [0, 4, 4, 8], [2, 0, 4, 4], [0, 2, 2, 4], [1, 0, 2, 2], [0, 1, 1, 2]];
-
-interface PngSpec {
-  width: number;
-  height: number;
-  colorType: number;
-  bitDepth: number;
-  /** Row-major samples, CHANNELS[colorType] per pixel (palette indices for type 3). */
-  samples: number[];
-  interlace?: boolean;
-  palette?: number[][];
-  trns?: number[]; // raw tRNS chunk bytes
-  exif?: Uint8Array;
-  deflate?: ZlibOptions;
-  /** Split the compressed data into IDAT chunks of this many bytes. */
-  idatSize?: number;
-}
-
-function chunk(type: string, data: Uint8Array): Buffer {
-  const out = Buffer.alloc(12 + data.length);
-  out.writeUInt32BE(data.length, 0);
-  out.write(type, 4, 'latin1');
-  out.set(data, 8);
-  out.writeUInt32BE(crc32(out.subarray(4, 8 + data.length)), 8 + data.length);
-  return out;
-}
-
-function packRow(samples: number[], depth: number): number[] {
-  if (depth === 16) return samples.flatMap((s) => [s >> 8, s & 255]);
-  if (depth === 8) return samples;
-  const bytes = new Array<number>(Math.ceil((samples.length * depth) / 8)).fill(0);
-  samples.forEach((s, i) => (bytes[(i * depth) >> 3]! |= s << (8 - depth - ((i * depth) & 7))));
-  return bytes;
-}
-
-function makePng(spec: PngSpec): Buffer {
-  const { width, height, colorType, bitDepth } = spec;
-  const cn = CHANNELS[colorType]!;
-  const raw: number[] = [];
-  for (const [x0, y0, dx, dy] of spec.interlace ? ADAM7 : [[0, 0, 1, 1]]) {
-    const xs: number[] = [];
-    for (let x = x0!; x < width; x += dx!) xs.push(x);
-    if (xs.length === 0) continue; // an empty pass has no rows at all
-    for (let y = y0!; y < height; y += dy!) {
-      const row = xs.flatMap((x) => spec.samples.slice((y * width + x) * cn, (y * width + x + 1) * cn));
-      raw.push(0, ...packRow(row, bitDepth)); // filter type 0
-    }
-  }
-  const ihdr = Buffer.alloc(13);
-  ihdr.writeUInt32BE(width, 0);
-  ihdr.writeUInt32BE(height, 4);
-  ihdr[8] = bitDepth;
-  ihdr[9] = colorType;
-  ihdr[12] = spec.interlace ? 1 : 0;
-  const chunks = [chunk('IHDR', ihdr)];
-  if (spec.palette) chunks.push(chunk('PLTE', Uint8Array.from(spec.palette.flat())));
-  if (spec.trns) chunks.push(chunk('tRNS', Uint8Array.from(spec.trns)));
-  if (spec.exif) chunks.push(chunk('eXIf', spec.exif));
-  const z = deflateSync(Uint8Array.from(raw), spec.deflate);
-  for (let at = 0, step = spec.idatSize ?? z.length; at < z.length; at += step) chunks.push(chunk('IDAT', z.subarray(at, at + step)));
-  chunks.push(chunk('IEND', new Uint8Array()));
-  return Buffer.concat([PNG_SIGNATURE, ...chunks]);
-}
-
-/** A TIFF block whose IFD0 holds only the orientation tag. */
-function exifTiff(orientation: number, bigEndian = false): Uint8Array {
-  const b = Buffer.alloc(26);
-  const u16 = (v: number, at: number) => (bigEndian ? b.writeUInt16BE(v, at) : b.writeUInt16LE(v, at));
-  const u32 = (v: number, at: number) => (bigEndian ? b.writeUInt32BE(v, at) : b.writeUInt32LE(v, at));
-  b.write(bigEndian ? 'MM' : 'II', 0, 'latin1');
-  u16(42, 2);
-  u32(8, 4); // IFD0 offset
-  u16(1, 8); // one entry:
-  u16(0x0112, 10); // Orientation
-  u16(3, 12); // SHORT
-  u32(1, 14); // count
-  u16(orientation, 18);
-  u32(0, 22); // no next IFD
-  return b;
-}
+// PNGs come from test/support/png.ts (every colour type and bit depth, palette, tRNS, eXIf, Adam7).
 
 /** pngjs's writer, for the 8- and 16-bit gray/RGB(A) files other tools would write. */
 function pngjsWrite(width: number, height: number, colorType: 0 | 2 | 4 | 6, bitDepth: 8 | 16, samples: number[]): Buffer {
@@ -257,22 +176,7 @@ describe('decodeImage: PNG, as cv2.imread(path) gives it (RGB order)', () => {
   });
 });
 
-// Made with OpenCV: cv2.imencode('.jpg', img, [IMWRITE_JPEG_QUALITY, 90, IMWRITE_JPEG_PROGRESSIVE, 1]).
-// 16×16 flat RGB (200, 100, 50), 4:2:0 (SOF2); OpenCV decodes it to exactly (200, 100, 50).
-const PROGRESSIVE_RGB =
-  '/9j/4AAQSkZJRgABAQAAAQABAAD/2wBDAAMCAgMCAgMDAwMEAwMEBQgFBQQEBQoHBwYIDAoMDAsKCwsNDhIQDQ4RDgsLEBYQERMU' +
-  'FRUVDA8XGBYUGBIUFRT/2wBDAQMEBAUEBQkFBQkUDQsNFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQU' +
-  'FBQUFBQUFBT/wgARCAAQABADASIAAhEBAxEB/8QAFQABAQAAAAAAAAAAAAAAAAAAAAP/xAAVAQEBAAAAAAAAAAAAAAAAAAAGB//a' +
-  'AAwDAQACEAMQAAABiA9I/8QAFBABAAAAAAAAAAAAAAAAAAAAIP/aAAgBAQABBQIf/8QAFBEBAAAAAAAAAAAAAAAAAAAAAP/aAAgB' +
-  'AwEBPwF//8QAFBEBAAAAAAAAAAAAAAAAAAAAAP/aAAgBAgEBPwF//8QAFBABAAAAAAAAAAAAAAAAAAAAIP/aAAgBAQAGPwIf/8QA' +
-  'FBABAAAAAAAAAAAAAAAAAAAAIP/aAAgBAQABPyEf/9oADAMBAAIAAwAAABDz/8QAFBEBAAAAAAAAAAAAAAAAAAAAAP/aAAgBAwEB' +
-  'PxB//8QAFBEBAAAAAAAAAAAAAAAAAAAAAP/aAAgBAgEBPxB//8QAFBABAAAAAAAAAAAAAAAAAAAAIP/aAAgBAQABPxAf/9k=';
-// 8×8 flat gray 77, progressive, one component; OpenCV gives (77, 77, 77).
-const PROGRESSIVE_GRAY =
-  '/9j/4AAQSkZJRgABAQAAAQABAAD/2wBDAAMCAgMCAgMDAwMEAwMEBQgFBQQEBQoHBwYIDAoMDAsKCwsNDhIQDQ4RDgsLEBYQERMU' +
-  'FRUVDA8XGBYUGBIUFRT/wgALCAAIAAgBAREA/8QAFAABAAAAAAAAAAAAAAAAAAAAB//aAAgBAQAAAAE7/8QAFBABAAAAAAAAAAAA' +
-  'AAAAAAAAAP/aAAgBAQABBQJ//8QAFBABAAAAAAAAAAAAAAAAAAAAAP/aAAgBAQAGPwJ//8QAFBABAAAAAAAAAAAAAAAAAAAAAP/a' +
-  'AAgBAQABPyF//9oACAEBAAAAEH//xAAUEAEAAAAAAAAAAAAAAAAAAAAA/9oACAEBAAE/EH//2Q==';
+// Progressive JPEGs made with OpenCV: test/support/jpeg.ts.
 
 /** A baseline JPEG from jpeg-js's encoder (a dev dependency); `pixel(x, y)` gives RGB. */
 function baselineJpeg(width: number, height: number, pixel: (x: number, y: number) => number[]): Buffer {
@@ -291,6 +195,14 @@ describe('decodeImage: JPEG (libjpeg-turbo; baseline and progressive; see jpeg.t
     const img = decodeImage(baselineJpeg(16, 16, () => [200, 100, 50]), 'photo.png');
     expect([img.width, img.height, img.channels]).toEqual([16, 16, 3]);
     expectNear(img.data, Array.from({ length: 256 }, () => [200, 100, 50]).flat(), 2);
+  });
+
+  it('decodes each JPEG on its own: one without quantization tables is refused, even right after one that had them', () => {
+    const good = Buffer.from(PROGRESSIVE_GRAY, 'base64');
+    const at = good.indexOf(Buffer.from([0xff, 0xdb]));
+    const noTables = Buffer.concat([good.subarray(0, at), good.subarray(at + 2 + good.readUInt16BE(at + 2))]);
+    expect(decodeImage(good, 'good.jpg').width).toBe(8);
+    expect(() => decodeImage(noTables, 'no-tables.jpg')).toThrow(/Quantization table 0x00 was not defined/);
   });
 
   it('decodes progressive colour and grayscale JPEGs (gray comes out with R = G = B)', () => {
