@@ -4,10 +4,11 @@
 // network runs for that layer (layout conversions included, e.g. a stride-1 conv's planar copies),
 // on buffers the op allocated once, without the tape's zero-filling or any other op.
 import { FilterAttack, filterLoss } from '../src/attacks/filter.js';
-import type { Engine, Tensor } from '../src/engine.js';
-import { Net, type Model } from '../src/model.js';
-import { add, conv2d, crossEntropy, dense, flatten, logSoftmax, maxPool, Scalar, window } from '../src/ops.js';
-import { Tape, type Step } from '../src/tape.js';
+import type { Engine, Tensor } from '../src/core/engine.js';
+import { type Model } from '../src/formats/model.js';
+import { Net } from '../src/core/net.js';
+import { add, conv2d, crossEntropy, dense, flatten, logSoftmax, maxPool, Scalar, window } from '../src/core/ops.js';
+import { Tape, type Step } from '../src/core/tape.js';
 import { ARCH, oneHot, type KernelCase, type KernelData } from './setup.js';
 
 export interface KernelRunner {

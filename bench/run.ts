@@ -5,9 +5,9 @@
 import { writeFileSync } from 'node:fs';
 import os, { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { loadModel, readModelInput, SAMPLE_FACE } from '../src/files.js';
-import { barChartSvg, svgToPng } from '../src/figures.js';
-import { loadEngine } from '../src/node.js';
+import { loadModel, readModelInput, SAMPLE_FACE } from '../src/node/files.js';
+import { barChartSvg, svgToPng } from '../src/cli/figures.js';
+import { loadEngine } from '../src/node/engine.js';
 import { MisleadBatchAttack, MisleadTraining, misleadAttack, misleadKernel, nearTies } from './mislead.js';
 import { ARCH, ATTACK, TRAIN, endToEndFlops, images, kernelCases, kernelData, normal, randomModel, relativeError } from './setup.js';
 import { BACKENDS, NotAvailable, TfjsAttack, TfjsTraining, backendInfo, numTensors, tfjsKernel, useBackend, type Backend } from './tfjs.js';

@@ -1,16 +1,16 @@
 // The benchmark's workload, the same for every engine: the tutorial network's layer shapes, its
 // random weights and inputs (seeded), the kernel cases on those shapes, and the flops of each.
-import { TUTORIAL_ARCHITECTURE } from '../src/importtf.js';
-import { parameterShapes, type Architecture, type Model } from '../src/model.js';
-import { window, type Padding } from '../src/ops.js';
+import { TUTORIAL_ARCHITECTURE } from '../src/formats/importtf.js';
+import { parameterShapes, type Architecture, type Model } from '../src/formats/model.js';
+import { window, type Padding } from '../src/core/ops.js';
 
 export const ARCH: Architecture = TUTORIAL_ARCHITECTURE;
 /** The attack's and the training's hyper-parameters (the CLI's defaults, β of the tutorial's step 2). */
 export const ATTACK = { lr: 0.1, beta: 0.5 } as const;
 export const TRAIN = { lr: 0.01 } as const;
 
-export { random } from '../src/random.js';
-import { random } from '../src/random.js';
+export { random } from '../src/core/random.js';
+import { random } from '../src/core/random.js';
 
 /** `count` samples of N(0, σ²) (Box–Muller). */
 export function normal(count: number, sigma: number, seed: number): Float32Array {

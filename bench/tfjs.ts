@@ -5,7 +5,7 @@ import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
 import type * as TF from '@tensorflow/tfjs';
 import type * as TFWasm from '@tensorflow/tfjs-backend-wasm';
-import { parameterShapes, type Model } from '../src/model.js';
+import { parameterShapes, type Model } from '../src/formats/model.js';
 import type { KernelRunner } from './mislead.js';
 import { ARCH, oneHot, type KernelCase, type KernelData } from './setup.js';
 

@@ -7,12 +7,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runAttack, type AttackOptions } from '../src/attacks/index.js';
-import { Net, type Model } from '../src/model.js';
-import { loadEngine } from '../src/node.js';
-import { Pool } from '../src/parallel.js';
-import { train, type EpochStats, type LabelledSet, type TrainOptions } from '../src/train.js';
+import { type Model } from '../src/formats/model.js';
+import { Net } from '../src/core/net.js';
+import { loadEngine } from '../src/node/engine.js';
+import { Pool } from '../src/node/parallel.js';
+import { train, type EpochStats, type LabelledSet, type TrainOptions } from '../src/train/train.js';
 
-const CLI = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
+const CLI = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
 
 /** `mislead ARGS --out TEMP` in a new process; its standard output and its wall time in ms. */
 export function runCli(args: readonly string[]): { stdout: string; ms: number } {

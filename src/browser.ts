@@ -1,15 +1,16 @@
 // The library, as a browser (or any bundler) sees it: nothing here imports a Node built-in.
 // Node scripts import the same and more from index.ts. Data flows one way: image → tensor in
 // WASM memory → model forward on the tape → loss → backward → step.
-import { Engine } from './engine.js';
+import { Engine } from './core/engine.js';
 
-export { Engine, EngineMemoryError, Tensor, type Kernels } from './engine.js';
-export { Tape, type Step } from './tape.js';
-export * as ops from './ops.js';
-export { Net, argmax, checkArchitecture, predictLogits, readModel, softmax, writeModel, type Architecture, type Layer, type Model } from './model.js';
+export { Engine, EngineMemoryError, Tensor, type Kernels } from './core/engine.js';
+export { Tape, type Step } from './core/tape.js';
+export * as ops from './core/ops.js';
+export { checkArchitecture, readModel, writeModel, type Architecture, type Layer, type Model } from './formats/model.js';
+export { Net, argmax, predictLogits, softmax } from './core/net.js';
 export * from './attacks/index.js';
-export { crop, decodeImage, encodePng, imageSize, resize, toGray, type Image } from './image.js';
-export { fileToInput, filterImage, imageToInput, inputToImage, pixelBox } from './preprocess.js';
+export { crop, decodeImage, encodePng, imageSize, resize, toGray, type Image } from './formats/image.js';
+export { fileToInput, filterImage, imageToInput, inputToImage, pixelBox } from './formats/preprocess.js';
 export { InputError } from './errors.js';
 
 /** The engine, from the kernel module shipped beside this file (build/mislead.wasm), fetched

@@ -6,10 +6,10 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { PNG } from 'pngjs';
 import { describe, expect, it } from 'vitest';
-import { TUTORIAL_ARCHITECTURE } from '../src/importtf.js';
-import { ARCHITECTURE_KEY, parameterShapes, writeModel } from '../src/model.js';
-import { serializeSafetensors } from '../src/safetensors.js';
-import { initialModel } from '../src/train.js';
+import { TUTORIAL_ARCHITECTURE } from '../src/formats/importtf.js';
+import { ARCHITECTURE_KEY, parameterShapes, writeModel } from '../src/formats/model.js';
+import { serializeSafetensors } from '../src/formats/safetensors.js';
+import { initialModel } from '../src/train/train.js';
 
 const root = resolve(import.meta.dirname, '..');
 const dir = mkdtempSync(join(tmpdir(), 'mislead-bad-'));
@@ -109,7 +109,7 @@ const badFlags: [string, string[], RegExp][] = [
 ];
 
 function mislead(args: string[], cwd: string) {
-  const r = spawnSync(process.execPath, [join(root, 'dist/cli.js'), ...args], { encoding: 'utf8', cwd, timeout: 30_000 });
+  const r = spawnSync(process.execPath, [join(root, 'dist/cli/main.js'), ...args], { encoding: 'utf8', cwd, timeout: 30_000 });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 

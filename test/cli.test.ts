@@ -1,4 +1,4 @@
-// The command line end to end, as a user runs it (the built dist/cli.js): the tutorial's table
+// The command line end to end, as a user runs it (the built dist/cli/main.js): the tutorial's table
 // reproduced from its own checkpoint, and predict/attack on a model the engine has never seen,
 // checked against the float64 reference.
 import { spawnSync } from 'node:child_process';
@@ -7,10 +7,10 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { PNG } from 'pngjs';
 import { describe, expect, it } from 'vitest';
-import { checkArchitecture, parameterShapes, writeModel, type Model } from '../src/model.js';
-import { readNpy } from '../src/npy.js';
+import { checkArchitecture, parameterShapes, writeModel, type Model } from '../src/formats/model.js';
+import { readNpy } from '../src/formats/npy.js';
 import * as ref from './reference.js';
-import { random } from '../src/random.js';
+import { random } from '../src/core/random.js';
 
 const root = resolve(import.meta.dirname, '..');
 const tutorial = resolve(root, '../shared/tutorial');
@@ -18,7 +18,7 @@ const hasTutorial = existsSync(tutorial);
 if (!hasTutorial) console.log(`skipping the tutorial's own numbers: ${tutorial} is absent`);
 
 function mislead(...args: string[]) {
-  const r = spawnSync(process.execPath, [join(root, 'dist/cli.js'), ...args], { encoding: 'utf8', cwd: tmp() });
+  const r = spawnSync(process.execPath, [join(root, 'dist/cli/main.js'), ...args], { encoding: 'utf8', cwd: tmp() });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -133,7 +133,7 @@ describe('predict and attack on a network and an image never seen before', () =>
 describe('the shipped default model and sample face', () => {
   it('npm start tells the story: Woman, then Man, then Man with L2, and draws it', () => {
     const cwd = tmp();
-    const run = spawnSync(process.execPath, [join(root, 'dist/cli.js'), 'tutorial', '--force'], { encoding: 'utf8', cwd });
+    const run = spawnSync(process.execPath, [join(root, 'dist/cli/main.js'), 'tutorial', '--force'], { encoding: 'utf8', cwd });
     expect(run.stderr).toBe('');
     expect(run.status).toBe(0);
     expect(run.stdout).toMatch(/^Image Original: Woman \(scores: man: -?\d+\.\d{6}, woman: -?\d+\.\d{6}\)$/m);
@@ -149,7 +149,7 @@ describe('the shipped default model and sample face', () => {
 describe('the attack suite from the command line, on faces never seen', () => {
   const dir = tmp();
   const faces = join(dir, 'faces');
-  const run = (...args: string[]) => spawnSync(process.execPath, [join(root, 'dist/cli.js'), ...args], { encoding: 'utf8', cwd: dir });
+  const run = (...args: string[]) => spawnSync(process.execPath, [join(root, 'dist/cli/main.js'), ...args], { encoding: 'utf8', cwd: dir });
 
   it('attacks a folder as a batch: L∞ ≤ eps on every saved file, and the saved files fool the model as reported', () => {
     expect(run('dataset', '--out', faces, '--count', '16', '--seed', '31337').status).toBe(0);
@@ -188,7 +188,7 @@ describe('the attack suite from the command line, on faces never seen', () => {
 describe('a reader that stops early', () => {
   it('(mislead … | head) is not an error: no stack trace, and the results are all written', () => {
     const dir = tmp();
-    const r = spawnSync('bash', ['-c', `"${process.execPath}" "${join(root, 'dist/cli.js')}" tutorial --out "${dir}/o" | head -c 10 > /dev/null`], { encoding: 'utf8' });
+    const r = spawnSync('bash', ['-c', `"${process.execPath}" "${join(root, 'dist/cli/main.js')}" tutorial --out "${dir}/o" | head -c 10 > /dev/null`], { encoding: 'utf8' });
     expect(r.stderr).toBe('');
     expect(readdirSync(join(dir, 'o')).sort()).toEqual(['adversarial.png', 'figure.png', 'filter.png', 'loss.svg', 'perturbation.npy', 'report.json']);
   });

@@ -6,13 +6,14 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { filterLoss } from '../src/attacks/filter.js';
 import { runAttack } from '../src/attacks/index.js';
-import type { Engine } from '../src/engine.js';
-import { TUTORIAL_ARCHITECTURE } from '../src/importtf.js';
-import { checkArchitecture, Net, type Architecture, type Model } from '../src/model.js';
-import { loadEngine } from '../src/node.js';
-import { add, logSoftmax, Scalar } from '../src/ops.js';
-import { random } from '../src/random.js';
-import { Tape } from '../src/tape.js';
+import type { Engine } from '../src/core/engine.js';
+import { TUTORIAL_ARCHITECTURE } from '../src/formats/importtf.js';
+import { checkArchitecture, type Architecture, type Model } from '../src/formats/model.js';
+import { Net } from '../src/core/net.js';
+import { loadEngine } from '../src/node/engine.js';
+import { add, logSoftmax, Scalar } from '../src/core/ops.js';
+import { random } from '../src/core/random.js';
+import { Tape } from '../src/core/tape.js';
 import * as ref from './reference.js';
 import { randomModel, relativeError } from './helpers.js';
 

@@ -2,8 +2,8 @@
 import { crc32c as awsCrc32c } from '@aws-crypto/crc32c';
 import { crc32 as zlibCrc32 } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
-import { crc32, crc32c } from '../src/crc.js';
-import { random } from '../src/random.js';
+import { crc32, crc32c } from '../src/formats/crc.js';
+import { random } from '../src/core/random.js';
 
 describe('CRC-32 and CRC-32C', () => {
   it('give the check values of "123456789", and agree with zlib and another CRC-32C on random data', () => {

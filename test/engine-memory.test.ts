@@ -5,11 +5,12 @@ import { copyFileSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { EngineMemoryError, type Engine } from '../src/engine.js';
+import { EngineMemoryError, type Engine } from '../src/core/engine.js';
 import { InputError } from '../src/errors.js';
-import { checkArchitecture, Net, writeModel, type Model } from '../src/model.js';
-import { loadEngine } from '../src/node.js';
-import { Tape } from '../src/tape.js';
+import { checkArchitecture, writeModel, type Model } from '../src/formats/model.js';
+import { Net } from '../src/core/net.js';
+import { loadEngine } from '../src/node/engine.js';
+import { Tape } from '../src/core/tape.js';
 
 const root = resolve(import.meta.dirname, '..');
 let engine: Engine;
@@ -65,7 +66,7 @@ describe('the engine memory', () => {
       copyFileSync(join(root, 'weights/samples/woman.png'), path);
       return path;
     });
-    const run = (images: string[]) => spawnSync('node', [join(root, 'dist/cli.js'), 'predict', ...images, '--model', model], { encoding: 'utf8', timeout: 60_000 });
+    const run = (images: string[]) => spawnSync('node', [join(root, 'dist/cli/main.js'), 'predict', ...images, '--model', model], { encoding: 'utf8', timeout: 60_000 });
     const nine = run(faces);
     expect(nine.status).toBe(2);
     expect(nine.stderr.trim().split('\n')).toHaveLength(1);

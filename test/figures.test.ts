@@ -1,9 +1,9 @@
 import { Resvg } from '@resvg/resvg-js';
 import { PNG } from 'pngjs';
 import { describe, expect, it } from 'vitest';
-import { barChartSvg, figurePng, lossSvg } from '../src/figures.js';
-import { filterImage } from '../src/preprocess.js';
-import type { Image } from '../src/image.js';
+import { barChartSvg, figurePng, lossSvg } from '../src/cli/figures.js';
+import { filterImage } from '../src/formats/preprocess.js';
+import type { Image } from '../src/formats/image.js';
 
 describe('filterImage', () => {
   it('maps 0 to 128 and ±max|DX| to 255/0, symmetrically', () => {

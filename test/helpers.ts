@@ -1,6 +1,6 @@
 // What several test files need: random models and the error measure of a tensor against its reference.
-import { parameterShapes, type Architecture, type Model } from '../src/model.js';
-import { random } from '../src/random.js';
+import { parameterShapes, type Architecture, type Model } from '../src/formats/model.js';
+import { random } from '../src/core/random.js';
 
 /** max |a − b| / max |b|: the error relative to the tensor's scale (the difference itself when b is 0). */
 export function relativeError(actual: ArrayLike<number>, expected: ArrayLike<number>): number {

@@ -10,13 +10,13 @@ import { join, resolve } from 'node:path';
 import { PNG } from 'pngjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InputError, isPrintable, quote } from '../src/errors.js';
-import { TUTORIAL_ARCHITECTURE } from '../src/importtf.js';
-import { INPUT_LIMITS, readInputFile } from '../src/input.js';
-import { ARCHITECTURE_KEY, parameterShapes, writeModel, type Model } from '../src/model.js';
-import { readNpy, writeNpy } from '../src/npy.js';
-import { serializeSafetensors } from '../src/safetensors.js';
-import { readDataset } from '../src/dataset.js';
-import { initialModel } from '../src/train.js';
+import { TUTORIAL_ARCHITECTURE } from '../src/formats/importtf.js';
+import { INPUT_LIMITS, readInputFile } from '../src/node/input.js';
+import { ARCHITECTURE_KEY, parameterShapes, writeModel, type Model } from '../src/formats/model.js';
+import { readNpy, writeNpy } from '../src/formats/npy.js';
+import { serializeSafetensors } from '../src/formats/safetensors.js';
+import { readDataset } from '../src/train/dataset.js';
+import { initialModel } from '../src/train/train.js';
 
 const root = resolve(import.meta.dirname, '..');
 const dir = mkdtempSync(join(tmpdir(), 'mislead-hostile-'));
@@ -76,7 +76,7 @@ const mkfifoAt = (path: string) => void spawnSync('mkfifo', [path]);
 const zeroAt = (path: string) => symlinkSync('/dev/zero', path);
 
 function mislead(args: string[], cwd: string) {
-  const r = spawnSync(process.execPath, [join(root, 'dist/cli.js'), ...args], { encoding: 'utf8', cwd, timeout: 15_000 });
+  const r = spawnSync(process.execPath, [join(root, 'dist/cli/main.js'), ...args], { encoding: 'utf8', cwd, timeout: 15_000 });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr, error: r.error, signal: r.signal };
 }
 

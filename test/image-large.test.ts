@@ -12,9 +12,9 @@ import { crc32, deflateSync } from 'node:zlib';
 import jpeg from 'jpeg-js';
 import { describe, expect, it } from 'vitest';
 import { InputError } from '../src/errors.js';
-import { crop, decodeImage, decodeResized, imageSize, resize, toGray, type Image, type Sampling } from '../src/image.js';
-import { fileToInput, imageToInput } from '../src/preprocess.js';
-import type { Architecture } from '../src/model.js';
+import { crop, decodeImage, decodeResized, imageSize, resize, toGray, type Image, type Sampling } from '../src/formats/image.js';
+import { fileToInput, imageToInput } from '../src/formats/preprocess.js';
+import type { Architecture } from '../src/formats/model.js';
 import { CHANNELS, chunk, DEPTHS, exifTiff, makePng, SIGNATURE, type PngSpec } from './support/png.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -341,7 +341,7 @@ describe('a big legal PNG is read in bounded time and memory (child process, bui
       const png = Buffer.concat([pngHead(w, h, 16, 6), chunk('IDAT', deflateSync(rows, { level: 1 })), chunk('IEND', new Uint8Array())]);
       writeFileSync(file, png);
       const script = `
-        const { readModelInput } = await import(${JSON.stringify(join(root, 'dist/files.js'))});
+        const { readModelInput } = await import(${JSON.stringify(join(root, 'dist/node/files.js'))});
         const arch = { input: [48, 48, 1], preprocess: { offset: 128, scale: 256 } };
         const before = process.resourceUsage().maxRSS;
         const started = performance.now();

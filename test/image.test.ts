@@ -6,7 +6,7 @@ import jpeg from 'jpeg-js';
 import { PNG } from 'pngjs';
 import { describe, expect, it } from 'vitest';
 import { InputError } from '../src/errors.js';
-import { crop, decodeImage, encodePng, resize, toGray, type Image } from '../src/image.js';
+import { crop, decodeImage, encodePng, resize, toGray, type Image } from '../src/formats/image.js';
 import { PROGRESSIVE_GRAY, PROGRESSIVE_RGB } from './support/jpeg.js';
 import { CHANNELS, chunk, exifTiff, makePng, SIGNATURE as PNG_SIGNATURE, type PngSpec } from './support/png.js';
 

@@ -10,8 +10,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { InputError } from '../src/errors.js';
-import { decodeImage, decodeResized, imageSize, resize, toGray, type Image } from '../src/image.js';
-import { decodeJpeg } from '../src/jpeg.js';
+import { decodeImage, decodeResized, imageSize, resize, toGray, type Image } from '../src/formats/image.js';
+import { decodeJpeg } from '../src/formats/jpeg.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 

@@ -2,12 +2,12 @@
 // float64 reference (itself checked against finite differences in reference.test.ts).
 import { relativeError } from './helpers.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Engine, Tensor } from '../src/engine.js';
-import { loadEngine } from '../src/node.js';
-import * as ops from '../src/ops.js';
-import { Tape } from '../src/tape.js';
+import type { Engine, Tensor } from '../src/core/engine.js';
+import { loadEngine } from '../src/node/engine.js';
+import * as ops from '../src/core/ops.js';
+import { Tape } from '../src/core/tape.js';
 import * as ref from './reference.js';
-import { random } from '../src/random.js';
+import { random } from '../src/core/random.js';
 
 const TOLERANCE = 1e-4;
 let engine: Engine;

@@ -4,14 +4,15 @@
 import { GCProfiler } from 'node:v8';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { FilterAttack, filterLoss } from '../src/attacks/filter.js';
-import type { Engine } from '../src/engine.js';
-import { TUTORIAL_ARCHITECTURE } from '../src/importtf.js';
-import { checkArchitecture, Net, readModel, writeModel, type Architecture } from '../src/model.js';
-import { loadEngine } from '../src/node.js';
-import { add, Scalar } from '../src/ops.js';
-import { Tape } from '../src/tape.js';
+import type { Engine } from '../src/core/engine.js';
+import { TUTORIAL_ARCHITECTURE } from '../src/formats/importtf.js';
+import { checkArchitecture, readModel, writeModel, type Architecture } from '../src/formats/model.js';
+import { Net } from '../src/core/net.js';
+import { loadEngine } from '../src/node/engine.js';
+import { add, Scalar } from '../src/core/ops.js';
+import { Tape } from '../src/core/tape.js';
 import * as ref from './reference.js';
-import { random } from '../src/random.js';
+import { random } from '../src/core/random.js';
 import { randomModel, relativeError } from './helpers.js';
 
 let engine: Engine;

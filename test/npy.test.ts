@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { InputError } from '../src/errors.js';
-import { readNpy, writeNpy } from '../src/npy.js';
+import { readNpy, writeNpy } from '../src/formats/npy.js';
 
 const ascii = (bytes: Uint8Array) => String.fromCharCode(...bytes);
 

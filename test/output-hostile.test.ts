@@ -9,7 +9,7 @@ import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const root = resolve(import.meta.dirname, '..');
-const cli = join(root, 'dist/cli.js');
+const cli = join(root, 'dist/cli/main.js');
 const face = join(root, 'weights/samples/woman.png');
 const samples = join(root, 'weights/samples');
 const checkpoint = resolve(root, '../shared/tutorial/saved_model-1');

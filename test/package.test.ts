@@ -8,9 +8,9 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { runAttack } from '../src/attacks/index.js';
-import { DEFAULT_MODEL, loadModel, readModelInput, SAMPLE_FACE } from '../src/files.js';
-import { Net } from '../src/model.js';
-import { loadEngine } from '../src/node.js';
+import { DEFAULT_MODEL, loadModel, readModelInput, SAMPLE_FACE } from '../src/node/files.js';
+import { Net } from '../src/core/net.js';
+import { loadEngine } from '../src/node/engine.js';
 import { ensureChromium, launch, serve } from './web/harness.js';
 
 const ROOT = resolve(import.meta.dirname, '..');
@@ -64,6 +64,19 @@ describe('the package', () => {
     };
     for (const entry of ['src/browser.ts', 'web/src/main.ts', 'web/src/worker.ts']) visit(join(ROOT, entry));
     expect(seen.size).toBeGreaterThan(20);
+  });
+
+  it('Node built-ins only in src/node, src/cli and src/train: the engine, formats and attacks run anywhere', () => {
+    const offenders: string[] = [];
+    const walk = (dir: string): void => {
+      for (const name of readdirSync(join(ROOT, dir), { withFileTypes: true })) {
+        const path = join(dir, name.name);
+        if (name.isDirectory()) walk(path);
+        else if (path.endsWith('.ts') && !/^src\/(node|cli|train)\//.test(path) && /from 'node:/.test(readFileSync(join(ROOT, path), 'utf8'))) offenders.push(path);
+      }
+    };
+    walk('src');
+    expect(offenders).toEqual([]);
   });
 
   const missing = ensureChromium();

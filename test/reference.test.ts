@@ -33,8 +33,8 @@ import {
   type Padding,
   type Tensor,
 } from './reference.js';
-import { random } from '../src/random.js';
-import { TUTORIAL_ARCHITECTURE } from '../src/importtf.js';
+import { random } from '../src/core/random.js';
+import { TUTORIAL_ARCHITECTURE } from '../src/formats/importtf.js';
 
 // ---------------------------------------------------------------------------------------------
 // Helpers: seeded PRNG, random tensors, finite differences
@@ -556,7 +556,7 @@ if (!haveTutorial) console.log(`reference.test: ${shared} is absent, skipping th
 describe.skipIf(!haveTutorial)("the tutorial's trained model", () => {
   it("reproduces the published logits of input.png and the first loss of the attack, and its gradient matches FD", async () => {
     // The checkpoint reader is project code; it only supplies the weights here (the reference stays independent).
-    const { loadTfCheckpoint } = await import('../src/tfcheckpoint.js');
+    const { loadTfCheckpoint } = await import('../src/formats/tfcheckpoint.js');
     const checkpoint = loadTfCheckpoint(path.join(shared, 'saved_model-1'));
     const weights = new Map<string, Float64Array>();
     for (const layer of ['cv1', 'cv2', 'cv3', 'fc']) {

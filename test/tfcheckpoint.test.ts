@@ -6,7 +6,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { crc32c } from '@aws-crypto/crc32c';
 import pb from 'protobufjs/minimal.js';
 import { InputError } from '../src/errors.js';
-import { loadTfCheckpoint, readTfCheckpoint } from '../src/tfcheckpoint.js';
+import { loadTfCheckpoint, readTfCheckpoint } from '../src/formats/tfcheckpoint.js';
 
 const shared = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../shared/tutorial');
 const prefix = path.join(shared, 'saved_model-1');

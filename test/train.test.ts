@@ -1,12 +1,12 @@
 // Training with the engine: a small model learns to tell generated men from women, and a run
 // is reproducible from its seed.
 import { beforeAll, describe, expect, it } from 'vitest';
-import { generateFaces } from '../src/dataset.js';
-import type { Engine } from '../src/engine.js';
-import { TUTORIAL_ARCHITECTURE } from '../src/importtf.js';
-import { loadEngine } from '../src/node.js';
-import { facesToSet, initialModel, train } from '../src/train.js';
-import { Pool } from '../src/parallel.js';
+import { generateFaces } from '../src/train/dataset.js';
+import type { Engine } from '../src/core/engine.js';
+import { TUTORIAL_ARCHITECTURE } from '../src/formats/importtf.js';
+import { loadEngine } from '../src/node/engine.js';
+import { facesToSet, initialModel, train } from '../src/train/train.js';
+import { Pool } from '../src/node/parallel.js';
 
 let engine: Engine;
 beforeAll(async () => {

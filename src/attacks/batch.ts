@@ -3,11 +3,12 @@
 // TypeScript), the 8-bit grid and the budget ball, and the per-image record of the result.
 // Nothing here allocates per iteration: views of the engine's memory are made once (and again
 // only if memory grew meanwhile), and the per-image work runs on offsets into flat arrays.
-import { pixelBox } from '../preprocess.js';
-import type { Tensor } from '../engine.js';
-import { argmax, type Architecture, type Net } from '../model.js';
-import { crossEntropy, dot } from '../ops.js';
-import { Tape } from '../tape.js';
+import { pixelBox } from '../formats/preprocess.js';
+import type { Tensor } from '../core/engine.js';
+import { type Architecture } from '../formats/model.js';
+import { argmax, type Net } from '../core/net.js';
+import { crossEntropy, dot } from '../core/ops.js';
+import { Tape } from '../core/tape.js';
 
 export type Norm = 'linf' | 'l2';
 

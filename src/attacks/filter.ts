@@ -2,10 +2,10 @@
 // gives the target for X + DX. loss = −Σ y·log_softmax(f(X + DX)) + β·Σ DX²/2 with y one-hot on
 // the target, plain SGD on DX, no clipping during the optimisation (unless asked). The tape is
 // recorded once and replayed every iteration; a batch learns one filter per image.
-import type { Tensor } from '../engine.js';
-import type { Net } from '../model.js';
-import { add, crossEntropy, l2Loss, scale, Scalar } from '../ops.js';
-import { Tape } from '../tape.js';
+import type { Tensor } from '../core/engine.js';
+import type { Net } from '../core/net.js';
+import { add, crossEntropy, l2Loss, scale, Scalar } from '../core/ops.js';
+import { Tape } from '../core/tape.js';
 import { crossEntropies, type BatchRun } from './batch.js';
 import type { Method, Stepper } from './method.js';
 import { InputError } from '../errors.js';

@@ -7,7 +7,7 @@
 //   MI-FGSM  BIM along a momentum g ← μ·g + ∇/‖∇‖₁ (Dong et al. 2018)
 // Untargeted attacks raise the cross-entropy of the original class, targeted ones lower that
 // of the target.
-import { random } from '../random.js';
+import { random } from '../core/random.js';
 import { crossEntropies, project, type BatchRun, type Norm } from './batch.js';
 import type { Stepper } from './method.js';
 

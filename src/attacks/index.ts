@@ -6,4 +6,4 @@ export { METHODS, methodById, type AttackMethod } from './registry.js';
 export { COMMON, DEFAULT_EPS, readOptions, type Method, type Parameter, type Stepper, type Subject, type Value } from './method.js';
 export { FilterAttack, filterLoss, type FilterStep } from './filter.js';
 export { isSuccess, type Hooks, type Norm, type ProgressInfo } from './batch.js';
-export { psnr, ssim } from './metrics.js';
+export { distances, norms, psnr, ssim } from './metrics.js';

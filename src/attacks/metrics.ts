@@ -12,6 +12,12 @@ export function distances(a: ArrayLike<number>, b: ArrayLike<number>): { l2: num
   return { l2: Math.sqrt(sq), linf: max };
 }
 
+/** The size of a change measured in grey levels, also in model units (`unit` of them per grey
+ *  level), as reports give it (SPEC §4). */
+export function norms(pixels: { l2: number; linf: number }, unit: number) {
+  return { l2: pixels.l2 * unit, linf: pixels.linf * unit, l2_pixels: pixels.l2, linf_pixels: pixels.linf };
+}
+
 /** Peak signal-to-noise ratio in dB for a peak of 255: 10·log10(255² / MSE); Infinity for
  *  identical images. */
 export function psnr(a: ArrayLike<number>, b: ArrayLike<number>): number {

@@ -24,10 +24,10 @@
 // whether any are left: a page runs it in chunks between frames and stops it by not going on
 // (then `dispose()`); `runAttack` is that loop run to its end.
 import { InputError } from '../errors.js';
-import { argmax, type Net } from '../model.js';
+import { argmax, type Net } from '../core/net.js';
 import { BatchRun, geometry, toPixel, Workspace, type Geometry, type Hooks, type ProgressInfo } from './batch.js';
 import { COMMON, readOptions, type Method, type Stepper, type Subject } from './method.js';
-import { distances, psnr, ssim } from './metrics.js';
+import { distances, norms, psnr, ssim } from './metrics.js';
 import { METHODS, methodById } from './registry.js';
 
 export interface CommonOptions {
@@ -251,7 +251,7 @@ function resultOf(run: BatchRun, i: number, beforeLogits: Float32Array, ms: numb
     after: { index: argmax(after), logits: Array.from(after) },
     target: run.targets ? run.targets[i] : null,
     success: run.success[i] === 1,
-    norms: { l2: d.l2 * geo.unit, linf: d.linf * geo.unit, l2_pixels: d.l2, linf_pixels: d.linf },
+    norms: norms(d, geo.unit),
     psnr: psnr(saved, original),
     ssim: ssim(saved, original, geo.height, geo.width, geo.channels),
     iterations: run.iterations[i],

@@ -3,7 +3,7 @@
 // size without holding the image), which must agree bit for bit with
 // resize(toGray(crop(decodeImage))) whenever both accept the file.
 import { InputError } from '../../src/errors.js';
-import { crop, decodeImage, decodeResized, MAX_PIXELS, MAX_SIDE, resize, toGray, type Image, type Sampling } from '../../src/image.js';
+import { crop, decodeImage, decodeResized, MAX_PIXELS, MAX_SIDE, resize, toGray, type Image, type Sampling } from '../../src/formats/image.js';
 import { Invalid } from './harness.js';
 import { pick, type Rand } from './mutate.js';
 

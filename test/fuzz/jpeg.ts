@@ -3,8 +3,8 @@
 // 4:2:0 and gray). Format-aware mutations work on the marker segments: frame (SOFn) sizes, sampling
 // factors and component counts, segment lengths, segment order, tables and scan data, restart markers.
 import jpeg from 'jpeg-js';
-import { MAX_PIXELS, MAX_SIDE } from '../../src/image.js';
-import { random } from '../../src/random.js';
+import { MAX_PIXELS, MAX_SIDE } from '../../src/formats/image.js';
+import { random } from '../../src/core/random.js';
 import type { Target } from './harness.js';
 import { below, chance, concat, interestingInt, mutate, mutateBytes, pick, randomBytes, streamOf, type Mutation, type Rand } from './mutate.js';
 import { describeSampling, readImage, sampling } from './image.js';

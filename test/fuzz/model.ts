@@ -3,9 +3,9 @@
 // edit the JSON header (dtypes, shapes, data_offsets, keys) and the architecture (input, labels,
 // preprocess, layers and their fields) and write the file again with a matching header length; others
 // set the 8-byte header length, or non-finite weights.
-import { TUTORIAL_ARCHITECTURE } from '../../src/importtf.js';
-import { ARCHITECTURE_KEY, checkArchitecture, parameterShapes, readModel, writeModel, type Architecture, type Model } from '../../src/model.js';
-import { initialModel } from '../../src/train.js';
+import { TUTORIAL_ARCHITECTURE } from '../../src/formats/importtf.js';
+import { ARCHITECTURE_KEY, checkArchitecture, parameterShapes, readModel, writeModel, type Architecture, type Model } from '../../src/formats/model.js';
+import { initialModel } from '../../src/train/train.js';
 import { Invalid, type Target } from './harness.js';
 import { below, chance, concat, interestingBig, interestingInt, mutate, mutateBytes, NUMBER_TEXTS, pick, streamOf, type Mutation, type Rand } from './mutate.js';
 

@@ -1,7 +1,7 @@
 // The mutation engine of the fuzz suite (test/fuzz.test.ts and `npm run fuzz`): format-blind byte
 // mutations, shared helpers for the format-aware ones (test/fuzz/targets.ts), and the derivation of
 // each input from (target, index) alone, so that any input can be rebuilt from its index.
-import { random } from '../../src/random.js';
+import { random } from '../../src/core/random.js';
 
 export type Rand = () => number;
 

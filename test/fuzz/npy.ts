@@ -2,8 +2,8 @@
 // hand-made version 2.0 / 3.0 and '<f8' files. Format-aware mutations: the version bytes, the
 // header-length field, and the header dict (descr, fortran_order, shape) rewritten with huge,
 // negative, malformed or missing values, the data resized to match or not.
-import { readNpy, writeNpy } from '../../src/npy.js';
-import { random } from '../../src/random.js';
+import { readNpy, writeNpy } from '../../src/formats/npy.js';
+import { random } from '../../src/core/random.js';
 import { Invalid, type Target } from './harness.js';
 import { below, chance, concat, interestingInt, mutate, mutateBytes, NUMBER_TEXTS, pick, streamOf, type Mutation, type Rand } from './mutate.js';
 

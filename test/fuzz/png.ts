@@ -3,8 +3,8 @@
 // (so that damage gets past the chunk check): IHDR fields, chunk lengths, chunk order, the
 // decompressed scanlines (filter bytes, row lengths) re-deflated.
 import { crc32, deflateSync, inflateSync } from 'node:zlib';
-import { MAX_PIXELS, MAX_SIDE } from '../../src/image.js';
-import { random } from '../../src/random.js';
+import { MAX_PIXELS, MAX_SIDE } from '../../src/formats/image.js';
+import { random } from '../../src/core/random.js';
 import type { Target } from './harness.js';
 import { describeSampling, readImage, sampling } from './image.js';
 import { below, chance, concat, interestingInt, mutate, mutateBytes, pick, randomBytes, streamOf, type Mutation, type Rand } from './mutate.js';

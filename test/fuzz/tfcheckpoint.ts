@@ -5,10 +5,10 @@
 // entry fields (dtype, shape, shard, offset, size as huge or negative varints), keys, the header
 // entry, block contents (restart counts, key lengths), block handles and the footer.
 import { crc32c } from '@aws-crypto/crc32c';
-import { modelFromTutorialCheckpoint, TUTORIAL_ARCHITECTURE } from '../../src/importtf.js';
-import { parameterShapes } from '../../src/model.js';
-import { random } from '../../src/random.js';
-import { readTfCheckpoint } from '../../src/tfcheckpoint.js';
+import { modelFromTutorialCheckpoint, TUTORIAL_ARCHITECTURE } from '../../src/formats/importtf.js';
+import { parameterShapes } from '../../src/formats/model.js';
+import { random } from '../../src/core/random.js';
+import { readTfCheckpoint } from '../../src/formats/tfcheckpoint.js';
 import { InputError } from '../../src/errors.js';
 import { Invalid, type Target } from './harness.js';
 import { below, chance, concat, interestingBig, mutateBytes, pick, streamOf, type Rand } from './mutate.js';

@@ -2,11 +2,12 @@
 // and shows the attack as it goes. Pictures become model inputs here with the same code as the
 // command line (decodeImage in the worker, then crop and imageToInput), so the numbers are the same.
 import './style.css';
-import { crop as cropImage, encodePng, type Image } from '../../src/image.js';
+import { crop as cropImage, encodePng, type Image } from '../../src/formats/image.js';
 import { plannedIterations, type AttackOptions } from '../../src/attacks/index.js';
-import { argmax, softmax, type Architecture } from '../../src/model.js';
-import { writeNpy } from '../../src/npy.js';
-import { filterImage, imageToInput, inputToImage } from '../../src/preprocess.js';
+import { type Architecture } from '../../src/formats/model.js';
+import { argmax, softmax } from '../../src/core/net.js';
+import { writeNpy } from '../../src/formats/npy.js';
+import { filterImage, imageToInput, inputToImage } from '../../src/formats/preprocess.js';
 import { CropBox, type Rect } from './crop.js';
 import { METHODS, TUTORIAL, attackOptions, checkOptions, defaultParams, fieldOfMessage, methodById, resolved, sampleOrder, type MethodSpec, type Params, type TutorialStep } from './methods.js';
 import type { Progress, Request, Response, Result } from './protocol.js';

@@ -1,7 +1,7 @@
 // Messages between the page (main.ts) and the worker (worker.ts) that owns the engine.
 import type { AttackOptions } from '../../src/attacks/index.js';
-import type { Image } from '../../src/image.js';
-import type { Architecture, Model } from '../../src/model.js';
+import type { Image } from '../../src/formats/image.js';
+import type { Architecture, Model } from '../../src/formats/model.js';
 import type { TutorialStep } from './methods.js';
 
 export type Request =

@@ -1,6 +1,6 @@
 // Drawing: images into canvases, probability bars and the loss curve.
-import type { Image } from '../../src/image.js';
-import { argmax, softmax } from '../../src/model.js';
+import type { Image } from '../../src/formats/image.js';
+import { argmax, softmax } from '../../src/core/net.js';
 
 /** Paints an 8-bit gray or RGB image into a canvas of the same size. */
 export function paintImage(canvas: HTMLCanvasElement, img: Image): void {

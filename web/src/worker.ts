@@ -8,10 +8,11 @@ import wasmUrl from '../../build/mislead.wasm?url';
 import { FilterAttack, psnr, resolveOptions, roundName, ssim, startAttack, type AttackOptions } from '../../src/attacks/index.js';
 import { geometry, toPixel } from '../../src/attacks/batch.js';
 import { distances } from '../../src/attacks/metrics.js';
-import { Engine } from '../../src/engine.js';
+import { Engine } from '../../src/core/engine.js';
 import { InputError } from '../../src/errors.js';
-import { decodeImage } from '../../src/image.js';
-import { argmax, Net, parameterShapes, predictLogits, readModel } from '../../src/model.js';
+import { decodeImage } from '../../src/formats/image.js';
+import { parameterShapes, readModel } from '../../src/formats/model.js';
+import { argmax, Net, predictLogits } from '../../src/core/net.js';
 import type { TutorialStep } from './methods.js';
 import type { Progress, Request, Response, Result } from './protocol.js';
 

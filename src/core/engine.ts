@@ -2,8 +2,8 @@
 // Memory is a stack: `mark()` then `release(mark)` frees everything allocated in between, so a
 // tape built for an attack can be dropped as a whole, while nothing is allocated per iteration.
 
-import type { instantiate } from '../build/mislead.js';
-import { InputError } from './errors.js';
+import type { instantiate } from '../../build/mislead.js';
+import { InputError } from '../errors.js';
 
 type Ptr = number;
 

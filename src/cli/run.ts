@@ -1,21 +1,21 @@
 // The `attack` and `tutorial` commands end to end: image in, optimisation, result files and
 // report out. The files are staged and only put in place once everything has worked.
-import { predictLogits } from './model.js';
-import { InputError } from './errors.js';
-import { readModelInput, type Crop } from './files.js';
-import { present } from './input.js';
-import { readLabels } from './labels.js';
-import { cleanOnSignals, OutputSet } from './output.js';
-import { isSuccess, plannedIterations, resolveOptions, startAttack, summarize, type AttackOptions, type AttackResult, type AttackRun } from './attacks/index.js';
-import { Pool } from './parallel.js';
+import { predictLogits, argmax, Net, softmax } from '../core/net.js';
+import { InputError } from '../errors.js';
+import { readModelInput, type Crop } from '../node/files.js';
+import { present } from '../node/input.js';
+import { readLabels } from '../node/labels.js';
+import { cleanOnSignals, OutputSet } from '../node/output.js';
+import { distances, isSuccess, norms, plannedIterations, resolveOptions, startAttack, summarize, type AttackOptions, type AttackResult, type AttackRun } from '../attacks/index.js';
+import { Pool } from '../node/parallel.js';
 import { basename, dirname, join } from 'node:path';
 import { Progress } from './progress.js';
-import { encodePng } from './image.js';
-import { argmax, Net, softmax, type Model } from './model.js';
-import { loadEngine } from './node.js';
-import { writeNpy } from './npy.js';
+import { encodePng } from '../formats/image.js';
+import { type Model } from '../formats/model.js';
+import { loadEngine } from '../node/engine.js';
+import { writeNpy } from '../formats/npy.js';
 import { figurePng, lossSvg, type Curve, type Panel } from './figures.js';
-import { filterImage, inputToImage } from './preprocess.js';
+import { filterImage, inputToImage } from '../formats/preprocess.js';
 
 export interface Classification {
   label: string;
@@ -74,14 +74,9 @@ interface Job {
   crop?: Crop;
 }
 
-function norms(dx: Float32Array, scale: number) {
-  let sq = 0, max = 0;
-  for (const v of dx) {
-    sq += v * v;
-    max = Math.max(max, Math.abs(v));
-  }
-  const l2 = Math.sqrt(sq);
-  return { l2, linf: max, l2_pixels: l2 * Math.abs(scale), linf_pixels: max * Math.abs(scale) };
+/** The size of a filter DX (model units) in grey levels and model units. */
+function dxNorms(dx: Float32Array, scale: number) {
+  return norms(distances(dx.map((v) => v * scale), new Float32Array(dx.length)), 1 / Math.abs(scale));
 }
 
 /** One stage of the story the figure tells: a perturbation and what the model made of it. */
@@ -280,7 +275,7 @@ async function tutorial(job: Job): Promise<void> {
       target: net.architecture.labels[target], target_index: target,
       before, after, saved, success: after.index === target, success_saved: saved.index === target,
       steps: steps.map((s) => ({ title: s.title, after: s.after, loss: s.loss, ms: s.ms })),
-      loss: steps.flatMap((s) => s.loss), norms: norms(dx!, net.architecture.preprocess.scale),
+      loss: steps.flatMap((s) => s.loss), norms: dxNorms(dx!, net.architecture.preprocess.scale),
       iterations: steps.reduce((k, s) => k + s.params.iterations, 0), ms: steps.reduce((t, s) => t + s.ms, 0),
     }, job.json);
   });

@@ -29,12 +29,12 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { Resvg } from '@resvg/resvg-js';
 import { faceToSvgString, generate, type FaceConfig } from 'facesjs';
-import { InputError } from './errors.js';
-import { INPUT_LIMITS, readInputFile } from './input.js';
-import { decodeImage, encodePng, resize, toGray, type Image } from './image.js';
-import { OutputSet } from './output.js';
-import { readLabels } from './labels.js';
-import { random } from './random.js';
+import { InputError } from '../errors.js';
+import { INPUT_LIMITS, readInputFile } from '../node/input.js';
+import { decodeImage, encodePng, resize, toGray, type Image } from '../formats/image.js';
+import { OutputSet } from '../node/output.js';
+import { readLabels } from '../node/labels.js';
+import { random } from '../core/random.js';
 
 export const LABELS = ['man', 'woman'] as const;
 

@@ -1,7 +1,7 @@
 // Node-only glue: where the kernel module is on disk, and how V8 compiles it.
 import { readFileSync } from 'node:fs';
 import { setFlagsFromString } from 'node:v8';
-import { Engine } from './engine.js';
+import { Engine } from '../core/engine.js';
 
 // By default V8 compiles WebAssembly lazily with its baseline compiler and recompiles hot
 // functions later: the first few hundred iterations of an attack run 3–4× slower, with pauses
@@ -12,5 +12,5 @@ setFlagsFromString('--no-wasm-dynamic-tiering');
 
 /** The engine, from build/mislead.wasm (next to src/ and dist/ alike). */
 export function loadEngine(): Promise<Engine> {
-  return Engine.create(readFileSync(new URL('../build/mislead.wasm', import.meta.url)));
+  return Engine.create(readFileSync(new URL('../../build/mislead.wasm', import.meta.url)));
 }

@@ -2,12 +2,12 @@
 // temporary name first, and all are renamed into place together at the end.
 import { fileURLToPath } from 'node:url';
 import { INPUT_LIMITS, readInputFile } from './input.js';
-import { readModel, type Architecture, type Model } from './model.js';
-import { fileToInput } from './preprocess.js';
+import { readModel, type Architecture, type Model } from '../formats/model.js';
+import { fileToInput } from '../formats/preprocess.js';
 
 /** The model shipped with the package, and the sample face `tutorial` runs on by default. */
-export const DEFAULT_MODEL = fileURLToPath(new URL('../weights/default.safetensors', import.meta.url));
-export const SAMPLE_FACE = fileURLToPath(new URL('../weights/samples/woman.png', import.meta.url));
+export const DEFAULT_MODEL = fileURLToPath(new URL('../../weights/default.safetensors', import.meta.url));
+export const SAMPLE_FACE = fileURLToPath(new URL('../../weights/samples/woman.png', import.meta.url));
 
 export function loadModel(path: string | undefined): { model: Model; path: string } {
   const file = path ?? DEFAULT_MODEL;

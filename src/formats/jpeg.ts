@@ -71,7 +71,7 @@ type NodeProcess = { versions?: { node?: string }; getBuiltinModule?: (id: strin
  * which workers may do, and a page's main thread is told to try again.
  */
 let wasmModule: WebAssembly.Module | undefined;
-const wasmUrl = new URL('../build/jpeg-turbo.wasm', import.meta.url);
+const wasmUrl = new URL('../../build/jpeg-turbo.wasm', import.meta.url);
 const proc = (globalThis as { process?: NodeProcess }).process;
 if (proc?.versions?.node) {
   if (!proc.getBuiltinModule) throw new Error(`mislead needs Node 20.16 or later (this is ${proc.versions.node})`);

@@ -1,6 +1,6 @@
 // The safetensors container: 8-byte little-endian header length, a JSON header naming each
 // tensor's dtype, shape and byte range, then the raw little-endian data.
-import { InputError, quote } from './errors.js';
+import { InputError, quote } from '../errors.js';
 
 export interface SafetensorsFile {
   metadata: Record<string, string>;

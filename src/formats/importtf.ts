@@ -1,7 +1,7 @@
 // `mislead import-tf`: the tutorial's TensorFlow 2 checkpoint as a model file. The tutorial's
 // tf.Module stores its variables as net/<layer>/<w|b>, in TensorFlow's layouts, which are the
 // model file's own, so tensors are copied as they are.
-import { InputError } from './errors.js';
+import { InputError } from '../errors.js';
 import { assembleModel, checkArchitecture, parameterShapes, type Architecture, type Model } from './model.js';
 import type { Checkpoint } from './tfcheckpoint.js';
 

@@ -4,11 +4,11 @@
 // shares' gradients add up to the batch's).
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
-import type { Face } from './dataset.js';
-import type { Tensor } from './engine.js';
-import { writeModel, type Model } from './model.js';
-import type { GradientSource, LabelledSet } from './train.js';
-import type { AttackOptions, AttackResult } from './attacks/index.js';
+import type { Face } from '../train/dataset.js';
+import type { Tensor } from '../core/engine.js';
+import { writeModel, type Model } from '../formats/model.js';
+import type { GradientSource, LabelledSet } from '../train/train.js';
+import type { AttackOptions, AttackResult } from '../attacks/index.js';
 
 export type Request =
   | { kind: 'faces'; seed: number; from: number; count: number }
@@ -17,7 +17,7 @@ export type Request =
   | { kind: 'attack'; model: Uint8Array; inputs: Float32Array[]; options: AttackOptions };
 
 /** The compiled worker: next to this file in dist/, or in dist/ when running from src/. */
-const WORKER = new URL('../dist/worker.js', import.meta.url);
+const WORKER = new URL('../../dist/node/worker.js', import.meta.url);
 
 export class Pool {
   private readonly workers: Worker[];

@@ -1,13 +1,14 @@
 // Training a network with the same kernels and tape as the attacks: mean softmax cross-entropy
 // over mini-batches, Adam on every weight. The tape is recorded once for the batch size and
 // replayed per batch; a last partial batch of an epoch is left out (shuffling changes it).
-import type { Engine, Tensor } from './engine.js';
-import { argmax, Net, parameterShapes, type Architecture, type Model } from './model.js';
-import { crossEntropy } from './ops.js';
-import { random, shuffle, truncatedNormal } from './random.js';
-import { Tape } from './tape.js';
-import type { Image } from './image.js';
-import { imageToInput } from './preprocess.js';
+import type { Engine, Tensor } from '../core/engine.js';
+import { parameterShapes, type Architecture, type Model } from '../formats/model.js';
+import { argmax, Net } from '../core/net.js';
+import { crossEntropy } from '../core/ops.js';
+import { random, shuffle, truncatedNormal } from '../core/random.js';
+import { Tape } from '../core/tape.js';
+import type { Image } from '../formats/image.js';
+import { imageToInput } from '../formats/preprocess.js';
 
 /** Images in model-input units, [count, h, w, c] back to back, and their label indices. */
 export interface LabelledSet {

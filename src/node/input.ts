@@ -3,7 +3,7 @@
 // opening it. A FIFO or a device would block the open or never end (/dev/zero), and a huge file
 // would be read whole into memory: both are caught by stat, which blocks on nothing.
 import { closeSync, constants, fstatSync, lstatSync, openSync, readSync, statSync, type Stats } from 'node:fs';
-import { InputError } from './errors.js';
+import { InputError } from '../errors.js';
 
 const MiB = 1024 * 1024;
 

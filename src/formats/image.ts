@@ -6,7 +6,7 @@
  */
 import { encode as fastPngEncode } from 'fast-png';
 import { ZStream, Z_NO_FLUSH, Z_OK, Z_STREAM_END, zlibInflate, zlibInflateInit, type Z_CallStatus } from 'pako';
-import { InputError } from './errors.js';
+import { InputError } from '../errors.js';
 import { crc32 } from './crc.js';
 import { decodeJpeg, JpegError } from './jpeg.js';
 

@@ -1,11 +1,12 @@
 // A worker thread of the pool in parallel.ts: it has its own engine (its own WASM instance)
 // and answers its requests: render faces, attack images, compute a share of a batch's gradients.
 import { parentPort } from 'node:worker_threads';
-import type { Engine } from './engine.js';
-import { Net, readModel } from './model.js';
-import { runAttack } from './attacks/index.js';
-import { loadEngine } from './node.js';
-import { BatchGradients, type LabelledSet } from './train.js';
+import type { Engine } from '../core/engine.js';
+import { readModel } from '../formats/model.js';
+import { Net } from '../core/net.js';
+import { runAttack } from '../attacks/index.js';
+import { loadEngine } from './engine.js';
+import { BatchGradients, type LabelledSet } from '../train/train.js';
 import type { Request } from './parallel.js';
 
 let engine: Engine | undefined;
@@ -18,7 +19,7 @@ parentPort!.on('message', async (request: Request) => {
     case 'faces': {
       // Imported here: the face renderer takes longer to load than the rest of the worker, and
       // attacks and training never use it.
-      const { generateFaces } = await import('./dataset.js');
+      const { generateFaces } = await import('../train/dataset.js');
       const faces = generateFaces(request.count, request.seed, undefined, request.from);
       const pixels = new Uint8Array(faces.reduce((n, f) => n + f.image.data.length, 0));
       let at = 0;

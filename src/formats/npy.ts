@@ -2,7 +2,7 @@
  * NumPy `.npy` files (format 1.0 written; 1.0, 2.0 and 3.0 read) for float arrays in C order.
  * Works on Uint8Arrays so that it also runs in the browser.
  */
-import { InputError, quote } from './errors.js';
+import { InputError, quote } from '../errors.js';
 
 const MAGIC = '\x93NUMPY';
 

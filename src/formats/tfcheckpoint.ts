@@ -6,9 +6,9 @@
  */
 import pb from 'protobufjs/minimal.js';
 import type { Long, Reader } from 'protobufjs/minimal.js';
-import { InputError, quote } from './errors.js';
+import { InputError, quote } from '../errors.js';
 import { crc32c } from './crc.js';
-import { INPUT_LIMITS, readInputFile } from './input.js';
+import { INPUT_LIMITS, readInputFile } from '../node/input.js';
 
 export interface CheckpointTensor { name: string; dtype: number /* TF DataType enum */; shape: number[]; offset: number; size: number; }
 export interface Checkpoint {

@@ -6,7 +6,7 @@
  */
 import { createRequire } from 'node:module';
 import { Resvg } from '@resvg/resvg-js';
-import { encodePng, type Image } from './image.js';
+import { encodePng, type Image } from '../formats/image.js';
 
 const FONT_OPTIONS = {
   fontFiles: [createRequire(import.meta.url).resolve('dejavu-fonts-ttf/ttf/DejaVuSans.ttf')],

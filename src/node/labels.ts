@@ -2,7 +2,7 @@
 // attack. A header names the columns; "file" and "label" are needed, others (an age, a face box)
 // are kept for whoever wants them. Checked whole before any image is read.
 import { join } from 'node:path';
-import { InputError, isPrintable, quote } from './errors.js';
+import { InputError, isPrintable, quote } from '../errors.js';
 import { INPUT_LIMITS, readInputText } from './input.js';
 
 export interface LabelRow {

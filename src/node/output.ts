@@ -6,7 +6,7 @@
 // the reason in words.
 import { accessSync, constants, linkSync, mkdirSync, readdirSync, readFileSync, renameSync, rmdirSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { InputError } from './errors.js';
+import { InputError } from '../errors.js';
 
 const REASONS: Record<string, string> = {
   ENOSPC: 'no space left on the device',
