@@ -1,0 +1,96 @@
+// `mislead eval`: accuracy on a labelled folder, and under attack per budget.
+import { join } from 'node:path';
+import { InputError } from '../errors.js';
+import { loadModel } from '../node/files.js';
+import { cleanOnSignals, OutputSet, withDefaultSignals } from '../node/output.js';
+import { type Model } from '../formats/model.js';
+import { Net } from '../core/net.js';
+import { loadEngine } from '../node/engine.js';
+import { checkLogits, checkResults } from './run.js';
+import { runAttack as runSuite } from '../attacks/index.js';
+import { robustnessSvg, svgToPng } from './figures.js';
+import { readDataset } from '../train/dataset.js';
+import { Pool } from '../node/parallel.js';
+import { availableParallelism } from 'node:os';
+import { evaluate, facesToSet, type LabelledSet } from '../train/train.js';
+import { intOption, modelOption, print, type Command, type Values } from './command.js';
+
+export const evalCommand: Command = {
+  usage: 'mislead eval DIR [--model FILE] [--attack M --eps LIST [--out DIR]] [--json]',
+  summary: 'accuracy, per-class accuracy and confusion matrix on a labelled folder; accuracy under attack',
+  help: [
+    'DIR holds images and labels.csv ("file,label" rows), as "mislead dataset" writes.',
+    'With --attack (fgsm, bim, pgd, mifgsm) and --eps (grey levels, e.g. 0,1,2,4,8,16): the accuracy',
+    'under that untargeted L-infinity attack at each budget, judged on the 8-bit images, as a table and',
+    'as robustness.svg, robustness.png and robustness.json in --out (default ./out).',
+    'Examples:',
+    '  mislead eval faces --model model.safetensors',
+    '  mislead eval faces --attack pgd --eps 0,1,2,4,8,16 --out robustness',
+  ].join('\n'),
+  options: { ...modelOption, json: { type: 'boolean' }, attack: { type: 'string' }, eps: { type: 'string' }, out: { type: 'string' }, force: { type: 'boolean' }, workers: { type: 'string' } },
+  async run(positionals, values) {
+    if (positionals.length !== 1) throw new InputError('eval needs exactly one DIR');
+    const { model, path } = loadModel(values.model as string | undefined);
+    const labels = model.architecture.labels;
+    const dataset = readDataset(positionals[0], labels);
+    const set = facesToSet(dataset.images.map((image, i) => ({ image, label: dataset.labels[i] })), model.architecture);
+    const names = dataset.files.map((f) => join(positionals[0], f));
+    if (values.attack !== undefined) return cleanOnSignals(() => robustness(model, path, set, names, values));
+    const { predictions, accuracy } = checkedEvaluate(new Net(await loadEngine(), model), set, path, names);
+    const confusion = labels.map((_, truth) => labels.map((_, predicted) => predictions.filter((p, i) => set.labels[i] === truth && p === predicted).length));
+    const perClass = Object.fromEntries(labels.map((l, c) => [l, confusion[c][c] / Math.max(1, confusion[c].reduce((a, b) => a + b, 0))]));
+    if (values.json) return print(JSON.stringify({ images: set.labels.length, accuracy, per_class: perClass, labels, confusion }));
+    print(`${set.labels.length} images: accuracy ${(100 * accuracy).toFixed(2)} %`);
+    for (const l of labels) print(`  ${l.padEnd(12)} ${(100 * perClass[l]).toFixed(2)} %`);
+    const width = Math.max(8, ...labels.map((l) => l.length)) + 2;
+    print(`\nconfusion (rows: truth, columns: predicted)\n${' '.repeat(width)}${labels.map((l) => l.padStart(width)).join('')}`);
+    confusion.forEach((row, i) => print(`${labels[i].padEnd(width)}${row.map((v) => String(v).padStart(width)).join('')}`));
+  },
+};
+
+async function robustness(model: Model, modelPath: string, set: LabelledSet, names: readonly string[], values: Values): Promise<void> {
+  const method = values.attack as string;
+  if (!['fgsm', 'bim', 'pgd', 'mifgsm'].includes(method)) throw new InputError(`--attack ${method}: expected fgsm, bim, pgd or mifgsm (budgeted attacks)`);
+  const text = (values.eps as string | undefined) ?? '0,1,2,4,8,16';
+  const budgets = text.split(',').map((v) => Number(v.trim()));
+  if (budgets.length === 0 || budgets.some((e) => !Number.isFinite(e) || e < 0 || e > 255)) throw new InputError(`--eps ${text}: expected grey levels from 0 to 255, separated by commas`);
+  const out = (values.out as string | undefined) ?? 'out';
+  const outputs = new OutputSet(out, Boolean(values.force), ['robustness.svg', 'robustness.png', 'robustness.json']);
+  const size = set.inputs.length / set.labels.length;
+  const inputs = Array.from(set.labels, (_, i) => set.inputs.slice(i * size, (i + 1) * size));
+  const workers = intOption(values, 'workers', availableParallelism(), 1, 256);
+  const net = new Net(await loadEngine(), model);
+  const points: { eps: number; accuracy: number }[] = [];
+  for (const eps of budgets) {
+    const attacked = async () => {
+      const results = workers > 1 ? await new Pool(workers).attack(model, inputs, { method: method as 'pgd', eps }) : await withDefaultSignals(() => runSuite(net, inputs, { method: method as 'pgd', eps }));
+      checkResults(results, modelPath, names);
+      return results.map((r) => r.after.index);
+    };
+    const predicted = eps === 0 ? checkedEvaluate(net, set, modelPath, names).predictions : await attacked();
+    const accuracy = Array.from(predicted).filter((p, i) => p === set.labels[i]).length / set.labels.length;
+    points.push({ eps, accuracy });
+    if (!values.json) print(`eps ${String(eps).padStart(5)}  accuracy under ${method} ${(100 * accuracy).toFixed(2)} %`);
+  }
+  const svg = robustnessSvg(points, `Accuracy under ${method.toUpperCase()} (L∞) on ${set.labels.length} images`);
+  const report = { model: modelPath, attack: method, images: set.labels.length, points };
+  let written: string[];
+  try {
+    outputs.write('robustness.svg', svg);
+    outputs.write('robustness.png', svgToPng(svg));
+    outputs.write('robustness.json', JSON.stringify(report, null, 2) + '\n');
+    written = outputs.commit();
+  } catch (e) {
+    outputs.abandon();
+    throw e;
+  }
+  print(values.json ? JSON.stringify(report) : `wrote ${written.join(', ')}`);
+}
+
+function checkedEvaluate(net: Net, set: LabelledSet, modelPath: string, names: readonly string[]) {
+  const result = evaluate(net, set);
+  const classes = net.architecture.labels.length;
+  names.forEach((name, i) => checkLogits(result.logits.subarray(i * classes, (i + 1) * classes), modelPath, name));
+  return result;
+}
+
