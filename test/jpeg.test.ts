@@ -1,7 +1,7 @@
 // JPEG decoding against the reference: djpeg, libjpeg-turbo's own decoder (what OpenCV's imread links),
 // with its default options as imread uses them (ISLOW IDCT, fancy upsampling). Files are made by cjpeg
 // in every coding and sampling it has, and by ImageMagick for CMYK; the tools come from Debian's
-// packages (test/setup-jpeg-tools.sh installs them when missing; the tests are skipped, saying why,
+// packages (test/setup-debian.sh installs them when missing; the tests are skipped, saying why,
 // only when that fails).
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -16,8 +16,10 @@ import { decodeJpeg } from '../src/formats/jpeg.js';
 const root = fileURLToPath(new URL('..', import.meta.url));
 
 function ensureTools(): string | undefined {
-  const r = spawnSync('sh', [join(root, 'test/setup-jpeg-tools.sh')], { encoding: 'utf8', timeout: 15 * 60_000 });
-  return r.status === 0 ? undefined : (r.stderr || r.error?.message || `setup-jpeg-tools.sh exited with ${r.status}`).trim();
+  // cjpeg and djpeg are libjpeg-turbo's own (what OpenCV's imread decodes with); ImageMagick's convert
+  // is the only encoder at hand that writes CMYK JPEGs.
+  const r = spawnSync('sh', [join(root, 'test/setup-debian.sh'), 'command -v cjpeg && command -v djpeg', 'libjpeg-turbo-progs', 'convert -version | grep -q ImageMagick', 'imagemagick'], { encoding: 'utf8', timeout: 15 * 60_000 });
+  return r.status === 0 ? undefined : (r.stderr || r.error?.message || `setup-debian.sh exited with ${r.status}`).trim();
 }
 const missing = ensureTools();
 if (missing) console.warn(`test/jpeg.test.ts skipped: ${missing}`);

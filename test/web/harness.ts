@@ -1,5 +1,5 @@
 // What the browser tests need around the page: Debian's Chromium (installed on demand by
-// setup-chromium.sh), a build of the page (vite build into a folder of our choice) and a tiny
+// test/setup-debian.sh), a build of the page (vite build into a folder of our choice) and a tiny
 // static server of our own on localhost.
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, statSync } from 'node:fs';
@@ -15,9 +15,9 @@ export const CHROMIUM = '/usr/bin/chromium';
 /** Installs Chromium when it is missing; returns why it could not, or undefined when it is there. */
 export function ensureChromium(): string | undefined {
   if (existsSync(CHROMIUM)) return undefined;
-  const r = spawnSync('sh', [join(ROOT, 'test/web/setup-chromium.sh')], { encoding: 'utf8', timeout: 15 * 60_000 });
+  const r = spawnSync('sh', [join(ROOT, 'test/setup-debian.sh'), `test -x ${CHROMIUM}`, 'chromium'], { encoding: 'utf8', timeout: 15 * 60_000 });
   if (r.status === 0 && existsSync(CHROMIUM)) return undefined;
-  return (r.stderr || r.error?.message || `setup-chromium.sh exited with ${r.status}`).trim();
+  return (r.stderr || r.error?.message || `setup-debian.sh exited with ${r.status}`).trim();
 }
 
 /** `vite build` of the page into a new temporary folder; `weights` replaces weights/ when given. */
