@@ -13,7 +13,7 @@ import { Progress } from './progress.js';
 import { encodePng } from '../formats/image.js';
 import { type Model } from '../formats/model.js';
 import { loadEngine } from '../node/engine.js';
-import { writeNpy } from '../formats/npy.js';
+import { resultFiles } from '../formats/results.js';
 import { figurePng, lossSvg, type Curve, type Panel } from './figures.js';
 import { filterImage, inputToImage } from '../formats/preprocess.js';
 
@@ -96,9 +96,10 @@ function writeResults(net: Net, modelPath: string, outputs: OutputSet, x: Float3
   const [height, width, channels] = arch.input;
   const adversarialImage = (dx: Float32Array) => inputToImage(x.map((v, i) => v + dx[i]), arch);
   const last = stages[stages.length - 1];
-  const png = outputs.write('adversarial.png', encodePng(adversarialImage(last.dx)));
-  outputs.write('perturbation.npy', writeNpy(last.dx, [...arch.input]));
-  outputs.write('filter.png', encodePng(filterImage(last.dx, height, width, channels as 1 | 3)));
+  const files = resultFiles(x.map((v, i) => v + last.dx[i]), last.dx, arch);
+  const png = outputs.write('adversarial.png', files['adversarial.png']);
+  outputs.write('perturbation.npy', files['perturbation.npy']);
+  outputs.write('filter.png', files['filter.png']);
   const panels: Panel[] = [{ title: `Original: ${capitalise(before.label)}`, subtitle: scores(net, before), image: inputToImage(x, arch) }];
   for (const s of stages) {
     const filterTitle = s === stages[0] ? 'Noise filter' : `Noise filter (${s.title.replace(/^Adversarial /, '')})`;

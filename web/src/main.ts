@@ -2,11 +2,11 @@
 // and shows the attack as it goes. Pictures become model inputs here with the same code as the
 // command line (decodeImage in the worker, then crop and imageToInput), so the numbers are the same.
 import './style.css';
-import { crop as cropImage, encodePng, type Image } from '../../src/formats/image.js';
+import { crop as cropImage, type Image } from '../../src/formats/image.js';
 import { plannedIterations, type AttackOptions } from '../../src/attacks/index.js';
 import { type Architecture } from '../../src/formats/model.js';
 import { argmax, softmax } from '../../src/core/net.js';
-import { writeNpy } from '../../src/formats/npy.js';
+import { resultFiles } from '../../src/formats/results.js';
 import { filterImage, imageToInput, inputToImage } from '../../src/formats/preprocess.js';
 import { CropBox, type Rect } from './crop.js';
 import { METHODS, TUTORIAL, attackOptions, checkOptions, defaultParams, fieldOfMessage, methodById, resolved, sampleOrder, type MethodSpec, type Params, type TutorialStep } from './methods.js';
@@ -752,12 +752,12 @@ async function ended(method: MethodSpec, x: Float32Array, original: number, targ
 async function offerDownloads(adversarial: Float32Array, perturbation: Float32Array, succeeded: (label: number) => boolean, success?: boolean): Promise<void> {
   for (const u of state.urls) URL.revokeObjectURL(u);
   const arch = state.model!.architecture;
-  const [h, w, c] = arch.input;
   const image = inputToImage(adversarial, arch);
+  const files = resultFiles(adversarial, perturbation, arch);
   const blobs: [HTMLAnchorElement, Uint8Array, string][] = [
-    [el.downloadPng, encodePng(image), 'image/png'],
-    [el.downloadNpy, writeNpy(perturbation, [h, w, c]), 'application/octet-stream'],
-    [el.downloadFilter, encodePng(filterImage(perturbation, h, w, c as 1 | 3)), 'image/png'],
+    [el.downloadPng, files['adversarial.png'], 'image/png'],
+    [el.downloadNpy, files['perturbation.npy'], 'application/octet-stream'],
+    [el.downloadFilter, files['filter.png'], 'image/png'],
   ];
   state.urls = blobs.map(([a, bytes, type]) => (a.href = URL.createObjectURL(new Blob([bytes as BlobPart], { type }))));
   el.downloads.hidden = false;
