@@ -2,6 +2,7 @@
 // Node scripts import the same and more from index.ts. Data flows one way: image → tensor in
 // WASM memory → model forward on the tape → loss → backward → step.
 import { Engine } from './core/engine.js';
+import { readModel, type Model } from './formats/model.js';
 
 export { Engine, EngineMemoryError, Tensor, type Kernels } from './core/engine.js';
 export { Tape, type Step } from './core/tape.js';
@@ -20,4 +21,14 @@ export async function loadEngine(): Promise<Engine> {
   const response = await fetch(url);
   if (!response.ok) throw new Error(`could not load the kernels (${url}: HTTP ${response.status})`);
   return Engine.create(await WebAssembly.compileStreaming(response));
+}
+
+/** A model file fetched by URL and checked (readModel); by default the model shipped with the
+ *  package (weights/default.safetensors), which bundlers resolve as an asset. In Node, index.ts's
+ *  loadModel reads a path instead; `await loadModel(…)` reads the same in both. */
+export async function loadModel(url: string | URL = new URL('../weights/default.safetensors', import.meta.url)): Promise<{ model: Model; path: string }> {
+  const response = await fetch(url);
+  if (!response.ok) throw new Error(`could not load the model (${url}: HTTP ${response.status})`);
+  const name = String(url);
+  return { model: readModel(new Uint8Array(await response.arrayBuffer()), name), path: name };
 }

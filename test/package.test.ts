@@ -86,12 +86,11 @@ describe('the package', () => {
     const dir = project({
       'index.html': '<!doctype html><script type="module" src="./main.js"></script>',
       'main.js': `
-        import { loadEngine, readModel, decodeImage, imageToInput, startAttack, Net } from 'mislead';
-        import modelUrl from 'mislead/weights/default.safetensors?url';
+        import { loadEngine, loadModel, decodeImage, imageToInput, startAttack, Net } from 'mislead';
         import faceUrl from 'mislead/weights/samples/woman.png?url';
         const bytes = async (url) => new Uint8Array(await (await fetch(url)).arrayBuffer());
         window.result = (async () => {
-          const model = readModel(await bytes(modelUrl), 'default.safetensors');
+          const { model } = await loadModel();
           const x = imageToInput(decodeImage(await bytes(faceUrl), 'woman.png'), model.architecture);
           const run = startAttack(new Net(await loadEngine(), model), [x], { method: 'pgd', eps: 4 });
           while (run.step(10)) await new Promise((ok) => setTimeout(ok));
