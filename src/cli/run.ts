@@ -194,14 +194,16 @@ type Display = 'lines' | 'bar' | 'none';
  *  and the loss of the first image at each iteration of its batch. */
 async function attackImages(job: Pick<AttackJob, 'model' | 'modelPath' | 'images' | 'workers'>, net: Net, inputs: Float32Array[], options: AttackOptions, display: Display) {
   const images = inputs.length;
-  const bar = display === 'bar' ? new Progress(options.method, images) : null;
   if (job.workers > 1 && images > 1) {
+    const bar = display === 'bar' ? new Progress(options.method, images) : null;
     const results = await new Pool(Math.min(job.workers, images)).attack(job.model, inputs, options, (done) => bar?.update(Math.round(done)));
     bar?.done();
     return { results, losses: [] };
   }
   const losses: number[] = [];
   let reported = -1;
+  // A bar of iterations for one image (with its loss and the class it has now), of images for a batch.
+  const shown: { bar?: Progress } = {};
   const run = startAttack(net, inputs, options, {
     onProgress: (done, total, info) => {
       // A batch's end is reported again with its results: the iteration's line is already out.
@@ -212,11 +214,15 @@ async function attackImages(job: Pick<AttackJob, 'model' | 'modelPath' | 'images
       // The loss curve: the first image's, one value per iteration (not the end of an early stop).
       if (info.batch === 0 && done - 1 === losses.length) losses.push(loss);
       if (display === 'lines') tutorialLine(info.iteration, loss, run.total);
-      bar?.update(Math.min(images, Math.round((done / total) * images)), () => `loss ${loss.toFixed(6)}`);
+      if (display !== 'bar') return;
+      if (images > 1) return void (shown.bar ??= new Progress(options.method, images)).update(Math.round((done / total) * images));
+      // The class is worked out only when the bar is drawn (20 times a second at most).
+      const now = () => net.architecture.labels[argmax(predictLogits(net, [info.x.subarray(0, inputs[0].length)])[0])];
+      (shown.bar ??= new Progress(options.method, total)).update(done, () => `loss ${loss.toFixed(6)} · ${now()}`);
     },
   });
   await stepInSlices(run);
-  bar?.done();
+  shown.bar?.done();
   return { results: run.results, losses };
 }
 
