@@ -1,7 +1,7 @@
 // BIM, the basic iterative method or iterative FGSM (Kurakin, Goodfellow & Bengio, "Adversarial
 // Examples in the Physical World", ICLR 2017 workshop, §2.1): steps of size `step` from the
 // original, each projected back into the eps ball around it and into the pixel box.
-import { GradientAttack } from './gradient.js';
+import { gradientSteps } from './gradient.js';
 import { budget, crossEntropyLoss, earlyStop, eps, iterations, norm, step, type Method } from './method.js';
 import type { Norm } from './batch.js';
 
@@ -27,7 +27,6 @@ export const bim: Method<Required<BimOptions>> = {
   resolve: (values) => ({ method: 'bim', ...budget(values, (e) => e / 8) }),
   planned: (o) => o.iterations,
   ball: (o) => ({ norm: o.norm, eps: o.eps }),
-  start: (run, o) =>
-    new GradientAttack(run, { norm: o.norm, eps: o.eps * run.geo.unit, step: o.step * run.geo.unit, iterations: o.iterations, restarts: 1, randomStart: false, decay: null, earlyStop: o.earlyStop, seed: 0 }),
+  start: (run, o) => gradientSteps(run, o),
   loss: crossEntropyLoss,
 };

@@ -1,7 +1,7 @@
 // FGSM, the fast gradient sign method (Goodfellow, Shlens & Szegedy, "Explaining and Harnessing
 // Adversarial Examples", ICLR 2015, §4): one step of size eps along the sign of the loss
 // gradient (L∞), or along the gradient scaled to length eps (L2).
-import { GradientAttack } from './gradient.js';
+import { gradientSteps } from './gradient.js';
 import { budget, crossEntropyLoss, eps, norm, type Method } from './method.js';
 import type { Norm } from './batch.js';
 
@@ -26,7 +26,6 @@ export const fgsm: Method<Required<FgsmOptions>> = {
   },
   planned: () => 1,
   ball: (o) => ({ norm: o.norm, eps: o.eps }),
-  start: (run, o) =>
-    new GradientAttack(run, { norm: o.norm, eps: o.eps * run.geo.unit, step: o.eps * run.geo.unit, iterations: 1, restarts: 1, randomStart: false, decay: null, earlyStop: true, seed: 0 }),
+  start: (run, o) => gradientSteps(run, o),
   loss: crossEntropyLoss,
 };

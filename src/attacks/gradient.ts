@@ -27,6 +27,21 @@ export interface GradientParams {
   seed: number;
 }
 
+/** The loop for a method's options in grey levels (eps, and step, iterations and early stop
+ *  where it has them: else one step of size eps, as FGSM), converted to model units; `more` sets
+ *  what only some methods use (PGD's restarts and random start, MI-FGSM's momentum). */
+export function gradientSteps(
+  run: BatchRun,
+  o: { norm: Norm; eps: number; step?: number; iterations?: number; earlyStop?: boolean },
+  more: Partial<Pick<GradientParams, 'restarts' | 'randomStart' | 'decay' | 'seed'>> = {},
+): GradientAttack {
+  const unit = run.geo.unit;
+  return new GradientAttack(run, {
+    norm: o.norm, eps: o.eps * unit, step: (o.step ?? o.eps) * unit, iterations: o.iterations ?? 1, earlyStop: o.earlyStop ?? true,
+    restarts: 1, randomStart: false, decay: null, seed: 0, ...more,
+  });
+}
+
 /** One batch's attack, an iteration at each step(): rounds (PGD's restarts) of up to
  *  `iterations` steps and a last judgement each. An iteration is a method of its own, so that it
  *  is optimised as a whole and allocates nothing. */

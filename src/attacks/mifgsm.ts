@@ -1,6 +1,6 @@
 // MI-FGSM, momentum iterative FGSM (Dong, Liao, Pang, Su, Zhu, Hu & Li, "Boosting Adversarial
 // Attacks with Momentum", CVPR 2018, Algorithm 1): BIM along a momentum g ← μ·g + ∇/‖∇‖₁.
-import { GradientAttack } from './gradient.js';
+import { gradientSteps } from './gradient.js';
 import { budget, crossEntropyLoss, earlyStop, eps, iterations, norm, step, type Method } from './method.js';
 import type { Norm } from './batch.js';
 
@@ -30,7 +30,6 @@ export const mifgsm: Method<Required<MiFgsmOptions>> = {
   resolve: (values) => ({ method: 'mifgsm', ...budget(values, (e, n) => e / n), decay: values.decay as number }),
   planned: (o) => o.iterations,
   ball: (o) => ({ norm: o.norm, eps: o.eps }),
-  start: (run, o) =>
-    new GradientAttack(run, { norm: o.norm, eps: o.eps * run.geo.unit, step: o.step * run.geo.unit, iterations: o.iterations, restarts: 1, randomStart: false, decay: o.decay, earlyStop: o.earlyStop, seed: 0 }),
+  start: (run, o) => gradientSteps(run, o, { decay: o.decay }),
   loss: crossEntropyLoss,
 };

@@ -1,7 +1,7 @@
 // PGD, projected gradient descent (Madry, Makelov, Schmidt, Tsipras & Vladu, "Towards Deep
 // Learning Models Resistant to Adversarial Attacks", ICLR 2018, §2): BIM from a uniformly random
 // point of the eps ball, restarted from another random point while it fails.
-import { GradientAttack } from './gradient.js';
+import { gradientSteps } from './gradient.js';
 import { budget, crossEntropyLoss, earlyStop, eps, iterations, norm, step, type Method } from './method.js';
 import type { Norm } from './batch.js';
 
@@ -42,10 +42,6 @@ export const pgd: Method<Required<PgdOptions>> = {
   planned: (o) => o.iterations * o.restarts,
   ball: (o) => ({ norm: o.norm, eps: o.eps }),
   rounds: (o) => ({ count: o.restarts, name: 'restart' }),
-  start: (run, o, first) =>
-    new GradientAttack(run, {
-      norm: o.norm, eps: o.eps * run.geo.unit, step: o.step * run.geo.unit, iterations: o.iterations, restarts: o.restarts,
-      randomStart: o.randomStart, decay: null, earlyStop: o.earlyStop, seed: o.seed + first,
-    }),
+  start: (run, o, first) => gradientSteps(run, o, { restarts: o.restarts, randomStart: o.randomStart, seed: o.seed + first }),
   loss: crossEntropyLoss,
 };
