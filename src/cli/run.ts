@@ -153,7 +153,6 @@ async function attack(job: AttackJob): Promise<void> {
   const inputs = job.images.map((path) => readModelInput(path, arch, job.crop));
   const truth = single ? undefined : trueLabels(job.images, arch.labels);
   const net = new Net(await loadEngine(), job.model);
-  const before = classify(net, inputs, job.modelPath, job.images);
   const target = job.target === undefined ? undefined : resolveTarget(arch.labels, job.target, 0);
   // The filter is the tutorial's: its result is X + DX in float, the 8-bit file judged apart.
   const options = { ...job.options, target, quantize: job.options.method !== 'filter' } as AttackOptions;
@@ -169,6 +168,8 @@ async function attack(job: AttackJob): Promise<void> {
     const params = { ...resolved, init: undefined, target: target === undefined ? null : arch.labels[target] };
     if (single) {
       const [r] = results;
+      // The classes before come from the attack's own first forward pass, not a second one.
+      const before = [describe(net, Float32Array.from(r.before.logits), job.modelPath, job.images[0])];
       const after = describe(net, Float32Array.from(r.after.logits), job.modelPath, `${job.images[0]} after the attack`);
       const curves = iterative ? [{ name: 'loss', values: losses }] : [];
       const saved = writeResults(net, job.modelPath, outputs, inputs[0], before[0], [{ title: 'Adversarial', dx: r.perturbation, after }], curves);
@@ -210,7 +211,12 @@ async function attackImages(job: Pick<AttackJob, 'model' | 'modelPath' | 'images
       if (done === reported) return;
       reported = done;
       const loss = info.loss[0];
-      if (!Number.isFinite(loss)) throw new InputError(`${job.modelPath}: the loss is not finite (${loss}) at iteration ${info.iteration} of the attack on ${job.images[info.batch * run.options.batchSize]}`);
+      if (!Number.isFinite(loss)) {
+        // Say why when it is the model itself: its logits on the original are not finite.
+        const image = job.images[info.batch * run.options.batchSize];
+        classify(net, [info.original.subarray(0, inputs[0].length)], job.modelPath, [image]);
+        throw new InputError(`${job.modelPath}: the loss is not finite (${loss}) at iteration ${info.iteration} of the attack on ${image}`);
+      }
       // The loss curve: the first image's, one value per iteration (not the end of an early stop).
       if (info.batch === 0 && done - 1 === losses.length) losses.push(loss);
       if (display === 'lines') tutorialLine(info.iteration, loss, run.total);
