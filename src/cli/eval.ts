@@ -2,15 +2,13 @@
 import { join } from 'node:path';
 import { InputError } from '../errors.js';
 import { loadModel } from '../node/files.js';
-import { cleanOnSignals, OutputSet, withDefaultSignals } from '../node/output.js';
-import { type Model } from '../formats/model.js';
+import { cleanOnSignals, OutputSet } from '../node/output.js';
+import type { Model } from '../formats/model.js';
 import { Net } from '../core/net.js';
 import { loadEngine } from '../node/engine.js';
-import { checkLogits, checkResults } from './run.js';
-import { runAttack as runSuite } from '../attacks/index.js';
+import { attackImages, checkLogits, checkResults } from './run.js';
 import { robustnessSvg, svgToPng } from './figures.js';
 import { readDataset } from '../train/dataset.js';
-import { Pool } from '../node/parallel.js';
 import { availableParallelism } from 'node:os';
 import { evaluate, facesToSet, type LabelledSet } from '../train/train.js';
 import { intOption, modelOption, print, type Command, type Values } from './command.js';
@@ -63,7 +61,7 @@ async function robustness(model: Model, modelPath: string, set: LabelledSet, nam
   const points: { eps: number; accuracy: number }[] = [];
   for (const eps of budgets) {
     const attacked = async () => {
-      const results = workers > 1 ? await new Pool(workers).attack(model, inputs, { method: method as 'pgd', eps }) : await withDefaultSignals(() => runSuite(net, inputs, { method: method as 'pgd', eps }));
+      const { results } = await attackImages({ model, modelPath, images: [...names], workers }, net, inputs, { method: method as 'pgd', eps }, 'none');
       checkResults(results, modelPath, names);
       return results.map((r) => r.after.index);
     };

@@ -188,12 +188,12 @@ async function attack(job: AttackJob): Promise<void> {
 }
 
 /** How an attack shows its progress: the tutorial's log lines, a bar on stderr, or nothing. */
-type Display = 'lines' | 'bar' | 'none';
+export type Display = 'lines' | 'bar' | 'none';
 
 /** The attack on this thread in slices of about 50 ms, with a turn of the event loop between
  *  them (a signal is handled at once), or for a batch over a pool of workers; with progress,
  *  and the loss of the first image at each iteration of its batch. */
-async function attackImages(job: Pick<AttackJob, 'model' | 'modelPath' | 'images' | 'workers'>, net: Net, inputs: Float32Array[], options: AttackOptions, display: Display) {
+export async function attackImages(job: Pick<AttackJob, 'model' | 'modelPath' | 'images' | 'workers'>, net: Net, inputs: Float32Array[], options: AttackOptions, display: Display) {
   const images = inputs.length;
   if (job.workers > 1 && images > 1) {
     const bar = display === 'bar' ? new Progress(options.method, images) : null;

@@ -403,8 +403,8 @@ function listen(on: boolean): void {
 /** A turn of the event loop: a signal that came meanwhile is handled. */
 const turn = () => new Promise((resolve) => setImmediate(resolve));
 
-/** Runs `work` with the signal handlers above. For work that returns to the event loop often: a
- *  handler cannot run during a synchronous stretch (see withDefaultSignals). */
+/** Runs `work` with the signal handlers above. For work that returns to the event loop often (an
+ *  attack is stepped in slices for this): a handler cannot run during a synchronous stretch. */
 export async function cleanOnSignals<T>(work: () => Promise<T>): Promise<T> {
   guards++;
   listen(true);
@@ -413,18 +413,6 @@ export async function cleanOnSignals<T>(work: () => Promise<T>): Promise<T> {
   } finally {
     await turn();
     if (--guards === 0) listen(false);
-  }
-}
-
-/** Runs a long synchronous `work` with the signals' default action, so that Ctrl-C ends it at
- *  once rather than after it (what it leaves, the next run into the folder removes). */
-export async function withDefaultSignals<T>(work: () => T): Promise<T> {
-  if (listening) await turn();
-  listen(false);
-  try {
-    return work();
-  } finally {
-    if (guards > 0) listen(true);
   }
 }
 
