@@ -4,7 +4,8 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, unlinkSync,
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { faceSvg, generateFace, generateFaces, LABELS, readDataset, writeDataset, type Face } from '../src/train/dataset.js';
+import { faceSvg, generateFace, generateFaces, LABELS, type Face } from '../src/train/dataset.js';
+import { readDataset, writeDataset } from '../src/node/dataset.js';
 import { InputError } from '../src/errors.js';
 
 const tmp = () => mkdtempSync(join(tmpdir(), 'mislead-faces-'));

@@ -15,7 +15,7 @@ import { INPUT_LIMITS, readInputFile } from '../src/node/input.js';
 import { ARCHITECTURE_KEY, parameterShapes, writeModel, type Model } from '../src/formats/model.js';
 import { readNpy, writeNpy } from '../src/formats/npy.js';
 import { serializeSafetensors } from '../src/formats/safetensors.js';
-import { readDataset } from '../src/train/dataset.js';
+import { readDataset } from '../src/node/dataset.js';
 import { initialModel } from '../src/train/train.js';
 
 const root = resolve(import.meta.dirname, '..');

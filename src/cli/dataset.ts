@@ -1,6 +1,6 @@
 // `mislead dataset`: generated faces with labels.csv.
 import { InputError } from '../errors.js';
-import { writeDataset } from '../train/dataset.js';
+import { writeDataset } from '../node/dataset.js';
 import { Progress } from './progress.js';
 import { intOption, print, type Command } from './command.js';
 

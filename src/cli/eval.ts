@@ -8,7 +8,7 @@ import { Net } from '../core/net.js';
 import { loadEngine } from '../node/engine.js';
 import { attackImages, checkLogits, checkResults } from './run.js';
 import { robustnessSvg, svgToPng } from './figures.js';
-import { readDataset } from '../train/dataset.js';
+import { readDataset } from '../node/dataset.js';
 import { availableParallelism } from 'node:os';
 import { evaluate, facesToSet, type LabelledSet } from '../train/train.js';
 import { intOption, modelOption, print, type Command, type Values } from './command.js';

@@ -25,15 +25,10 @@
 // a non-facial cue. Kept, as they are facial: beards and stubble (men only), eyelashes and female
 // eye/eyebrow shapes, blush (women only), long hair (90 % of women, 10 % of men), wider faces
 // (fatness 0–1 for men, 0–0.4 for women), bigger noses and ears for men.
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import { Resvg } from '@resvg/resvg-js';
 import { faceToSvgString, generate, type FaceConfig } from 'facesjs';
 import { InputError } from '../errors.js';
-import { INPUT_LIMITS, readInputFile } from '../node/input.js';
-import { decodeImage, encodePng, resize, toGray, type Image } from '../formats/image.js';
-import { OutputSet } from '../node/output.js';
-import { readLabels } from '../node/labels.js';
+import { decodeImage, resize, toGray, type Image } from '../formats/image.js';
 import { random } from '../core/random.js';
 
 export const LABELS = ['man', 'woman'] as const;
@@ -59,13 +54,13 @@ function mix(a: number, b: number): number {
   return (h ^ (h >>> 16)) >>> 0;
 }
 
-function checkSeed(seed: number): void {
+export function checkSeed(seed: number): void {
   if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) {
     throw new InputError(`seed must be a whole number from 0 to ${0xffffffff}, got ${seed}`);
   }
 }
 
-function checkCount(what: string, n: number): void {
+export function checkCount(what: string, n: number): void {
   if (!Number.isSafeInteger(n) || n < 0) throw new InputError(`${what} must be a whole number ≥ 0, got ${n}`);
 }
 
@@ -156,46 +151,4 @@ export function generateFaces(count: number, seed: number, onProgress?: (done: n
     onProgress?.(i + 1);
   }
   return faces;
-}
-
-const fileName = (i: number) => `${String(i).padStart(5, '0')}.png`;
-
-/**
- * Writes DIR/00000.png … (8-bit gray 48×48) and DIR/labels.csv (`file,label` then `00000.png,woman`
- * …). labels.csv is written last, under a temporary name then renamed, so that a dataset is complete
- * exactly when labels.csv exists; a DIR that already holds one is refused.
- */
-export function writeDataset(dir: string, count: number, seed: number, onProgress?: (done: number) => void, options: { quiet?: boolean } = {}): void {
-  checkCount('count', count);
-  checkSeed(seed);
-  if (existsSync(join(dir, 'labels.csv'))) throw new InputError(`${dir}: already holds a dataset (labels.csv); choose another directory`);
-  // Every image and labels.csv staged under a temporary name and renamed into place at the end,
-  // labels.csv last: a failure (a full disk, an interruption) leaves no half dataset.
-  const outputs = new OutputSet(dir, false, ['labels.csv'], options);
-  try {
-    const rows = ['file,label'];
-    for (let i = 0; i < count; i++) {
-      const { label, image } = generateFace(seed, i);
-      outputs.write(fileName(i), encodePng(image));
-      rows.push(`${fileName(i)},${LABELS[label]}`);
-      onProgress?.(i + 1);
-    }
-    outputs.write('labels.csv', rows.join('\n') + '\n');
-    outputs.commit();
-  } catch (e) {
-    outputs.abandon();
-    throw e;
-  }
-}
-
-/** Reads a folder of images with its labels.csv (as writeDataset makes it, or by hand, with any
- *  extra columns), each label one of `labels` (by default the generated faces'), as gray images. */
-export function readDataset(dir: string, labels: readonly string[] = LABELS): { files: string[]; labels: number[]; images: Image[] } {
-  const rows = readLabels(dir, labels);
-  const files = rows.map((r) => r.file);
-  const images = files.map((file) => {
-    const path = join(dir, file);
-    return toGray(decodeImage(readInputFile(path, 'an image listed in labels.csv', INPUT_LIMITS.image), path));
-  });
-  return { files, labels: rows.map((r) => r.label), images };
 }

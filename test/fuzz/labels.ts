@@ -5,7 +5,7 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { readDataset } from '../../src/train/dataset.js';
+import { readDataset } from '../../src/node/dataset.js';
 import { encodePng } from '../../src/formats/image.js';
 import { Invalid, type Target } from './harness.js';
 import { below, mutate, pick, streamOf, type Mutation } from './mutate.js';
