@@ -7,11 +7,13 @@ import type { Tape } from './tape.js';
 export type Padding = 'same' | 'valid';
 
 /** Output size and cells of padding before the input, along one axis, exactly as TensorFlow:
- *  SAME pads max((out−1)·s + k − n, 0) cells, the smaller half before. */
-export function window(n: number, k: number, stride: number, padding: Padding): { out: number; before: number } {
-  if (padding === 'valid') return { out: Math.ceil((n - k + 1) / stride), before: 0 };
+ *  SAME pads max((out−1)·s + k − n, 0) cells, the smaller half before. A dilated window
+ *  (taps `dilation` cells apart) spans (k−1)·dilation + 1 cells. */
+export function window(n: number, k: number, stride: number, padding: Padding, dilation = 1): { out: number; before: number } {
+  const span = (k - 1) * dilation + 1;
+  if (padding === 'valid') return { out: Math.ceil((n - span + 1) / stride), before: 0 };
   const out = Math.ceil(n / stride);
-  return { out, before: Math.floor(Math.max((out - 1) * stride + k - n, 0) / 2) };
+  return { out, before: Math.floor(Math.max((out - 1) * stride + span - n, 0) / 2) };
 }
 
 /** A number read by the tape at every replay, so it can change between runs (β, a loss weight). */
