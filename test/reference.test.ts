@@ -9,12 +9,25 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { PNG } from 'pngjs';
 import {
+  activation,
+  activationBackward,
+  add,
+  affine,
+  affineBackward,
+  avgpool,
+  avgpoolBackward,
+  concat,
+  concatBackward,
   conv2d,
   conv2dBackward,
   dense,
   denseBackward,
   flatten,
   flattenBackward,
+  globalAvgPool,
+  globalAvgPoolBackward,
+  globalMaxPool,
+  globalMaxPoolBackward,
   l2Loss,
   l2LossBackward,
   logSoftmax,
@@ -23,12 +36,15 @@ import {
   maxpoolBackward,
   networkLogits,
   networkLossAndGradients,
+  pad,
+  padBackward,
   relu,
   reluBackward,
   sizeOf,
   tensor,
   weightShapes,
   windowGeometry,
+  type ActivationKind,
   type Architecture,
   type Padding,
   type Tensor,
@@ -426,6 +442,157 @@ describe('l2Loss', () => {
     const v = randomTensor(rng, [3, 13, 11, 1]);
     const S = () => l2Loss(v);
     checkFd('[3,13,11,1]', 'l2Loss dv', fdError(S, v.data, l2LossBackward(v).data, pick(rng, v.data.length, Infinity)));
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Layers of larger networks: activations, average and global pooling, concat, pad, affine, add
+// ---------------------------------------------------------------------------------------------
+
+describe('activations', () => {
+  const kinds: [ActivationKind, number][] = [
+    ['relu', 0], ['relu6', 0], ['leaky_relu', 0.3], ['leaky_relu', -0.2], ['elu', 1], ['elu', 0.7], ['sigmoid', 0], ['tanh', 0],
+  ];
+  it('backward matches central FD on every entry, away from the kinks (0 and 6)', () => {
+    const rng = mulberry32(611);
+    for (const [kind, alpha] of kinds) {
+      const x = randomTensor(rng, [3, 5, 7, 2], 9);
+      for (let i = 0; i < x.data.length; i++) if (Math.abs(x.data[i]!) < 1e-2 || Math.abs(x.data[i]! - 6) < 1e-2) x.data[i] = 0.5;
+      const g = randomTensor(rng, x.shape);
+      const S = () => dot(g.data, activation(x, kind, alpha).data);
+      const label = `${kind} alpha ${alpha}`;
+      checkFd(label, `${kind} dx`, fdError(S, x.data, activationBackward(x, kind, alpha, g).data, pick(rng, x.data.length, Infinity)));
+    }
+  });
+
+  it('hand-computed values and the derivatives at the kinks, as TensorFlow', () => {
+    const x = tensor([7], [-2, 0, 0.5, 6, 7, -1e4, 1e4]);
+    const ones = tensor([7], [1, 1, 1, 1, 1, 1, 1]);
+    const values = (kind: ActivationKind, alpha = 0) => [...activation(x, kind, alpha).data];
+    const slopes = (kind: ActivationKind, alpha = 0) => [...activationBackward(x, kind, alpha, ones).data];
+    expect(values('relu6')).toEqual([0, 0, 0.5, 6, 6, 0, 6]);
+    expect(slopes('relu6')).toEqual([0, 0, 1, 0, 0, 0, 0]);
+    expect(slopes('relu')).toEqual([0, 0, 1, 1, 1, 0, 1]);
+    expect(values('leaky_relu', 0.3)).toEqual([-0.6, 0, 0.5, 6, 7, -3000, 1e4]);
+    expect(slopes('leaky_relu', 0.3)).toEqual([0.3, 0.3, 1, 1, 1, 0.3, 1]);
+    expect(values('elu', 2)[0]).toBeCloseTo(2 * (Math.exp(-2) - 1), 15);
+    expect(values('elu', 2)[5]).toBe(-2);
+    expect(slopes('elu', 2)[1]).toBe(2); // alpha·e⁰ at 0
+    // The sigmoid neither overflows nor loses its tails.
+    const s = values('sigmoid');
+    expect(s[5]).toBe(0);
+    expect(s[6]).toBe(1);
+    expect(s[0]).toBeCloseTo(1 / (1 + Math.exp(2)), 15);
+    expect(activation(tensor([1], [-700]), 'sigmoid').data[0]! / Math.exp(-700)).toBeCloseTo(1, 12);
+    expect(values('tanh')[0]).toBe(Math.tanh(-2));
+  });
+});
+
+describe('avgpool', () => {
+  it('backward matches central FD: sizes 1..5, strides 1..3, both paddings', () => {
+    const rng = mulberry32(621);
+    let config = 0;
+    for (const size of [1, 2, 3, 4, 5]) {
+      for (const s of [1, 2, 3]) {
+        for (const padding of paddings) {
+          const [Hh, Ww] = config % 2 === 0 ? [7, 9] : [13, 11];
+          const N = [1, 3][Math.floor(config / 2) % 2]!;
+          const C = [1, 3, 5][config % 3]!;
+          config++;
+          const label = `x=[${N},${Hh},${Ww},${C}] size=${size} s=${s} ${padding}`;
+          const x = randomTensor(rng, [N, Hh, Ww, C]);
+          const y = avgpool(x, size, s, padding);
+          const out = (n: number) => (padding === 'same' ? Math.ceil(n / s) : Math.ceil((n - size + 1) / s));
+          expect(y.shape, label).toEqual([N, out(Hh), out(Ww), C]);
+          const g = randomTensor(rng, y.shape);
+          const S = () => dot(g.data, avgpool(x, size, s, padding).data);
+          checkFd(label, 'avgpool dx', fdError(S, x.data, avgpoolBackward(x, size, s, padding, g).data, pick(rng, x.data.length, 300)));
+        }
+      }
+    }
+  });
+
+  it('SAME windows average only their real cells', () => {
+    // n = 3, size 2, stride 2, SAME: pad 0 before, 1 after; windows of 4, 2, 2 and 1 real cells.
+    const x = tensor([1, 3, 3, 1], [1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    expect([...avgpool(x, 2, 2, 'same').data]).toEqual([3, 4.5, 7.5, 9]);
+    const dx = avgpoolBackward(x, 2, 2, 'same', tensor([1, 2, 2, 1], [1, 2, 3, 4]));
+    expect([...dx.data]).toEqual([0.25, 0.25, 1, 0.25, 0.25, 1, 1.5, 1.5, 4]);
+    // size 3, stride 1, SAME: the corner window holds 4 real cells, the centre 9.
+    const y = avgpool(x, 3, 1, 'same');
+    expect(y.data[0]).toBe((1 + 2 + 4 + 5) / 4);
+    expect(y.data[4]).toBe(5);
+  });
+});
+
+describe('global pooling', () => {
+  it('backward matches central FD on every entry (max: data without ties)', () => {
+    const rng = mulberry32(631);
+    for (const shape of [[1, 1, 1, 3], [3, 5, 7, 2], [2, 4, 3, 9]]) {
+      const x = randomTensor(rng, shape);
+      const g = randomTensor(rng, [shape[0]!, shape[3]!]);
+      const label = `[${shape.join(',')}]`;
+      const all = pick(rng, x.data.length, Infinity);
+      checkFd(label, 'globalAvgPool dx', fdError(() => dot(g.data, globalAvgPool(x).data), x.data, globalAvgPoolBackward(x, g).data, all));
+      checkFd(label, 'globalMaxPool dx', fdError(() => dot(g.data, globalMaxPool(x).data), x.data, globalMaxPoolBackward(x, g).data, all));
+    }
+  });
+
+  it('hand-computed means and maxima; ties send the gradient to the first maximum', () => {
+    const x = tensor([1, 2, 2, 2], [1, -1, 3, -2, 3, -3, 0, -1]); // channel 0: 1 3 3 0; channel 1: −1 −2 −3 −1
+    expect([...globalAvgPool(x).data]).toEqual([7 / 4, -7 / 4]);
+    expect([...globalMaxPool(x).data]).toEqual([3, -1]);
+    expect([...globalMaxPoolBackward(x, tensor([1, 2], [5, 6])).data]).toEqual([0, 6, 5, 0, 0, 0, 0, 0]);
+    expect([...globalAvgPoolBackward(x, tensor([1, 2], [4, 8])).data]).toEqual([1, 2, 1, 2, 1, 2, 1, 2]);
+  });
+});
+
+describe('concat, pad, affine and add', () => {
+  it('concat puts the inputs side by side along the last dim; its backward splits dy', () => {
+    const a = tensor([2, 1], [1, 2]), b = tensor([2, 3], [3, 4, 5, 6, 7, 8]);
+    const y = concat([a, b]);
+    expect(y.shape).toEqual([2, 4]);
+    expect([...y.data]).toEqual([1, 3, 4, 5, 2, 6, 7, 8]);
+    const rng = mulberry32(641);
+    const xs = [randomTensor(rng, [2, 3, 5, 1]), randomTensor(rng, [2, 3, 5, 3]), randomTensor(rng, [2, 3, 5, 2])];
+    const g = randomTensor(rng, [2, 3, 5, 6]);
+    const grads = concatBackward(xs, g);
+    xs.forEach((x, i) => {
+      const S = () => dot(g.data, concat(xs).data);
+      checkFd(`input ${i}`, 'concat dx', fdError(S, x.data, grads[i]!.data, pick(rng, x.data.length, Infinity)));
+    });
+  });
+
+  it('pad surrounds each image with zeros; its backward crops dy', () => {
+    const y = pad(tensor([1, 1, 2, 1], [1, 2]), 1, 0, 0, 2);
+    expect(y.shape).toEqual([1, 2, 4, 1]);
+    expect([...y.data]).toEqual([0, 0, 0, 0, 1, 2, 0, 0]);
+    const rng = mulberry32(642);
+    const x = randomTensor(rng, [3, 4, 5, 2]);
+    const g = randomTensor(rng, [3, 4 + 2 + 3, 5 + 1 + 0, 2]);
+    const S = () => dot(g.data, pad(x, 2, 3, 1, 0).data);
+    checkFd('[3,4,5,2] pad 2 3 1 0', 'pad dx', fdError(S, x.data, padBackward(x, 2, 1, g).data, pick(rng, x.data.length, Infinity)));
+  });
+
+  it('affine scales and shifts each channel; backward matches central FD for x, scale and shift', () => {
+    expect([...affine(tensor([2, 2], [1, 2, 3, 4]), tensor([2], [10, -1]), tensor([2], [0.5, 1])).data]).toEqual([10.5, -1, 30.5, -3]);
+    const rng = mulberry32(643);
+    for (const shape of [[3, 5, 7, 4], [2, 9], [1, 1, 1, 1]]) {
+      const C = shape[shape.length - 1]!;
+      const x = randomTensor(rng, shape), scale = randomTensor(rng, [C]), shift = randomTensor(rng, [C]);
+      const g = randomTensor(rng, shape);
+      const S = () => dot(g.data, affine(x, scale, shift).data);
+      const grads = affineBackward(x, scale, g);
+      const label = `[${shape.join(',')}]`;
+      const all = (n: number) => pick(rng, n, Infinity);
+      checkFd(label, 'affine dx', fdError(S, x.data, grads.dx.data, all(x.data.length)));
+      checkFd(label, 'affine dscale', fdError(S, scale.data, grads.dscale.data, all(C)));
+      checkFd(label, 'affine dshift', fdError(S, shift.data, grads.dshift.data, all(C)));
+    }
+  });
+
+  it('add is elementwise', () => {
+    expect([...add(tensor([3], [1, 2, 3]), tensor([3], [0.5, -2, 4])).data]).toEqual([1.5, 0, 7]);
   });
 });
 

@@ -20,6 +20,10 @@
  * - maxpool backward: the gradient of a window goes entirely to the FIRST maximum of the window in
  *   row-major order (strict `>` scan); overlapping windows add up.
  * - relu backward: gradient passes only where the input is > 0 (relu'(0) = 0).
+ * - avgpool: a window's mean over its REAL cells only (padding is not counted); its backward
+ *   shares dy equally among those cells. Global max-pool sends dy to the first maximum, as maxpool.
+ * - Activation derivatives at their kinks: relu6' is 1 only for 0 < x < 6; leaky ReLU and ELU
+ *   take their lower branch at x = 0 (slope alpha).
  *
  * Exported API (every tensor argument/result is a `Tensor`; nothing is modified in place)
  * ---------------------------------------------------------------------------------------
@@ -50,6 +54,22 @@
  *
  *   l2Loss(v: Tensor): number                               // Σ v² / 2
  *   l2LossBackward(v: Tensor): Tensor                       // = v (gradient of l2Loss, factor 1)
+ *
+ *   type ActivationKind = 'relu' | 'relu6' | 'leaky_relu' | 'elu' | 'sigmoid' | 'tanh'
+ *   activation(x: Tensor, kind, alpha = 0): Tensor          // alpha: leaky ReLU's slope, ELU's scale
+ *   activationBackward(x, kind, alpha, dy): Tensor          // dx (x = the activation's INPUT)
+ *   avgpool(x: Tensor [N,H,W,C], size, stride, padding): Tensor [N,OH,OW,C]   // mean of REAL cells
+ *   avgpoolBackward(x, size, stride, padding, dy: Tensor [N,OH,OW,C]): Tensor // dx
+ *   globalAvgPool(x: Tensor [N,H,W,C]): Tensor [N,C];  globalAvgPoolBackward(x, dy: [N,C]): Tensor
+ *   globalMaxPool(x: Tensor [N,H,W,C]): Tensor [N,C];  globalMaxPoolBackward(x, dy: [N,C]): Tensor
+ *                                                           // (gradient to the first maximum)
+ *   concat(xs: Tensor[]): Tensor                            // along the last dim
+ *   concatBackward(xs: Tensor[], dy): Tensor[]              // one dx per input
+ *   pad(x: Tensor [N,H,W,C], top, bottom, left, right): Tensor   // zeros around each image
+ *   padBackward(x, top, left, dy): Tensor                   // dx: dy cropped
+ *   affine(x: Tensor [..., C], scale: Tensor [C], shift: Tensor [C]): Tensor
+ *   affineBackward(x, scale, dy): { dx: Tensor; dscale: Tensor; dshift: Tensor }
+ *   add(a: Tensor, b: Tensor): Tensor                       // equal shapes
  *
  *   Network (weights: Map<string, Float64Array> keyed `<name>.w` (HWIO or [in,out]) and `<name>.b`):
  *   type Layer = { type: 'conv2d'; name; filters; kernel; stride; padding; activation?: 'relu'|'none' }
@@ -461,6 +481,287 @@ export function l2Loss(v: Tensor): number {
 /** ∂l2Loss/∂v = v. */
 export function l2LossBackward(v: Tensor): Tensor {
   return tensor(v.shape, v.data);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Layers of larger networks: activations, average and global pooling, concat, pad, affine, add
+// ---------------------------------------------------------------------------------------------
+
+export type ActivationKind = 'relu' | 'relu6' | 'leaky_relu' | 'elu' | 'sigmoid' | 'tanh';
+
+/** One value through activation `kind`; `alpha` is leaky ReLU's slope below 0 and ELU's scale. */
+function activate(v: number, kind: ActivationKind, alpha: number): number {
+  switch (kind) {
+    case 'relu':
+      return v > 0 ? v : 0;
+    case 'relu6':
+      return Math.min(Math.max(v, 0), 6);
+    case 'leaky_relu':
+      return v > 0 ? v : alpha * v;
+    case 'elu':
+      return v > 0 ? v : alpha * Math.expm1(v);
+    case 'sigmoid':
+      return v >= 0 ? 1 / (1 + Math.exp(-v)) : Math.exp(v) / (1 + Math.exp(v));
+    case 'tanh':
+      return Math.tanh(v);
+  }
+}
+
+/** The derivative of activation `kind` at v, with TensorFlow's values at the kinks: relu′(0) = 0,
+ *  relu6′ is 1 only on 0 < v < 6, leaky ReLU's and ELU's take the lower branch at 0. */
+function activateDerivative(v: number, kind: ActivationKind, alpha: number): number {
+  switch (kind) {
+    case 'relu':
+      return v > 0 ? 1 : 0;
+    case 'relu6':
+      return v > 0 && v < 6 ? 1 : 0;
+    case 'leaky_relu':
+      return v > 0 ? 1 : alpha;
+    case 'elu':
+      return v > 0 ? 1 : alpha * Math.exp(v);
+    case 'sigmoid': // σ(v)·(1 − σ(v)), without the cancellation of 1 − σ(v) in the tails
+      return activate(v, 'sigmoid', 0) * activate(-v, 'sigmoid', 0);
+    case 'tanh': // 1 − tanh²(v), likewise
+      return 1 / Math.cosh(v) ** 2;
+  }
+}
+
+/** y = activation(x), elementwise. */
+export function activation(x: Tensor, kind: ActivationKind, alpha = 0): Tensor {
+  return tensor(x.shape, Array.from(x.data, (v) => activate(v, kind, alpha)));
+}
+
+/** dx = dy · activation′(x), elementwise (x = the activation's input). */
+export function activationBackward(x: Tensor, kind: ActivationKind, alpha: number, dy: Tensor): Tensor {
+  expectSameShape(x, dy, 'activationBackward');
+  return tensor(x.shape, Array.from(x.data, (v, i) => dy.data[i]! * activateDerivative(v, kind, alpha)));
+}
+
+/** y[n, oy, ox, c] = the mean of x[n, ·, ·, c] over the REAL cells of the window (padded cells
+ *  are not counted, as in TensorFlow's avg_pool). */
+export function avgpool(x: Tensor, size: number, stride: number, padding: Padding): Tensor {
+  expectRank(x, 4, 'avgpool x');
+  const [N, H, W, C] = x.shape as [number, number, number, number];
+  const gy = windowGeometry(H, size, stride, padding);
+  const gx = windowGeometry(W, size, stride, padding);
+  const y = tensor([N, gy.out, gx.out, C]);
+  for (let n = 0; n < N; n++) {
+    for (let oy = 0; oy < gy.out; oy++) {
+      for (let ox = 0; ox < gx.out; ox++) {
+        for (let c = 0; c < C; c++) {
+          let sum = 0;
+          let count = 0;
+          for (let ky = 0; ky < size; ky++) {
+            for (let kx = 0; kx < size; kx++) {
+              const iy = oy * stride - gy.padBefore + ky;
+              const ix = ox * stride - gx.padBefore + kx;
+              if (iy < 0 || iy >= H || ix < 0 || ix >= W) continue; // padded cell: not counted
+              sum += x.data[at4(x.shape, n, iy, ix, c)]!;
+              count++;
+            }
+          }
+          y.data[at4(y.shape, n, oy, ox, c)] = sum / count;
+        }
+      }
+    }
+  }
+  return y;
+}
+
+/** dx: each dy[n, oy, ox, c] is shared equally by the real cells of its window; windows add up. */
+export function avgpoolBackward(x: Tensor, size: number, stride: number, padding: Padding, dy: Tensor): Tensor {
+  expectRank(x, 4, 'avgpoolBackward x');
+  expectRank(dy, 4, 'avgpoolBackward dy');
+  const [N, H, W, C] = x.shape as [number, number, number, number];
+  const gy = windowGeometry(H, size, stride, padding);
+  const gx = windowGeometry(W, size, stride, padding);
+  if (dy.shape[0] !== N || dy.shape[1] !== gy.out || dy.shape[2] !== gx.out || dy.shape[3] !== C) {
+    throw new Error('avgpoolBackward: dy has the wrong shape');
+  }
+  const dx = tensor(x.shape);
+  for (let n = 0; n < N; n++) {
+    for (let oy = 0; oy < gy.out; oy++) {
+      for (let ox = 0; ox < gx.out; ox++) {
+        const cells: [number, number][] = [];
+        for (let ky = 0; ky < size; ky++) {
+          for (let kx = 0; kx < size; kx++) {
+            const iy = oy * stride - gy.padBefore + ky;
+            const ix = ox * stride - gx.padBefore + kx;
+            if (iy >= 0 && iy < H && ix >= 0 && ix < W) cells.push([iy, ix]);
+          }
+        }
+        for (let c = 0; c < C; c++) {
+          const share = dy.data[at4(dy.shape, n, oy, ox, c)]! / cells.length;
+          for (const [iy, ix] of cells) dx.data[at4(dx.shape, n, iy, ix, c)] += share;
+        }
+      }
+    }
+  }
+  return dx;
+}
+
+/** y[n, c] = the mean of x[n, ·, ·, c] over the whole image. */
+export function globalAvgPool(x: Tensor): Tensor {
+  expectRank(x, 4, 'globalAvgPool x');
+  const [N, H, W, C] = x.shape as [number, number, number, number];
+  const y = tensor([N, C]);
+  for (let n = 0; n < N; n++) {
+    for (let c = 0; c < C; c++) {
+      let sum = 0;
+      for (let iy = 0; iy < H; iy++) for (let ix = 0; ix < W; ix++) sum += x.data[at4(x.shape, n, iy, ix, c)]!;
+      y.data[at2(y.shape, n, c)] = sum / (H * W);
+    }
+  }
+  return y;
+}
+
+/** dx[n, iy, ix, c] = dy[n, c] / (H·W). */
+export function globalAvgPoolBackward(x: Tensor, dy: Tensor): Tensor {
+  expectRank(x, 4, 'globalAvgPoolBackward x');
+  const [N, H, W, C] = x.shape as [number, number, number, number];
+  if (dy.shape.length !== 2 || dy.shape[0] !== N || dy.shape[1] !== C) throw new Error('globalAvgPoolBackward: dy has the wrong shape');
+  const dx = tensor(x.shape);
+  for (let n = 0; n < N; n++) {
+    for (let iy = 0; iy < H; iy++) {
+      for (let ix = 0; ix < W; ix++) {
+        for (let c = 0; c < C; c++) dx.data[at4(dx.shape, n, iy, ix, c)] = dy.data[at2(dy.shape, n, c)]! / (H * W);
+      }
+    }
+  }
+  return dx;
+}
+
+/** Row-major position of the first maximum of channel c of image n (strict '>' scan). */
+function firstMaxInImage(x: Tensor, n: number, c: number): { iy: number; ix: number; value: number } {
+  const [, H, W] = x.shape as [number, number, number, number];
+  let best = { iy: 0, ix: 0, value: x.data[at4(x.shape, n, 0, 0, c)]! };
+  for (let iy = 0; iy < H; iy++) {
+    for (let ix = 0; ix < W; ix++) {
+      const v = x.data[at4(x.shape, n, iy, ix, c)]!;
+      if (v > best.value) best = { iy, ix, value: v };
+    }
+  }
+  return best;
+}
+
+/** y[n, c] = the maximum of x[n, ·, ·, c] over the whole image. */
+export function globalMaxPool(x: Tensor): Tensor {
+  expectRank(x, 4, 'globalMaxPool x');
+  const [N, , , C] = x.shape as [number, number, number, number];
+  const y = tensor([N, C]);
+  for (let n = 0; n < N; n++) for (let c = 0; c < C; c++) y.data[at2(y.shape, n, c)] = firstMaxInImage(x, n, c).value;
+  return y;
+}
+
+/** dx: each dy[n, c] goes to the first maximum (row-major) of channel c of image n. */
+export function globalMaxPoolBackward(x: Tensor, dy: Tensor): Tensor {
+  expectRank(x, 4, 'globalMaxPoolBackward x');
+  const [N, , , C] = x.shape as [number, number, number, number];
+  if (dy.shape.length !== 2 || dy.shape[0] !== N || dy.shape[1] !== C) throw new Error('globalMaxPoolBackward: dy has the wrong shape');
+  const dx = tensor(x.shape);
+  for (let n = 0; n < N; n++) {
+    for (let c = 0; c < C; c++) {
+      const m = firstMaxInImage(x, n, c);
+      dx.data[at4(dx.shape, n, m.iy, m.ix, c)] += dy.data[at2(dy.shape, n, c)]!;
+    }
+  }
+  return dx;
+}
+
+/** The tensors side by side along the last dim; all other dims must be equal. */
+export function concat(xs: Tensor[]): Tensor {
+  const lead = xs[0]!.shape.slice(0, -1);
+  for (const x of xs) {
+    if (x.shape.length !== lead.length + 1 || lead.some((d, i) => x.shape[i] !== d)) throw new Error('concat: leading dims differ');
+  }
+  const rows = sizeOf(lead);
+  const total = xs.reduce((s, x) => s + x.shape[lead.length]!, 0);
+  const y = tensor([...lead, total]);
+  for (let r = 0; r < rows; r++) {
+    let column = 0;
+    for (const x of xs) {
+      const width = x.shape[lead.length]!;
+      for (let j = 0; j < width; j++) y.data[r * total + column + j] = x.data[r * width + j]!;
+      column += width;
+    }
+  }
+  return y;
+}
+
+/** The gradient of each input of concat: its columns of dy. */
+export function concatBackward(xs: Tensor[], dy: Tensor): Tensor[] {
+  const last = dy.shape.length - 1;
+  const total = dy.shape[last]!;
+  const rows = sizeOf(dy.shape) / total;
+  let column = 0;
+  return xs.map((x) => {
+    const width = x.shape[last]!;
+    const dx = tensor(x.shape);
+    for (let r = 0; r < rows; r++) for (let j = 0; j < width; j++) dx.data[r * width + j] = dy.data[r * total + column + j]!;
+    column += width;
+    return dx;
+  });
+}
+
+/** x [N, H, W, C] with `top` rows of zeros above each image, `bottom` below, `left` and `right`
+ *  columns of zeros beside it. */
+export function pad(x: Tensor, top: number, bottom: number, left: number, right: number): Tensor {
+  expectRank(x, 4, 'pad x');
+  const [N, H, W, C] = x.shape as [number, number, number, number];
+  const y = tensor([N, H + top + bottom, W + left + right, C]);
+  for (let n = 0; n < N; n++) {
+    for (let iy = 0; iy < H; iy++) {
+      for (let ix = 0; ix < W; ix++) {
+        for (let c = 0; c < C; c++) y.data[at4(y.shape, n, iy + top, ix + left, c)] = x.data[at4(x.shape, n, iy, ix, c)]!;
+      }
+    }
+  }
+  return y;
+}
+
+/** dx: dy with the padding cropped off. */
+export function padBackward(x: Tensor, top: number, left: number, dy: Tensor): Tensor {
+  expectRank(x, 4, 'padBackward x');
+  expectRank(dy, 4, 'padBackward dy');
+  const [N, H, W, C] = x.shape as [number, number, number, number];
+  const dx = tensor(x.shape);
+  for (let n = 0; n < N; n++) {
+    for (let iy = 0; iy < H; iy++) {
+      for (let ix = 0; ix < W; ix++) {
+        for (let c = 0; c < C; c++) dx.data[at4(dx.shape, n, iy, ix, c)] = dy.data[at4(dy.shape, n, iy + top, ix + left, c)]!;
+      }
+    }
+  }
+  return dx;
+}
+
+/** y[..., c] = x[..., c]·scale[c] + shift[c] over the last dim. */
+export function affine(x: Tensor, scale: Tensor, shift: Tensor): Tensor {
+  const C = x.shape[x.shape.length - 1]!;
+  if (scale.data.length !== C || shift.data.length !== C) throw new Error('affine: scale and shift need one value per channel');
+  return tensor(x.shape, Array.from(x.data, (v, i) => v * scale.data[i % C]! + shift.data[i % C]!));
+}
+
+/** dx = dy·scale[c];  dscale[c] = Σ dy·x;  dshift[c] = Σ dy (sums over every dim but the last). */
+export function affineBackward(x: Tensor, scale: Tensor, dy: Tensor): { dx: Tensor; dscale: Tensor; dshift: Tensor } {
+  expectSameShape(x, dy, 'affineBackward');
+  const C = x.shape[x.shape.length - 1]!;
+  const dx = tensor(x.shape);
+  const dscale = tensor([C]);
+  const dshift = tensor([C]);
+  for (let i = 0; i < x.data.length; i++) {
+    const c = i % C;
+    dx.data[i] = dy.data[i]! * scale.data[c]!;
+    dscale.data[c] += dy.data[i]! * x.data[i]!;
+    dshift.data[c] += dy.data[i]!;
+  }
+  return { dx, dscale, dshift };
+}
+
+/** a + b, elementwise, equal shapes (its gradient is dy to each). */
+export function add(a: Tensor, b: Tensor): Tensor {
+  expectSameShape(a, b, 'add');
+  return tensor(a.shape, Array.from(a.data, (v, i) => v + b.data[i]!));
 }
 
 // ---------------------------------------------------------------------------------------------
