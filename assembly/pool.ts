@@ -1,6 +1,7 @@
-// Max-pooling, NHWC, square windows. Only real cells are candidates (padding never wins), and
-// the gradient of a window goes to its first maximum in row-major order, as TensorFlow does.
-import { storeLanes, f, imin, imax } from './common';
+// Pooling, NHWC, square windows. Max-pooling: only real cells are candidates (padding never
+// wins), and the gradient of a window goes to its first maximum in row-major order, as
+// TensorFlow does.
+import { storeLanes, addLanes, f, imin, imax } from './common';
 
 export function maxpool_forward(
   x: usize, y: usize,
@@ -85,4 +86,67 @@ export function maxpool_backward(
   const hit = v128.andnot(f32x4.eq(v128.load(x + at), best), taken);
   storeLanes(dx + at, f32x4.add(v128.load(dx + at), v128.and(g, hit)), lanes);
   return v128.or(taken, hit);
+}
+
+// Average pooling: a window's mean over its real cells only (padding is not counted, as in
+// TensorFlow's avg_pool), so its backward spreads dy/count over those cells. A global pool is
+// one window over an image seen as a single row of h·w cells.
+
+export function avgpool_forward(
+  x: usize, y: usize,
+  n: i32, h: i32, wd: i32, c: i32,
+  size: i32, stride: i32, padTop: i32, padLeft: i32,
+  oh: i32, ow: i32,
+): void {
+  let out = y;
+  for (let img = 0; img < n; img++) {
+    for (let oy = 0; oy < oh; oy++) {
+      const iy0 = oy * stride - padTop;
+      const yLo = imax(0, iy0), yHi = imin(h, iy0 + size);
+      for (let ox = 0; ox < ow; ox++) {
+        const ix0 = ox * stride - padLeft;
+        const xLo = imax(0, ix0), xHi = imin(wd, ix0 + size);
+        const inverse = f32x4.splat(1 / <f32>((yHi - yLo) * (xHi - xLo)));
+        for (let cb = 0; cb < c; cb += 4) {
+          let sum = f32x4.splat(0);
+          for (let iy = yLo; iy < yHi; iy++) {
+            const row = x + f((img * h + iy) * wd * c + cb);
+            for (let ix = xLo; ix < xHi; ix++) sum = f32x4.add(sum, v128.load(row + f(ix * c)));
+          }
+          // A whole vector past the last channel, as in maxpool_forward.
+          v128.store(out + f(cb), f32x4.mul(sum, inverse));
+        }
+        out += f(c);
+      }
+    }
+  }
+}
+
+/** dx += dy/count on each real cell of the window; overlapping windows add. */
+export function avgpool_backward(
+  dy: usize, dx: usize,
+  n: i32, h: i32, wd: i32, c: i32,
+  size: i32, stride: i32, padTop: i32, padLeft: i32,
+  oh: i32, ow: i32,
+): void {
+  let g = dy;
+  for (let img = 0; img < n; img++) {
+    for (let oy = 0; oy < oh; oy++) {
+      const iy0 = oy * stride - padTop;
+      const yLo = imax(0, iy0), yHi = imin(h, iy0 + size);
+      for (let ox = 0; ox < ow; ox++) {
+        const ix0 = ox * stride - padLeft;
+        const xLo = imax(0, ix0), xHi = imin(wd, ix0 + size);
+        const inverse = f32x4.splat(1 / <f32>((yHi - yLo) * (xHi - xLo)));
+        for (let cb = 0; cb < c; cb += 4) {
+          const share = f32x4.mul(v128.load(g + f(cb)), inverse);
+          for (let iy = yLo; iy < yHi; iy++) {
+            const row = dx + f((img * h + iy) * wd * c + cb);
+            for (let ix = xLo; ix < xHi; ix++) addLanes(row + f(ix * c), share, c - cb);
+          }
+        }
+        g += f(c);
+      }
+    }
+  }
 }

@@ -234,3 +234,138 @@ export function dense(tape: Tape, x: Tensor, w: Tensor, b: Tensor, relu: boolean
 export function flatten(x: Tensor): Tensor {
   return x.reshape([x.shape[0], x.size / x.shape[0]]);
 }
+
+export type ActivationKind = 'relu' | 'relu6' | 'leaky_relu' | 'elu' | 'sigmoid' | 'tanh';
+/** The kernels' numbering of the activations (assembly/elementwise.ts). */
+const ACTIVATION_KINDS: readonly ActivationKind[] = ['relu', 'relu6', 'leaky_relu', 'elu', 'sigmoid', 'tanh'];
+
+/** An activation elementwise, with TensorFlow's gradients. `alpha` is leaky ReLU's slope below 0
+ *  (Keras's LeakyReLU alpha, 0.3 there by default) and ELU's scale: alpha·(eˣ − 1) below 0, with
+ *  gradient dy·(y + alpha) there (Keras's ELU(alpha); tf.nn.elu is alpha 1). */
+export function activation(tape: Tape, x: Tensor, kind: ActivationKind, alpha = 0): Tensor {
+  const kn = tape.engine.kernels;
+  const code = ACTIVATION_KINDS.indexOf(kind);
+  if (code < 0) throw new Error(`unknown activation ${kind}`);
+  const y = tape.output(x.shape, [x]);
+  tape.record(y, {
+    forward: () => kn.activation_forward(x.ptr, y.ptr, x.size, code, alpha),
+    backward: () => kn.activation_backward(x.ptr, y.ptr, y.grad!.ptr, x.grad!.ptr, x.size, code, alpha),
+  });
+  return y;
+}
+
+/** Mean over size×size windows of x [n, h, w, c], of their real cells only (TensorFlow's avg_pool). */
+export function avgPool(tape: Tape, x: Tensor, { size, stride, padding }: PoolOptions): Tensor {
+  const [n, h, wd, c] = x.shape;
+  const rows = window(h, size, stride, padding), cols = window(wd, size, stride, padding);
+  return averageWindows(tape, x, [n, rows.out, cols.out, c], [n, h, wd, c, size, stride, rows.before, cols.before, rows.out, cols.out]);
+}
+
+/** [n, h, w, c] → [n, c], the mean over each image. */
+export function globalAvgPool(tape: Tape, x: Tensor): Tensor {
+  return averageWindows(tape, x, [x.shape[0], x.shape[3]], wholeImage(x));
+}
+
+/** [n, h, w, c] → [n, c], the maximum over each image; its gradient goes to the first maximum
+ *  in row-major order. */
+export function globalMaxPool(tape: Tape, x: Tensor): Tensor {
+  const kn = tape.engine.kernels;
+  const geometry = wholeImage(x);
+  const y = tape.output([x.shape[0], x.shape[3]], [x]);
+  tape.record(y, {
+    forward: () => kn.maxpool_forward(x.ptr, y.ptr, ...geometry),
+    backward: () => kn.maxpool_backward(x.ptr, y.ptr, y.grad!.ptr, x.grad!.ptr, ...geometry),
+  });
+  return y;
+}
+
+type PoolGeometry = readonly [n: number, h: number, wd: number, c: number, size: number, stride: number, top: number, left: number, oh: number, ow: number];
+
+/** A global pool is one window over each image seen as a single row of h·w cells. */
+function wholeImage(x: Tensor): PoolGeometry {
+  const [n, h, wd, c] = x.shape;
+  return [n, 1, h * wd, c, h * wd, h * wd, 0, 0, 1, 1];
+}
+
+function averageWindows(tape: Tape, x: Tensor, shape: readonly number[], geometry: PoolGeometry): Tensor {
+  const kn = tape.engine.kernels;
+  const y = tape.output(shape, [x]);
+  tape.record(y, {
+    forward: () => kn.avgpool_forward(x.ptr, y.ptr, ...geometry),
+    backward: () => kn.avgpool_backward(y.grad!.ptr, x.grad!.ptr, ...geometry),
+  });
+  return y;
+}
+
+/** The inputs side by side along the last axis (channels); their other dimensions are equal. */
+export function concat(tape: Tape, xs: Tensor[]): Tensor {
+  const kn = tape.engine.kernels;
+  const lead = xs[0].shape.slice(0, -1);
+  for (const x of xs) {
+    if (x.shape.length !== lead.length + 1 || lead.some((d, i) => x.shape[i] !== d)) {
+      throw new Error(`concat: shapes [${xs[0].shape}] and [${x.shape}] differ before the last axis`);
+    }
+  }
+  const widths = xs.map((x) => x.shape[lead.length]);
+  const offsets = widths.map((_, i) => widths.slice(0, i).reduce((a, b) => a + b, 0));
+  const total = widths.reduce((a, b) => a + b, 0);
+  const rows = xs[0].size / widths[0];
+  const y = tape.output([...lead, total], xs);
+  tape.record(y, {
+    forward: () => {
+      for (let i = 0; i < xs.length; i++) kn.copy_block(xs[i].ptr, y.ptr + 4 * offsets[i], rows, widths[i], widths[i], total);
+    },
+    backward: () => {
+      for (let i = 0; i < xs.length; i++) {
+        const grad = xs[i].grad;
+        if (grad) kn.add_block(y.grad!.ptr + 4 * offsets[i], grad.ptr, rows, widths[i], total, widths[i]);
+      }
+    },
+  });
+  return y;
+}
+
+export interface PadOptions {
+  top: number;
+  bottom: number;
+  left: number;
+  right: number;
+}
+
+/** x [n, h, w, c] with rows and columns of zeros around each image (Keras's ZeroPadding2D). */
+export function pad(tape: Tape, x: Tensor, { top, bottom, left, right }: PadOptions): Tensor {
+  const kn = tape.engine.kernels;
+  const [n, h, wd, c] = x.shape;
+  const ph = h + top + bottom, pw = wd + left + right;
+  const y = tape.output([n, ph, pw, c], [x]);
+  // Each image's rows of w·c floats go inside its padded rows of pw·c; the border keeps the zeros
+  // the engine allocated y with, since nothing else writes there.
+  const image = (unpadded: number, img: number) => unpadded + 4 * img * h * wd * c;
+  const inside = (padded: number, img: number) => padded + 4 * ((img * ph + top) * pw + left) * c;
+  tape.record(y, {
+    forward: () => {
+      for (let img = 0; img < n; img++) kn.copy_block(image(x.ptr, img), inside(y.ptr, img), h, wd * c, wd * c, pw * c);
+    },
+    backward: () => {
+      for (let img = 0; img < n; img++) kn.add_block(inside(y.grad!.ptr, img), image(x.grad!.ptr, img), h, wd * c, pw * c, wd * c);
+    },
+  });
+  return y;
+}
+
+/** x·scale[c] + shift[c] along the last axis: batch normalisation at inference when it is not
+ *  folded into a convolution, or a rescaling. */
+export function affine(tape: Tape, x: Tensor, scale: Tensor, shift: Tensor): Tensor {
+  const kn = tape.engine.kernels;
+  const cols = x.shape[x.shape.length - 1], rows = x.size / cols;
+  if (scale.size !== cols || shift.size !== cols) throw new Error(`affine: ${cols} channels, but ${scale.size} scales and ${shift.size} shifts`);
+  const y = tape.output(x.shape, [x, scale, shift]);
+  tape.record(y, {
+    forward: () => kn.affine_forward(x.ptr, scale.ptr, shift.ptr, y.ptr, rows, cols),
+    backward: () => {
+      if (x.grad || scale.grad) kn.affine_backward(x.ptr, scale.ptr, y.grad!.ptr, x.grad?.ptr ?? 0, scale.grad?.ptr ?? 0, rows, cols);
+      if (shift.grad) kn.sum_rows(y.grad!.ptr, shift.grad.ptr, rows, cols);
+    },
+  });
+  return y;
+}
