@@ -300,6 +300,7 @@ function averageWindows(tape: Tape, x: Tensor, shape: readonly number[], geometr
 /** The inputs side by side along the last axis (channels); their other dimensions are equal. */
 export function concat(tape: Tape, xs: Tensor[]): Tensor {
   const kn = tape.engine.kernels;
+  if (xs.length === 0) throw new Error('concat: no inputs');
   const lead = xs[0].shape.slice(0, -1);
   for (const x of xs) {
     if (x.shape.length !== lead.length + 1 || lead.some((d, i) => x.shape[i] !== d)) {
@@ -309,7 +310,7 @@ export function concat(tape: Tape, xs: Tensor[]): Tensor {
   const widths = xs.map((x) => x.shape[lead.length]);
   const offsets = widths.map((_, i) => widths.slice(0, i).reduce((a, b) => a + b, 0));
   const total = widths.reduce((a, b) => a + b, 0);
-  const rows = xs[0].size / widths[0];
+  const rows = lead.reduce((a, b) => a * b, 1);
   const y = tape.output([...lead, total], xs);
   tape.record(y, {
     forward: () => {
