@@ -12,24 +12,36 @@
 // inner loop over the cell's taps, one weight vector loaded per tap for both cells.
 import { storeLanes, addLanes, madd, f, imin, imax } from './common';
 
-/** y = depthwise(x, w) + b, then max(y, 0) when `relu` is set. */
+/** wb[g, ky, kx, lane] = w[ky, kx, 4·g + lane] (0 past the last channel): each group of 4
+ *  channels' taps together, 16 bytes apart, rather than c·4 bytes apart (with c a power of two,
+ *  taps that far apart fall into the same few sets of the first-level cache). */
+export function depthwise_pack_filter(w: usize, wb: usize, k: i32, c: i32): void {
+  const taps = k * k;
+  for (let t = 0; t < taps; t++) {
+    for (let ch = 0; ch < ((c + 3) & ~3); ch++) {
+      store<f32>(wb + f(((ch >> 2) * taps + t) * 4 + (ch & 3)), ch < c ? load<f32>(w + f(t * c + ch)) : 0);
+    }
+  }
+}
+
+/** y = depthwise(x, w) + b, then max(y, 0) when `relu` is set; `wb` is the packed filter. */
 export function depthwise_forward(
-  x: usize, w: usize, b: usize, y: usize, relu: bool,
+  x: usize, wb: usize, b: usize, y: usize, relu: bool,
   n: i32, h: i32, wd: i32, c: i32,
   k: i32, stride: i32, dilation: i32, padTop: i32, padLeft: i32,
   oh: i32, ow: i32,
 ): void {
-  gather(false, x, w, b, y, relu, n, h, wd, c, k, stride, dilation, padTop, padLeft, oh, ow);
+  gather(false, x, wb, b, y, relu, n, h, wd, c, k, stride, dilation, padTop, padLeft, oh, ow);
 }
 
 /** dx += the gradient of the input, gathered per input cell from the output cells it reaches. */
 export function depthwise_backward_input(
-  dy: usize, w: usize, dx: usize,
+  dy: usize, wb: usize, dx: usize,
   n: i32, h: i32, wd: i32, c: i32,
   k: i32, stride: i32, dilation: i32, padTop: i32, padLeft: i32,
   oh: i32, ow: i32,
 ): void {
-  gather(true, dy, w, 0, dx, false, n, oh, ow, c, k, stride, dilation, padTop, padLeft, h, wd);
+  gather(true, dy, wb, 0, dx, false, n, oh, ow, c, k, stride, dilation, padTop, padLeft, h, wd);
 }
 
 // The taps along one axis (rows or columns) of one cell, set by `axisTaps` and read right after.
@@ -82,10 +94,13 @@ function gcd(a: i32, b: i32): i32 {
 }
 
 /** out (outH × outW cells) = or += the sum over each cell's taps of input × weight. Forward:
- *  the input is x, bias and ReLU apply. Input gradient (`backward`): the input is dy, and the
- *  cells of one tap pattern (phase) are s columns apart, their inputs 1 apart. */
+ *  the input is x, bias and ReLU apply. Input gradient (`backward`): the input is dy, the taps
+ *  of a cell are every (s/g)-th (g = gcd(s, d)), its inputs d/g apart from last to first, and
+ *  the cells of one pattern of taps (one phase) are s columns apart, their inputs 1 apart.
+ *  Without dilation, at strides 1 and 2, with up to 3 taps per row of the window (the 3 × 3
+ *  windows of MobileNets), rows of taps go through `rowTile`; anything else, tap by tap. */
 @inline function gather(
-  backward: bool, x: usize, w: usize, b: usize, y: usize, relu: bool,
+  backward: bool, x: usize, wb: usize, b: usize, y: usize, relu: bool,
   n: i32, inH: i32, inW: i32, c: i32,
   k: i32, s: i32, d: i32, top: i32, left: i32,
   outH: i32, outW: i32,
@@ -93,28 +108,46 @@ function gcd(a: i32, b: i32): i32 {
   const g = gcd(s, d);
   const step = backward ? s / g : 1; // taps from one used tap to the next
   const move = backward ? -(d / g) : d; // input cells from one used tap to the next
-  const phases = backward ? s : 1; // output columns between cells of the same tap pattern
-  const xCol = f(move * c), wCol = f(step * c);
-  const pixel = f((backward ? 1 : s) * c), outPixel = f(phases * c);
+  const phases = backward ? s : 1; // output columns between cells of the same pattern of taps
+  const A = backward ? 1 : s; // input cells between neighbouring cells of one pattern
+  const byRows = d == 1 && A <= 2;
+  const P = A == 1 ? 4 : 3; // cells of a row tile: the most whose inputs and sums fit the registers
+  const block = f(4 * k * k); // bytes of one group of 4 channels in the packed filter
   for (let img = 0; img < n; img++) {
     for (let oy = 0; oy < outH; oy++) {
       axisTaps(backward, oy, top, inH, k, s, d, step);
       const rows = tapCount;
-      const xRows = x + f((img * inH + tapInput) * inW * c), wRows = w + f(tapFirst * k * c);
+      const xRows = x + f((img * inH + tapInput) * inW * c), wRows = wb + f(tapFirst * k * 4);
       const out = y + f((img * outH + oy) * outW * c);
       for (let phase = 0; phase < phases; phase++) {
         for (let ox = phase; ox < outW; ) {
           axisTaps(backward, ox, left, inW, k, s, d, step);
           const cols = tapCount;
-          const xp = xRows + f(tapInput * c), wp = wRows + f(tapFirst * c);
-          const xRow = f((inW - cols) * move * c), wRow = f((k - cols) * step * c);
-          const op = out + f(ox * c);
-          if (ox + phases < outW && inside(backward, ox, left, inW, k, s, d) && inside(backward, ox + phases, left, inW, k, s, d)) {
-            channelBlocks(2, xp, pixel, wp, rows, cols, xCol, xRow, wCol, wRow, op, outPixel, b, backward, relu, c);
-            ox += 2 * phases;
+          const xp = xRows + f(tapInput * c), wp = wRows + f(tapFirst * 4), op = out + f(ox * c);
+          if (byRows && cols > 0 && cols <= 3) {
+            // Taps from the one reading the leftmost input cell (the last, for the input gradient).
+            const xl = backward ? xp + f((cols - 1) * move * c) : xp;
+            const wl = backward ? wp + f((cols - 1) * step * 4) : wp, wq = f((backward ? -step : 1) * 4);
+            const xRow = f(move * inW * c), wRow = f(step * k * 4);
+            if (ox + (P - 1) * phases < outW && inside(backward, ox, left, inW, k, s, d) && inside(backward, ox + (P - 1) * phases, left, inW, k, s, d)) {
+              if (A == 1) rowTiles(4, 1, cols, xl, f(c), wl, wq, block, rows, xRow, wRow, op, f(phases * c), b, backward, relu, c);
+              else rowTiles(3, 2, cols, xl, f(c), wl, wq, block, rows, xRow, wRow, op, f(phases * c), b, backward, relu, c);
+              ox += P * phases;
+            } else {
+              if (A == 1) rowTiles(1, 1, cols, xl, f(c), wl, wq, block, rows, xRow, wRow, op, 0, b, backward, relu, c);
+              else rowTiles(1, 2, cols, xl, f(c), wl, wq, block, rows, xRow, wRow, op, 0, b, backward, relu, c);
+              ox += phases;
+            }
           } else {
-            channelBlocks(1, xp, pixel, wp, rows, cols, xCol, xRow, wCol, wRow, op, outPixel, b, backward, relu, c);
-            ox += phases;
+            const xCol = f(move * c), wCol = f(step * 4);
+            const xRow = f((inW - cols) * move * c), wRow = f((k - cols) * step * 4);
+            const pair = ox + phases < outW && inside(backward, ox, left, inW, k, s, d) && inside(backward, ox + phases, left, inW, k, s, d);
+            for (let cb = 0; cb < c; cb += 4) {
+              const bias = b != 0 ? b + f(cb) : 0, wc = wp + <usize>(cb >> 2) * block;
+              if (pair) tapTile(2, c - cb, xp + f(cb), f((backward ? 1 : s) * c), wc, rows, cols, xCol, xRow, wCol, wRow, op + f(cb), f(phases * c), bias, backward, relu);
+              else tapTile(1, c - cb, xp + f(cb), 0, wc, rows, cols, xCol, xRow, wCol, wRow, op + f(cb), 0, bias, backward, relu);
+            }
+            ox += pair ? 2 * phases : phases;
           }
         }
       }
@@ -122,67 +155,86 @@ function gcd(a: i32, b: i32): i32 {
   }
 }
 
-/** Every channel of P (1 or 2, a constant once inlined) cells: 16 channels at a time, then 4. */
-@inline function channelBlocks(
-  P: i32, x: usize, pixel: usize, w: usize, rows: i32, cols: i32, xCol: usize, xRow: usize, wCol: usize, wRow: usize,
+/** rowTile over every group of 4 channels, for Q taps per row of the window (1 to 3). */
+@inline function rowTiles(
+  P: i32, A: i32, Q: i32, x: usize, px: usize, w: usize, wq: usize, block: usize, rows: i32, xRow: usize, wRow: usize,
   out: usize, outPixel: usize, b: usize, accumulate: bool, relu: bool, c: i32,
 ): void {
-  let cb = 0;
-  for (; cb + 16 <= c; cb += 16) {
-    tile(P, 4, 4, x + f(cb), pixel, w + f(cb), rows, cols, xCol, xRow, wCol, wRow, out + f(cb), outPixel, b != 0 ? b + f(cb) : 0, accumulate, relu);
-  }
-  for (; cb < c; cb += 4) {
-    tile(P, 1, c - cb, x + f(cb), pixel, w + f(cb), rows, cols, xCol, xRow, wCol, wRow, out + f(cb), outPixel, b != 0 ? b + f(cb) : 0, accumulate, relu);
+  for (let cb = 0; cb < c; cb += 4, w += block) {
+    const bias = b != 0 ? b + f(cb) : 0;
+    if (Q == 3) rowTile(P, 3, A, c - cb, x + f(cb), px, w, wq, rows, xRow, wRow, out + f(cb), outPixel, bias, accumulate, relu);
+    else if (Q == 2) rowTile(P, 2, A, c - cb, x + f(cb), px, w, wq, rows, xRow, wRow, out + f(cb), outPixel, bias, accumulate, relu);
+    else rowTile(P, 1, A, c - cb, x + f(cb), px, w, wq, rows, xRow, wRow, out + f(cb), outPixel, bias, accumulate, relu);
   }
 }
 
-/** P cells × B vectors of channels (`lanes` of the last are stored): the sum over the taps,
- *  rows × cols of them, walked by pointer steps (xCol, wCol along a row, xRow, wRow from the
- *  end of one row to the start of the next). The second cell's input is `pixel` bytes after
- *  the first's and its output `outPixel` bytes after. */
-@inline function tile(
-  P: i32, B: i32, lanes: i32, x: usize, pixel: usize, w: usize,
-  rows: i32, cols: i32, xCol: usize, xRow: usize, wCol: usize, wRow: usize,
+/** P cells × 4 channels (`lanes` of them stored) whose taps along a row of the window are Q
+ *  adjacent input cells (`px` bytes apart), the cells' windows A input cells apart: each input
+ *  vector of a row is loaded once for all the cells that read it. P, Q and A are constants once
+ *  inlined. V8 loads every vector of an iteration before its arithmetic, so an iteration is one
+ *  row: its sums, weights and inputs (4 + 3 + 6, or 3 + 3 + 7) fit the 16 vector registers. */
+@inline function rowTile(
+  P: i32, Q: i32, A: i32, lanes: i32, x: usize, px: usize, w: usize, wq: usize, rows: i32, xRow: usize, wRow: usize,
   out: usize, outPixel: usize, b: usize, accumulate: bool, relu: bool,
 ): void {
   const zero = f32x4.splat(0);
-  let a0 = b != 0 ? v128.load(b) : zero, a1 = B == 4 && b != 0 ? v128.load(b, 16) : zero;
-  let a2 = B == 4 && b != 0 ? v128.load(b, 32) : zero, a3 = B == 4 && b != 0 ? v128.load(b, 48) : zero;
-  let c0 = a0, c1 = a1, c2 = a2, c3 = a3;
+  const N = (P - 1) * A + Q; // input cells a row of the tile reads
+  let a0 = b != 0 ? v128.load(b) : zero, a1 = a0, a2 = a0, a3 = a0;
+  for (let r = 0; r < rows; r++, x += xRow, w += wRow) {
+    const w0 = v128.load(w), w1 = Q > 1 ? v128.load(w + wq) : zero, w2 = Q > 2 ? v128.load(w + 2 * wq) : zero;
+    let p = x;
+    const x0 = v128.load(p);
+    const x1 = N > 1 ? v128.load((p += px)) : zero;
+    const x2 = N > 2 ? v128.load((p += px)) : zero;
+    const x3 = N > 3 ? v128.load((p += px)) : zero;
+    const x4 = N > 4 ? v128.load((p += px)) : zero;
+    const x5 = N > 5 ? v128.load((p += px)) : zero;
+    const x6 = N > 6 ? v128.load((p += px)) : zero;
+    a0 = f32x4.add(a0, rowSum(Q, x0, x1, x2, w0, w1, w2));
+    if (P > 1) a1 = f32x4.add(a1, rowSum(Q, pick(A, x0, x1, x2, x3, x4, x5, x6), pick(A + 1, x0, x1, x2, x3, x4, x5, x6), pick(A + 2, x0, x1, x2, x3, x4, x5, x6), w0, w1, w2));
+    if (P > 2) a2 = f32x4.add(a2, rowSum(Q, pick(2 * A, x0, x1, x2, x3, x4, x5, x6), pick(2 * A + 1, x0, x1, x2, x3, x4, x5, x6), pick(2 * A + 2, x0, x1, x2, x3, x4, x5, x6), w0, w1, w2));
+    if (P > 3) a3 = f32x4.add(a3, rowSum(Q, pick(3 * A, x0, x1, x2, x3, x4, x5, x6), pick(3 * A + 1, x0, x1, x2, x3, x4, x5, x6), pick(3 * A + 2, x0, x1, x2, x3, x4, x5, x6), w0, w1, w2));
+  }
+  finish(out, a0, lanes, accumulate, relu);
+  if (P > 1) finish(out + outPixel, a1, lanes, accumulate, relu);
+  if (P > 2) finish(out + 2 * outPixel, a2, lanes, accumulate, relu);
+  if (P > 3) finish(out + 3 * outPixel, a3, lanes, accumulate, relu);
+}
+
+/** x0·w0 + x1·w1 + x2·w2 over the first Q terms, summed apart from the accumulator so that
+ *  its chain of dependent additions grows by one a row. */
+@inline function rowSum(Q: i32, x0: v128, x1: v128, x2: v128, w0: v128, w1: v128, w2: v128): v128 {
+  let s = f32x4.mul(x0, w0);
+  if (Q > 1) s = madd(s, x1, w1);
+  if (Q > 2) s = madd(s, x2, w2);
+  return s;
+}
+
+/** The j-th of the values (j a constant once inlined). */
+@inline function pick(j: i32, x0: v128, x1: v128, x2: v128, x3: v128, x4: v128, x5: v128, x6: v128): v128 {
+  return j == 0 ? x0 : j == 1 ? x1 : j == 2 ? x2 : j == 3 ? x3 : j == 4 ? x4 : j == 5 ? x5 : x6;
+}
+
+/** P cells (1 or 2, a constant once inlined) × 4 channels (`lanes` of them stored), tap by tap:
+ *  rows × cols taps walked by pointer steps (xCol, wCol along a row, xRow, wRow from the end of
+ *  one row to the start of the next). The second cell's input is `pixel` bytes after the
+ *  first's and its output `outPixel` bytes after. */
+@inline function tapTile(
+  P: i32, lanes: i32, x: usize, pixel: usize, w: usize,
+  rows: i32, cols: i32, xCol: usize, xRow: usize, wCol: usize, wRow: usize,
+  out: usize, outPixel: usize, b: usize, accumulate: bool, relu: bool,
+): void {
+  let a0 = b != 0 ? v128.load(b) : f32x4.splat(0), a1 = a0;
   let x2 = x + pixel;
   for (let r = 0; r < rows; r++, x += xRow, x2 += xRow, w += wRow) {
     for (let q = 0; q < cols; q++, x += xCol, x2 += xCol, w += wCol) {
-      let v = v128.load(w);
+      const v = v128.load(w);
       a0 = madd(a0, v128.load(x), v);
-      if (P == 2) c0 = madd(c0, v128.load(x2), v);
-      if (B == 4) {
-        v = v128.load(w, 16);
-        a1 = madd(a1, v128.load(x, 16), v);
-        if (P == 2) c1 = madd(c1, v128.load(x2, 16), v);
-        v = v128.load(w, 32);
-        a2 = madd(a2, v128.load(x, 32), v);
-        if (P == 2) c2 = madd(c2, v128.load(x2, 32), v);
-        v = v128.load(w, 48);
-        a3 = madd(a3, v128.load(x, 48), v);
-        if (P == 2) c3 = madd(c3, v128.load(x2, 48), v);
-      }
+      if (P == 2) a1 = madd(a1, v128.load(x2), v);
     }
   }
   finish(out, a0, lanes, accumulate, relu);
-  if (B == 4) {
-    finish(out + 16, a1, 4, accumulate, relu);
-    finish(out + 32, a2, 4, accumulate, relu);
-    finish(out + 48, a3, 4, accumulate, relu);
-  }
-  if (P == 2) {
-    const o2 = out + outPixel;
-    finish(o2, c0, lanes, accumulate, relu);
-    if (B == 4) {
-      finish(o2 + 16, c1, 4, accumulate, relu);
-      finish(o2 + 32, c2, 4, accumulate, relu);
-      finish(o2 + 48, c3, 4, accumulate, relu);
-    }
-  }
+  if (P == 2) finish(out + outPixel, a1, lanes, accumulate, relu);
 }
 
 @inline function finish(out: usize, v: v128, lanes: i32, accumulate: bool, relu: bool): void {

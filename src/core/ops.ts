@@ -217,17 +217,18 @@ export function depthwiseConv2d(tape: Tape, x: Tensor, w: Tensor, b: Tensor, { s
   const pixels = n * h * wd;
   const xe = m === 1 ? x.ptr : tape.scratch(pixels * c);
   const dxe = m > 1 && x.grad ? tape.scratch(pixels * c) : 0;
+  const packed = derived(tape, w, roundUp(c, 4) * k * k, (wb) => kn.depthwise_pack_filter(w.ptr, wb, k, c));
   tape.record(y, {
     forward: () => {
       if (m > 1) kn.expand_channels(x.ptr, xe, pixels, cin, m);
-      kn.depthwise_forward(xe, w.ptr, b.ptr, y.ptr, relu, ...geometry);
+      kn.depthwise_forward(xe, packed(), b.ptr, y.ptr, relu, ...geometry);
     },
     backward: () => {
       const g = preGrad();
-      if (x.grad && m === 1) kn.depthwise_backward_input(g, w.ptr, x.grad.ptr, ...geometry);
+      if (x.grad && m === 1) kn.depthwise_backward_input(g, packed(), x.grad.ptr, ...geometry);
       if (x.grad && m > 1) {
         kn.fill(dxe, 0, pixels * c);
-        kn.depthwise_backward_input(g, w.ptr, dxe, ...geometry);
+        kn.depthwise_backward_input(g, packed(), dxe, ...geometry);
         kn.sum_channel_groups(dxe, x.grad.ptr, pixels, cin, m);
       }
       if (w.grad) kn.depthwise_backward_filter(xe, g, w.grad.ptr, ...geometry);
