@@ -110,49 +110,117 @@ function gcd(a: i32, b: i32): i32 {
   const move = backward ? -(d / g) : d; // input cells from one used tap to the next
   const phases = backward ? s : 1; // output columns between cells of the same pattern of taps
   const A = backward ? 1 : s; // input cells between neighbouring cells of one pattern
-  const byRows = d == 1 && A <= 2;
+  const byRows = d == 1 && A <= 2 && (k + step - 1) / step <= 3; // at most 3 taps in a row of any window
   const P = A == 1 ? 4 : 3; // cells of a row tile: the most whose inputs and sums fit the registers
   const block = f(4 * k * k); // bytes of one group of 4 channels in the packed filter
   for (let img = 0; img < n; img++) {
     for (let oy = 0; oy < outH; oy++) {
       axisTaps(backward, oy, top, inH, k, s, d, step);
       const rows = tapCount;
+      if (rows == 0 && backward) continue; // no output cell reads this input row: nothing to add
       const xRows = x + f((img * inH + tapInput) * inW * c), wRows = wb + f(tapFirst * k * 4);
       const out = y + f((img * outH + oy) * outW * c);
+      if (backward && s == 2 && k == 3 && d == 1) {
+        // Both phases at once: see stride2Tile.
+        for (let ox = 0; ox < outW; ) {
+          const j = (ox + left) >> 1; // the dy column of the window's first tap, for an even column
+          if (((ox + left) & 1) == 0 && j >= 1 && j + 2 < inW && ox + 5 < outW) {
+            for (let cb = 0; cb < c; cb += 4) {
+              stride2Tile(c - cb, xRows + f((j - 1) * c + cb), f(c), wRows + <usize>(cb >> 2) * block, rows, f(-inW * c), out + f(ox * c + cb), f(c));
+            }
+            ox += 6;
+          } else {
+            cell(backward, xRows, wRows, b, out, relu, inW, c, k, s, d, left, ox, rows, step, move, byRows, block);
+            ox++;
+          }
+        }
+        continue;
+      }
       for (let phase = 0; phase < phases; phase++) {
         for (let ox = phase; ox < outW; ) {
-          axisTaps(backward, ox, left, inW, k, s, d, step);
-          const cols = tapCount;
-          const xp = xRows + f(tapInput * c), wp = wRows + f(tapFirst * 4), op = out + f(ox * c);
-          if (byRows && cols > 0 && cols <= 3) {
+          if (byRows && ox + (P - 1) * phases < outW && inside(backward, ox, left, inW, k, s, d) && inside(backward, ox + (P - 1) * phases, left, inW, k, s, d)) {
+            axisTaps(backward, ox, left, inW, k, s, d, step);
+            const cols = tapCount;
+            if (cols == 0) {
+              ox += P * phases; // cells of a phase that no output column reads (k < s): nothing to add
+              continue;
+            }
             // Taps from the one reading the leftmost input cell (the last, for the input gradient).
-            const xl = backward ? xp + f((cols - 1) * move * c) : xp;
-            const wl = backward ? wp + f((cols - 1) * step * 4) : wp, wq = f((backward ? -step : 1) * 4);
-            const xRow = f(move * inW * c), wRow = f(step * k * 4);
-            if (ox + (P - 1) * phases < outW && inside(backward, ox, left, inW, k, s, d) && inside(backward, ox + (P - 1) * phases, left, inW, k, s, d)) {
-              if (A == 1) rowTiles(4, 1, cols, xl, f(c), wl, wq, block, rows, xRow, wRow, op, f(phases * c), b, backward, relu, c);
-              else rowTiles(3, 2, cols, xl, f(c), wl, wq, block, rows, xRow, wRow, op, f(phases * c), b, backward, relu, c);
-              ox += P * phases;
-            } else {
-              if (A == 1) rowTiles(1, 1, cols, xl, f(c), wl, wq, block, rows, xRow, wRow, op, 0, b, backward, relu, c);
-              else rowTiles(1, 2, cols, xl, f(c), wl, wq, block, rows, xRow, wRow, op, 0, b, backward, relu, c);
-              ox += phases;
-            }
-          } else {
-            const xCol = f(move * c), wCol = f(step * 4);
-            const xRow = f((inW - cols) * move * c), wRow = f((k - cols) * step * 4);
-            const pair = ox + phases < outW && inside(backward, ox, left, inW, k, s, d) && inside(backward, ox + phases, left, inW, k, s, d);
-            for (let cb = 0; cb < c; cb += 4) {
-              const bias = b != 0 ? b + f(cb) : 0, wc = wp + <usize>(cb >> 2) * block;
-              if (pair) tapTile(2, c - cb, xp + f(cb), f((backward ? 1 : s) * c), wc, rows, cols, xCol, xRow, wCol, wRow, op + f(cb), f(phases * c), bias, backward, relu);
-              else tapTile(1, c - cb, xp + f(cb), 0, wc, rows, cols, xCol, xRow, wCol, wRow, op + f(cb), 0, bias, backward, relu);
-            }
-            ox += pair ? 2 * phases : phases;
+            const xl = xRows + f((tapInput + (backward ? (cols - 1) * move : 0)) * c);
+            const wl = wRows + f((tapFirst + (backward ? (cols - 1) * step : 0)) * 4), wq = f((backward ? -step : 1) * 4);
+            const xRow = f(move * inW * c), wRow = f(step * k * 4), op = out + f(ox * c);
+            if (A == 1) rowTiles(4, 1, cols, xl, f(c), wl, wq, block, rows, xRow, wRow, op, f(phases * c), b, backward, relu, c);
+            else rowTiles(3, 2, cols, xl, f(c), wl, wq, block, rows, xRow, wRow, op, f(phases * c), b, backward, relu, c);
+            ox += P * phases;
+            continue;
           }
+          if (!byRows && ox + phases < outW && inside(backward, ox, left, inW, k, s, d) && inside(backward, ox + phases, left, inW, k, s, d)) {
+            axisTaps(backward, ox, left, inW, k, s, d, step);
+            const cols = tapCount;
+            const xp = xRows + f(tapInput * c), wp = wRows + f(tapFirst * 4), op = out + f(ox * c);
+            const xCol = f(move * c), wCol = f(step * 4), xRow = f((inW - cols) * move * c), wRow = f((k - cols) * step * 4);
+            for (let cb = 0; cb < c; cb += 4) {
+              tapTile(2, c - cb, xp + f(cb), f(A * c), wp + <usize>(cb >> 2) * block, rows, cols, xCol, xRow, wCol, wRow, op + f(cb), f(phases * c), b != 0 ? b + f(cb) : 0, backward, relu);
+            }
+            ox += 2 * phases;
+            continue;
+          }
+          cell(backward, xRows, wRows, b, out, relu, inW, c, k, s, d, left, ox, rows, step, move, byRows, block);
+          ox += phases;
         }
       }
     }
   }
+}
+
+/** One cell of a row (whose row of taps starts at xRows, wRows): by rows of taps when there are
+ *  1 to 3 of them per row (`byRows`: no dilation), else tap by tap. */
+@inline function cell(
+  backward: bool, xRows: usize, wRows: usize, b: usize, out: usize, relu: bool,
+  inW: i32, c: i32, k: i32, s: i32, d: i32, left: i32, ox: i32, rows: i32, step: i32, move: i32, byRows: bool, block: usize,
+): void {
+  axisTaps(backward, ox, left, inW, k, s, d, step);
+  const cols = tapCount;
+  const op = out + f(ox * c);
+  if (byRows && cols > 0 && cols <= 3) {
+    const xl = xRows + f((tapInput + (backward ? (cols - 1) * move : 0)) * c);
+    const wl = wRows + f((tapFirst + (backward ? (cols - 1) * step : 0)) * 4), wq = f((backward ? -step : 1) * 4);
+    const xRow = f(move * inW * c), wRow = f(step * k * 4);
+    rowTiles(1, 1, cols, xl, f(c), wl, wq, block, rows, xRow, wRow, op, 0, b, backward, relu, c);
+  } else {
+    const xp = xRows + f(tapInput * c), wp = wRows + f(tapFirst * 4);
+    const xCol = f(move * c), wCol = f(step * 4), xRow = f((inW - cols) * move * c), wRow = f((k - cols) * step * 4);
+    for (let cb = 0; cb < c; cb += 4) {
+      tapTile(1, c - cb, xp + f(cb), 0, wp + <usize>(cb >> 2) * block, rows, cols, xCol, xRow, wCol, wRow, op + f(cb), 0, b != 0 ? b + f(cb) : 0, backward, relu);
+    }
+  }
+}
+
+/** dx += 6 neighbouring columns × 4 channels (`lanes` stored) of the input gradient of a 3 × 3,
+ *  stride-2 window, from an even column 2j: column 2j + 2t receives dy[j + t]·w[kx = 0] +
+ *  dy[j + t − 1]·w[kx = 2] and column 2j + 2t + 1 receives dy[j + t]·w[kx = 1], so both phases
+ *  share the 4 dy vectors from column j − 1 (at `x`, `px` bytes apart) that a row of taps
+ *  loads, with its 3 weights: 9 mul-adds for 7 loads, 13 vectors live. */
+@inline function stride2Tile(lanes: i32, x: usize, px: usize, w: usize, rows: i32, xRow: usize, out: usize, outPixel: usize): void {
+  const zero = f32x4.splat(0);
+  let e0 = zero, e1 = zero, e2 = zero, o0 = zero, o1 = zero, o2 = zero;
+  for (let r = 0; r < rows; r++, x += xRow, w += 2 * 3 * 16) {
+    const w0 = v128.load(w), w1 = v128.load(w, 16), w2 = v128.load(w, 32);
+    let p = x;
+    const x0 = v128.load(p), x1 = v128.load((p += px)), x2 = v128.load((p += px)), x3 = v128.load((p += px));
+    e0 = f32x4.add(e0, madd(f32x4.mul(x1, w0), x0, w2));
+    o0 = madd(o0, x1, w1);
+    e1 = f32x4.add(e1, madd(f32x4.mul(x2, w0), x1, w2));
+    o1 = madd(o1, x2, w1);
+    e2 = f32x4.add(e2, madd(f32x4.mul(x3, w0), x2, w2));
+    o2 = madd(o2, x3, w1);
+  }
+  addLanes(out, e0, imin(lanes, 4));
+  addLanes(out + outPixel, o0, imin(lanes, 4));
+  addLanes(out + 2 * outPixel, e1, imin(lanes, 4));
+  addLanes(out + 3 * outPixel, o1, imin(lanes, 4));
+  addLanes(out + 4 * outPixel, e2, imin(lanes, 4));
+  addLanes(out + 5 * outPixel, o2, imin(lanes, 4));
 }
 
 /** rowTile over every group of 4 channels, for Q taps per row of the window (1 to 3). */
