@@ -22,6 +22,8 @@ import {
   conv2dBackward,
   dense,
   denseBackward,
+  depthwiseConv2d,
+  depthwiseConv2dBackward,
   flatten,
   flattenBackward,
   globalAvgPool,
@@ -238,6 +240,64 @@ describe('conv2d', () => {
       checkFd(label, 'conv2d dx', fdError(S, x.data, grads.dx.data, pick(rng, x.data.length, Infinity)));
       checkFd(label, 'conv2d dw', fdError(S, w.data, grads.dw.data, pick(rng, w.data.length, Infinity)));
       checkFd(label, 'conv2d db', fdError(S, b.data, grads.db.data, pick(rng, b.data.length, Infinity)));
+    }
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// depthwiseConv2d
+// ---------------------------------------------------------------------------------------------
+
+describe('depthwiseConv2d', () => {
+  it('hand-computed: output channel ci·M + m, bias', () => {
+    // x[0,0,0,:] = [1, 2]; w[0,0,ci,m] = [[1,2],[3,4]]; y[ci·2 + m] = x[ci]·w[ci,m] + b[ci·2 + m]
+    const y = depthwiseConv2d(tensor([1, 1, 1, 2], [1, 2]), tensor([1, 1, 2, 2], [1, 2, 3, 4]), tensor([4], [10, 20, 30, 40]), 1, 'valid', 1);
+    expect([...y.data]).toEqual([11, 22, 36, 48]);
+  });
+
+  it('hand-computed dilation 2 under SAME: the window spans 5 cells, padded 2 before', () => {
+    // A column image (W = 1): of the columns only kx = 1 reads the image (kx = 0, 2 read ±2).
+    // Rows: y[oy] = w[0,1]·x[oy − 2] + w[1,1]·x[oy] + w[2,1]·x[oy + 2].
+    const w = tensor([3, 3, 1, 1], [1000, 1, 1000, 1000, 10, 1000, 1000, 100, 1000]);
+    const y = depthwiseConv2d(tensor([1, 5, 1, 1], [1, 2, 3, 4, 5]), w, tensor([1]), 1, 'same', 2);
+    expect(y.shape).toEqual([1, 5, 1, 1]);
+    expect([...y.data]).toEqual([10 + 300, 20 + 400, 1 + 30 + 500, 2 + 40, 3 + 50]);
+    // VALID, stride 2 on 7 × 5 cells holding r + 1 in column 2 and 0 elsewhere: windows at rows
+    // 0, 2, 4 and 2, 4, 6, one window of columns 0, 2, 4 (only kx = 1 reads column 2).
+    const x = tensor([1, 7, 5, 1], Array.from({ length: 35 }, (_, i) => (i % 5 === 2 ? Math.floor(i / 5) + 1 : 0)));
+    const v = depthwiseConv2d(x, w, tensor([1]), 2, 'valid', 2);
+    expect(v.shape).toEqual([1, 2, 1, 1]);
+    expect([...v.data]).toEqual([1 + 30 + 500, 3 + 50 + 700]);
+  });
+
+  it('backward matches central FD on every entry: k 1–5, strides 1–3, dilations 1–3, both paddings, multipliers 1–3, batch 1/3, channels 1–9', () => {
+    const rng = mulberry32(151);
+    let config = 0;
+    for (const k of [1, 2, 3, 4, 5]) for (const s of [1, 2, 3]) for (const d of [1, 2, 3]) for (const padding of paddings) {
+      const span = (k - 1) * d + 1;
+      const Ci = 1 + ((config * 2) % 9);
+      const N = Ci <= 4 && config % 2 ? 3 : 1;
+      const M = 1 + (config % 3);
+      // Odd sizes; a VALID window wider than that gets an input just large enough.
+      const [Hh, Ww] = config % 2 ? [5, 7] : [7, 5];
+      const [h, w_] = padding === 'valid' ? [Math.max(Hh, span), Math.max(Ww, span + 1)] : [Hh, Ww];
+      config++;
+      const label = `x=[${N},${h},${w_},${Ci}] k=${k} s=${s} d=${d} ${padding} M=${M}`;
+      const x = randomTensor(rng, [N, h, w_, Ci]);
+      const w = randomTensor(rng, [k, k, Ci, M]);
+      const b = randomTensor(rng, [Ci * M]);
+      const y = depthwiseConv2d(x, w, b, s, padding, d);
+      const out = (n: number) => (padding === 'same' ? Math.ceil(n / s) : Math.ceil((n - span + 1) / s));
+      expect(y.shape, label).toEqual([N, out(h), out(w_), Ci * M]);
+      const g = randomTensor(rng, y.shape);
+      const S = () => dot(g.data, depthwiseConv2d(x, w, b, s, padding, d).data);
+      const grads = depthwiseConv2dBackward(x, w, s, padding, d, g);
+      expect(grads.dx.shape).toEqual(x.shape);
+      expect(grads.dw.shape).toEqual(w.shape);
+      expect(grads.db.shape).toEqual(b.shape);
+      checkFd(label, 'depthwiseConv2d dx', fdError(S, x.data, grads.dx.data, pick(rng, x.data.length, Infinity)));
+      checkFd(label, 'depthwiseConv2d dw', fdError(S, w.data, grads.dw.data, pick(rng, w.data.length, Infinity)));
+      checkFd(label, 'depthwiseConv2d db', fdError(S, b.data, grads.db.data, pick(rng, b.data.length, Infinity)));
     }
   });
 });

@@ -16,7 +16,8 @@
  *     'same' : out = ceil(n / s), total = max((out - 1)·s + k - n, 0),
  *              floor(total / 2) cells before, the rest after.
  *   Output cell o reads input cells o·s − before + j for j = 0..k−1. Padded cells contribute 0
- *   to a convolution and are never candidates of a max-pool.
+ *   to a convolution and are never candidates of a max-pool. A dilated window (taps d cells
+ *   apart, read at o·s − before + j·d) is padded as a window of (k − 1)·d + 1 cells.
  * - maxpool backward: the gradient of a window goes entirely to the FIRST maximum of the window in
  *   row-major order (strict `>` scan); overlapping windows add up.
  * - relu backward: gradient passes only where the input is > 0 (relu'(0) = 0).
@@ -36,6 +37,11 @@
  *
  *   conv2d(x: Tensor [N,H,W,Ci], w: Tensor [k,k,Ci,Co], b: Tensor [Co], stride, padding): Tensor [N,OH,OW,Co]
  *   conv2dBackward(x, w, stride, padding, dy: Tensor [N,OH,OW,Co]): { dx: Tensor; dw: Tensor; db: Tensor }
+ *
+ *   depthwiseConv2d(x: Tensor [N,H,W,Ci], w: Tensor [k,k,Ci,M], b: Tensor [Ci·M], stride, padding, dilation)
+ *     : Tensor [N,OH,OW,Ci·M]                                // output channel ci·M + m
+ *   depthwiseConv2dBackward(x, w, stride, padding, dilation, dy: Tensor [N,OH,OW,Ci·M])
+ *     : { dx: Tensor; dw: Tensor; db: Tensor }
  *
  *   maxpool(x: Tensor [N,H,W,C], size, stride, padding): Tensor [N,OH,OW,C]
  *   maxpoolBackward(x, size, stride, padding, dy: Tensor [N,OH,OW,C]): Tensor   // dx
@@ -250,6 +256,109 @@ export function conv2dBackward(
               for (let ci = 0; ci < Ci; ci++) {
                 dx.data[at4(dx.shape, n, iy, ix, ci)] += g * w.data[at4(w.shape, ky, kx, ci, co)]!;
                 dw.data[at4(dw.shape, ky, kx, ci, co)] += g * x.data[at4(x.shape, n, iy, ix, ci)]!;
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+  return { dx, dw, db };
+}
+
+// ---------------------------------------------------------------------------------------------
+// depthwiseConv2d
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * Geometry of a window of k taps `dilation` cells apart: it spans (k − 1)·dilation + 1 cells and
+ * is padded as a window of that size (TensorFlow's effective filter size).
+ */
+function dilatedGeometry(n: number, k: number, s: number, dilation: number, padding: Padding) {
+  return windowGeometry(n, (k - 1) * dilation + 1, s, padding);
+}
+
+/**
+ * y[n, oy, ox, ci·M + m] = b[ci·M + m]
+ *   + Σ_{ky, kx} x[n, oy·s − padTop + ky·d, ox·s − padLeft + kx·d, ci] · w[ky, kx, ci, m]
+ * with d the dilation; out-of-range input cells (padding) are 0.
+ */
+export function depthwiseConv2d(x: Tensor, w: Tensor, b: Tensor, stride: number, padding: Padding, dilation: number): Tensor {
+  expectRank(x, 4, 'depthwiseConv2d x');
+  expectRank(w, 4, 'depthwiseConv2d w');
+  expectRank(b, 1, 'depthwiseConv2d b');
+  const [N, H, W, Ci] = x.shape as [number, number, number, number];
+  const [K, K2, wCi, M] = w.shape as [number, number, number, number];
+  if (K !== K2) throw new Error('depthwiseConv2d: kernel must be square');
+  if (wCi !== Ci) throw new Error(`depthwiseConv2d: input has ${Ci} channels, kernel expects ${wCi}`);
+  if (b.shape[0] !== Ci * M) throw new Error('depthwiseConv2d: bias size differs from channels × multiplier');
+  const gy = dilatedGeometry(H, K, stride, dilation, padding);
+  const gx = dilatedGeometry(W, K, stride, dilation, padding);
+  const y = tensor([N, gy.out, gx.out, Ci * M]);
+
+  for (let n = 0; n < N; n++) {
+    for (let oy = 0; oy < gy.out; oy++) {
+      for (let ox = 0; ox < gx.out; ox++) {
+        for (let ci = 0; ci < Ci; ci++) {
+          for (let m = 0; m < M; m++) {
+            let sum = b.data[ci * M + m]!;
+            for (let ky = 0; ky < K; ky++) {
+              for (let kx = 0; kx < K; kx++) {
+                const iy = oy * stride - gy.padBefore + ky * dilation;
+                const ix = ox * stride - gx.padBefore + kx * dilation;
+                if (iy < 0 || iy >= H || ix < 0 || ix >= W) continue; // padded cell: contributes 0
+                sum += x.data[at4(x.shape, n, iy, ix, ci)]! * w.data[at4(w.shape, ky, kx, ci, m)]!;
+              }
+            }
+            y.data[at4(y.shape, n, oy, ox, ci * M + m)] = sum;
+          }
+        }
+      }
+    }
+  }
+  return y;
+}
+
+/**
+ * Gradients of depthwiseConv2d given dy = ∂L/∂y. Each term of the forward sum
+ * x[n, iy, ix, ci]·w[ky, kx, ci, m] sends dy[n, oy, ox, ci·M + m]·w to dx and dy·x to dw; db sums dy.
+ */
+export function depthwiseConv2dBackward(
+  x: Tensor,
+  w: Tensor,
+  stride: number,
+  padding: Padding,
+  dilation: number,
+  dy: Tensor,
+): { dx: Tensor; dw: Tensor; db: Tensor } {
+  expectRank(x, 4, 'depthwiseConv2dBackward x');
+  expectRank(w, 4, 'depthwiseConv2dBackward w');
+  expectRank(dy, 4, 'depthwiseConv2dBackward dy');
+  const [N, H, W, Ci] = x.shape as [number, number, number, number];
+  const [K, , , M] = w.shape as [number, number, number, number];
+  const gy = dilatedGeometry(H, K, stride, dilation, padding);
+  const gx = dilatedGeometry(W, K, stride, dilation, padding);
+  if (dy.shape[0] !== N || dy.shape[1] !== gy.out || dy.shape[2] !== gx.out || dy.shape[3] !== Ci * M) {
+    throw new Error('depthwiseConv2dBackward: dy has the wrong shape');
+  }
+  const dx = tensor(x.shape);
+  const dw = tensor(w.shape);
+  const db = tensor([Ci * M]);
+
+  for (let n = 0; n < N; n++) {
+    for (let oy = 0; oy < gy.out; oy++) {
+      for (let ox = 0; ox < gx.out; ox++) {
+        for (let ci = 0; ci < Ci; ci++) {
+          for (let m = 0; m < M; m++) {
+            const g = dy.data[at4(dy.shape, n, oy, ox, ci * M + m)]!;
+            db.data[ci * M + m] += g;
+            for (let ky = 0; ky < K; ky++) {
+              for (let kx = 0; kx < K; kx++) {
+                const iy = oy * stride - gy.padBefore + ky * dilation;
+                const ix = ox * stride - gx.padBefore + kx * dilation;
+                if (iy < 0 || iy >= H || ix < 0 || ix >= W) continue;
+                dx.data[at4(dx.shape, n, iy, ix, ci)] += g * w.data[at4(w.shape, ky, kx, ci, m)]!;
+                dw.data[at4(dw.shape, ky, kx, ci, m)] += g * x.data[at4(x.shape, n, iy, ix, ci)]!;
               }
             }
           }

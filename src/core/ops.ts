@@ -190,6 +190,54 @@ function conv2dStride1(tape: Tape, x: Tensor, w: Tensor, b: Tensor, y: Tensor, r
 
 const roundUp = (v: number, m: number) => Math.ceil(v / m) * m;
 
+export interface DepthwiseConv2dOptions {
+  stride: number;
+  padding: Padding;
+  /** Cells from one tap of the window to the next (1, the default: adjacent). */
+  dilation?: number;
+  relu: boolean;
+}
+
+/** x [n, h, w, cin] ⊛ w [k, k, cin, m] per channel + b [cin·m], optionally followed by ReLU:
+ *  output channel ci·m + j is input channel ci convolved with w[:, :, ci, j]. */
+export function depthwiseConv2d(tape: Tape, x: Tensor, w: Tensor, b: Tensor, { stride, padding, dilation = 1, relu }: DepthwiseConv2dOptions): Tensor {
+  const kn = tape.engine.kernels;
+  const [n, h, wd, cin] = x.shape;
+  const [k, k2, win, m] = w.shape;
+  const c = cin * m;
+  const rows = window(h, k, stride, padding, dilation), cols = window(wd, k, stride, padding, dilation);
+  if (k !== k2 || win !== cin || b.size !== c) throw new Error(`depthwiseConv2d: filter [${w.shape}] and bias [${b.shape}] do not fit an input of ${cin} channels`);
+  if (!(Number.isInteger(stride) && stride >= 1 && Number.isInteger(dilation) && dilation >= 1)) throw new Error(`depthwiseConv2d: stride ${stride} and dilation ${dilation} must be whole numbers ≥ 1`);
+  if (rows.out < 1 || cols.out < 1) throw new Error(`depthwiseConv2d: a ${padding} window of ${k} taps ${dilation} apart does not fit an input of ${h}×${wd}`);
+  const geometry = [n, h, wd, c, k, stride, dilation, rows.before, cols.before, rows.out, cols.out] as const;
+  const y = tape.output([n, rows.out, cols.out, c], [x, w, b]);
+  const preGrad = activationGrad(tape, y, relu);
+  // The filter [k, k, cin, m] is [k, k, c] for the kernels, which take multiplier 1: a larger
+  // multiplier runs on the input with each channel repeated m times.
+  const pixels = n * h * wd;
+  const xe = m === 1 ? x.ptr : tape.scratch(pixels * c);
+  const dxe = m > 1 && x.grad ? tape.scratch(pixels * c) : 0;
+  const packed = derived(tape, w, roundUp(c, 4) * k * k, (wb) => kn.depthwise_pack_filter(w.ptr, wb, k, c));
+  tape.record(y, {
+    forward: () => {
+      if (m > 1) kn.expand_channels(x.ptr, xe, pixels, cin, m);
+      kn.depthwise_forward(xe, packed(), b.ptr, y.ptr, relu, ...geometry);
+    },
+    backward: () => {
+      const g = preGrad();
+      if (x.grad && m === 1) kn.depthwise_backward_input(g, packed(), x.grad.ptr, ...geometry);
+      if (x.grad && m > 1) {
+        kn.fill(dxe, 0, pixels * c);
+        kn.depthwise_backward_input(g, packed(), dxe, ...geometry);
+        kn.sum_channel_groups(dxe, x.grad.ptr, pixels, cin, m);
+      }
+      if (w.grad) kn.depthwise_backward_filter(xe, g, w.grad.ptr, ...geometry);
+      if (b.grad) kn.sum_rows(g, b.grad.ptr, y.size / c, c);
+    },
+  });
+  return y;
+}
+
 export interface PoolOptions {
   size: number;
   stride: number;

@@ -1,0 +1,387 @@
+// Depthwise 2-D convolution, NHWC activations with c channels, filters [k, k, c] (TensorFlow's
+// [k, k, cin, multiplier] with multiplier 1: a multiplier m runs on the input with each channel
+// repeated m times, see `expand_channels`), square kernel, equal strides and dilations.
+// Padding is given as the number of cells before the input (top, left); cells outside the input
+// contribute 0. The SIMD lanes run over channels, which are contiguous in NHWC and in the
+// filter alike: a tap is one vector load of the input and one of the filter, nothing to shuffle.
+// The geometry arguments come last in every kernel, in the same order.
+//
+// Each output cell of a depthwise convolution is a sum over its taps, and so is each cell of its
+// input gradient (the taps of input cell i being the output cells whose windows hold it). Both
+// run through one gather loop: tiles of 1 or 2 cells × 16 channels (4 or 8 accumulators), an
+// inner loop over the cell's taps, one weight vector loaded per tap for both cells.
+import { storeLanes, addLanes, madd, f, imin, imax } from './common';
+
+/** wb[g, ky, kx, lane] = w[ky, kx, 4·g + lane] (0 past the last channel): each group of 4
+ *  channels' taps together, 16 bytes apart, rather than c·4 bytes apart (with c a power of two,
+ *  taps that far apart fall into the same few sets of the first-level cache). */
+export function depthwise_pack_filter(w: usize, wb: usize, k: i32, c: i32): void {
+  const taps = k * k;
+  for (let t = 0; t < taps; t++) {
+    for (let ch = 0; ch < ((c + 3) & ~3); ch++) {
+      store<f32>(wb + f(((ch >> 2) * taps + t) * 4 + (ch & 3)), ch < c ? load<f32>(w + f(t * c + ch)) : 0);
+    }
+  }
+}
+
+/** y = depthwise(x, w) + b, then max(y, 0) when `relu` is set; `wb` is the packed filter. */
+export function depthwise_forward(
+  x: usize, wb: usize, b: usize, y: usize, relu: bool,
+  n: i32, h: i32, wd: i32, c: i32,
+  k: i32, stride: i32, dilation: i32, padTop: i32, padLeft: i32,
+  oh: i32, ow: i32,
+): void {
+  gather(false, x, wb, b, y, relu, n, h, wd, c, k, stride, dilation, padTop, padLeft, oh, ow);
+}
+
+/** dx += the gradient of the input, gathered per input cell from the output cells it reaches. */
+export function depthwise_backward_input(
+  dy: usize, wb: usize, dx: usize,
+  n: i32, h: i32, wd: i32, c: i32,
+  k: i32, stride: i32, dilation: i32, padTop: i32, padLeft: i32,
+  oh: i32, ow: i32,
+): void {
+  gather(true, dy, wb, 0, dx, false, n, oh, ow, c, k, stride, dilation, padTop, padLeft, h, wd);
+}
+
+// The taps along one axis (rows or columns) of one cell, set by `axisTaps` and read right after.
+let tapFirst: i32 = 0, tapCount: i32 = 0, tapInput: i32 = 0;
+
+/** The taps t of cell o along one axis that fall inside the `n` cells read there: every `step`-th
+ *  from tapFirst, tapCount of them, the first reading cell tapInput.
+ *  Forward (`backward` false): output cell o reads input cell o·s − pad + t·d.
+ *  Input gradient: input cell o is read by output cell (o + pad − t·d)/s when that is whole. */
+@inline function axisTaps(backward: bool, o: i32, pad: i32, n: i32, k: i32, s: i32, d: i32, step: i32): void {
+  if (!backward) {
+    const base = o * s - pad;
+    const first = base >= 0 ? 0 : ceilDiv(-base, d);
+    const end = imin(k, floorDiv(n - 1 - base, d) + 1);
+    tapFirst = first;
+    tapCount = imax(0, end - first);
+    tapInput = base + first * d;
+  } else {
+    const t = o + pad;
+    const last = t < 0 ? -1 : imin(k - 1, t / d);
+    let first = imax(0, ceilDiv(t - (n - 1) * s, d));
+    while (first <= last && (t - first * d) % s != 0) first++;
+    tapFirst = first;
+    tapCount = first <= last ? (last - first) / step + 1 : 0;
+    tapInput = first <= last ? (t - first * d) / s : 0;
+  }
+}
+
+/** Whether every tap of cell o along one axis (all k of them, or of its phase) is inside. */
+@inline function inside(backward: bool, o: i32, pad: i32, n: i32, k: i32, s: i32, d: i32): bool {
+  if (!backward) return o * s - pad >= 0 && o * s - pad + (k - 1) * d < n;
+  return o + pad - (k - 1) * d >= 0 && o + pad <= (n - 1) * s;
+}
+
+@inline function ceilDiv(a: i32, b: i32): i32 {
+  return a > 0 ? (a + b - 1) / b : -(-a / b);
+}
+
+@inline function floorDiv(a: i32, b: i32): i32 {
+  return a >= 0 ? a / b : -((b - 1 - a) / b);
+}
+
+function gcd(a: i32, b: i32): i32 {
+  while (b != 0) {
+    const r = a % b;
+    a = b;
+    b = r;
+  }
+  return a;
+}
+
+/** out (outH × outW cells) = or += the sum over each cell's taps of input × weight. Forward:
+ *  the input is x, bias and ReLU apply. Input gradient (`backward`): the input is dy, the taps
+ *  of a cell are every (s/g)-th (g = gcd(s, d)), its inputs d/g apart from last to first, and
+ *  the cells of one pattern of taps (one phase) are s columns apart, their inputs 1 apart.
+ *  Without dilation, at strides 1 and 2, with up to 3 taps per row of the window (the 3 × 3
+ *  windows of MobileNets), rows of taps go through `rowTile`; anything else, tap by tap. */
+@inline function gather(
+  backward: bool, x: usize, wb: usize, b: usize, y: usize, relu: bool,
+  n: i32, inH: i32, inW: i32, c: i32,
+  k: i32, s: i32, d: i32, top: i32, left: i32,
+  outH: i32, outW: i32,
+): void {
+  const g = gcd(s, d);
+  const step = backward ? s / g : 1; // taps from one used tap to the next
+  const move = backward ? -(d / g) : d; // input cells from one used tap to the next
+  const phases = backward ? s : 1; // output columns between cells of the same pattern of taps
+  const A = backward ? 1 : s; // input cells between neighbouring cells of one pattern
+  const byRows = d == 1 && A <= 2 && (k + step - 1) / step <= 3; // at most 3 taps in a row of any window
+  const P = A == 1 ? 4 : 3; // cells of a row tile: the most whose inputs and sums fit the registers
+  const block = f(4 * k * k); // bytes of one group of 4 channels in the packed filter
+  for (let img = 0; img < n; img++) {
+    for (let oy = 0; oy < outH; oy++) {
+      axisTaps(backward, oy, top, inH, k, s, d, step);
+      const rows = tapCount;
+      if (rows == 0 && backward) continue; // no output cell reads this input row: nothing to add
+      const xRows = x + f((img * inH + tapInput) * inW * c), wRows = wb + f(tapFirst * k * 4);
+      const out = y + f((img * outH + oy) * outW * c);
+      if (backward && s == 2 && k == 3 && d == 1) {
+        // Both phases at once: see stride2Tile.
+        for (let ox = 0; ox < outW; ) {
+          const j = (ox + left) >> 1; // the dy column of the window's first tap, for an even column
+          if (((ox + left) & 1) == 0 && j >= 1 && j + 2 < inW && ox + 5 < outW) {
+            for (let cb = 0; cb < c; cb += 4) {
+              stride2Tile(c - cb, xRows + f((j - 1) * c + cb), f(c), wRows + <usize>(cb >> 2) * block, rows, f(-inW * c), out + f(ox * c + cb), f(c));
+            }
+            ox += 6;
+          } else {
+            cell(backward, xRows, wRows, b, out, relu, inW, c, k, s, d, left, ox, rows, step, move, byRows, block);
+            ox++;
+          }
+        }
+        continue;
+      }
+      for (let phase = 0; phase < phases; phase++) {
+        for (let ox = phase; ox < outW; ) {
+          if (byRows && ox + (P - 1) * phases < outW && inside(backward, ox, left, inW, k, s, d) && inside(backward, ox + (P - 1) * phases, left, inW, k, s, d)) {
+            axisTaps(backward, ox, left, inW, k, s, d, step);
+            const cols = tapCount;
+            if (cols == 0) {
+              ox += P * phases; // cells of a phase that no output column reads (k < s): nothing to add
+              continue;
+            }
+            // Taps from the one reading the leftmost input cell (the last, for the input gradient).
+            const xl = xRows + f((tapInput + (backward ? (cols - 1) * move : 0)) * c);
+            const wl = wRows + f((tapFirst + (backward ? (cols - 1) * step : 0)) * 4), wq = f((backward ? -step : 1) * 4);
+            const xRow = f(move * inW * c), wRow = f(step * k * 4), op = out + f(ox * c);
+            if (A == 1) rowTiles(4, 1, cols, xl, f(c), wl, wq, block, rows, xRow, wRow, op, f(phases * c), b, backward, relu, c);
+            else rowTiles(3, 2, cols, xl, f(c), wl, wq, block, rows, xRow, wRow, op, f(phases * c), b, backward, relu, c);
+            ox += P * phases;
+            continue;
+          }
+          if (!byRows && ox + phases < outW && inside(backward, ox, left, inW, k, s, d) && inside(backward, ox + phases, left, inW, k, s, d)) {
+            axisTaps(backward, ox, left, inW, k, s, d, step);
+            const cols = tapCount;
+            const xp = xRows + f(tapInput * c), wp = wRows + f(tapFirst * 4), op = out + f(ox * c);
+            const xCol = f(move * c), wCol = f(step * 4), xRow = f((inW - cols) * move * c), wRow = f((k - cols) * step * 4);
+            for (let cb = 0; cb < c; cb += 4) {
+              tapTile(2, c - cb, xp + f(cb), f(A * c), wp + <usize>(cb >> 2) * block, rows, cols, xCol, xRow, wCol, wRow, op + f(cb), f(phases * c), b != 0 ? b + f(cb) : 0, backward, relu);
+            }
+            ox += 2 * phases;
+            continue;
+          }
+          cell(backward, xRows, wRows, b, out, relu, inW, c, k, s, d, left, ox, rows, step, move, byRows, block);
+          ox += phases;
+        }
+      }
+    }
+  }
+}
+
+/** One cell of a row (whose row of taps starts at xRows, wRows): by rows of taps when there are
+ *  1 to 3 of them per row (`byRows`: no dilation), else tap by tap. */
+@inline function cell(
+  backward: bool, xRows: usize, wRows: usize, b: usize, out: usize, relu: bool,
+  inW: i32, c: i32, k: i32, s: i32, d: i32, left: i32, ox: i32, rows: i32, step: i32, move: i32, byRows: bool, block: usize,
+): void {
+  axisTaps(backward, ox, left, inW, k, s, d, step);
+  const cols = tapCount;
+  const op = out + f(ox * c);
+  if (byRows && cols > 0 && cols <= 3) {
+    const xl = xRows + f((tapInput + (backward ? (cols - 1) * move : 0)) * c);
+    const wl = wRows + f((tapFirst + (backward ? (cols - 1) * step : 0)) * 4), wq = f((backward ? -step : 1) * 4);
+    const xRow = f(move * inW * c), wRow = f(step * k * 4);
+    rowTiles(1, 1, cols, xl, f(c), wl, wq, block, rows, xRow, wRow, op, 0, b, backward, relu, c);
+  } else {
+    const xp = xRows + f(tapInput * c), wp = wRows + f(tapFirst * 4);
+    const xCol = f(move * c), wCol = f(step * 4), xRow = f((inW - cols) * move * c), wRow = f((k - cols) * step * 4);
+    for (let cb = 0; cb < c; cb += 4) {
+      tapTile(1, c - cb, xp + f(cb), 0, wp + <usize>(cb >> 2) * block, rows, cols, xCol, xRow, wCol, wRow, op + f(cb), 0, b != 0 ? b + f(cb) : 0, backward, relu);
+    }
+  }
+}
+
+/** dx += 6 neighbouring columns × 4 channels (`lanes` stored) of the input gradient of a 3 × 3,
+ *  stride-2 window, from an even column 2j: column 2j + 2t receives dy[j + t]·w[kx = 0] +
+ *  dy[j + t − 1]·w[kx = 2] and column 2j + 2t + 1 receives dy[j + t]·w[kx = 1], so both phases
+ *  share the 4 dy vectors from column j − 1 (at `x`, `px` bytes apart) that a row of taps
+ *  loads, with its 3 weights: 9 mul-adds for 7 loads, 13 vectors live. */
+@inline function stride2Tile(lanes: i32, x: usize, px: usize, w: usize, rows: i32, xRow: usize, out: usize, outPixel: usize): void {
+  const zero = f32x4.splat(0);
+  let e0 = zero, e1 = zero, e2 = zero, o0 = zero, o1 = zero, o2 = zero;
+  for (let r = 0; r < rows; r++, x += xRow, w += 2 * 3 * 16) {
+    const w0 = v128.load(w), w1 = v128.load(w, 16), w2 = v128.load(w, 32);
+    let p = x;
+    const x0 = v128.load(p), x1 = v128.load((p += px)), x2 = v128.load((p += px)), x3 = v128.load((p += px));
+    e0 = f32x4.add(e0, madd(f32x4.mul(x1, w0), x0, w2));
+    o0 = madd(o0, x1, w1);
+    e1 = f32x4.add(e1, madd(f32x4.mul(x2, w0), x1, w2));
+    o1 = madd(o1, x2, w1);
+    e2 = f32x4.add(e2, madd(f32x4.mul(x3, w0), x2, w2));
+    o2 = madd(o2, x3, w1);
+  }
+  addLanes(out, e0, imin(lanes, 4));
+  addLanes(out + outPixel, o0, imin(lanes, 4));
+  addLanes(out + 2 * outPixel, e1, imin(lanes, 4));
+  addLanes(out + 3 * outPixel, o1, imin(lanes, 4));
+  addLanes(out + 4 * outPixel, e2, imin(lanes, 4));
+  addLanes(out + 5 * outPixel, o2, imin(lanes, 4));
+}
+
+/** rowTile over every group of 4 channels, for Q taps per row of the window (1 to 3). */
+@inline function rowTiles(
+  P: i32, A: i32, Q: i32, x: usize, px: usize, w: usize, wq: usize, block: usize, rows: i32, xRow: usize, wRow: usize,
+  out: usize, outPixel: usize, b: usize, accumulate: bool, relu: bool, c: i32,
+): void {
+  for (let cb = 0; cb < c; cb += 4, w += block) {
+    const bias = b != 0 ? b + f(cb) : 0;
+    if (Q == 3) rowTile(P, 3, A, c - cb, x + f(cb), px, w, wq, rows, xRow, wRow, out + f(cb), outPixel, bias, accumulate, relu);
+    else if (Q == 2) rowTile(P, 2, A, c - cb, x + f(cb), px, w, wq, rows, xRow, wRow, out + f(cb), outPixel, bias, accumulate, relu);
+    else rowTile(P, 1, A, c - cb, x + f(cb), px, w, wq, rows, xRow, wRow, out + f(cb), outPixel, bias, accumulate, relu);
+  }
+}
+
+/** P cells × 4 channels (`lanes` of them stored) whose taps along a row of the window are Q
+ *  adjacent input cells (`px` bytes apart), the cells' windows A input cells apart: each input
+ *  vector of a row is loaded once for all the cells that read it. P, Q and A are constants once
+ *  inlined. V8 loads every vector of an iteration before its arithmetic, so an iteration is one
+ *  row: its sums, weights and inputs (4 + 3 + 6, or 3 + 3 + 7) fit the 16 vector registers. */
+@inline function rowTile(
+  P: i32, Q: i32, A: i32, lanes: i32, x: usize, px: usize, w: usize, wq: usize, rows: i32, xRow: usize, wRow: usize,
+  out: usize, outPixel: usize, b: usize, accumulate: bool, relu: bool,
+): void {
+  const zero = f32x4.splat(0);
+  const N = (P - 1) * A + Q; // input cells a row of the tile reads
+  let a0 = b != 0 ? v128.load(b) : zero, a1 = a0, a2 = a0, a3 = a0;
+  for (let r = 0; r < rows; r++, x += xRow, w += wRow) {
+    const w0 = v128.load(w), w1 = Q > 1 ? v128.load(w + wq) : zero, w2 = Q > 2 ? v128.load(w + 2 * wq) : zero;
+    let p = x;
+    const x0 = v128.load(p);
+    const x1 = N > 1 ? v128.load((p += px)) : zero;
+    const x2 = N > 2 ? v128.load((p += px)) : zero;
+    const x3 = N > 3 ? v128.load((p += px)) : zero;
+    const x4 = N > 4 ? v128.load((p += px)) : zero;
+    const x5 = N > 5 ? v128.load((p += px)) : zero;
+    const x6 = N > 6 ? v128.load((p += px)) : zero;
+    a0 = f32x4.add(a0, rowSum(Q, x0, x1, x2, w0, w1, w2));
+    if (P > 1) a1 = f32x4.add(a1, rowSum(Q, pick(A, x0, x1, x2, x3, x4, x5, x6), pick(A + 1, x0, x1, x2, x3, x4, x5, x6), pick(A + 2, x0, x1, x2, x3, x4, x5, x6), w0, w1, w2));
+    if (P > 2) a2 = f32x4.add(a2, rowSum(Q, pick(2 * A, x0, x1, x2, x3, x4, x5, x6), pick(2 * A + 1, x0, x1, x2, x3, x4, x5, x6), pick(2 * A + 2, x0, x1, x2, x3, x4, x5, x6), w0, w1, w2));
+    if (P > 3) a3 = f32x4.add(a3, rowSum(Q, pick(3 * A, x0, x1, x2, x3, x4, x5, x6), pick(3 * A + 1, x0, x1, x2, x3, x4, x5, x6), pick(3 * A + 2, x0, x1, x2, x3, x4, x5, x6), w0, w1, w2));
+  }
+  finish(out, a0, lanes, accumulate, relu);
+  if (P > 1) finish(out + outPixel, a1, lanes, accumulate, relu);
+  if (P > 2) finish(out + 2 * outPixel, a2, lanes, accumulate, relu);
+  if (P > 3) finish(out + 3 * outPixel, a3, lanes, accumulate, relu);
+}
+
+/** x0·w0 + x1·w1 + x2·w2 over the first Q terms, summed apart from the accumulator so that
+ *  its chain of dependent additions grows by one a row. */
+@inline function rowSum(Q: i32, x0: v128, x1: v128, x2: v128, w0: v128, w1: v128, w2: v128): v128 {
+  let s = f32x4.mul(x0, w0);
+  if (Q > 1) s = madd(s, x1, w1);
+  if (Q > 2) s = madd(s, x2, w2);
+  return s;
+}
+
+/** The j-th of the values (j a constant once inlined). */
+@inline function pick(j: i32, x0: v128, x1: v128, x2: v128, x3: v128, x4: v128, x5: v128, x6: v128): v128 {
+  return j == 0 ? x0 : j == 1 ? x1 : j == 2 ? x2 : j == 3 ? x3 : j == 4 ? x4 : j == 5 ? x5 : x6;
+}
+
+/** P cells (1 or 2, a constant once inlined) × 4 channels (`lanes` of them stored), tap by tap:
+ *  rows × cols taps walked by pointer steps (xCol, wCol along a row, xRow, wRow from the end of
+ *  one row to the start of the next). The second cell's input is `pixel` bytes after the
+ *  first's and its output `outPixel` bytes after. */
+@inline function tapTile(
+  P: i32, lanes: i32, x: usize, pixel: usize, w: usize,
+  rows: i32, cols: i32, xCol: usize, xRow: usize, wCol: usize, wRow: usize,
+  out: usize, outPixel: usize, b: usize, accumulate: bool, relu: bool,
+): void {
+  let a0 = b != 0 ? v128.load(b) : f32x4.splat(0), a1 = a0;
+  let x2 = x + pixel;
+  for (let r = 0; r < rows; r++, x += xRow, x2 += xRow, w += wRow) {
+    for (let q = 0; q < cols; q++, x += xCol, x2 += xCol, w += wCol) {
+      const v = v128.load(w);
+      a0 = madd(a0, v128.load(x), v);
+      if (P == 2) a1 = madd(a1, v128.load(x2), v);
+    }
+  }
+  finish(out, a0, lanes, accumulate, relu);
+  if (P == 2) finish(out + outPixel, a1, lanes, accumulate, relu);
+}
+
+@inline function finish(out: usize, v: v128, lanes: i32, accumulate: bool, relu: bool): void {
+  if (accumulate) addLanes(out, v, imin(lanes, 4));
+  else storeLanes(out, relu ? f32x4.pmax(v, f32x4.splat(0)) : v, imin(lanes, 4));
+}
+
+/** dw += Σ over batch and output cells of x(the tap's input cell) · dy(output cell), per tap and
+ *  channel. Images go through in bands of output rows whose input, for 16 channels, stays in
+ *  the core's first-level cache while every tap sweeps it. */
+export function depthwise_backward_filter(
+  x: usize, dy: usize, dw: usize,
+  n: i32, h: i32, wd: i32, c: i32,
+  k: i32, stride: i32, dilation: i32, padTop: i32, padLeft: i32,
+  oh: i32, ow: i32,
+): void {
+  const band = imax(1, BAND_BYTES / (64 * (stride * wd + ow)));
+  for (let img = 0; img < n; img++) {
+    for (let first = 0; first < oh; first += band) {
+      const end = imin(oh, first + band);
+      let cb = 0;
+      for (; cb + 16 <= c; cb += 16) filterBlocks(4, 4, x, dy, dw, img, first, end, cb, h, wd, c, k, stride, dilation, padTop, padLeft, oh, ow);
+      for (; cb < c; cb += 4) filterBlocks(1, c - cb, x, dy, dw, img, first, end, cb, h, wd, c, k, stride, dilation, padTop, padLeft, oh, ow);
+    }
+  }
+}
+
+const BAND_BYTES: i32 = 16 * 1024;
+
+/** The gradients of B vectors of channels from cb on, every tap, over output rows first … end−1. */
+@inline function filterBlocks(
+  B: i32, lanes: i32, x: usize, dy: usize, dw: usize, img: i32, first: i32, end: i32, cb: i32,
+  h: i32, wd: i32, c: i32, k: i32, s: i32, d: i32, top: i32, left: i32, oh: i32, ow: i32,
+): void {
+  const zero = f32x4.splat(0);
+  const xStep = f(s * c), gStep = f(c);
+  for (let ky = 0; ky < k; ky++) {
+    // Output rows and columns whose tap (ky, kx) falls inside the input.
+    const oyLo = imax(first, ceilDiv(top - ky * d, s)), oyHi = imin(end, floorDiv(h - 1 + top - ky * d, s) + 1);
+    for (let kx = 0; kx < k; kx++) {
+      const oxLo = imax(0, ceilDiv(left - kx * d, s)), oxHi = imin(ow, floorDiv(wd - 1 + left - kx * d, s) + 1);
+      let a0 = zero, a1 = zero, a2 = zero, a3 = zero;
+      for (let oy = oyLo; oy < oyHi; oy++) {
+        let xp = x + f(((img * h + oy * s - top + ky * d) * wd + oxLo * s - left + kx * d) * c + cb);
+        let gp = dy + f(((img * oh + oy) * ow + oxLo) * c + cb);
+        for (let ox = oxLo; ox < oxHi; ox++, xp += xStep, gp += gStep) {
+          a0 = madd(a0, v128.load(xp), v128.load(gp));
+          if (B == 4) {
+            a1 = madd(a1, v128.load(xp, 16), v128.load(gp, 16));
+            a2 = madd(a2, v128.load(xp, 32), v128.load(gp, 32));
+            a3 = madd(a3, v128.load(xp, 48), v128.load(gp, 48));
+          }
+        }
+      }
+      const target = dw + f((ky * k + kx) * c + cb);
+      addLanes(target, a0, imin(lanes, 4));
+      if (B == 4) {
+        addLanes(target + 16, a1, 4);
+        addLanes(target + 32, a2, 4);
+        addLanes(target + 48, a3, 4);
+      }
+    }
+  }
+}
+
+/** xe[p, ch·m + j] = x[p, ch] for every pixel p and j < m: the input of a depthwise convolution
+ *  with channel multiplier m, laid out so that it runs as one with multiplier 1. */
+export function expand_channels(x: usize, xe: usize, pixels: i32, c: i32, m: i32): void {
+  for (let i = 0; i < pixels * c; i++) {
+    const v = load<f32>(x + f(i));
+    for (let j = 0; j < m; j++) store<f32>(xe + f(i * m + j), v);
+  }
+}
+
+/** dx[p, ch] += Σ_j dxe[p, ch·m + j]: the gradient of `expand_channels`. */
+export function sum_channel_groups(dxe: usize, dx: usize, pixels: i32, c: i32, m: i32): void {
+  for (let i = 0; i < pixels * c; i++) {
+    let s: f32 = 0;
+    for (let j = 0; j < m; j++) s += load<f32>(dxe + f(i * m + j));
+    store<f32>(dx + f(i), load<f32>(dx + f(i)) + s);
+  }
+}
