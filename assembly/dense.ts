@@ -1,47 +1,197 @@
-// Fully connected layer y = x·w + b with x [n, in], w [in, out] (TensorFlow's layout), y [n, out].
-import { storeLanes, addLanes, madd, f } from './common';
+// Matrix products: a fully connected layer y = x·w + b with x [n, in], w [in, out] (TensorFlow's
+// layout), y [n, out], and its gradients; the pointwise and the strided convolutions are the same
+// products (see conv.ts).
+//
+// C [m, n] = A [m, depth] · B [depth, n] (+ bias, then ReLU), or C += A·B, is computed the usual
+// way for caches: the depth in blocks of DEPTH_BLOCK, each cut into blocks of rows of A. A block
+// of A is packed into panels of 5 rows laid out k-major ([k][5]), and B into panels of 8 columns
+// ([k][8]), so that the innermost loop walks just two pointers. That loop keeps a tile of 5 rows ×
+// 8 columns in ten accumulators, the shape of the peak kernel (assembly/peak.ts): per step, two
+// vectors of B and five broadcast values of A, 80 flops. Missing rows of a panel are zeros and
+// missing columns are never stored. The sum of each entry runs through the depth in order from the
+// bias (or from 0, then added to C), one rounding per step, as the plain loops did.
+import { storeLanes, madd, f, imin, imax } from './common';
 
-/** y = x·w + b, then max(y, 0) when `relu` is set. */
-export function dense_forward(x: usize, w: usize, b: usize, y: usize, n: i32, inputs: i32, outputs: i32, relu: bool): void {
-  const zero = f32x4.splat(0);
-  for (let r = 0; r < n; r++) {
-    const xr = x + f(r * inputs);
-    const yr = y + f(r * outputs);
-    for (let ob = 0; ob < outputs; ob += 4) {
-      let acc = v128.load(b + f(ob));
-      for (let i = 0; i < inputs; i++) {
-        acc = madd(acc, f32x4.splat(load<f32>(xr + f(i))), v128.load(w + f(i * outputs + ob)));
-      }
-      if (relu) acc = f32x4.pmax(acc, zero);
-      storeLanes(yr + f(ob), acc, outputs - ob);
-    }
-  }
+/** The depth of a block: a panel of B, DEPTH_BLOCK × 8 floats (8 KiB), stays in the level-1 cache
+ *  while the tiles of a block of A pass over it. */
+const DEPTH_BLOCK: i32 = 256;
+/** Floats of a packed block of A (128 KiB, in the level-2 cache): as many rows as fit. */
+const A_BLOCK: i32 = 32768;
+
+/** y = x·w + b, then max(y, 0) when `relu` is set; `wp` is w packed by pack_panels(w, out, 1, in, out). */
+export function dense_forward(x: usize, wp: usize, b: usize, y: usize, relu: bool, work: usize, n: i32, inputs: i32, outputs: i32): void {
+  product(x, inputs, 1, wp, 0, 0, true, b, y, false, relu, work, n, inputs, outputs);
 }
 
-/** dx += dy·wᵀ, with `wt` = wᵀ [out, in] (see `transpose`) so that inputs run along the lanes. */
-export function dense_backward_input(dy: usize, wt: usize, dx: usize, n: i32, inputs: i32, outputs: i32): void {
-  for (let r = 0; r < n; r++) {
-    const gr = dy + f(r * outputs);
-    const dxr = dx + f(r * inputs);
-    for (let ib = 0; ib < inputs; ib += 4) {
-      let acc = f32x4.splat(0);
-      for (let o = 0; o < outputs; o++) {
-        acc = madd(acc, f32x4.splat(load<f32>(gr + f(o))), v128.load(wt + f(o * inputs + ib)));
-      }
-      addLanes(dxr + f(ib), acc, inputs - ib);
-    }
-  }
+/** dx += dy·wᵀ; `wtp` is wᵀ packed by pack_panels(w, 1, out, out, in). */
+export function dense_backward_input(dy: usize, wtp: usize, dx: usize, work: usize, n: i32, inputs: i32, outputs: i32): void {
+  product(dy, outputs, 1, wtp, 0, 0, true, 0, dx, true, false, work, n, outputs, inputs);
 }
 
 /** dw += xᵀ·dy. */
-export function dense_backward_weights(x: usize, dy: usize, dw: usize, n: i32, inputs: i32, outputs: i32): void {
-  for (let i = 0; i < inputs; i++) {
-    for (let ob = 0; ob < outputs; ob += 4) {
-      let acc = f32x4.splat(0);
-      for (let r = 0; r < n; r++) {
-        acc = madd(acc, f32x4.splat(load<f32>(x + f(r * inputs + i))), v128.load(dy + f(r * outputs + ob)));
+export function dense_backward_weights(x: usize, dy: usize, dw: usize, work: usize, n: i32, inputs: i32, outputs: i32): void {
+  product(x, 1, inputs, dy, outputs, 1, false, 0, dw, true, false, work, inputs, n, outputs);
+}
+
+/** Floats of `work` a product with `n` columns needs. */
+export function matmul_work(n: i32): i32 {
+  return A_BLOCK + DEPTH_BLOCK * panelFloats(n);
+}
+
+/** Floats of B [depth, n] packed by pack_panels. */
+export function panels_size(depth: i32, n: i32): i32 {
+  return depth * panelFloats(n);
+}
+
+@inline function panelFloats(n: i32): i32 {
+  return (n + 7) & ~7;
+}
+
+/** bp[q, k, j] = B[k, 8q + j] = b[k·rowStride + (8q + j)·colStride], 0 past the last column. */
+export function pack_panels(b: usize, rowStride: i32, colStride: i32, depth: i32, n: i32, bp: usize): void {
+  for (let j0 = 0; j0 < n; j0 += 8) {
+    const cols = imin(8, n - j0);
+    let dst = bp + f(j0 * depth);
+    let src = b + f(j0 * colStride);
+    if (cols == 8 && colStride == 1) {
+      for (let k = 0; k < depth; k++, dst += 32, src += f(rowStride)) {
+        v128.store(dst, v128.load(src));
+        v128.store(dst, v128.load(src, 16), 16);
       }
-      addLanes(dw + f(i * outputs + ob), acc, outputs - ob);
+    } else {
+      for (let k = 0; k < depth; k++, dst += 32, src += f(rowStride)) {
+        for (let j = 0; j < 8; j++) store<f32>(dst + f(j), j < cols ? load<f32>(src + f(j * colStride)) : 0);
+      }
     }
+  }
+}
+
+/** C (row-major [m, n]) = A·B + bias (0: none), then ReLU when `relu` is set; or, when
+ *  `accumulate`, C += A·B. A[i, k] = a[i·aRow + k·aDepth]. B is either packed whole by
+ *  pack_panels (`packed`, at `b`) or B[k, j] = b[k·bRow + j·bCol], packed here block by block.
+ *  `work` holds matmul_work(n) floats. */
+@inline export function product(
+  a: usize, aRow: i32, aDepth: i32, b: usize, bRow: i32, bCol: i32, packed: bool,
+  bias: usize, c: usize, accumulate: bool, relu: bool, work: usize,
+  m: i32, depth: i32, n: i32,
+): void {
+  const ap = work, bBlock = work + f(A_BLOCK);
+  for (let k0 = 0; k0 < depth; k0 += DEPTH_BLOCK) {
+    const kc = imin(DEPTH_BLOCK, depth - k0);
+    const first = k0 == 0, last = k0 + kc == depth;
+    let panels = b + f(k0 * 8), panelBytes = f(depth * 8);
+    if (!packed) {
+      pack_panels(b + f(k0 * bRow), bRow, bCol, kc, n, bBlock);
+      panels = bBlock;
+      panelBytes = f(kc * 8);
+    }
+    const blockRows = imax(5, A_BLOCK / (5 * kc) * 5);
+    for (let i0 = 0; i0 < m; i0 += blockRows) {
+      const rows = imin(blockRows, m - i0);
+      packRows(a + f(i0 * aRow + k0 * aDepth), aRow, aDepth, rows, kc, ap);
+      for (let j0 = 0; j0 < n; j0 += 8) {
+        const bp = panels + <usize>(j0 >> 3) * panelBytes;
+        const cols = imin(8, n - j0);
+        // The first depth block starts from the bias (or from 0, added to C at the end when
+        // accumulating); the others from C.
+        const from = first && !accumulate && bias != 0 ? bias + f(j0) : 0;
+        for (let r = 0; r < rows; r += 5) {
+          tile(ap + f(r * kc), bp, kc, c + f((i0 + r) * n + j0), f(n), imin(5, rows - r), cols, !first, from, first && accumulate, relu && last);
+        }
+      }
+    }
+  }
+}
+
+/** Panels of 5 rows of A [rows, depth] (A[i, k] = a[i·aRow + k·aDepth]) as [k][5], 0 past the
+ *  last row. Rows contiguous along the depth go through 4×4 transposes, columns of 5 contiguous
+ *  values as a vector and one float. */
+function packRows(a: usize, aRow: i32, aDepth: i32, rows: i32, depth: i32, ap: usize): void {
+  const rowBytes = f(aRow);
+  for (let r0 = 0; r0 < rows; r0 += 5) {
+    const src = a + <usize>r0 * rowBytes, dst = ap + f(r0 * depth);
+    const count = imin(5, rows - r0);
+    let k = 0;
+    if (count == 5 && aDepth == 1) {
+      for (; k + 4 <= depth; k += 4) {
+        const p = src + f(k), d = dst + f(k * 5);
+        const v0 = v128.load(p), v1 = v128.load(p + rowBytes), v2 = v128.load(p + 2 * rowBytes), v3 = v128.load(p + 3 * rowBytes);
+        const v4 = v128.load(p + 4 * rowBytes);
+        const t0 = v128.shuffle<f32>(v0, v1, 0, 4, 1, 5), t1 = v128.shuffle<f32>(v0, v1, 2, 6, 3, 7);
+        const t2 = v128.shuffle<f32>(v2, v3, 0, 4, 1, 5), t3 = v128.shuffle<f32>(v2, v3, 2, 6, 3, 7);
+        v128.store(d, v128.shuffle<f32>(t0, t2, 0, 1, 4, 5));
+        store<f32>(d, f32x4.extract_lane(v4, 0), 16);
+        v128.store(d, v128.shuffle<f32>(t0, t2, 2, 3, 6, 7), 20);
+        store<f32>(d, f32x4.extract_lane(v4, 1), 36);
+        v128.store(d, v128.shuffle<f32>(t1, t3, 0, 1, 4, 5), 40);
+        store<f32>(d, f32x4.extract_lane(v4, 2), 56);
+        v128.store(d, v128.shuffle<f32>(t1, t3, 2, 3, 6, 7), 60);
+        store<f32>(d, f32x4.extract_lane(v4, 3), 76);
+      }
+    } else if (count == 5 && aRow == 1) {
+      for (; k < depth; k++) {
+        const p = src + f(k * aDepth), d = dst + f(k * 5);
+        v128.store(d, v128.load(p));
+        store<f32>(d, load<f32>(p, 16), 16);
+      }
+    }
+    for (; k < depth; k++) {
+      for (let r = 0; r < 5; r++) store<f32>(dst + f(k * 5 + r), r < count ? load<f32>(src + f(r * aRow + k * aDepth)) : 0);
+    }
+  }
+}
+
+/** One tile: rows × cols (≤ 5 × 8) of C at `c` (rows `ldc` bytes apart) from a packed panel of
+ *  A and one of B, `depth` steps. It starts from C (`fromC`), or from the bias at `bias` (0:
+ *  from 0); then adds C (`addC`), applies ReLU (`relu`) and stores. */
+@inline function tile(
+  ap: usize, bp: usize, depth: i32, c: usize, ldc: usize, rows: i32, cols: i32,
+  fromC: bool, bias: usize, addC: bool, relu: bool,
+): void {
+  const zero = f32x4.splat(0);
+  const wide = cols > 4;
+  let c00 = zero, c01 = zero, c10 = zero, c11 = zero, c20 = zero, c21 = zero, c30 = zero, c31 = zero, c40 = zero, c41 = zero;
+  if (fromC) {
+    c00 = v128.load(c);
+    if (wide) c01 = v128.load(c, 16);
+    if (rows > 1) { c10 = v128.load(c + ldc); if (wide) c11 = v128.load(c + ldc, 16); }
+    if (rows > 2) { c20 = v128.load(c + 2 * ldc); if (wide) c21 = v128.load(c + 2 * ldc, 16); }
+    if (rows > 3) { c30 = v128.load(c + 3 * ldc); if (wide) c31 = v128.load(c + 3 * ldc, 16); }
+    if (rows > 4) { c40 = v128.load(c + 4 * ldc); if (wide) c41 = v128.load(c + 4 * ldc, 16); }
+  } else if (bias != 0) {
+    c00 = c10 = c20 = c30 = c40 = v128.load(bias);
+    if (wide) c01 = c11 = c21 = c31 = c41 = v128.load(bias, 16);
+  }
+  for (const end = bp + f(depth * 8); bp < end; bp += 32, ap += 20) {
+    const b0 = v128.load(bp), b1 = v128.load(bp, 16);
+    let x = v128.load32_splat(ap);
+    c00 = madd(c00, x, b0); c01 = madd(c01, x, b1);
+    x = v128.load32_splat(ap, 4);
+    c10 = madd(c10, x, b0); c11 = madd(c11, x, b1);
+    x = v128.load32_splat(ap, 8);
+    c20 = madd(c20, x, b0); c21 = madd(c21, x, b1);
+    x = v128.load32_splat(ap, 12);
+    c30 = madd(c30, x, b0); c31 = madd(c31, x, b1);
+    x = v128.load32_splat(ap, 16);
+    c40 = madd(c40, x, b0); c41 = madd(c41, x, b1);
+  }
+  storeRow(c, c00, c01, cols, addC, relu);
+  if (rows > 1) storeRow(c + ldc, c10, c11, cols, addC, relu);
+  if (rows > 2) storeRow(c + 2 * ldc, c20, c21, cols, addC, relu);
+  if (rows > 3) storeRow(c + 3 * ldc, c30, c31, cols, addC, relu);
+  if (rows > 4) storeRow(c + 4 * ldc, c40, c41, cols, addC, relu);
+}
+
+/** Stores the first `cols` (1..8) values of v0, v1 at `p`, after adding what is there (`addC`)
+ *  and ReLU (`relu`). */
+@inline function storeRow(p: usize, v0: v128, v1: v128, cols: i32, addC: bool, relu: bool): void {
+  const zero = f32x4.splat(0);
+  if (addC) v0 = f32x4.add(v128.load(p), v0);
+  if (relu) v0 = f32x4.pmax(v0, zero); // pmax: one instruction, unlike max
+  storeLanes(p, v0, cols);
+  if (cols > 4) {
+    if (addC) v1 = f32x4.add(v128.load(p, 16), v1);
+    if (relu) v1 = f32x4.pmax(v1, zero);
+    storeLanes(p + 16, v1, cols - 4);
   }
 }

@@ -75,27 +75,81 @@ describe('conv2d against the reference', () => {
     check('conv2d ∂filter', out.grads[1], grads.dw.data, '(n 3, 64×64×3 → 4, k 5)');
     check('conv2d ∂input', out.grads[0], grads.dx.data, '(n 3, 64×64×3 → 4, k 5)');
   });
+
+  /** One conv2d through the tape against the reference, forward and every gradient. */
+  function checkConv(n: number, h: number, w: number, cin: number, cout: number, k: number, stride: number, dilation: number, padding: ref.Padding, relu: boolean, seed: number): void {
+    const rand = random(seed);
+    const x = randomTensor([n, h, w, cin], rand), wt = randomTensor([k, k, cin, cout], rand), b = randomTensor([cout], rand);
+    const context = `(n ${n}, ${h}×${w}×${cin} → ${cout}, k ${k}, s ${stride}, d ${dilation}, ${padding}, relu ${relu})`;
+    const out = run([x, wt, b], (tape, [xx, ww, bb]) => ops.conv2d(tape, xx, ww, bb, { stride, padding, relu, dilation }), rand);
+    const pre = ref.conv2d(x, wt, b, stride, padding, dilation);
+    check('conv2d forward', out.y, (relu ? ref.relu(pre) : pre).data, context);
+    const grads = ref.conv2dBackward(x, wt, stride, padding, relu ? ref.reluBackward(pre, out.g) : out.g, dilation);
+    check('conv2d ∂input', out.grads[0], grads.dx.data, context);
+    check('conv2d ∂filter', out.grads[1], grads.dw.data, context);
+    check('conv2d ∂bias', out.grads[2], grads.db.data, context);
+  }
+
+  it('pointwise (1×1, stride 1, a matrix product): channels 1 to 70 in and out, batch 1 and 3, relu or not', () => {
+    let seed = 400;
+    const channels = [1, 2, 3, 4, 5, 7, 8, 9, 12, 16, 17, 24, 31, 40, 63, 64, 70];
+    for (const cin of channels) for (const cout of channels) {
+      const n = seed % 2 ? 3 : 1, relu = seed % 3 === 0;
+      checkConv(n, 5 + (seed % 4), 3 + (seed % 5), cin, cout, 1, 1, 1, seed % 5 === 0 ? 'valid' : 'same', relu, seed++);
+    }
+  });
+
+  it('pointwise products deeper than a depth block and taller than a block of rows (300 → 20 and 37 → 300 channels)', () => {
+    checkConv(2, 17, 23, 300, 20, 1, 1, 1, 'same', true, 501);
+    checkConv(1, 40, 31, 37, 300, 1, 1, 1, 'valid', false, 502);
+    checkConv(2, 48, 40, 12, 13, 1, 1, 1, 'same', true, 503);
+  });
+
+  for (const dilation of [2, 3]) {
+    it(`dilation ${dilation}: kernels 1–5, strides 1 and 2, both paddings, batch 1 and 3, channels 1 to 9`, () => {
+      let seed = 600 + 100 * dilation;
+      for (const k of [1, 2, 3, 4, 5]) for (const stride of [1, 2]) for (const padding of ['same', 'valid'] as const) for (const n of [1, 3]) {
+        const [h, w] = seed % 2 ? [14, 13] : [17, 19];
+        if ((k - 1) * dilation + 1 > Math.min(h, w)) continue;
+        checkConv(n, h, w, [1, 3, 4, 9][seed % 4], [1, 5, 8, 6, 2][seed % 5], k, stride, dilation, padding, seed % 3 === 0, seed++);
+      }
+    });
+  }
+
+  it('strides 2 to 4: kernels 1–5, both paddings, batch 1 and 3, channels 1 to 70', () => {
+    let seed = 900;
+    for (const stride of [2, 3, 4]) for (const k of [1, 2, 3, 4, 5]) for (const padding of ['same', 'valid'] as const) for (const n of [1, 3]) {
+      const [h, w] = [[9, 16], [15, 12], [23, 21]][seed % 3];
+      checkConv(n, h, w, [1, 3, 8, 13, 32][seed % 5], [1, 4, 7, 16, 70][seed % 5 === 4 ? 3 : (seed * 7) % 5], k, stride, 1, padding, seed % 2 === 0, seed++);
+    }
+  });
+
+  it('strided windows in several chunks, deeper than a depth block (stride 2, k 3, 31 → 40 channels; k 5, 3 → 9 on 64×64)', () => {
+    checkConv(2, 30, 28, 31, 40, 3, 2, 1, 'same', true, 950);
+    checkConv(3, 64, 64, 3, 9, 5, 2, 1, 'same', false, 951);
+  });
 });
 
 describe('weights without a gradient', () => {
   // Ops keep copies of such weights in their kernels' layouts: made once, and again after write().
-  it('conv2d (stride 1 and 2) and dense see the weights written between replays', () => {
+  it('conv2d (planar, pointwise, strided, dilated) and dense see the weights written between replays', () => {
     const rand = random(99);
-    for (const stride of [1, 2]) {
+    for (const [k, stride, dilation] of [[5, 1, 1], [5, 2, 1], [1, 1, 1], [3, 1, 2]]) {
       const x = randomTensor([2, 9, 11, 3], rand), b = randomTensor([6], rand);
-      const first = randomTensor([5, 5, 3, 6], rand), second = randomTensor([5, 5, 3, 6], rand);
+      const first = randomTensor([k, k, 3, 6], rand), second = randomTensor([k, k, 3, 6], rand);
       const tape = new Tape(engine);
       const xx = engine.tensor(x.shape, x.data).requireGrad(), w = engine.tensor(first.shape, first.data);
-      const y = ops.conv2d(tape, xx, w, engine.tensor(b.shape, b.data), { stride, padding: 'same', relu: true });
+      const y = ops.conv2d(tape, xx, w, engine.tensor(b.shape, b.data), { stride, padding: 'same', relu: true, dilation });
       const g = randomTensor([...y.shape], rand);
       const loss = ops.dot(tape, y, engine.tensor(g.shape, g.data));
       for (const filter of [first, first, second, second]) {
         if (filter !== first) w.write(filter.data);
         tape.forward();
         tape.backward(loss);
-        const pre = ref.conv2d(x, filter, b, stride, 'same');
-        check('conv2d forward', y.toArray(), ref.relu(pre).data, `stride ${stride}, after a write`);
-        check('conv2d ∂input', xx.grad!.toArray(), ref.conv2dBackward(x, filter, stride, 'same', ref.reluBackward(pre, g)).dx.data, `stride ${stride}, after a write`);
+        const pre = ref.conv2d(x, filter, b, stride, 'same', dilation);
+        const context = `k ${k}, stride ${stride}, dilation ${dilation}, after a write`;
+        check('conv2d forward', y.toArray(), ref.relu(pre).data, context);
+        check('conv2d ∂input', xx.grad!.toArray(), ref.conv2dBackward(x, filter, stride, 'same', ref.reluBackward(pre, g), dilation).dx.data, context);
       }
       tape.dispose();
     }

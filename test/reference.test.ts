@@ -242,6 +242,61 @@ describe('conv2d', () => {
       checkFd(label, 'conv2d db', fdError(S, b.data, grads.db.data, pick(rng, b.data.length, Infinity)));
     }
   });
+
+  it('hand-computed dilation 2 (k=3): taps two cells apart, SAME padding for the 5-cell span', () => {
+    // 7 rows × 5 columns, row r holding r + 1 in its middle column only.
+    const x = tensor([1, 7, 5, 1], Array.from({ length: 35 }, (_, i) => (i % 5 === 2 ? Math.floor(i / 5) + 1 : 0)));
+    const ones = tensor([3, 3, 1, 1], new Array(9).fill(1));
+    const valid = conv2d(x, ones, tensor([1]), 1, 'valid', 2);
+    expect(valid.shape).toEqual([1, 3, 1, 1]);
+    expect([...valid.data]).toEqual([1 + 3 + 5, 2 + 4 + 6, 3 + 5 + 7]);
+    const same = conv2d(x, ones, tensor([1]), 1, 'same', 2); // 2 cells before, 2 after
+    expect(same.shape).toEqual([1, 7, 5, 1]);
+    const column = [1 + 3, 2 + 4, 1 + 3 + 5, 2 + 4 + 6, 3 + 5 + 7, 4 + 6, 5 + 7]; // columns 0, 2, 4 see the middle one
+    expect([...same.data]).toEqual(column.flatMap((v) => [v, 0, v, 0, v]));
+    expect(() => conv2d(x, ones, tensor([1]), 1, 'valid', 0)).toThrow(/dilation/);
+  });
+
+  it('dilated backward matches central FD: dilations 1..3, k = 1..5, strides 1..2, both paddings', () => {
+    const rng = mulberry32(103);
+    let config = 0;
+    for (const d of [1, 2, 3]) for (const k of [1, 2, 3, 4, 5]) for (const s of [1, 2]) for (const padding of paddings) {
+      const [Hh, Ww] = config % 2 === 0 ? [13, 11] : [14, 15];
+      const N = [1, 2][Math.floor(config / 2) % 2]!;
+      const Ci = [1, 3, 2][config % 3]!;
+      const Co = [2, 1, 3][Math.floor(config / 3) % 3]!;
+      config++;
+      if ((k - 1) * d + 1 > Math.min(Hh, Ww)) continue; // VALID would leave no output
+      const label = `x=[${N},${Hh},${Ww},${Ci}] k=${k} d=${d} s=${s} ${padding} Co=${Co}`;
+      const x = randomTensor(rng, [N, Hh, Ww, Ci]);
+      const w = randomTensor(rng, [k, k, Ci, Co]);
+      const b = randomTensor(rng, [Co]);
+      const span = (k - 1) * d + 1;
+      const out = (n: number) => (padding === 'same' ? Math.ceil(n / s) : Math.ceil((n - span + 1) / s));
+      const g = randomTensor(rng, [N, out(Hh), out(Ww), Co]);
+      const S = () => dot(g.data, conv2d(x, w, b, s, padding, d).data);
+      const grads = conv2dBackward(x, w, s, padding, g, d);
+      checkFd(label, 'conv2d dilated dx', fdError(S, x.data, grads.dx.data, pick(rng, x.data.length, 60)));
+      checkFd(label, 'conv2d dilated dw', fdError(S, w.data, grads.dw.data, pick(rng, w.data.length, 60)));
+      checkFd(label, 'conv2d dilated db', fdError(S, b.data, grads.db.data, pick(rng, b.data.length, 3)));
+    }
+  });
+
+  it('dilated backward matches central FD on every entry for small cases', () => {
+    const rng = mulberry32(104);
+    for (const [k, d, s, padding] of [[3, 2, 1, 'same'], [2, 3, 1, 'valid'], [3, 3, 1, 'same'], [2, 2, 2, 'same'], [3, 2, 1, 'valid']] as const) {
+      const x = randomTensor(rng, [2, 8, 7, 2]);
+      const w = randomTensor(rng, [k, k, 2, 3]);
+      const b = randomTensor(rng, [3]);
+      const g = randomTensor(rng, conv2d(x, w, b, s, padding, d).shape);
+      const S = () => dot(g.data, conv2d(x, w, b, s, padding, d).data);
+      const grads = conv2dBackward(x, w, s, padding, g, d);
+      const label = `k=${k} d=${d} s=${s} ${padding} (all entries)`;
+      checkFd(label, 'conv2d dilated dx', fdError(S, x.data, grads.dx.data, pick(rng, x.data.length, Infinity)));
+      checkFd(label, 'conv2d dilated dw', fdError(S, w.data, grads.dw.data, pick(rng, w.data.length, Infinity)));
+      checkFd(label, 'conv2d dilated db', fdError(S, b.data, grads.db.data, pick(rng, b.data.length, Infinity)));
+    }
+  });
 });
 
 // ---------------------------------------------------------------------------------------------

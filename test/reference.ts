@@ -16,8 +16,9 @@
  *     'same' : out = ceil(n / s), total = max((out - 1)·s + k - n, 0),
  *              floor(total / 2) cells before, the rest after.
  *   Output cell o reads input cells o·s − before + j for j = 0..k−1. Padded cells contribute 0
- *   to a convolution and are never candidates of a max-pool. A dilated window (taps d cells
- *   apart, read at o·s − before + j·d) is padded as a window of (k − 1)·d + 1 cells.
+ *   to a convolution and are never candidates of a max-pool.
+ * - A convolution with dilation d (TensorFlow's dilation_rate) reads cells o·s − before + j·d:
+ *   its window spans (k − 1)·d + 1 cells, which is the window the padding is computed for.
  * - maxpool backward: the gradient of a window goes entirely to the FIRST maximum of the window in
  *   row-major order (strict `>` scan); overlapping windows add up.
  * - relu backward: gradient passes only where the input is > 0 (relu'(0) = 0).
@@ -35,8 +36,8 @@
  *
  *   windowGeometry(n, k, s, padding): { out: number; padBefore: number; padAfter: number }
  *
- *   conv2d(x: Tensor [N,H,W,Ci], w: Tensor [k,k,Ci,Co], b: Tensor [Co], stride, padding): Tensor [N,OH,OW,Co]
- *   conv2dBackward(x, w, stride, padding, dy: Tensor [N,OH,OW,Co]): { dx: Tensor; dw: Tensor; db: Tensor }
+ *   conv2d(x: Tensor [N,H,W,Ci], w: Tensor [k,k,Ci,Co], b: Tensor [Co], stride, padding, dilation = 1): Tensor [N,OH,OW,Co]
+ *   conv2dBackward(x, w, stride, padding, dy: Tensor [N,OH,OW,Co], dilation = 1): { dx: Tensor; dw: Tensor; db: Tensor }
  *
  *   depthwiseConv2d(x: Tensor [N,H,W,Ci], w: Tensor [k,k,Ci,M], b: Tensor [Ci·M], stride, padding, dilation)
  *     : Tensor [N,OH,OW,Ci·M]                                // output channel ci·M + m
@@ -178,10 +179,10 @@ export function windowGeometry(
 // ---------------------------------------------------------------------------------------------
 
 /**
- * y[n, oy, ox, co] = b[co] + Σ_{ky, kx, ci} x[n, oy·s − padTop + ky, ox·s − padLeft + kx, ci] · w[ky, kx, ci, co]
- * where out-of-range input cells (padding) are 0.
+ * y[n, oy, ox, co] = b[co] + Σ_{ky, kx, ci} x[n, oy·s − padTop + ky·d, ox·s − padLeft + kx·d, ci] · w[ky, kx, ci, co]
+ * where out-of-range input cells (padding) are 0 and d is the dilation.
  */
-export function conv2d(x: Tensor, w: Tensor, b: Tensor, stride: number, padding: Padding): Tensor {
+export function conv2d(x: Tensor, w: Tensor, b: Tensor, stride: number, padding: Padding, dilation = 1): Tensor {
   expectRank(x, 4, 'conv2d x');
   expectRank(w, 4, 'conv2d w');
   expectRank(b, 1, 'conv2d b');
@@ -190,8 +191,9 @@ export function conv2d(x: Tensor, w: Tensor, b: Tensor, stride: number, padding:
   if (K !== K2) throw new Error('conv2d: kernel must be square');
   if (wCi !== Ci) throw new Error(`conv2d: input has ${Ci} channels, kernel expects ${wCi}`);
   if (b.shape[0] !== Co) throw new Error('conv2d: bias size differs from filter count');
-  const gy = windowGeometry(H, K, stride, padding);
-  const gx = windowGeometry(W, K, stride, padding);
+  const span = dilatedSpan(K, dilation);
+  const gy = windowGeometry(H, span, stride, padding);
+  const gx = windowGeometry(W, span, stride, padding);
   const y = tensor([N, gy.out, gx.out, Co]);
 
   for (let n = 0; n < N; n++) {
@@ -201,8 +203,8 @@ export function conv2d(x: Tensor, w: Tensor, b: Tensor, stride: number, padding:
           let sum = b.data[co]!;
           for (let ky = 0; ky < K; ky++) {
             for (let kx = 0; kx < K; kx++) {
-              const iy = oy * stride - gy.padBefore + ky;
-              const ix = ox * stride - gx.padBefore + kx;
+              const iy = oy * stride - gy.padBefore + ky * dilation;
+              const ix = ox * stride - gx.padBefore + kx * dilation;
               if (iy < 0 || iy >= H || ix < 0 || ix >= W) continue; // padded cell: contributes 0
               for (let ci = 0; ci < Ci; ci++) {
                 sum += x.data[at4(x.shape, n, iy, ix, ci)]! * w.data[at4(w.shape, ky, kx, ci, co)]!;
@@ -217,6 +219,12 @@ export function conv2d(x: Tensor, w: Tensor, b: Tensor, stride: number, padding:
   return y;
 }
 
+/** Cells spanned by a window of k taps `dilation` cells apart. */
+function dilatedSpan(k: number, dilation: number): number {
+  if (!(Number.isInteger(dilation) && dilation >= 1)) throw new Error(`conv2d: bad dilation ${dilation}`);
+  return (k - 1) * dilation + 1;
+}
+
 /**
  * Gradients of conv2d given dy = ∂L/∂y. Each term of the forward sum
  * x[n, iy, ix, ci]·w[ky, kx, ci, co] sends dy[n, oy, ox, co]·w to dx and dy·x to dw; db sums dy.
@@ -227,14 +235,16 @@ export function conv2dBackward(
   stride: number,
   padding: Padding,
   dy: Tensor,
+  dilation = 1,
 ): { dx: Tensor; dw: Tensor; db: Tensor } {
   expectRank(x, 4, 'conv2dBackward x');
   expectRank(w, 4, 'conv2dBackward w');
   expectRank(dy, 4, 'conv2dBackward dy');
   const [N, H, W, Ci] = x.shape as [number, number, number, number];
   const [K, , , Co] = w.shape as [number, number, number, number];
-  const gy = windowGeometry(H, K, stride, padding);
-  const gx = windowGeometry(W, K, stride, padding);
+  const span = dilatedSpan(K, dilation);
+  const gy = windowGeometry(H, span, stride, padding);
+  const gx = windowGeometry(W, span, stride, padding);
   if (dy.shape[0] !== N || dy.shape[1] !== gy.out || dy.shape[2] !== gx.out || dy.shape[3] !== Co) {
     throw new Error('conv2dBackward: dy has the wrong shape');
   }
@@ -250,8 +260,8 @@ export function conv2dBackward(
           db.data[co] += g;
           for (let ky = 0; ky < K; ky++) {
             for (let kx = 0; kx < K; kx++) {
-              const iy = oy * stride - gy.padBefore + ky;
-              const ix = ox * stride - gx.padBefore + kx;
+              const iy = oy * stride - gy.padBefore + ky * dilation;
+              const ix = ox * stride - gx.padBefore + kx * dilation;
               if (iy < 0 || iy >= H || ix < 0 || ix >= W) continue;
               for (let ci = 0; ci < Ci; ci++) {
                 dx.data[at4(dx.shape, n, iy, ix, ci)] += g * w.data[at4(w.shape, ky, kx, ci, co)]!;
@@ -270,12 +280,9 @@ export function conv2dBackward(
 // depthwiseConv2d
 // ---------------------------------------------------------------------------------------------
 
-/**
- * Geometry of a window of k taps `dilation` cells apart: it spans (k − 1)·dilation + 1 cells and
- * is padded as a window of that size (TensorFlow's effective filter size).
- */
+/** Geometry of a window of k taps `dilation` cells apart, padded as a window of its span. */
 function dilatedGeometry(n: number, k: number, s: number, dilation: number, padding: Padding) {
-  return windowGeometry(n, (k - 1) * dilation + 1, s, padding);
+  return windowGeometry(n, dilatedSpan(k, dilation), s, padding);
 }
 
 /**

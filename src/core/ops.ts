@@ -122,26 +122,34 @@ export interface Conv2dOptions {
   stride: number;
   padding: Padding;
   relu: boolean;
+  /** Cells between the taps of the window (TensorFlow's dilation_rate); 1 by default. */
+  dilation?: number;
 }
 
 /** x [n, h, w, cin] ⊛ w [k, k, cin, cout] + b [cout], optionally followed by ReLU. */
-export function conv2d(tape: Tape, x: Tensor, w: Tensor, b: Tensor, { stride, padding, relu }: Conv2dOptions): Tensor {
+export function conv2d(tape: Tape, x: Tensor, w: Tensor, b: Tensor, { stride, padding, relu, dilation = 1 }: Conv2dOptions): Tensor {
+  if (!(Number.isInteger(dilation) && dilation >= 1)) throw new Error(`conv2d: the dilation must be a whole number ≥ 1, not ${dilation}`);
   const kn = tape.engine.kernels;
   const [n, h, wd, cin] = x.shape;
   const [k, , , cout] = w.shape;
-  const rows = window(h, k, stride, padding), cols = window(wd, k, stride, padding);
-  // Passed last to every kernel call: a spread at the end of the arguments allocates nothing.
-  const geometry = [n, h, wd, cin, k, stride, rows.before, cols.before, rows.out, cols.out, cout] as const;
+  const rows = window(h, k, stride, padding, dilation), cols = window(wd, k, stride, padding, dilation);
   const y = tape.output([n, rows.out, cols.out, cout], [x, w, b]);
-  if (stride === 1) return conv2dStride1(tape, x, w, b, y, relu, geometry);
+  // A 1×1 window of stride 1 makes every output cell a row of a matrix product.
+  if (k === 1 && stride === 1) return matmul(tape, x, w, b, y, relu, n * h * wd, cin, cout);
+  if (stride === 1 && dilation === 1) return conv2dStride1(tape, x, w, b, y, relu, [n, h, wd, cin, k, stride, rows.before, cols.before, rows.out, cols.out, cout]);
+  // Passed last to every kernel call: a spread at the end of the arguments allocates nothing.
+  const geometry = [n, h, wd, cin, k, stride, dilation, rows.before, cols.before, rows.out, cols.out, cout] as const;
   const preGrad = activationGrad(tape, y, relu);
-  const transposed = x.grad ? derived(tape, w, w.size, (wt) => kn.transpose(w.ptr, wt, k * k, cin, cout)) : null;
+  const width = k * k * cin;
+  const packed = derived(tape, w, kn.panels_size(width, cout), (wp) => kn.pack_panels(w.ptr, cout, 1, width, cout, wp));
+  const transposed = x.grad ? derived(tape, w, kn.panels_size(cout, width), (wp) => kn.pack_panels(w.ptr, 1, cout, cout, width, wp)) : null;
+  const work = tape.scratch(kn.conv2d_rows_work(k, cin, cout));
   tape.record(y, {
-    forward: () => kn.conv2d_forward(x.ptr, w.ptr, b.ptr, y.ptr, relu, ...geometry),
+    forward: () => kn.conv2d_rows_forward(x.ptr, packed(), b.ptr, y.ptr, relu, work, ...geometry),
     backward: () => {
       const g = preGrad();
-      if (x.grad) kn.conv2d_backward_input(g, transposed!(), x.grad.ptr, ...geometry);
-      if (w.grad) kn.conv2d_backward_filter(x.ptr, g, w.grad.ptr, ...geometry);
+      if (x.grad) kn.conv2d_rows_backward_input(g, transposed!(), x.grad.ptr, work, ...geometry);
+      if (w.grad) kn.conv2d_rows_backward_filter(x.ptr, g, w.grad.ptr, work, ...geometry);
       if (b.grad) kn.sum_rows(g, b.grad.ptr, y.size / cout, cout);
     },
   });
@@ -260,19 +268,26 @@ export function maxPool(tape: Tape, x: Tensor, { size, stride, padding }: PoolOp
 
 /** x [n, in] · w [in, out] + b [out], optionally followed by ReLU. */
 export function dense(tape: Tape, x: Tensor, w: Tensor, b: Tensor, relu: boolean): Tensor {
-  const kn = tape.engine.kernels;
   const [n, inputs] = x.shape;
   const outputs = w.shape[1];
-  const y = tape.output([n, outputs], [x, w, b]);
+  return matmul(tape, x, w, b, tape.output([n, outputs], [x, w, b]), relu, n, inputs, outputs);
+}
+
+/** Records y [rows, outputs] = x [rows, inputs] · w [inputs, outputs] + b, optionally followed
+ *  by ReLU: a dense layer, or a 1×1 convolution of stride 1 (the same memory). */
+function matmul(tape: Tape, x: Tensor, w: Tensor, b: Tensor, y: Tensor, relu: boolean, rows: number, inputs: number, outputs: number): Tensor {
+  const kn = tape.engine.kernels;
   const preGrad = activationGrad(tape, y, relu);
-  const transposed = x.grad ? derived(tape, w, w.size, (wt) => kn.transpose(w.ptr, wt, 1, inputs, outputs)) : null;
+  const packed = derived(tape, w, kn.panels_size(inputs, outputs), (wp) => kn.pack_panels(w.ptr, outputs, 1, inputs, outputs, wp));
+  const transposed = x.grad ? derived(tape, w, kn.panels_size(outputs, inputs), (wp) => kn.pack_panels(w.ptr, 1, outputs, outputs, inputs, wp)) : null;
+  const work = tape.scratch(kn.matmul_work(Math.max(inputs, outputs)));
   tape.record(y, {
-    forward: () => kn.dense_forward(x.ptr, w.ptr, b.ptr, y.ptr, n, inputs, outputs, relu),
+    forward: () => kn.dense_forward(x.ptr, packed(), b.ptr, y.ptr, relu, work, rows, inputs, outputs),
     backward: () => {
       const g = preGrad();
-      if (x.grad) kn.dense_backward_input(g, transposed!(), x.grad.ptr, n, inputs, outputs);
-      if (w.grad) kn.dense_backward_weights(x.ptr, g, w.grad.ptr, n, inputs, outputs);
-      if (b.grad) kn.sum_rows(g, b.grad.ptr, n, outputs);
+      if (x.grad) kn.dense_backward_input(g, transposed!(), x.grad.ptr, work, rows, inputs, outputs);
+      if (w.grad) kn.dense_backward_weights(x.ptr, g, w.grad.ptr, work, rows, inputs, outputs);
+      if (b.grad) kn.sum_rows(g, b.grad.ptr, rows, outputs);
     },
   });
   return y;
