@@ -193,7 +193,7 @@ export function nearTies(engine: Engine, model: Model, x: Float32Array, n: numbe
       hdn = maxPool(tape, hdn, layer);
     } else if (layer.type === 'flatten') {
       hdn = flatten(hdn);
-    } else {
+    } else if (layer.type === 'dense') {
       hdn = dense(tape, hdn, net.params.get(`${layer.name}.w`)!, net.params.get(`${layer.name}.b`)!, layer.activation === 'relu');
     }
   }

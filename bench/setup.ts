@@ -62,7 +62,7 @@ export function layerShapes(arch: Architecture): { convs: ConvShape[]; pools: Po
       w = cols.out;
     } else if (layer.type === 'flatten') {
       flat = h * w * c;
-    } else {
+    } else if (layer.type === 'dense') {
       denses.push({ layer: layer.name, inputs: flat, outputs: layer.units, relu: layer.activation === 'relu' });
       flat = layer.units;
     }

@@ -152,7 +152,7 @@ export function forward(w: Weights, x: TF.Tensor4D): TF.Tensor2D {
       h = tf.maxPool(h as TF.Tensor4D, layer.size, layer.stride, layer.padding);
     } else if (layer.type === 'flatten') {
       h = tf.reshape(h, [h.shape[0], -1]);
-    } else {
+    } else if (layer.type === 'dense') {
       h = tf.matMul(h as TF.Tensor2D, w.get(`${layer.name}.w`) as TF.Tensor2D);
       h = tf.add(h, w.get(`${layer.name}.b`)!);
       if (layer.activation === 'relu') h = tf.relu(h);

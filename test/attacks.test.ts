@@ -11,7 +11,7 @@ import { FilterAttack, METHODS, readOptions, runAttack, startAttack, summarize, 
 import type { Engine } from '../src/core/engine.js';
 import { InputError } from '../src/errors.js';
 import { decodeImage, encodePng } from '../src/formats/image.js';
-import { checkArchitecture, readModel, type Architecture, type Model } from '../src/formats/model.js';
+import { checkArchitecture, inputUnits, readModel, type Architecture, type Model } from '../src/formats/model.js';
 import { loadEngine } from '../src/node/engine.js';
 import { crossEntropy } from '../src/core/ops.js';
 import { imageToInput, inputToImage } from '../src/formats/preprocess.js';
@@ -66,7 +66,7 @@ const heModel = (architecture: Architecture, seed: number, amp = 4): Model => ra
 function images(arch: Architecture, count: number, seed: number): Float32Array[] {
   const rand = random(seed);
   const size = arch.input[0] * arch.input[1] * arch.input[2];
-  const { offset, scale: s } = arch.preprocess;
+  const { offset, scale: s } = inputUnits(arch);
   return Array.from({ length: count }, () =>
     Float32Array.from({ length: size }, () => {
       const u = rand();
@@ -78,13 +78,13 @@ function images(arch: Architecture, count: number, seed: number): Float32Array[]
 
 /** 0..255 values of model inputs (exact integers for images on the 8-bit grid). */
 function pixels(x: Float32Array, arch: Architecture): number[] {
-  const { offset, scale: s } = arch.preprocess;
+  const { offset, scale: s } = inputUnits(arch);
   return Array.from(x, (v) => v * s + offset);
 }
 
 const onGrid = (p: number[]) => p.every((v) => Math.abs(v - Math.round(v)) < 1e-3);
 const box = (arch: Architecture) => {
-  const { offset, scale: s } = arch.preprocess;
+  const { offset, scale: s } = inputUnits(arch);
   const a = (0 - offset) / s, b = (255 - offset) / s;
   return { lo: Math.min(a, b), hi: Math.max(a, b), unit: 1 / Math.abs(s) };
 };
@@ -126,7 +126,7 @@ describe('FGSM', () => {
           // Untargeted raises the original class's cross-entropy, targeted lowers the target's;
           // a pixel's direction in grey levels is the model-unit direction times sign(scale).
           const g = crossEntropyGradient(net, xs[i], target ?? r.before.index);
-          const direction = (target === undefined ? 1 : -1) * Math.sign(arch.preprocess.scale);
+          const direction = (target === undefined ? 1 : -1) * Math.sign(inputUnits(arch).scale);
           const p0 = pixels(xs[i], arch), p = pixels(r.adversarial, arch);
           for (let j = 0; j < p.length; j++) {
             const step = p0[j] + direction * Math.sign(g[j]) * eps;

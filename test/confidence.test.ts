@@ -8,7 +8,7 @@ import { filterLoss } from '../src/attacks/filter.js';
 import { runAttack } from '../src/attacks/index.js';
 import type { Engine } from '../src/core/engine.js';
 import { TUTORIAL_ARCHITECTURE } from '../src/formats/importtf.js';
-import { checkArchitecture, type Architecture, type Model } from '../src/formats/model.js';
+import { checkArchitecture, inputUnits, type Architecture, type Model } from '../src/formats/model.js';
 import { Net } from '../src/core/net.js';
 import { loadEngine } from '../src/node/engine.js';
 import { add, logSoftmax, Scalar } from '../src/core/ops.js';
@@ -53,7 +53,7 @@ function confident(architecture: Architecture, target: number, seed: number): { 
   const rand = random(seed);
   const model = randomModel(architecture, rand, 0.3);
   const weights = model.weights;
-  const { offset, scale } = architecture.preprocess;
+  const { offset, scale } = inputUnits(architecture);
   const [h, w, c] = architecture.input;
   const x = Float32Array.from({ length: h * w * c }, () => (16 + Math.floor(rand() * 224) - offset) / scale);
   const last = [...architecture.layers].reverse().find((l) => l.type === 'dense')!;
@@ -130,7 +130,7 @@ describe('the cross-entropy at any confidence', () => {
       const [result] = runAttack(net, [x], { method: 'fgsm', eps });
       const expected = ref.networkLossAndGradients(architecture, float64(model), ref.tensor([1, 48, 48, 1], x), ref.tensor([1, 48, 48, 1]), ref.tensor([1, 2], result.before.index === 0 ? [1, 0] : [0, 1]), 0).dDx.data;
       const largest = Math.max(...expected.map(Math.abs));
-      const { scale } = architecture.preprocess;
+      const { scale } = inputUnits(architecture);
       const wrong: number[] = [];
       for (let i = 0; i < expected.length; i++) {
         if (Math.abs(expected[i]) <= 1e-6 * largest) continue;

@@ -34,6 +34,26 @@ const architectures: Record<string, Architecture> = {
       { type: 'dense', name: 'd2', units: 3 },
     ],
   }),
+  'a residual graph: depthwise (multiplier 2), 1×1, dilated and strided convs, every activation, pools, concat, affine, pad, per-channel preprocessing': checkArchitecture({
+    input: [13, 12, 3], labels: ['a', 'b', 'c', 'd'], preprocess: { offset: [120, 110, 100], scale: [60, 50, 70] },
+    layers: [
+      { type: 'conv2d', name: 'stem', filters: 6, kernel: 3, stride: 2, padding: 'same', activation: 'relu6' },
+      { type: 'depthwise_conv2d', name: 'dw', kernel: 3, multiplier: 2, padding: 'same', activation: 'elu', alpha: 0.7 },
+      { type: 'conv2d', name: 'pw', filters: 6, kernel: 1, activation: 'leaky_relu', alpha: 0.2 },
+      { type: 'add', name: 'sum', inputs: ['stem', 'pw'] },
+      { type: 'conv2d', name: 'dil', filters: 5, kernel: 3, dilation: 2, padding: 'same', activation: 'tanh', inputs: ['stem'] },
+      { type: 'concat', name: 'cat', inputs: ['sum', 'dil'] },
+      { type: 'affine', name: 'bn' },
+      { type: 'activation', activation: 'relu' },
+      { type: 'pad', pad: [1, 0, 2, 1] },
+      { type: 'avgpool', name: 'avg', size: 3, stride: 2, padding: 'same' },
+      { type: 'depthwise_conv2d', name: 'dw2', kernel: 2, stride: 2, padding: 'valid', activation: 'sigmoid' },
+      { type: 'global_avgpool', name: 'gap' },
+      { type: 'global_maxpool', name: 'gmp', inputs: ['avg'] },
+      { type: 'concat', inputs: ['gap', 'gmp'] },
+      { type: 'dense', name: 'fc', units: 4, activation: 'softmax' },
+    ],
+  }),
 };
 
 describe('whole networks against the reference', () => {

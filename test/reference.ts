@@ -78,11 +78,14 @@
  *   affineBackward(x, scale, dy): { dx: Tensor; dscale: Tensor; dshift: Tensor }
  *   add(a: Tensor, b: Tensor): Tensor                       // equal shapes
  *
- *   Network (weights: Map<string, Float64Array> keyed `<name>.w` (HWIO or [in,out]) and `<name>.b`):
- *   type Layer = { type: 'conv2d'; name; filters; kernel; stride; padding; activation?: 'relu'|'none' }
- *              | { type: 'maxpool'; size; stride; padding } | { type: 'flatten' }
- *              | { type: 'dense'; name; units; activation?: 'relu'|'none' }   // activation omitted = 'none'
- *   interface Architecture { input: [H, W, C]; layers: Layer[] }
+ *   Network (weights: Map<string, Float64Array> keyed `<name>.w` and `<name>.b`), a graph as in the
+ *   model file: each layer reads the one before it, or the layers named in `inputs` ("input" is the
+ *   network's input); types conv2d, depthwise_conv2d, dense, maxpool, avgpool, global_maxpool,
+ *   global_avgpool, flatten, add, concat, affine, pad, activation, each with its activation after
+ *   it (a final softmax is left out, as the engine leaves it out):
+ *   interface Layer { type; name?; inputs?; filters?; kernel?; multiplier?; units?; size?; stride?;
+ *                     dilation?; padding?; activation?; alpha?; pad? }   // model-file defaults
+ *   interface Architecture { input: [H, W, C]; preprocess?: per-channel {offset, scale}; layers: Layer[] }
  *
  *   weightShapes(arch): Map<string, number[]>               // expected shape of every `<name>.w/.b`
  *   networkLogits(arch, weights, x: Tensor [N,H,W,C]): Tensor [N, classes]
@@ -884,139 +887,173 @@ export function add(a: Tensor, b: Tensor): Tensor {
 // Network
 // ---------------------------------------------------------------------------------------------
 
-export type Activation = 'relu' | 'none';
+/** A layer's activation; `softmax` (which may end a network) is left out, as by the engine. */
+export type Activation = 'none' | ActivationKind | 'softmax';
 
-export type Layer =
-  | {
-      type: 'conv2d';
-      name: string;
-      filters: number;
-      kernel: number;
-      stride: number;
-      padding: Padding;
-      /** Omitted means 'none' (as in the model file's JSON, where `fc` has no activation). */
-      activation?: Activation;
-    }
-  | { type: 'maxpool'; size: number; stride: number; padding: Padding }
-  | { type: 'flatten' }
-  | { type: 'dense'; name: string; units: number; activation?: Activation };
+/**
+ * A layer of a network graph, as in the model file: it reads the previous layer, or the layers
+ * named in `inputs` ("input" is the network's input). Fields a type does not use are ignored;
+ * omitted ones take the model file's defaults (stride 1, dilation 1, padding 'valid',
+ * activation 'none', multiplier 1, pool stride = size).
+ */
+export interface Layer {
+  type: string;
+  name?: string;
+  inputs?: string[];
+  filters?: number;
+  kernel?: number;
+  multiplier?: number;
+  units?: number;
+  size?: number;
+  stride?: number;
+  dilation?: number;
+  padding?: Padding;
+  activation?: Activation;
+  alpha?: number;
+  pad?: [number, number, number, number];
+}
 
 export interface Architecture {
   /** [H, W, C] of one input image. */
   input: [number, number, number];
+  /** Per-channel preprocessing: the network's input x is in the channels' mean units (as the
+   *  engine's is), so channel c first becomes ((x·S + O) − offset_c) / scale_c. */
+  preprocess?: { offset: number | number[]; scale: number | number[] };
   layers: Layer[];
 }
 
-/**
- * Shape of every weight tensor of `arch`: `<name>.w` is [k, k, cin, filters] for conv2d and
- * [in, units] for dense; `<name>.b` is [filters] / [units]. Also checks that the layers fit.
- */
-export function weightShapes(arch: Architecture): Map<string, number[]> {
-  const shapes = new Map<string, number[]>();
-  let shape: number[] = [...arch.input]; // per-example shape, no batch dim
-  for (const layer of arch.layers) {
-    switch (layer.type) {
-      case 'conv2d': {
-        if (shape.length !== 3) throw new Error(`conv2d ${layer.name}: input is not [H, W, C]`);
-        const [H, W, C] = shape as [number, number, number];
-        shapes.set(`${layer.name}.w`, [layer.kernel, layer.kernel, C, layer.filters]);
-        shapes.set(`${layer.name}.b`, [layer.filters]);
-        const gy = windowGeometry(H, layer.kernel, layer.stride, layer.padding);
-        const gx = windowGeometry(W, layer.kernel, layer.stride, layer.padding);
-        shape = [gy.out, gx.out, layer.filters];
-        break;
-      }
-      case 'maxpool': {
-        if (shape.length !== 3) throw new Error('maxpool: input is not [H, W, C]');
-        const [H, W, C] = shape as [number, number, number];
-        const gy = windowGeometry(H, layer.size, layer.stride, layer.padding);
-        const gx = windowGeometry(W, layer.size, layer.stride, layer.padding);
-        shape = [gy.out, gx.out, C];
-        break;
-      }
-      case 'flatten':
-        shape = [sizeOf(shape)];
-        break;
-      case 'dense': {
-        if (shape.length !== 1) throw new Error(`dense ${layer.name}: input is not flat (add a flatten layer)`);
-        shapes.set(`${layer.name}.w`, [shape[0]!, layer.units]);
-        shapes.set(`${layer.name}.b`, [layer.units]);
-        shape = [layer.units];
-        break;
-      }
-    }
+/** What one layer did in the forward pass: its inputs, its output before the activation, and after. */
+interface NodeRecord {
+  layer: Layer;
+  inputs: number[]; // indices of earlier nodes, -1 for the network input
+  xs: Tensor[];
+  pre: Tensor;
+  out: Tensor;
+}
+
+const stride = (l: Layer) => l.stride ?? (l.type === 'maxpool' || l.type === 'avgpool' ? l.size! : 1);
+const activationOf = (l: Layer): ActivationKind | null => {
+  const a = l.activation ?? 'none';
+  return a === 'none' || a === 'softmax' ? null : a;
+};
+
+/** The per-channel correction of the input (see Architecture.preprocess), or null. */
+function correction(arch: Architecture): { scale: Tensor; shift: Tensor } | null {
+  const p = arch.preprocess;
+  if (!p || (typeof p.offset === 'number' && typeof p.scale === 'number')) return null;
+  const c = arch.input[2];
+  const at = (v: number | number[], i: number) => (typeof v === 'number' ? v : v[i]!);
+  const mean = (v: number | number[]) => (typeof v === 'number' ? v : v.reduce((a, b) => a + b, 0) / v.length);
+  const S = mean(p.scale), O = mean(p.offset);
+  const scale = tensor([c]), shift = tensor([c]);
+  for (let i = 0; i < c; i++) {
+    scale.data[i] = S / at(p.scale, i);
+    shift.data[i] = (O - at(p.offset, i)) / at(p.scale, i);
   }
-  return shapes;
+  return { scale, shift };
 }
 
-/** The weight `key` of `weights` as a tensor of its expected shape. */
-function weightTensor(weights: Map<string, Float64Array>, shapes: Map<string, number[]>, key: string): Tensor {
-  const data = weights.get(key);
-  const shape = shapes.get(key)!;
-  if (data === undefined) throw new Error(`missing weight ${key}`);
-  if (data.length !== sizeOf(shape)) {
-    throw new Error(`weight ${key} has ${data.length} values, expected [${shape.join(', ')}]`);
-  }
-  return { shape, data };
+/** A weight by key, of the shape the layer needs. */
+type WeightSource = (key: string, shape: number[]) => Tensor;
+
+function weightsOf(weights: Map<string, Float64Array>): WeightSource {
+  return (key, shape) => {
+    const data = weights.get(key);
+    if (data === undefined) throw new Error(`missing weight ${key}`);
+    if (data.length !== sizeOf(shape)) throw new Error(`weight ${key} has ${data.length} values, expected [${shape.join(', ')}]`);
+    return { shape, data };
+  };
 }
 
-/** True for a conv2d or dense layer followed by a ReLU. */
-function hasReluActivation(layer: Layer): boolean {
-  return (layer.type === 'conv2d' || layer.type === 'dense') && layer.activation === 'relu';
-}
-
-/** What the backward pass needs from one layer's forward pass. */
-interface LayerRecord {
-  input: Tensor; // the layer's input
-  preActivation: Tensor; // conv/dense output before the activation (= output if activation 'none')
-}
-
-function forwardRecorded(
-  arch: Architecture,
-  weights: Map<string, Float64Array>,
-  x: Tensor,
-): { logits: Tensor; records: LayerRecord[] } {
+function forwardRecorded(arch: Architecture, weight: WeightSource, x: Tensor): { logits: Tensor; input: Tensor; records: NodeRecord[] } {
   expectRank(x, 4, 'network input');
   const [, H, W, C] = x.shape as [number, number, number, number];
   if (H !== arch.input[0] || W !== arch.input[1] || C !== arch.input[2]) {
     throw new Error(`network input is [${x.shape.join(', ')}], architecture expects [N, ${arch.input.join(', ')}]`);
   }
-  const shapes = weightShapes(arch);
-  const records: LayerRecord[] = [];
-  let a = x;
-  for (const layer of arch.layers) {
-    let z: Tensor;
+  const corr = correction(arch);
+  const input = corr ? affine(x, corr.scale, corr.shift) : x;
+  const index = new Map<string, number>([['input', -1]]);
+  const records: NodeRecord[] = [];
+  arch.layers.forEach((layer, i) => {
+    const inputs = (layer.inputs ?? [i === 0 ? 'input' : null]).map((n) => {
+      if (n === null) return i - 1;
+      const at = index.get(n);
+      if (at === undefined) throw new Error(`layer ${i} reads unknown ${n}`);
+      return at;
+    });
+    const xs = inputs.map((j) => (j < 0 ? input : records[j]!.out));
+    const a = xs[0]!;
+    const w = (shape: number[]) => weight(`${layer.name}.w`, shape);
+    const b = (count: number) => weight(`${layer.name}.b`, [count]);
+    const channels = a.shape[a.shape.length - 1]!;
+    let pre: Tensor;
     switch (layer.type) {
-      case 'conv2d': {
-        const w = weightTensor(weights, shapes, `${layer.name}.w`);
-        const b = weightTensor(weights, shapes, `${layer.name}.b`);
-        z = conv2d(a, w, b, layer.stride, layer.padding);
+      case 'conv2d':
+        pre = conv2d(a, w([layer.kernel!, layer.kernel!, channels, layer.filters!]), b(layer.filters!), stride(layer), layer.padding ?? 'valid', layer.dilation ?? 1);
+        break;
+      case 'depthwise_conv2d': {
+        const m = layer.multiplier ?? 1;
+        pre = depthwiseConv2d(a, w([layer.kernel!, layer.kernel!, channels, m]), b(channels * m), stride(layer), layer.padding ?? 'valid', layer.dilation ?? 1);
         break;
       }
+      case 'dense':
+        pre = dense(a, w([channels, layer.units!]), b(layer.units!));
+        break;
       case 'maxpool':
-        z = maxpool(a, layer.size, layer.stride, layer.padding);
+        pre = maxpool(a, layer.size!, stride(layer), layer.padding ?? 'valid');
+        break;
+      case 'avgpool':
+        pre = avgpool(a, layer.size!, stride(layer), layer.padding ?? 'valid');
+        break;
+      case 'global_maxpool':
+        pre = globalMaxPool(a);
+        break;
+      case 'global_avgpool':
+        pre = globalAvgPool(a);
         break;
       case 'flatten':
-        z = flatten(a);
+        pre = flatten(a);
         break;
-      case 'dense': {
-        const w = weightTensor(weights, shapes, `${layer.name}.w`);
-        const b = weightTensor(weights, shapes, `${layer.name}.b`);
-        z = dense(a, w, b);
+      case 'add':
+        pre = xs.slice(1).reduce((sum, t) => add(sum, t), a);
+        break;
+      case 'concat':
+        pre = concat(xs);
+        break;
+      case 'affine':
+        pre = affine(a, w([channels]), b(channels));
+        break;
+      case 'pad': {
+        const [top, bottom, left, right] = layer.pad!;
+        pre = pad(a, top, bottom, left, right);
         break;
       }
+      case 'activation':
+        pre = a;
+        break;
+      default:
+        throw new Error(`reference: unknown layer type ${layer.type}`);
     }
-    records.push({ input: a, preActivation: z });
-    const hasRelu = hasReluActivation(layer);
-    a = hasRelu ? relu(z) : z;
-  }
-  if (a.shape.length !== 2) throw new Error('network: the last layer must produce [N, classes]');
-  return { logits: a, records };
+    const kind = activationOf(layer);
+    records.push({ layer, inputs, xs, pre, out: kind ? activation(pre, kind, layer.alpha ?? 0) : pre });
+    if (layer.name !== undefined) index.set(layer.name, i);
+  });
+  const logits = records[records.length - 1]!.out;
+  if (logits.shape.length !== 2) throw new Error('network: the last layer must produce [N, classes]');
+  return { logits, input, records };
+}
+
+/** Shape of every weight tensor of `arch`: those its layers ask for on a batch of zeros. */
+export function weightShapes(arch: Architecture): Map<string, number[]> {
+  const shapes = new Map<string, number[]>();
+  forwardRecorded(arch, (key, shape) => (shapes.set(key, shape), tensor(shape)), tensor([1, ...arch.input]));
+  return shapes;
 }
 
 /** Logits [N, classes] of the network for the batch x [N, H, W, C]. */
 export function networkLogits(arch: Architecture, weights: Map<string, Float64Array>, x: Tensor): Tensor {
-  return forwardRecorded(arch, weights, x).logits;
+  return forwardRecorded(arch, weightsOf(weights), x).logits;
 }
 
 /**
@@ -1032,57 +1069,102 @@ export function networkLossAndGradients(
   beta: number,
 ): { loss: number; dDx: Tensor; dWeights: Map<string, Float64Array> } {
   expectSameShape(x, dx, 'networkLossAndGradients x/dx');
-  const input = tensor(x.shape);
-  for (let i = 0; i < input.data.length; i++) input.data[i] = x.data[i]! + dx.data[i]!;
+  const moved = tensor(x.shape);
+  for (let i = 0; i < moved.data.length; i++) moved.data[i] = x.data[i]! + dx.data[i]!;
+  const weight = weightsOf(weights);
 
   // Forward.
-  const { logits, records } = forwardRecorded(arch, weights, input);
+  const { logits, input, records } = forwardRecorded(arch, weight, moved);
   expectSameShape(logits, y, 'networkLossAndGradients logits/y');
   const logProbs = logSoftmax(logits);
   let loss = 0;
   for (let i = 0; i < logProbs.data.length; i++) loss -= y.data[i]! * logProbs.data[i]!;
   loss += beta * l2Loss(dx);
 
-  // Backward: ∂loss/∂logProbs = −y.
+  // Backward through the graph: each node's output gradient is complete once every later node
+  // has added its share (nodes are listed after their inputs).
   const dLogProbs = tensor(y.shape);
   for (let i = 0; i < y.data.length; i++) dLogProbs.data[i] = -y.data[i]!;
-  let g = logSoftmaxBackward(logits, dLogProbs); // gradient w.r.t. the current layer's output
-  const shapes = weightShapes(arch);
+  const grads: (Tensor | null)[] = records.map(() => null);
+  grads[records.length - 1] = logSoftmaxBackward(logits, dLogProbs);
+  let dInput = tensor(input.shape);
+  const accumulate = (j: number, g: Tensor) => {
+    const into = j < 0 ? dInput : (grads[j] ??= tensor(g.shape));
+    for (let i = 0; i < g.data.length; i++) into.data[i]! += g.data[i]!;
+  };
   const dWeights = new Map<string, Float64Array>();
-  for (let l = arch.layers.length - 1; l >= 0; l--) {
-    const layer = arch.layers[l]!;
-    const { input: layerInput, preActivation } = records[l]!;
-    const hasRelu = hasReluActivation(layer);
-    const gz = hasRelu ? reluBackward(preActivation, g) : g;
+  for (let l = records.length - 1; l >= 0; l--) {
+    const { layer, inputs, xs, pre } = records[l]!;
+    const g = grads[l];
+    if (!g) continue; // nothing reads this node
+    const kind = activationOf(layer);
+    const gz = kind ? activationBackward(pre, kind, layer.alpha ?? 0, g) : g;
+    const a = xs[0]!;
+    const channels = a.shape[a.shape.length - 1]!;
+    const setWeights = (dw: Tensor, db: Tensor) => {
+      dWeights.set(`${layer.name}.w`, dw.data);
+      dWeights.set(`${layer.name}.b`, db.data);
+    };
     switch (layer.type) {
       case 'conv2d': {
-        const w = weightTensor(weights, shapes, `${layer.name}.w`);
-        const grads = conv2dBackward(layerInput, w, layer.stride, layer.padding, gz);
-        dWeights.set(`${layer.name}.w`, grads.dw.data);
-        dWeights.set(`${layer.name}.b`, grads.db.data);
-        g = grads.dx;
+        const r = conv2dBackward(a, weight(`${layer.name}.w`, [layer.kernel!, layer.kernel!, channels, layer.filters!]), stride(layer), layer.padding ?? 'valid', gz, layer.dilation ?? 1);
+        setWeights(r.dw, r.db);
+        accumulate(inputs[0]!, r.dx);
+        break;
+      }
+      case 'depthwise_conv2d': {
+        const r = depthwiseConv2dBackward(a, weight(`${layer.name}.w`, [layer.kernel!, layer.kernel!, channels, layer.multiplier ?? 1]), stride(layer), layer.padding ?? 'valid', layer.dilation ?? 1, gz);
+        setWeights(r.dw, r.db);
+        accumulate(inputs[0]!, r.dx);
+        break;
+      }
+      case 'dense': {
+        const r = denseBackward(a, weight(`${layer.name}.w`, [channels, layer.units!]), gz);
+        setWeights(r.dw, r.db);
+        accumulate(inputs[0]!, r.dx);
         break;
       }
       case 'maxpool':
-        g = maxpoolBackward(layerInput, layer.size, layer.stride, layer.padding, gz);
+        accumulate(inputs[0]!, maxpoolBackward(a, layer.size!, stride(layer), layer.padding ?? 'valid', gz));
+        break;
+      case 'avgpool':
+        accumulate(inputs[0]!, avgpoolBackward(a, layer.size!, stride(layer), layer.padding ?? 'valid', gz));
+        break;
+      case 'global_maxpool':
+        accumulate(inputs[0]!, globalMaxPoolBackward(a, gz));
+        break;
+      case 'global_avgpool':
+        accumulate(inputs[0]!, globalAvgPoolBackward(a, gz));
         break;
       case 'flatten':
-        g = flattenBackward(gz, layerInput.shape);
+        accumulate(inputs[0]!, flattenBackward(gz, a.shape));
         break;
-      case 'dense': {
-        const w = weightTensor(weights, shapes, `${layer.name}.w`);
-        const grads = denseBackward(layerInput, w, gz);
-        dWeights.set(`${layer.name}.w`, grads.dw.data);
-        dWeights.set(`${layer.name}.b`, grads.db.data);
-        g = grads.dx;
+      case 'add':
+        inputs.forEach((j) => accumulate(j, gz));
+        break;
+      case 'concat':
+        concatBackward(xs, gz).forEach((d, k) => accumulate(inputs[k]!, d));
+        break;
+      case 'affine': {
+        const r = affineBackward(a, weight(`${layer.name}.w`, [channels]), gz);
+        setWeights(r.dscale, r.dshift);
+        accumulate(inputs[0]!, r.dx);
         break;
       }
+      case 'pad':
+        accumulate(inputs[0]!, padBackward(a, layer.pad![0], layer.pad![2], gz));
+        break;
+      case 'activation':
+        accumulate(inputs[0]!, gz);
+        break;
     }
   }
+  const corr = correction(arch);
+  if (corr) dInput = affineBackward(moved, corr.scale, dInput).dx;
 
-  // ∂loss/∂dx = ∂loss/∂input (input = x + dx) + beta·dx.
+  // ∂loss/∂dx = ∂loss/∂(x + dx) + beta·dx.
   const dDx = tensor(x.shape);
   const dl2 = l2LossBackward(dx);
-  for (let i = 0; i < dDx.data.length; i++) dDx.data[i] = g.data[i]! + beta * dl2.data[i]!;
+  for (let i = 0; i < dDx.data.length; i++) dDx.data[i] = dInput.data[i]! + beta * dl2.data[i]!;
   return { loss, dDx, dWeights };
 }

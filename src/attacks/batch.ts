@@ -5,7 +5,7 @@
 // only if memory grew meanwhile), and the per-image work runs on offsets into flat arrays.
 import { pixelBox } from '../formats/preprocess.js';
 import type { Tensor } from '../core/engine.js';
-import { type Architecture } from '../formats/model.js';
+import { inputUnits, type Architecture } from '../formats/model.js';
 import { argmax, type Net } from '../core/net.js';
 import { crossEntropy, dot } from '../core/ops.js';
 import { Tape } from '../core/tape.js';
@@ -32,7 +32,7 @@ export interface Geometry {
 
 export function geometry(arch: Architecture): Geometry {
   const [height, width, channels] = arch.input;
-  const { offset, scale } = arch.preprocess;
+  const { offset, scale } = inputUnits(arch);
   const [lo, hi] = pixelBox(arch);
   return { height, width, channels, size: height * width * channels, classes: arch.labels.length, scale, offset, lo, hi, unit: 1 / Math.abs(scale) };
 }

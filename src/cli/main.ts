@@ -9,17 +9,18 @@ import { attackCommand } from './attack.js';
 import { tutorialCommand } from './tutorial.js';
 import { benchCommand } from './bench.js';
 import { importTfCommand } from './import-tf.js';
+import { importTfjsCommand } from './import-tfjs.js';
 import { datasetCommand } from './dataset.js';
 import { trainCommand } from './train.js';
 import { evalCommand } from './eval.js';
 
 const commands: Record<string, Command> = {
   predict: predictCommand, attack: attackCommand, tutorial: tutorialCommand, bench: benchCommand,
-  'import-tf': importTfCommand, dataset: datasetCommand, train: trainCommand, eval: evalCommand,
+  'import-tf': importTfCommand, 'import-tfjs': importTfjsCommand, dataset: datasetCommand, train: trainCommand, eval: evalCommand,
 };
 
 function mainHelp(): string {
-  const rows = Object.entries(commands).map(([name, c]) => `  ${name.padEnd(10)} ${c.summary}`);
+  const rows = Object.entries(commands).map(([name, c]) => `  ${name.padEnd(11)} ${c.summary}`);
   return ['mislead: gradient-based adversarial attacks on small CNNs, no ML framework.', '', 'Commands:', ...rows, '', 'Run "mislead COMMAND --help" for the options of a command.'].join('\n');
 }
 

@@ -11,7 +11,7 @@ import { Pool } from '../node/parallel.js';
 import { basename, dirname, join } from 'node:path';
 import { Progress } from './progress.js';
 import { encodePng } from '../formats/image.js';
-import { type Model } from '../formats/model.js';
+import { inputUnits, type Model } from '../formats/model.js';
 import { loadEngine } from '../node/engine.js';
 import { resultFiles } from '../formats/results.js';
 import { figurePng, lossSvg, type Curve, type Panel } from './figures.js';
@@ -103,7 +103,7 @@ function writeResults(net: Net, modelPath: string, outputs: OutputSet, x: Float3
   const panels: Panel[] = [{ title: `Original: ${capitalise(before.label)}`, subtitle: scores(net, before), image: inputToImage(x, arch) }];
   for (const s of stages) {
     const filterTitle = s === stages[0] ? 'Noise filter' : `Noise filter (${s.title.replace(/^Adversarial /, '')})`;
-    panels.push({ title: filterTitle, subtitle: `max |DX| ${(maxAbs(s.dx) * Math.abs(arch.preprocess.scale)).toFixed(1)} grey levels`, image: filterImage(s.dx, height, width, channels as 1 | 3) });
+    panels.push({ title: filterTitle, subtitle: `max |DX| ${(maxAbs(s.dx) * Math.abs(inputUnits(arch).scale)).toFixed(1)} grey levels`, image: filterImage(s.dx, height, width, channels as 1 | 3) });
     panels.push({ title: `${s.title}: ${capitalise(s.after.label)}`, subtitle: scores(net, s.after), image: adversarialImage(s.dx) });
   }
   outputs.write('figure.png', figurePng(panels));
@@ -288,7 +288,7 @@ async function tutorial(job: Job): Promise<void> {
       target: net.architecture.labels[target], target_index: target,
       before, after, saved, success: after.index === target, success_saved: saved.index === target,
       steps: steps.map((s) => ({ title: s.title, after: s.after, loss: s.loss, ms: s.ms })),
-      loss: steps.flatMap((s) => s.loss), norms: dxNorms(dx!, net.architecture.preprocess.scale),
+      loss: steps.flatMap((s) => s.loss), norms: dxNorms(dx!, inputUnits(net.architecture).scale),
       iterations: steps.reduce((k, s) => k + s.params.iterations, 0), ms: steps.reduce((t, s) => t + s.ms, 0),
     }, job.json);
   });

@@ -1,47 +1,79 @@
 // `Net`: a model placed in the engine's memory, which records its forward pass on a tape; and
 // what is read off its logits.
 import { EngineMemoryError, type Engine, type Tensor } from './engine.js';
-import { conv2d, dense, flatten, maxPool } from './ops.js';
+import { activation, add, affine, avgPool, concat, conv2d, dense, depthwiseConv2d, flatten, globalAvgPool, globalMaxPool, maxPool, pad } from './ops.js';
 import { Tape } from './tape.js';
-import { parameterShapes, type Architecture, type Layer, type Model } from '../formats/model.js';
+import { channelCorrection, layerGraph, type Activation, type Architecture, type Layer, type Model, type Node } from '../formats/model.js';
 
 /** A model in the engine's memory. */
 export class Net {
   readonly params = new Map<string, Tensor>();
+  private readonly nodes: Node[];
+  /** Constants that turn input units into each channel's own (see channelCorrection). */
+  private readonly correction: { scale: Tensor; shift: Tensor } | null;
 
   constructor(readonly engine: Engine, readonly model: Model) {
-    for (const [key, shape] of parameterShapes(model.architecture)) this.params.set(key, engine.tensor(shape, model.weights.get(key)!));
+    const { nodes, parameters } = layerGraph(model.architecture);
+    this.nodes = nodes;
+    for (const [key, shape] of parameters) this.params.set(key, engine.tensor(shape, model.weights.get(key)!));
+    const c = channelCorrection(model.architecture);
+    this.correction = c && { scale: engine.tensor([c.scale.length], c.scale), shift: engine.tensor([c.shift.length], c.shift) };
   }
 
   get architecture(): Architecture {
     return this.model.architecture;
   }
 
-  /** Records the forward pass of a batch x [n, h, w, c] on the tape; returns the logits [n, labels]. */
+  /** Records the forward pass of a batch x [n, h, w, c] on the tape; returns the logits [n, labels]
+   *  (before a final softmax, which is left out). */
   forward(tape: Tape, x: Tensor): Tensor {
-    let h = x;
-    for (const [i, layer] of this.architecture.layers.entries()) {
+    const input = this.correction ? affine(tape, x, this.correction.scale, this.correction.shift) : x;
+    const outputs: Tensor[] = [];
+    for (const [i, { layer, inputs }] of this.nodes.entries()) {
       try {
-        h = this.layer(tape, layer, h);
+        outputs.push(this.layer(tape, layer, inputs.map((j) => (j < 0 ? input : outputs[j]))));
       } catch (e) {
         if (!(e instanceof EngineMemoryError)) throw e;
-        const name = 'name' in layer ? `"${layer.name}" ` : '';
+        const name = layer.name ? `"${layer.name}" ` : '';
         throw new EngineMemoryError(`the model's layer ${i} ${name}(${layer.type}) on a batch of ${x.shape[0]}: ${e.message}`);
       }
     }
-    return h;
+    return outputs[outputs.length - 1];
   }
 
-  private layer(tape: Tape, layer: Layer, h: Tensor): Tensor {
+  private layer(tape: Tape, layer: Layer, inputs: Tensor[]): Tensor {
+    const h = inputs[0];
     switch (layer.type) {
       case 'conv2d':
-        return conv2d(tape, h, this.param(layer.name, 'w'), this.param(layer.name, 'b'), { stride: layer.stride, padding: layer.padding, relu: layer.activation === 'relu' });
+      case 'depthwise_conv2d': {
+        const options = { stride: layer.stride, padding: layer.padding, dilation: layer.dilation, relu: layer.activation === 'relu' };
+        const conv = layer.type === 'conv2d' ? conv2d : depthwiseConv2d;
+        return activate(tape, conv(tape, h, this.param(layer.name, 'w'), this.param(layer.name, 'b'), options), layer);
+      }
+      case 'dense':
+        return activate(tape, dense(tape, h, this.param(layer.name, 'w'), this.param(layer.name, 'b'), layer.activation === 'relu'), layer);
+      case 'activation':
+        return layer.activation === 'relu' ? activation(tape, h, 'relu') : activate(tape, h, layer);
       case 'maxpool':
         return maxPool(tape, h, layer);
+      case 'avgpool':
+        return avgPool(tape, h, layer);
+      case 'global_maxpool':
+        return globalMaxPool(tape, h);
+      case 'global_avgpool':
+        return globalAvgPool(tape, h);
       case 'flatten':
         return flatten(h);
-      case 'dense':
-        return dense(tape, h, this.param(layer.name, 'w'), this.param(layer.name, 'b'), layer.activation === 'relu');
+      case 'add':
+        return inputs.slice(1).reduce((sum, t) => add(tape, sum, t), h);
+      case 'concat':
+        return concat(tape, inputs);
+      case 'affine':
+        return affine(tape, h, this.param(layer.name, 'w'), this.param(layer.name, 'b'));
+      case 'pad': {
+        const [top, bottom, left, right] = layer.pad;
+        return pad(tape, h, { top, bottom, left, right });
+      }
     }
   }
 
@@ -55,6 +87,13 @@ export class Net {
   private param(layer: string, kind: 'w' | 'b'): Tensor {
     return this.params.get(`${layer}.${kind}`)!;
   }
+}
+
+/** A layer's activation after its op, where the op has not fused it (ReLU) and it is applied at
+ *  all (a final softmax is not: the network's outputs are logits). */
+function activate(tape: Tape, y: Tensor, { activation: kind, alpha }: { activation: Activation; alpha?: number }): Tensor {
+  if (kind === 'none' || kind === 'relu' || kind === 'softmax') return y;
+  return activation(tape, y, kind, alpha);
 }
 
 /** Logits [n, labels] of a batch of images, each in model-input units. */

@@ -1,7 +1,8 @@
 // Between pictures and model inputs: x = (p − offset) / scale after grayscale (for 1-channel
-// models) and resizing to the model's input, and back: p = clip(round(x·scale + offset)).
+// models) and resizing to the model's input, and back: p = clip(round(x·scale + offset)), in
+// the input units of model.ts (one offset and scale for every channel).
 import { decodeResized, resize, toGray, type Image, type Sampling } from './image.js';
-import type { Architecture } from './model.js';
+import { inputUnits, type Architecture } from './model.js';
 
 export function imageToInput(img: Image, arch: Architecture): Float32Array {
   const [h, w, c] = arch.input;
@@ -21,20 +22,20 @@ export function fileToInput(bytes: Uint8Array, name: string, arch: Architecture,
 }
 
 function toUnits(pixels: Uint8Array, arch: Architecture): Float32Array {
-  const { offset, scale } = arch.preprocess;
+  const { offset, scale } = inputUnits(arch);
   return Float32Array.from(pixels, (v) => (v - offset) / scale);
 }
 
 /** The pixel box [0, 255] in model units, [lo, hi] (scale may be negative). */
 export function pixelBox(arch: Architecture): [number, number] {
-  const { offset, scale } = arch.preprocess;
+  const { offset, scale } = inputUnits(arch);
   const a = (0 - offset) / scale, b = (255 - offset) / scale;
   return [Math.min(a, b), Math.max(a, b)];
 }
 
 export function inputToImage(x: Float32Array, arch: Architecture): Image {
   const [height, width, channels] = arch.input;
-  const { offset, scale } = arch.preprocess;
+  const { offset, scale } = inputUnits(arch);
   const data = Uint8Array.from(x, (v) => Math.min(255, Math.max(0, Math.round(v * scale + offset))));
   return { width, height, channels: channels as 1 | 3, data };
 }

@@ -4,7 +4,7 @@
 import './style.css';
 import { crop as cropImage, type Image } from '../../src/formats/image.js';
 import { plannedIterations, type AttackOptions } from '../../src/attacks/index.js';
-import { type Architecture } from '../../src/formats/model.js';
+import { inputUnits, type Architecture } from '../../src/formats/model.js';
 import { argmax, softmax } from '../../src/core/net.js';
 import { resultFiles } from '../../src/formats/results.js';
 import { filterImage, imageToInput, inputToImage } from '../../src/formats/preprocess.js';
@@ -677,7 +677,7 @@ function show(method: MethodSpec, x: Float32Array, p: Progress): void {
     linf = Math.max(linf, Math.abs(v));
     sq += v * v;
   }
-  const grey = Math.abs(arch.preprocess.scale);
+  const grey = Math.abs(inputUnits(arch).scale);
   el.statLinf.textContent = `${(linf * grey).toFixed(1)} grey levels`;
   el.statL2.textContent = `${(Math.sqrt(sq) * grey).toFixed(1)} grey levels`;
   el.filterCaption.textContent = `±${(linf * grey).toFixed(1)} grey levels`;
