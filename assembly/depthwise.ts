@@ -2,14 +2,18 @@
 // [k, k, cin, multiplier] with multiplier 1: a multiplier m runs on the input with each channel
 // repeated m times, see `expand_channels`), square kernel, equal strides and dilations.
 // Padding is given as the number of cells before the input (top, left); cells outside the input
-// contribute 0. The SIMD lanes run over channels, which are contiguous in NHWC and in the
-// filter alike: a tap is one vector load of the input and one of the filter, nothing to shuffle.
+// contribute 0. The SIMD lanes run over channels, which are contiguous in NHWC (and in the
+// packed filter): a tap is one vector load of the input and one of the filter, nothing to shuffle.
 // The geometry arguments come last in every kernel, in the same order.
 //
 // Each output cell of a depthwise convolution is a sum over its taps, and so is each cell of its
 // input gradient (the taps of input cell i being the output cells whose windows hold it). Both
-// run through one gather loop: tiles of 1 or 2 cells × 16 channels (4 or 8 accumulators), an
-// inner loop over the cell's taps, one weight vector loaded per tap for both cells.
+// run through one gather loop (`gather`). With little reuse (a weight serves one channel, an
+// input vector at most k² cells), what bounds the speed is the loads per mul-add and how V8
+// compiles a loop: it loads every vector of an iteration before its arithmetic, so a register
+// tile is as large as its sums plus one iteration's loads fit in 16 registers. Hence tiles walk
+// whole rows of the window (`rowTile`), each input vector of a row loaded once for every cell
+// that reads it, and the stride-2 input gradient has a tile of its own (`stride2Tile`).
 import { storeLanes, addLanes, madd, f, imin, imax } from './common';
 
 /** wb[g, ky, kx, lane] = w[ky, kx, 4·g + lane] (0 past the last channel): each group of 4
