@@ -122,8 +122,8 @@ describe('attack iterations', () => {
     attack.dispose();
   });
 
-  it('100,000 iterations keep memory flat and allocate nothing per iteration', () => {
-    const architecture = checkArchitecture({
+  const small: Record<string, Architecture> = {
+    'a chain': checkArchitecture({
       input: [8, 8, 1], labels: ['a', 'b'],
       layers: [
         { type: 'conv2d', name: 'c', filters: 3, kernel: 3, padding: 'same', activation: 'relu' },
@@ -131,8 +131,30 @@ describe('attack iterations', () => {
         { type: 'flatten' },
         { type: 'dense', name: 'd', units: 2 },
       ],
-    });
-    const attack = new FilterAttack(new Net(engine, randomModel(architecture, 1)), new Float32Array(64).fill(0.1), 0);
+    }),
+    'a graph of every layer type': checkArchitecture({
+      input: [8, 8, 3], labels: ['a', 'b'], preprocess: { offset: [120, 110, 100], scale: [60, 50, 70] },
+      layers: [
+        { type: 'pad', pad: [1, 1, 1, 1] },
+        { type: 'conv2d', name: 'stem', filters: 4, kernel: 3, stride: 2, activation: 'relu6' },
+        { type: 'depthwise_conv2d', name: 'dw', kernel: 3, padding: 'same', activation: 'elu', alpha: 1 },
+        { type: 'conv2d', name: 'pw', filters: 4, kernel: 1, activation: 'leaky_relu', alpha: 0.2 },
+        { type: 'add', name: 'sum', inputs: ['stem', 'pw'] },
+        { type: 'conv2d', name: 'dil', filters: 2, kernel: 2, dilation: 2, padding: 'same', activation: 'tanh', inputs: ['stem'] },
+        { type: 'concat', inputs: ['sum', 'dil'] },
+        { type: 'affine', name: 'bn' },
+        { type: 'avgpool', name: 'avg', size: 2, padding: 'same' },
+        { type: 'activation', activation: 'sigmoid' },
+        { type: 'global_avgpool', name: 'gap' },
+        { type: 'global_maxpool', name: 'gmp', inputs: ['avg'] },
+        { type: 'concat', inputs: ['gap', 'gmp'] },
+        { type: 'dense', name: 'd', units: 2, activation: 'softmax' },
+      ],
+    }),
+  };
+  for (const [title, architecture] of Object.entries(small)) it(`100,000 iterations on ${title} keep memory flat and allocate nothing per iteration`, () => {
+    const size = architecture.input.reduce((a, b) => a * b, 1);
+    const attack = new FilterAttack(new Net(engine, randomModel(architecture, 1)), new Float32Array(size).fill(0.1), 0);
     attack.run({ iterations: 1000, lr: 0.01, beta: 0.5 }); // warm up: JIT, lazy initialisation
     const memory = engine.kernels.memory.buffer.byteLength, used = engine.used;
     const heap = process.memoryUsage().heapUsed;
