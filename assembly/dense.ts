@@ -4,12 +4,14 @@
 //
 // C [m, n] = A [m, depth] · B [depth, n] (+ bias, then ReLU), or C += A·B, is computed the usual
 // way for caches: the depth in blocks of DEPTH_BLOCK, each cut into blocks of rows of A. A block
-// of A is packed into panels of 5 rows laid out k-major ([k][5]), and B into panels of 8 columns
-// ([k][8]), so that the innermost loop walks just two pointers. That loop keeps a tile of 5 rows ×
-// 8 columns in ten accumulators, the shape of the peak kernel (assembly/peak.ts): per step, two
-// vectors of B and five broadcast values of A, 80 flops. Missing rows of a panel are zeros and
-// missing columns are never stored. The sum of each entry runs through the depth in order from the
-// bias (or from 0, then added to C), one rounding per step, as the plain loops did.
+// of A is packed into panels of 4 rows laid out k-major ([k][4]), and B into panels of 8 columns
+// ([k][8]), so that the innermost loop walks just two pointers. That loop keeps a tile of 4 rows ×
+// 8 columns in eight accumulators: per step, two vectors of B and four broadcast values of A, 64
+// flops. V8 loads all four values of A before their products, so with ten accumulators (5 rows,
+// the peak kernel's shape) it runs out of registers and spills two of them: 1.7× slower, measured.
+// Missing rows of a panel are zeros and missing columns are never stored. The sum of each entry
+// runs through the depth in order from the bias (or from 0, then added to C), one rounding per
+// step, as the plain loops did.
 import { storeLanes, madd, f, imin, imax } from './common';
 
 /** The depth of a block: a panel of B, DEPTH_BLOCK × 8 floats (8 KiB), stays in the level-1 cache
@@ -85,7 +87,7 @@ export function pack_panels(b: usize, rowStride: i32, colStride: i32, depth: i32
       panels = bBlock;
       panelBytes = f(kc * 8);
     }
-    const blockRows = imax(5, A_BLOCK / (5 * kc) * 5);
+    const blockRows = imax(4, A_BLOCK / (4 * kc) * 4);
     for (let i0 = 0; i0 < m; i0 += blockRows) {
       const rows = imin(blockRows, m - i0);
       packRows(a + f(i0 * aRow + k0 * aDepth), aRow, aDepth, rows, kc, ap);
@@ -95,53 +97,44 @@ export function pack_panels(b: usize, rowStride: i32, colStride: i32, depth: i32
         // The first depth block starts from the bias (or from 0, added to C at the end when
         // accumulating); the others from C.
         const from = first && !accumulate && bias != 0 ? bias + f(j0) : 0;
-        for (let r = 0; r < rows; r += 5) {
-          tile(ap + f(r * kc), bp, kc, c + f((i0 + r) * n + j0), f(n), imin(5, rows - r), cols, !first, from, first && accumulate, relu && last);
+        for (let r = 0; r < rows; r += 4) {
+          tile(ap + f(r * kc), bp, kc, c + f((i0 + r) * n + j0), f(n), imin(4, rows - r), cols, !first, from, first && accumulate, relu && last);
         }
       }
     }
   }
 }
 
-/** Panels of 5 rows of A [rows, depth] (A[i, k] = a[i·aRow + k·aDepth]) as [k][5], 0 past the
- *  last row. Rows contiguous along the depth go through 4×4 transposes, columns of 5 contiguous
- *  values as a vector and one float. */
+/** Panels of 4 rows of A [rows, depth] (A[i, k] = a[i·aRow + k·aDepth]) as [k][4], 0 past the
+ *  last row. Rows contiguous along the depth go through 4×4 transposes; columns of 4 contiguous
+ *  values are copied as vectors. */
 function packRows(a: usize, aRow: i32, aDepth: i32, rows: i32, depth: i32, ap: usize): void {
   const rowBytes = f(aRow);
-  for (let r0 = 0; r0 < rows; r0 += 5) {
+  for (let r0 = 0; r0 < rows; r0 += 4) {
     const src = a + <usize>r0 * rowBytes, dst = ap + f(r0 * depth);
-    const count = imin(5, rows - r0);
+    const count = imin(4, rows - r0);
     let k = 0;
-    if (count == 5 && aDepth == 1) {
+    if (count == 4 && aDepth == 1) {
       for (; k + 4 <= depth; k += 4) {
-        const p = src + f(k), d = dst + f(k * 5);
+        const p = src + f(k), d = dst + f(k * 4);
         const v0 = v128.load(p), v1 = v128.load(p + rowBytes), v2 = v128.load(p + 2 * rowBytes), v3 = v128.load(p + 3 * rowBytes);
-        const v4 = v128.load(p + 4 * rowBytes);
         const t0 = v128.shuffle<f32>(v0, v1, 0, 4, 1, 5), t1 = v128.shuffle<f32>(v0, v1, 2, 6, 3, 7);
         const t2 = v128.shuffle<f32>(v2, v3, 0, 4, 1, 5), t3 = v128.shuffle<f32>(v2, v3, 2, 6, 3, 7);
         v128.store(d, v128.shuffle<f32>(t0, t2, 0, 1, 4, 5));
-        store<f32>(d, f32x4.extract_lane(v4, 0), 16);
-        v128.store(d, v128.shuffle<f32>(t0, t2, 2, 3, 6, 7), 20);
-        store<f32>(d, f32x4.extract_lane(v4, 1), 36);
-        v128.store(d, v128.shuffle<f32>(t1, t3, 0, 1, 4, 5), 40);
-        store<f32>(d, f32x4.extract_lane(v4, 2), 56);
-        v128.store(d, v128.shuffle<f32>(t1, t3, 2, 3, 6, 7), 60);
-        store<f32>(d, f32x4.extract_lane(v4, 3), 76);
+        v128.store(d, v128.shuffle<f32>(t0, t2, 2, 3, 6, 7), 16);
+        v128.store(d, v128.shuffle<f32>(t1, t3, 0, 1, 4, 5), 32);
+        v128.store(d, v128.shuffle<f32>(t1, t3, 2, 3, 6, 7), 48);
       }
-    } else if (count == 5 && aRow == 1) {
-      for (; k < depth; k++) {
-        const p = src + f(k * aDepth), d = dst + f(k * 5);
-        v128.store(d, v128.load(p));
-        store<f32>(d, load<f32>(p, 16), 16);
-      }
+    } else if (count == 4 && aRow == 1) {
+      for (; k < depth; k++) v128.store(dst + f(k * 4), v128.load(src + f(k * aDepth)));
     }
     for (; k < depth; k++) {
-      for (let r = 0; r < 5; r++) store<f32>(dst + f(k * 5 + r), r < count ? load<f32>(src + f(r * aRow + k * aDepth)) : 0);
+      for (let r = 0; r < 4; r++) store<f32>(dst + f(k * 4 + r), r < count ? load<f32>(src + f(r * aRow + k * aDepth)) : 0);
     }
   }
 }
 
-/** One tile: rows × cols (≤ 5 × 8) of C at `c` (rows `ldc` bytes apart) from a packed panel of
+/** One tile: rows × cols (≤ 4 × 8) of C at `c` (rows `ldc` bytes apart) from a packed panel of
  *  A and one of B, `depth` steps. It starts from C (`fromC`), or from the bias at `bias` (0:
  *  from 0); then adds C (`addC`), applies ReLU (`relu`) and stores. */
 @inline function tile(
@@ -150,19 +143,18 @@ function packRows(a: usize, aRow: i32, aDepth: i32, rows: i32, depth: i32, ap: u
 ): void {
   const zero = f32x4.splat(0);
   const wide = cols > 4;
-  let c00 = zero, c01 = zero, c10 = zero, c11 = zero, c20 = zero, c21 = zero, c30 = zero, c31 = zero, c40 = zero, c41 = zero;
+  let c00 = zero, c01 = zero, c10 = zero, c11 = zero, c20 = zero, c21 = zero, c30 = zero, c31 = zero;
   if (fromC) {
     c00 = v128.load(c);
     if (wide) c01 = v128.load(c, 16);
     if (rows > 1) { c10 = v128.load(c + ldc); if (wide) c11 = v128.load(c + ldc, 16); }
     if (rows > 2) { c20 = v128.load(c + 2 * ldc); if (wide) c21 = v128.load(c + 2 * ldc, 16); }
     if (rows > 3) { c30 = v128.load(c + 3 * ldc); if (wide) c31 = v128.load(c + 3 * ldc, 16); }
-    if (rows > 4) { c40 = v128.load(c + 4 * ldc); if (wide) c41 = v128.load(c + 4 * ldc, 16); }
   } else if (bias != 0) {
-    c00 = c10 = c20 = c30 = c40 = v128.load(bias);
-    if (wide) c01 = c11 = c21 = c31 = c41 = v128.load(bias, 16);
+    c00 = c10 = c20 = c30 = v128.load(bias);
+    if (wide) c01 = c11 = c21 = c31 = v128.load(bias, 16);
   }
-  for (const end = bp + f(depth * 8); bp < end; bp += 32, ap += 20) {
+  for (const end = bp + f(depth * 8); bp < end; bp += 32, ap += 16) {
     const b0 = v128.load(bp), b1 = v128.load(bp, 16);
     let x = v128.load32_splat(ap);
     c00 = madd(c00, x, b0); c01 = madd(c01, x, b1);
@@ -172,14 +164,11 @@ function packRows(a: usize, aRow: i32, aDepth: i32, rows: i32, depth: i32, ap: u
     c20 = madd(c20, x, b0); c21 = madd(c21, x, b1);
     x = v128.load32_splat(ap, 12);
     c30 = madd(c30, x, b0); c31 = madd(c31, x, b1);
-    x = v128.load32_splat(ap, 16);
-    c40 = madd(c40, x, b0); c41 = madd(c41, x, b1);
   }
   storeRow(c, c00, c01, cols, addC, relu);
   if (rows > 1) storeRow(c + ldc, c10, c11, cols, addC, relu);
   if (rows > 2) storeRow(c + 2 * ldc, c20, c21, cols, addC, relu);
   if (rows > 3) storeRow(c + 3 * ldc, c30, c31, cols, addC, relu);
-  if (rows > 4) storeRow(c + 4 * ldc, c40, c41, cols, addC, relu);
 }
 
 /** Stores the first `cols` (1..8) values of v0, v1 at `p`, after adding what is there (`addC`)
