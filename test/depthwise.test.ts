@@ -2,36 +2,21 @@
 // independent float64 reference (itself checked against finite differences in
 // reference.test.ts), and against TensorFlow.js's CPU backend.
 import * as tf from '@tensorflow/tfjs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import type { Engine } from '../src/core/engine.js';
 import * as ops from '../src/core/ops.js';
 import { random } from '../src/core/random.js';
 import { Tape } from '../src/core/tape.js';
 import { loadEngine } from '../src/node/engine.js';
-import { relativeError } from './helpers.js';
 import * as ref from './reference.js';
+import { errorRecord, randomTensor } from './support/against-reference.js';
 
-const TOLERANCE = 1e-4;
 let engine: Engine;
-/** The worst relative error seen per quantity, printed at the end for the record. */
-const worst = new Map<string, number>();
+const { check } = errorRecord('worst relative errors of the depthwise convolution');
 
 beforeAll(async () => {
   engine = await loadEngine();
 });
-
-afterAll(() => {
-  const rows = [...worst].map(([k, v]) => `  ${k.padEnd(34)} ${v.toExponential(2)}`);
-  console.log(`worst relative errors of the depthwise convolution:\n${rows.join('\n')}`);
-});
-
-function check(what: string, actual: ArrayLike<number>, expected: ArrayLike<number>, context: string): void {
-  const e = relativeError(actual, expected);
-  worst.set(what, Math.max(worst.get(what) ?? 0, e));
-  if (!(e <= TOLERANCE)) expect.fail(`${what} ${context}: relative error ${e.toExponential(2)} > ${TOLERANCE}`);
-}
-
-const randomTensor = (shape: number[], rand: () => number) => ref.tensor(shape, Array.from({ length: ref.sizeOf(shape) }, () => rand() * 2 - 1));
 
 interface Case {
   x: ref.Tensor;

@@ -1,48 +1,21 @@
 // Every kernel, forward and backward, through the ops and the tape, against the independent
 // float64 reference (itself checked against finite differences in reference.test.ts).
-import { relativeError } from './helpers.js';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import type { Engine, Tensor } from '../src/core/engine.js';
 import { loadEngine } from '../src/node/engine.js';
 import * as ops from '../src/core/ops.js';
 import { Tape } from '../src/core/tape.js';
 import * as ref from './reference.js';
+import { errorRecord, randomTensor, runOnTape } from './support/against-reference.js';
 import { random } from '../src/core/random.js';
 
-const TOLERANCE = 1e-4;
 let engine: Engine;
-/** The worst relative error seen per quantity, printed at the end for the record. */
-const worst = new Map<string, number>();
+const { check } = errorRecord('worst relative errors against the float64 reference');
+const run = (inputs: ref.Tensor[], build: (tape: Tape, xs: Tensor[]) => Tensor, rand: () => number) => runOnTape(engine, inputs, build, rand);
 
 beforeAll(async () => {
   engine = await loadEngine();
 });
-
-afterAll(() => {
-  const rows = [...worst].map(([k, v]) => `  ${k.padEnd(22)} ${v.toExponential(2)}`);
-  console.log(`worst relative errors against the float64 reference:\n${rows.join('\n')}`);
-});
-
-function check(what: string, actual: ArrayLike<number>, expected: ArrayLike<number>, context: string): void {
-  const e = relativeError(actual, expected);
-  worst.set(what, Math.max(worst.get(what) ?? 0, e));
-  if (!(e <= TOLERANCE)) expect.fail(`${what} ${context}: relative error ${e.toExponential(2)} > ${TOLERANCE}`);
-}
-
-/** Runs `build` on a fresh tape with inputs that carry gradients, backpropagates Σ y·g for a
- *  random g, and returns the output and the input gradients. */
-function run(inputs: ref.Tensor[], build: (tape: Tape, xs: Tensor[]) => Tensor, rand: () => number) {
-  const tape = new Tape(engine);
-  const xs = inputs.map((t) => engine.tensor(t.shape, t.data).requireGrad());
-  const y = build(tape, xs);
-  const g = ref.tensor([...y.shape], Array.from({ length: y.size }, () => rand() * 2 - 1));
-  tape.backward(ops.dot(tape, y, engine.tensor(g.shape, g.data)));
-  const result = { y: y.toArray(), grads: xs.map((x) => x.grad!.toArray()), g };
-  tape.dispose();
-  return result;
-}
-
-const randomTensor = (shape: number[], rand: () => number) => ref.tensor(shape, Array.from({ length: ref.sizeOf(shape) }, () => rand() * 2 - 1));
 
 describe('conv2d against the reference', () => {
   const sizes = [[7, 9], [13, 11], [5, 6]];
@@ -60,9 +33,9 @@ describe('conv2d against the reference', () => {
         check('conv2d forward', out.y, (relu ? ref.relu(pre) : pre).data, context);
         const dy = relu ? ref.reluBackward(pre, out.g) : out.g;
         const grads = ref.conv2dBackward(x, wt, stride, padding, dy);
-        check('conv2d ∂input', out.grads[0], grads.dx.data, context);
-        check('conv2d ∂filter', out.grads[1], grads.dw.data, context);
-        check('conv2d ∂bias', out.grads[2], grads.db.data, context);
+        check('conv2d ∂input', out.grads[0]!, grads.dx.data, context);
+        check('conv2d ∂filter', out.grads[1]!, grads.dw.data, context);
+        check('conv2d ∂bias', out.grads[2]!, grads.db.data, context);
       }
     });
   }
@@ -72,8 +45,8 @@ describe('conv2d against the reference', () => {
     const out = run([x, wt, b], (tape, [xx, ww, bb]) => ops.conv2d(tape, xx, ww, bb, { stride: 1, padding: 'same', relu: true }), rand);
     const pre = ref.conv2d(x, wt, b, 1, 'same');
     const grads = ref.conv2dBackward(x, wt, 1, 'same', ref.reluBackward(pre, out.g));
-    check('conv2d ∂filter', out.grads[1], grads.dw.data, '(n 3, 64×64×3 → 4, k 5)');
-    check('conv2d ∂input', out.grads[0], grads.dx.data, '(n 3, 64×64×3 → 4, k 5)');
+    check('conv2d ∂filter', out.grads[1]!, grads.dw.data, '(n 3, 64×64×3 → 4, k 5)');
+    check('conv2d ∂input', out.grads[0]!, grads.dx.data, '(n 3, 64×64×3 → 4, k 5)');
   });
 
   /** One conv2d through the tape against the reference, forward and every gradient. */
@@ -85,9 +58,9 @@ describe('conv2d against the reference', () => {
     const pre = ref.conv2d(x, wt, b, stride, padding, dilation);
     check('conv2d forward', out.y, (relu ? ref.relu(pre) : pre).data, context);
     const grads = ref.conv2dBackward(x, wt, stride, padding, relu ? ref.reluBackward(pre, out.g) : out.g, dilation);
-    check('conv2d ∂input', out.grads[0], grads.dx.data, context);
-    check('conv2d ∂filter', out.grads[1], grads.dw.data, context);
-    check('conv2d ∂bias', out.grads[2], grads.db.data, context);
+    check('conv2d ∂input', out.grads[0]!, grads.dx.data, context);
+    check('conv2d ∂filter', out.grads[1]!, grads.dw.data, context);
+    check('conv2d ∂bias', out.grads[2]!, grads.db.data, context);
   }
 
   it('pointwise (1×1, stride 1, a matrix product): channels 1 to 70 in and out, batch 1 and 3, relu or not', () => {
@@ -182,7 +155,7 @@ describe('maxpool against the reference', () => {
         const context = `(n ${n}, ${h}×${w}×${c}, size ${size}, stride ${stride}, ${padding})`;
         const out = run([x], (tape, [xx]) => ops.maxPool(tape, xx, { size, stride, padding }), rand);
         check('maxpool forward', out.y, ref.maxpool(x, size, stride, padding).data, context);
-        check('maxpool ∂input', out.grads[0], ref.maxpoolBackward(x, size, stride, padding, out.g).data, context);
+        check('maxpool ∂input', out.grads[0]!, ref.maxpoolBackward(x, size, stride, padding, out.g).data, context);
       }
     });
   }
@@ -199,9 +172,9 @@ describe('dense against the reference', () => {
       const pre = ref.dense(x, w, b);
       check('dense forward', out.y, (relu ? ref.relu(pre) : pre).data, context);
       const grads = ref.denseBackward(x, w, relu ? ref.reluBackward(pre, out.g) : out.g);
-      check('dense ∂input', out.grads[0], grads.dx.data, context);
-      check('dense ∂weights', out.grads[1], grads.dw.data, context);
-      check('dense ∂bias', out.grads[2], grads.db.data, context);
+      check('dense ∂input', out.grads[0]!, grads.dx.data, context);
+      check('dense ∂weights', out.grads[1]!, grads.dw.data, context);
+      check('dense ∂bias', out.grads[2]!, grads.db.data, context);
     }
   });
 
@@ -209,7 +182,7 @@ describe('dense against the reference', () => {
     // w = 0, b = 0 puts every pre-activation at exactly 0.
     const x = ref.tensor([1, 2], [1, -1]), w = ref.tensor([2, 3]), b = ref.tensor([3]);
     const out = run([x, w, b], (tape, [xx, ww, bb]) => ops.dense(tape, xx, ww, bb, true), random(1));
-    expect(Array.from(out.grads[1])).toEqual([0, 0, 0, 0, 0, 0]);
+    expect(Array.from(out.grads[1]!)).toEqual([0, 0, 0, 0, 0, 0]);
   });
 });
 
@@ -221,7 +194,7 @@ describe('log-softmax and the loss ops against the reference', () => {
       const z = ref.tensor([rows, cols], Array.from({ length: rows * cols }, () => rand() * 20 - 10));
       const out = run([z], (tape, [zz]) => ops.logSoftmax(tape, zz), rand);
       check('log-softmax forward', out.y, ref.logSoftmax(z).data, `(${rows}×${cols})`);
-      check('log-softmax ∂input', out.grads[0], ref.logSoftmaxBackward(z, out.g).data, `(${rows}×${cols})`);
+      check('log-softmax ∂input', out.grads[0]!, ref.logSoftmaxBackward(z, out.g).data, `(${rows}×${cols})`);
     }
   });
 
@@ -236,8 +209,8 @@ describe('log-softmax and the loss ops against the reference', () => {
       const dotAB = a.data.reduce((s, v, i) => s + v * b.data[i], 0);
       const g = out.g.data[0];
       check('l2/dot/add/scale', out.y, [ref.l2Loss(sum) - 0.37 * dotAB], `(n ${size})`);
-      check('l2/dot/add/scale ∂', out.grads[0], ref.l2LossBackward(sum).data.map((v, i) => g * (v - 0.37 * b.data[i])), `(n ${size})`);
-      check('l2/dot/add/scale ∂', out.grads[1], ref.l2LossBackward(sum).data.map((v, i) => g * (v - 0.37 * a.data[i])), `(n ${size})`);
+      check('l2/dot/add/scale ∂', out.grads[0]!, ref.l2LossBackward(sum).data.map((v, i) => g * (v - 0.37 * b.data[i])), `(n ${size})`);
+      check('l2/dot/add/scale ∂', out.grads[1]!, ref.l2LossBackward(sum).data.map((v, i) => g * (v - 0.37 * a.data[i])), `(n ${size})`);
     }
   });
 });

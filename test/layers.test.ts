@@ -4,56 +4,24 @@
 import { createRequire } from 'node:module';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type * as TF from '@tensorflow/tfjs';
-import { relativeError } from './helpers.js';
 import type { Engine, Tensor } from '../src/core/engine.js';
 import { loadEngine } from '../src/node/engine.js';
 import * as ops from '../src/core/ops.js';
 import { Tape } from '../src/core/tape.js';
 import * as ref from './reference.js';
+import { errorRecord, randomTensor, runOnTape } from './support/against-reference.js';
 import { random } from '../src/core/random.js';
 
 // Node's own loader for tfjs's Node bundle (through vite-node its ES sources load far slower).
 const tf: typeof TF = createRequire(import.meta.url)('@tensorflow/tfjs');
 
-const TOLERANCE = 1e-4;
 let engine: Engine;
-/** The worst relative error seen per quantity, printed at the end for the record. */
-const worst = new Map<string, number>();
+const { check, note } = errorRecord('worst relative errors (against the float64 reference, or TensorFlow.js)');
+const run = (inputs: ref.Tensor[], build: (tape: Tape, xs: Tensor[]) => Tensor, rand: () => number, constant: boolean[] = []) => runOnTape(engine, inputs, build, rand, constant);
 
 beforeAll(async () => {
   engine = await loadEngine();
 });
-
-afterAll(() => {
-  const rows = [...worst].map(([k, v]) => `  ${k.padEnd(30)} ${v.toExponential(2)}`);
-  console.log(`worst relative errors (against the float64 reference, or TensorFlow.js):\n${rows.join('\n')}`);
-});
-
-function check(what: string, actual: ArrayLike<number>, expected: ArrayLike<number>, context: string): void {
-  const e = relativeError(actual, expected);
-  worst.set(what, Math.max(worst.get(what) ?? 0, e));
-  if (!(e <= TOLERANCE)) expect.fail(`${what} ${context}: relative error ${e.toExponential(2)} > ${TOLERANCE}`);
-}
-
-/** Values uniform in ±scale, rounded to float32 so that the reference sees what the kernels see. */
-const randomTensor = (shape: number[], rand: () => number, scale = 1) =>
-  ref.tensor(shape, Array.from({ length: ref.sizeOf(shape) }, () => Math.fround((rand() * 2 - 1) * scale)));
-
-/** Runs `build` on a fresh tape (inputs with a gradient unless `constant[i]`), backpropagates
- *  Σ y·g for a random g, and returns the output, g and the gradients (null for constants). */
-function run(inputs: ref.Tensor[], build: (tape: Tape, xs: Tensor[]) => Tensor, rand: () => number, constant: boolean[] = []) {
-  const tape = new Tape(engine);
-  const xs = inputs.map((t, i) => {
-    const x = engine.tensor(t.shape, t.data);
-    return constant[i] ? x : x.requireGrad();
-  });
-  const y = build(tape, xs);
-  const g = randomTensor([...y.shape], rand);
-  tape.backward(ops.dot(tape, y, engine.tensor(g.shape, g.data)));
-  const result = { y: y.toArray(), shape: [...y.shape], grads: xs.map((x) => x.grad?.toArray() ?? null), g };
-  tape.dispose();
-  return result;
-}
 
 const KINDS: [ops.ActivationKind, number][] = [
   ['relu', 0], ['relu6', 0], ['leaky_relu', 0.3], ['leaky_relu', 0.01], ['elu', 1], ['elu', 0.5], ['sigmoid', 0], ['tanh', 0],
@@ -104,7 +72,7 @@ describe('activations against the reference', () => {
           const r = Math.abs(actual[i]! - e) / Math.abs(e || 1);
           if (r > err) [err, at] = [r, v];
         });
-        worst.set(`${kind}${what} per value (sweep)`, err);
+        note(`${kind}${what} per value (sweep)`, err);
         expect(err, `${kind}${what}: relative error ${err.toExponential(2)} at x = ${at}`).toBeLessThan(1.5e-6);
       }
     }
