@@ -77,28 +77,34 @@ export function conv2d_rows_work(k: i32, cin: i32, cout: i32): i32 {
 /** Between x (NHWC) and the rows of the windows of output cells first … first+count−1,
  *  rows[r, (ky·k + kx)·cin + ci] = x[img, oy·stride − padTop + ky·dilation, ox·stride − padLeft + kx·dilation, ci]:
  *  the rows are made from x (`scatter` false; 0 outside the input), or added into x (`scatter`,
- *  the transpose: cells outside the input are dropped). */
+ *  the transpose: cells outside the input are dropped). Made, they are written in whole vectors
+ *  in order, each cell's running up to 3 floats into the next one's, which comes after: the last
+ *  one's into the memory after the rows, which `work` has (the product's, filled afterwards). */
 @inline function windows(
   scatter: bool, x: usize, rows: usize, first: i32, count: i32,
   h: i32, wd: i32, cin: i32, k: i32, stride: i32, dilation: i32, padTop: i32, padLeft: i32, oh: i32, ow: i32,
 ): void {
   const zero = f32x4.splat(0);
+  const span = (k - 1) * dilation, tapStep = f(dilation * cin), rowStep = f(dilation * wd * cin);
   let row = rows;
   let ox = first % ow, oy = first / ow % oh, img = first / (ow * oh);
   for (let r = 0; r < count; r++) {
     const iy0 = oy * stride - padTop, ix0 = ox * stride - padLeft;
-    for (let ky = 0; ky < k; ky++) {
-      const iy = iy0 + ky * dilation;
-      for (let kx = 0; kx < k; kx++, row += f(cin)) {
-        const ix = ix0 + kx * dilation;
-        const inside = iy >= 0 && iy < h && ix >= 0 && ix < wd;
-        const cell = x + f(((img * h + iy) * wd + ix) * cin);
+    // Most windows lie inside the input: their cells need no test. The others' cells outside
+    // are never read (their addresses wrap around, harmlessly).
+    const interior = iy0 >= 0 && iy0 + span < h && ix0 >= 0 && ix0 + span < wd;
+    let cellRow = x + f(((img * h + iy0) * wd + ix0) * cin);
+    for (let ky = 0, iy = iy0; ky < k; ky++, iy += dilation, cellRow += rowStep) {
+      const rowInside = iy >= 0 && iy < h;
+      let cell = cellRow;
+      for (let kx = 0, ix = ix0; kx < k; kx++, ix += dilation, cell += tapStep, row += f(cin)) {
+        const inside = interior || (rowInside && ix >= 0 && ix < wd);
         if (scatter) {
           if (inside) for (let c = 0; c < cin; c += 4) addLanes(cell + f(c), v128.load(row + f(c)), cin - c);
         } else if (inside) {
-          for (let c = 0; c < cin; c += 4) storeLanes(row + f(c), v128.load(cell + f(c)), cin - c);
+          for (let c = 0; c < cin; c += 4) v128.store(row + f(c), v128.load(cell + f(c)));
         } else {
-          for (let c = 0; c < cin; c += 4) storeLanes(row + f(c), zero, cin - c);
+          for (let c = 0; c < cin; c += 4) v128.store(row + f(c), zero);
         }
       }
     }
