@@ -1,13 +1,13 @@
 // 2-D convolution, NHWC activations, HWIO filters [k, k, cin, cout], square kernel, equal strides
 // and dilations. Padding is given as the number of cells before the input (top, left); cells
-// outside the input contribute 0. Stride 1 without dilation runs on planar copies (below); other
-// convolutions are matrix products over their windows; a 1×1 convolution of stride 1 is a plain
-// matrix product (ops.ts calls dense.ts's kernels for it). The geometry arguments come last in
-// every kernel, in the same order.
+// outside the input contribute 0. Convolutions are matrix products over their windows, or, for
+// stride 1 without dilation and few channels, run on planar copies (below); a 1×1 convolution of
+// stride 1 is a plain matrix product (ops.ts calls dense.ts's kernels for it). The geometry
+// arguments come last in every kernel, in the same order.
 import { storeLanes, addLanes, madd, f, imin, imax } from './common';
 import { product, matmul_work } from './dense';
 
-// ---- Strided or dilated: matrix products over windows laid out as rows (im2col) -----------
+// ---- Matrix products over windows laid out as rows (im2col) ---------------------------------
 // A convolution is the product [output cells, k·k·cin] × [k·k·cin, cout] of its windows, one
 // row each, with the filter (HWIO is that matrix, row-major). The rows are laid out chunk by
 // chunk in `work` (the window cells, zero outside the input), then go through the products of
@@ -15,8 +15,8 @@ import { product, matmul_work } from './dense';
 // gradient is dy·wᵀ, whose rows are added back into the windows they came from.
 
 /** y = conv(x, w) + b, then max(y, 0) when `relu` is set. `wp` is w packed by
- *  pack_panels(w, cout, 1, k·k·cin, cout); `work` holds conv2d_rows_work(k, cin, cout) floats. */
-export function conv2d_rows_forward(
+ *  pack_panels(w, cout, 1, k·k·cin, cout); `work` holds conv2d_windows_work(k, cin, cout) floats. */
+export function conv2d_windows_forward(
   x: usize, wp: usize, b: usize, y: usize, relu: bool, work: usize,
   n: i32, h: i32, wd: i32, cin: i32,
   k: i32, stride: i32, dilation: i32, padTop: i32, padLeft: i32,
@@ -32,7 +32,7 @@ export function conv2d_rows_forward(
 }
 
 /** dx += the input gradient, from dy. `wtp` is wᵀ packed by pack_panels(w, 1, cout, cout, k·k·cin). */
-export function conv2d_rows_backward_input(
+export function conv2d_windows_backward_input(
   dy: usize, wtp: usize, dx: usize, work: usize,
   n: i32, h: i32, wd: i32, cin: i32,
   k: i32, stride: i32, dilation: i32, padTop: i32, padLeft: i32,
@@ -48,7 +48,7 @@ export function conv2d_rows_backward_input(
 }
 
 /** dw += the filter gradient, from x and dy. */
-export function conv2d_rows_backward_filter(
+export function conv2d_windows_backward_filter(
   x: usize, dy: usize, dw: usize, work: usize,
   n: i32, h: i32, wd: i32, cin: i32,
   k: i32, stride: i32, dilation: i32, padTop: i32, padLeft: i32,
@@ -64,7 +64,7 @@ export function conv2d_rows_backward_filter(
 }
 
 /** Floats of `work` the three kernels above need. */
-export function conv2d_rows_work(k: i32, cin: i32, cout: i32): i32 {
+export function conv2d_windows_work(k: i32, cin: i32, cout: i32): i32 {
   const width = k * k * cin;
   return chunkRows(width) * width + matmul_work(cout);
 }
