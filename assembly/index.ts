@@ -3,7 +3,7 @@
 export { conv2d_windows_forward, conv2d_windows_backward_input, conv2d_windows_backward_filter, conv2d_windows_work, to_planar, pack_filter, conv2d_planar, conv2d_filter_planar } from './conv';
 export { maxpool_forward, maxpool_backward } from './pool';
 export { dense_forward, dense_backward_input, dense_backward_weights, pack_panels, panels_size, matmul_work } from './dense';
-export { add, axpy, fill, dot, relu_backward, sum_rows, sum_planes, transpose, adam, clamp } from './elementwise';
+export { add, axpy, fill, dot, relu_backward, sum_rows, sum_planes, adam, clamp } from './elementwise';
 export { log_softmax_forward, log_softmax_backward } from './softmax';
 export { peak_madd } from './peak';
 
