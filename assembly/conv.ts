@@ -1,13 +1,13 @@
 // 2-D convolution, NHWC activations, HWIO filters [k, k, cin, cout], square kernel, equal strides
 // and dilations. Padding is given as the number of cells before the input (top, left); cells
-// outside the input contribute 0. Stride 1 without dilation runs on planar copies (below); other
-// convolutions are matrix products over their windows; a 1×1 convolution of stride 1 is a plain
-// matrix product (ops.ts calls dense.ts's kernels for it). The geometry arguments come last in
-// every kernel, in the same order.
+// outside the input contribute 0. Convolutions are matrix products over their windows, or, for
+// stride 1 without dilation and few channels, run on planar copies (below); a 1×1 convolution of
+// stride 1 is a plain matrix product (ops.ts calls dense.ts's kernels for it). The geometry
+// arguments come last in every kernel, in the same order.
 import { storeLanes, addLanes, madd, f, imin, imax } from './common';
 import { product, matmul_work } from './dense';
 
-// ---- Strided or dilated: matrix products over windows laid out as rows (im2col) -----------
+// ---- Matrix products over windows laid out as rows (im2col) ---------------------------------
 // A convolution is the product [output cells, k·k·cin] × [k·k·cin, cout] of its windows, one
 // row each, with the filter (HWIO is that matrix, row-major). The rows are laid out chunk by
 // chunk in `work` (the window cells, zero outside the input), then go through the products of
@@ -15,8 +15,8 @@ import { product, matmul_work } from './dense';
 // gradient is dy·wᵀ, whose rows are added back into the windows they came from.
 
 /** y = conv(x, w) + b, then max(y, 0) when `relu` is set. `wp` is w packed by
- *  pack_panels(w, cout, 1, k·k·cin, cout); `work` holds conv2d_rows_work(k, cin, cout) floats. */
-export function conv2d_rows_forward(
+ *  pack_panels(w, cout, 1, k·k·cin, cout); `work` holds conv2d_windows_work(k, cin, cout) floats. */
+export function conv2d_windows_forward(
   x: usize, wp: usize, b: usize, y: usize, relu: bool, work: usize,
   n: i32, h: i32, wd: i32, cin: i32,
   k: i32, stride: i32, dilation: i32, padTop: i32, padLeft: i32,
@@ -32,7 +32,7 @@ export function conv2d_rows_forward(
 }
 
 /** dx += the input gradient, from dy. `wtp` is wᵀ packed by pack_panels(w, 1, cout, cout, k·k·cin). */
-export function conv2d_rows_backward_input(
+export function conv2d_windows_backward_input(
   dy: usize, wtp: usize, dx: usize, work: usize,
   n: i32, h: i32, wd: i32, cin: i32,
   k: i32, stride: i32, dilation: i32, padTop: i32, padLeft: i32,
@@ -48,7 +48,7 @@ export function conv2d_rows_backward_input(
 }
 
 /** dw += the filter gradient, from x and dy. */
-export function conv2d_rows_backward_filter(
+export function conv2d_windows_backward_filter(
   x: usize, dy: usize, dw: usize, work: usize,
   n: i32, h: i32, wd: i32, cin: i32,
   k: i32, stride: i32, dilation: i32, padTop: i32, padLeft: i32,
@@ -64,7 +64,7 @@ export function conv2d_rows_backward_filter(
 }
 
 /** Floats of `work` the three kernels above need. */
-export function conv2d_rows_work(k: i32, cin: i32, cout: i32): i32 {
+export function conv2d_windows_work(k: i32, cin: i32, cout: i32): i32 {
   const width = k * k * cin;
   return chunkRows(width) * width + matmul_work(cout);
 }
@@ -77,28 +77,34 @@ export function conv2d_rows_work(k: i32, cin: i32, cout: i32): i32 {
 /** Between x (NHWC) and the rows of the windows of output cells first … first+count−1,
  *  rows[r, (ky·k + kx)·cin + ci] = x[img, oy·stride − padTop + ky·dilation, ox·stride − padLeft + kx·dilation, ci]:
  *  the rows are made from x (`scatter` false; 0 outside the input), or added into x (`scatter`,
- *  the transpose: cells outside the input are dropped). */
+ *  the transpose: cells outside the input are dropped). Made, they are written in whole vectors
+ *  in order, each cell's running up to 3 floats into the next one's, which comes after: the last
+ *  one's into the memory after the rows, which `work` has (the product's, filled afterwards). */
 @inline function windows(
   scatter: bool, x: usize, rows: usize, first: i32, count: i32,
   h: i32, wd: i32, cin: i32, k: i32, stride: i32, dilation: i32, padTop: i32, padLeft: i32, oh: i32, ow: i32,
 ): void {
   const zero = f32x4.splat(0);
+  const span = (k - 1) * dilation, tapStep = f(dilation * cin), rowStep = f(dilation * wd * cin);
   let row = rows;
   let ox = first % ow, oy = first / ow % oh, img = first / (ow * oh);
   for (let r = 0; r < count; r++) {
     const iy0 = oy * stride - padTop, ix0 = ox * stride - padLeft;
-    for (let ky = 0; ky < k; ky++) {
-      const iy = iy0 + ky * dilation;
-      for (let kx = 0; kx < k; kx++, row += f(cin)) {
-        const ix = ix0 + kx * dilation;
-        const inside = iy >= 0 && iy < h && ix >= 0 && ix < wd;
-        const cell = x + f(((img * h + iy) * wd + ix) * cin);
+    // Most windows lie inside the input: their cells need no test. The others' cells outside
+    // are never read (their addresses wrap around, harmlessly).
+    const interior = iy0 >= 0 && iy0 + span < h && ix0 >= 0 && ix0 + span < wd;
+    let cellRow = x + f(((img * h + iy0) * wd + ix0) * cin);
+    for (let ky = 0, iy = iy0; ky < k; ky++, iy += dilation, cellRow += rowStep) {
+      const rowInside = iy >= 0 && iy < h;
+      let cell = cellRow;
+      for (let kx = 0, ix = ix0; kx < k; kx++, ix += dilation, cell += tapStep, row += f(cin)) {
+        const inside = interior || (rowInside && ix >= 0 && ix < wd);
         if (scatter) {
           if (inside) for (let c = 0; c < cin; c += 4) addLanes(cell + f(c), v128.load(row + f(c)), cin - c);
         } else if (inside) {
-          for (let c = 0; c < cin; c += 4) storeLanes(row + f(c), v128.load(cell + f(c)), cin - c);
+          for (let c = 0; c < cin; c += 4) v128.store(row + f(c), v128.load(cell + f(c)));
         } else {
-          for (let c = 0; c < cin; c += 4) storeLanes(row + f(c), zero, cin - c);
+          for (let c = 0; c < cin; c += 4) v128.store(row + f(c), zero);
         }
       }
     }

@@ -163,17 +163,6 @@ export function sum_planes(p: usize, out: usize, n: i32, c: i32, count: i32): vo
   }
 }
 
-/** out[b, c, r] = a[b, r, c] for `batch` matrices of [rows, cols]: filters laid out for the input gradient. */
-export function transpose(a: usize, out: usize, batch: i32, rows: i32, cols: i32): void {
-  const m = rows * cols;
-  for (let bi = 0; bi < batch; bi++) {
-    const src = a + f(bi * m), dst = out + f(bi * m);
-    for (let r = 0; r < rows; r++) {
-      for (let c = 0; c < cols; c++) store<f32>(dst + f(c * rows + r), load<f32>(src + f(r * cols + c)));
-    }
-  }
-}
-
 /** One Adam update of w from its gradient g, with moment buffers m and v. `lrT` is the learning
  *  rate with both bias corrections folded in, as TensorFlow's ApplyAdam computes it. */
 export function adam(w: usize, g: usize, m: usize, v: usize, n: i32, lrT: f32, beta1: f32, beta2: f32, epsilon: f32): void {

@@ -97,6 +97,13 @@ describe('conv2d against the reference', () => {
     }
   });
 
+  it('stride 1 from 32 channels in and out (a product over windows, not planar copies): kernels 2–5, both paddings', () => {
+    checkConv(2, 9, 11, 32, 33, 3, 1, 1, 'same', true, 940);
+    checkConv(1, 7, 8, 40, 32, 5, 1, 1, 'valid', false, 941);
+    checkConv(2, 6, 6, 64, 70, 2, 1, 1, 'same', false, 942);
+    checkConv(1, 10, 9, 35, 48, 4, 1, 1, 'same', true, 943);
+  });
+
   it('strided windows in several chunks, deeper than a depth block (stride 2, k 3, 31 → 40 channels; k 5, 3 → 9 on 64×64)', () => {
     checkConv(2, 30, 28, 31, 40, 3, 2, 1, 'same', true, 950);
     checkConv(3, 64, 64, 3, 9, 5, 2, 1, 'same', false, 951);
