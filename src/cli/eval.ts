@@ -30,7 +30,7 @@ export const evalCommand: Command = {
     if (positionals.length !== 1) throw new InputError('eval needs exactly one DIR');
     const { model, path } = loadModel(values.model as string | undefined);
     const labels = model.architecture.labels;
-    const dataset = readDataset(positionals[0], labels);
+    const dataset = readDataset(positionals[0], labels, model.architecture.input[2] as 1 | 3);
     const set = facesToSet(dataset.images.map((image, i) => ({ image, label: dataset.labels[i] })), model.architecture);
     const names = dataset.files.map((f) => join(positionals[0], f));
     if (values.attack !== undefined) return cleanOnSignals(() => robustness(model, path, set, names, values));
