@@ -6,7 +6,7 @@ import { cleanOnSignals, OutputSet } from '../node/output.js';
 import type { Model } from '../formats/model.js';
 import { Net } from '../core/net.js';
 import { loadEngine } from '../node/engine.js';
-import { attackImages, checkLogits, checkResults } from './run.js';
+import { attackImages, checkLogits, checkResults, softmaxNote } from './run.js';
 import { robustnessSvg, svgToPng } from './figures.js';
 import { readDataset } from '../node/dataset.js';
 import { availableParallelism } from 'node:os';
@@ -58,12 +58,15 @@ async function robustness(model: Model, modelPath: string, set: LabelledSet, nam
   const inputs = Array.from(set.labels, (_, i) => set.inputs.slice(i * size, (i + 1) * size));
   const workers = intOption(values, 'workers', availableParallelism(), 1, 256);
   const net = new Net(await loadEngine(), model);
+  const note = softmaxNote(model.architecture, Boolean(values.json));
   const points: { eps: number; accuracy: number }[] = [];
   for (const eps of budgets) {
     const attacked = async () => {
       const { results } = await attackImages({ model, modelPath, images: [...names], workers }, net, inputs, { method: method as 'pgd', eps }, 'none');
       checkResults(results, modelPath, names);
-      return results.map((r) => r.after.index);
+      // Right under attack: right before, and still so after. (An untargeted attack moves away
+      // from the model's class: from a wrong one it may land on the true one, which is no robustness.)
+      return results.map((r) => (r.after.index === r.before.index ? r.after.index : -1));
     };
     const predicted = eps === 0 ? checkedEvaluate(net, set, modelPath, names).predictions : await attacked();
     const accuracy = Array.from(predicted).filter((p, i) => p === set.labels[i]).length / set.labels.length;
@@ -71,7 +74,7 @@ async function robustness(model: Model, modelPath: string, set: LabelledSet, nam
     if (!values.json) print(`eps ${String(eps).padStart(5)}  accuracy under ${method} ${(100 * accuracy).toFixed(2)} %`);
   }
   const svg = robustnessSvg(points, `Accuracy under ${method.toUpperCase()} (L∞) on ${set.labels.length} images`);
-  const report = { model: modelPath, attack: method, images: set.labels.length, points };
+  const report = { model: modelPath, attack: method, ...note, images: set.labels.length, points };
   let written: string[];
   try {
     outputs.write('robustness.svg', svg);
