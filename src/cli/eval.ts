@@ -19,8 +19,9 @@ export const evalCommand: Command = {
   help: [
     'DIR holds images and labels.csv ("file,label" rows), as "mislead dataset" writes.',
     'With --attack (fgsm, bim, pgd, mifgsm) and --eps (grey levels, e.g. 0,1,2,4,8,16): the accuracy',
-    'under that untargeted L-infinity attack at each budget, judged on the 8-bit images, as a table and',
-    'as robustness.svg, robustness.png and robustness.json in --out (default ./out).',
+    'under that untargeted L-infinity attack at each budget (the images the model gets right and the',
+    'attack does not move), judged on the 8-bit images, as a table and as robustness.svg,',
+    'robustness.png and robustness.json in --out (default ./out).',
     'Examples:',
     '  mislead eval faces --model model.safetensors',
     '  mislead eval faces --attack pgd --eps 0,1,2,4,8,16 --out robustness',
