@@ -6,7 +6,7 @@ import { cleanOnSignals, OutputSet } from '../node/output.js';
 import type { Model } from '../formats/model.js';
 import { Net } from '../core/net.js';
 import { loadEngine } from '../node/engine.js';
-import { attackImages, checkLogits, checkResults } from './run.js';
+import { attackImages, checkLogits, checkResults, softmaxNote } from './run.js';
 import { robustnessSvg, svgToPng } from './figures.js';
 import { readDataset } from '../node/dataset.js';
 import { availableParallelism } from 'node:os';
@@ -19,8 +19,9 @@ export const evalCommand: Command = {
   help: [
     'DIR holds images and labels.csv ("file,label" rows), as "mislead dataset" writes.',
     'With --attack (fgsm, bim, pgd, mifgsm) and --eps (grey levels, e.g. 0,1,2,4,8,16): the accuracy',
-    'under that untargeted L-infinity attack at each budget, judged on the 8-bit images, as a table and',
-    'as robustness.svg, robustness.png and robustness.json in --out (default ./out).',
+    'under that untargeted L-infinity attack at each budget (the images the model gets right and the',
+    'attack does not move), judged on the 8-bit images, as a table and as robustness.svg,',
+    'robustness.png and robustness.json in --out (default ./out).',
     'Examples:',
     '  mislead eval faces --model model.safetensors',
     '  mislead eval faces --attack pgd --eps 0,1,2,4,8,16 --out robustness',
@@ -30,7 +31,7 @@ export const evalCommand: Command = {
     if (positionals.length !== 1) throw new InputError('eval needs exactly one DIR');
     const { model, path } = loadModel(values.model as string | undefined);
     const labels = model.architecture.labels;
-    const dataset = readDataset(positionals[0], labels);
+    const dataset = readDataset(positionals[0], labels, model.architecture.input[2] as 1 | 3);
     const set = facesToSet(dataset.images.map((image, i) => ({ image, label: dataset.labels[i] })), model.architecture);
     const names = dataset.files.map((f) => join(positionals[0], f));
     if (values.attack !== undefined) return cleanOnSignals(() => robustness(model, path, set, names, values));
@@ -58,12 +59,15 @@ async function robustness(model: Model, modelPath: string, set: LabelledSet, nam
   const inputs = Array.from(set.labels, (_, i) => set.inputs.slice(i * size, (i + 1) * size));
   const workers = intOption(values, 'workers', availableParallelism(), 1, 256);
   const net = new Net(await loadEngine(), model);
+  const note = softmaxNote(model.architecture, Boolean(values.json));
   const points: { eps: number; accuracy: number }[] = [];
   for (const eps of budgets) {
     const attacked = async () => {
       const { results } = await attackImages({ model, modelPath, images: [...names], workers }, net, inputs, { method: method as 'pgd', eps }, 'none');
       checkResults(results, modelPath, names);
-      return results.map((r) => r.after.index);
+      // Right under attack: right before, and still so after. (An untargeted attack moves away
+      // from the model's class: from a wrong one it may land on the true one, which is no robustness.)
+      return results.map((r) => (r.after.index === r.before.index ? r.after.index : -1));
     };
     const predicted = eps === 0 ? checkedEvaluate(net, set, modelPath, names).predictions : await attacked();
     const accuracy = Array.from(predicted).filter((p, i) => p === set.labels[i]).length / set.labels.length;
@@ -71,7 +75,7 @@ async function robustness(model: Model, modelPath: string, set: LabelledSet, nam
     if (!values.json) print(`eps ${String(eps).padStart(5)}  accuracy under ${method} ${(100 * accuracy).toFixed(2)} %`);
   }
   const svg = robustnessSvg(points, `Accuracy under ${method.toUpperCase()} (L∞) on ${set.labels.length} images`);
-  const report = { model: modelPath, attack: method, images: set.labels.length, points };
+  const report = { model: modelPath, attack: method, ...note, images: set.labels.length, points };
   let written: string[];
   try {
     outputs.write('robustness.svg', svg);

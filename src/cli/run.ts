@@ -11,7 +11,7 @@ import { Pool } from '../node/parallel.js';
 import { basename, dirname, join } from 'node:path';
 import { Progress } from './progress.js';
 import { encodePng } from '../formats/image.js';
-import { inputUnits, type Model } from '../formats/model.js';
+import { endsInSoftmax, inputUnits, type Architecture, type Model } from '../formats/model.js';
 import { loadEngine } from '../node/engine.js';
 import { resultFiles } from '../formats/results.js';
 import { figurePng, lossSvg, type Curve, type Panel } from './figures.js';
@@ -50,6 +50,15 @@ export function checkResults(results: readonly AttackResult[], model: string, im
     checkLogits(r.before.logits, model, images[i]);
     checkLogits(r.after.logits, model, `${images[i]} after the attack`);
   });
+}
+
+/** A model that ends in a softmax is attacked on the logits before it: said once on stdout (not
+ *  with --json, whose stdout is the report alone) and, as `note`, in the report. */
+export function softmaxNote(arch: Architecture, json: boolean): { note?: string } {
+  if (!endsInSoftmax(arch)) return {};
+  const note = 'the model ends in a softmax: attacks work on the logits before it';
+  if (!json) process.stdout.write(`note: ${note}\n`);
+  return { note };
 }
 
 /** The label index for --target: a label name (any case), or by default the first label that is not `current`. */
@@ -158,6 +167,7 @@ async function attack(job: AttackJob): Promise<void> {
   const options = { ...job.options, target, quantize: job.options.method !== 'filter' } as AttackOptions;
   const resolved = resolveOptions(options, arch.labels.length);
   const iterative = plannedIterations(resolved) > 1;
+  const note = softmaxNote(arch, job.json);
   const outputs = new OutputSet(job.out, job.force, single ? [...SINGLE_FILES, ...(iterative ? ['loss.svg'] : [])] : BATCH_FILES, { quiet: job.quiet });
   await withOutputs(outputs, async () => {
     const start = performance.now();
@@ -175,7 +185,7 @@ async function attack(job: AttackJob): Promise<void> {
       const saved = writeResults(net, job.modelPath, outputs, inputs[0], before[0], [{ title: 'Adversarial', dx: r.perturbation, after }], curves);
       if (!job.json) printClasses(before[0], after, saved);
       finish(outputs, {
-        model: job.modelPath, image: job.images[0], method: resolved.method, params,
+        model: job.modelPath, image: job.images[0], method: resolved.method, ...note, params,
         target: r.target === null ? null : arch.labels[r.target], target_index: r.target,
         before: before[0], after, saved, success: r.success, success_saved: isSuccess(r.before.index, saved.index, r.target),
         loss: Array.from(losses),
@@ -183,7 +193,7 @@ async function attack(job: AttackJob): Promise<void> {
       }, job.json);
       return;
     }
-    writeSummary(job, net, outputs, inputs, results, truth, params, ms);
+    writeSummary(job, net, outputs, inputs, results, truth, { ...note, params }, ms);
   });
 }
 
@@ -262,6 +272,7 @@ async function tutorial(job: Job): Promise<void> {
   const x = readModelInput(job.imagePath, job.model.architecture, job.crop);
   const net = new Net(await loadEngine(), job.model);
   const [before] = classify(net, [x], job.modelPath, [job.imagePath]);
+  const note = softmaxNote(net.architecture, job.json);
   const outputs = new OutputSet(job.out, job.force, [...SINGLE_FILES, 'loss.svg'], { quiet: job.quiet });
   await withOutputs(outputs, async () => {
     const steps = [];
@@ -283,7 +294,7 @@ async function tutorial(job: Job): Promise<void> {
     }
     const after = steps[1].after, target = before.index === 0 ? 1 : 0;
     finish(outputs, {
-      model: job.modelPath, image: job.imagePath, method: 'filter',
+      model: job.modelPath, image: job.imagePath, method: 'filter', ...note,
       params: steps.map((s) => ({ iters: s.params.iterations, lr: s.params.lr, beta: s.params.beta })),
       target: net.architecture.labels[target], target_index: target,
       before, after, saved, success: after.index === target, success_saved: saved.index === target,
@@ -295,14 +306,14 @@ async function tutorial(job: Job): Promise<void> {
 }
 
 /** A batch's results: adversarial/, summary.json and .csv, contact.png, and a table. */
-function writeSummary(job: AttackJob, net: Net, outputs: OutputSet, inputs: Float32Array[], results: AttackResult[], truth: number[] | undefined, params: object, ms: number): void {
+function writeSummary(job: AttackJob, net: Net, outputs: OutputSet, inputs: Float32Array[], results: AttackResult[], truth: number[] | undefined, run: { note?: string; params: object }, ms: number): void {
   const arch = net.architecture;
   const files = writeBatch(net, outputs, job.images, inputs, results);
   const summary = summarize(results, truth);
   // Success as saved: each adversarial PNG read back from disk and classified again.
   const reread = classify(net, files.map((f) => readModelInput(f, arch)), job.modelPath, job.images.map((_, i) => `the saved adversarial/${batchName(job.images, i)}`));
   const savedSuccess = results.filter((r, i) => isSuccess(r.before.index, reread[i].index, r.target)).length / results.length;
-  const report = { model: job.modelPath, method: job.options.method, params, images: job.images.length, summary, success_saved: savedSuccess, ms, results: results.map((r, i) => resultRow(job.images[i], arch.labels, r)) };
+  const report = { model: job.modelPath, method: job.options.method, ...run, images: job.images.length, summary, success_saved: savedSuccess, ms, results: results.map((r, i) => resultRow(job.images[i], arch.labels, r)) };
   outputs.write('summary.json', JSON.stringify(report, null, 2) + '\n');
   const header = 'image,before,after,success,l2_pixels,linf_pixels,psnr,ssim,iterations,gradients,ms';
   outputs.write('summary.csv', [header, ...report.results.map((r) => [r.image, r.before, r.after, r.success, r.l2_pixels, r.linf_pixels, r.psnr, r.ssim, r.iterations, r.gradients, r.ms].join(','))].join('\n') + '\n');

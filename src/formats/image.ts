@@ -370,6 +370,14 @@ export function toGray(img: Image): Image {
   return { width: img.width, height: img.height, channels: 1, data: out };
 }
 
+/** A gray image as RGB, each value in all three channels (as imread reads a gray file in colour). */
+export function toRgb(img: Image): Image {
+  if (img.channels === 3) return { ...img, data: img.data.slice() };
+  const out = new Uint8Array(img.data.length * 3);
+  img.data.forEach((v, i) => out.fill(v, 3 * i, 3 * i + 3));
+  return { width: img.width, height: img.height, channels: 3, data: out };
+}
+
 function checkSize(what: string, width: number, height: number): void {
   if (!Number.isInteger(width) || !Number.isInteger(height) || width < 1 || height < 1) {
     throw new InputError(`${what}: size must be positive whole numbers, got ${width}x${height}`);

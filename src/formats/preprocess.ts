@@ -1,12 +1,13 @@
 // Between pictures and model inputs: x = (p − offset) / scale after grayscale (for 1-channel
-// models) and resizing to the model's input, and back: p = clip(round(x·scale + offset)), in
-// the input units of model.ts (one offset and scale for every channel).
-import { decodeResized, resize, toGray, type Image, type Sampling } from './image.js';
+// models; a gray picture takes all three channels of an RGB model) and resizing to the model's
+// input, and back: p = clip(round(x·scale + offset)), in the input units of model.ts (one offset
+// and scale for every channel).
+import { decodeResized, resize, toGray, toRgb, type Image, type Sampling } from './image.js';
 import { inputUnits, type Architecture } from './model.js';
 
 export function imageToInput(img: Image, arch: Architecture): Float32Array {
   const [h, w, c] = arch.input;
-  let p = c === 1 && img.channels === 3 ? toGray(img) : img;
+  let p = img.channels === c ? img : c === 1 ? toGray(img) : toRgb(img);
   if (p.width !== w || p.height !== h) p = resize(p, w, h);
   return toUnits(p.data, arch);
 }

@@ -40,13 +40,15 @@ export function writeDataset(dir: string, count: number, seed: number, onProgres
 }
 
 /** Reads a folder of images with its labels.csv (as writeDataset makes it, or by hand, with any
- *  extra columns), each label one of `labels` (by default the generated faces'), as gray images. */
-export function readDataset(dir: string, labels: readonly string[] = LABELS): { files: string[]; labels: number[]; images: Image[] } {
+ *  extra columns), each label one of `labels` (by default the generated faces'), as gray images
+ *  or, for a model of 3 channels, RGB. */
+export function readDataset(dir: string, labels: readonly string[] = LABELS, channels: 1 | 3 = 1): { files: string[]; labels: number[]; images: Image[] } {
   const rows = readLabels(dir, labels);
   const files = rows.map((r) => r.file);
   const images = files.map((file) => {
     const path = join(dir, file);
-    return toGray(decodeImage(readInputFile(path, 'an image listed in labels.csv', INPUT_LIMITS.image), path));
+    const image = decodeImage(readInputFile(path, 'an image listed in labels.csv', INPUT_LIMITS.image), path);
+    return channels === 1 ? toGray(image) : image;
   });
   return { files, labels: rows.map((r) => r.label), images };
 }

@@ -6,6 +6,7 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSyn
 import type { Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs';
 import jpeg from 'jpeg-js';
 import type { BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -18,10 +19,12 @@ import { checkArchitecture, readModel, writeModel, type Model } from '../../src/
 import { loadEngine } from '../../src/node/engine.js';
 import { readNpy } from '../../src/formats/npy.js';
 import { imageToInput, inputToImage } from '../../src/formats/preprocess.js';
+import { importTfjs } from '../../src/formats/tfjs.js';
 import { initialModel } from '../../src/train/train.js';
 import { centred } from '../../web/src/crop.js';
 import { sampleOrder } from '../../web/src/methods.js';
 import { buildPage, ensureChromium, launch, ROOT, serve } from './harness.js';
+import { buildNetwork, IMAGENET, LABELS, picture, saveNetwork } from '../support/tfjs-model.js';
 
 const missing = ensureChromium();
 if (missing) console.warn(`test/web: skipping the browser tests: Chromium is not available (${missing})`);
@@ -434,6 +437,58 @@ describe.skipIf(!!missing)('the page in Chromium', () => {
     expect(await page.locator('#error').isHidden()).toBe(true);
   }, TIMEOUT);
 
+  it('takes a model imported from TensorFlow.js (RGB graph, per-channel preprocessing, softmax): its labels, its colour pictures at its size, a PGD run as in Node', async () => {
+    await tf.setBackend('cpu');
+    const saved = await saveNetwork(buildNetwork(1));
+    const imported = importTfjs(saved.json, () => saved.weights, 'model.json', { labels: LABELS, preprocess: IMAGENET });
+    const file = join(temp, 'imported.safetensors');
+    writeFileSync(file, writeModel(imported));
+    const image = picture(305, 48, 40);
+    writeFileSync(join(temp, 'colour.png'), encodePng(image));
+    await page.setInputFiles('#photo', join(temp, 'colour.png'));
+    await page.waitForFunction(() => document.getElementById('picture-name')!.textContent!.startsWith('colour.png'), null, { timeout: 30_000 });
+    await page.setInputFiles('#model-file', file);
+    await page.waitForFunction(() => document.getElementById('model-info')!.textContent!.includes('cat, dog, bird'), null, { timeout: 30_000 });
+    expect(await page.locator('#model-info').textContent()).toMatch(/^imported\.safetensors: labels cat, dog, bird; input 32×32×3 \(colour\); [\d,]+ weights\. Its final softmax is left out: attacks work on the logits before it\.$/);
+    expect(await page.locator('#target option').allTextContents()).toEqual(expect.arrayContaining(LABELS));
+    await waitForInput(page);
+
+    // The picture as the model sees it: the centred square, in colour, at 32×32.
+    const { x, result: ref } = nodeSuite(engine, imported, image, { method: 'pgd', eps: 16, target: 1 });
+    expectClose(JSON.parse((await dataset(page)).before!), ref.before.logits);
+    const original = await canvas(page, 'original');
+    expect([original.width, original.height]).toEqual([32, 32]);
+    expect(original.rgb).toEqual(Array.from(inputToImage(x, imported.architecture).data));
+    expect(original.rgb.filter((v, i) => i % 3 === 0 && Math.abs(v - original.rgb[i + 1]) > 32).length).toBeGreaterThan(100);
+
+    // Targeted PGD toward dog with eps 16 grey levels succeeds, with Node's numbers.
+    await page.selectOption('#method', 'pgd');
+    await page.selectOption('#param-norm', 'linf');
+    await page.selectOption('#target', { label: 'dog' });
+    await page.fill('#param-eps', '16');
+    await page.fill('#param-iterations', '40');
+    const d = await runAndWait(page);
+    expect(d.state).toBe('done');
+    expect(ref.success).toBe(true);
+    expect(d.success).toBe('true');
+    expect(d.label).toBe('dog');
+    expectClose(JSON.parse(d.logits!), ref.after.logits);
+    expect(Number(d.linf)).toBe(ref.norms.linf_pixels);
+    expect(Number(d.linf)).toBeLessThanOrEqual(16);
+    const adversarial = await canvas(page, 'adversarial');
+    expect([adversarial.width, adversarial.height]).toEqual([32, 32]);
+    expect(adversarial.rgb).toEqual(Array.from(inputToImage(ref.adversarial, imported.architecture).data));
+    expect((await canvas(page, 'filter')).width).toBe(32);
+    const png = await download(page, '#download-png', 'adversarial.png');
+    expect(png[25]).toBe(2); // an RGB PNG
+    expect(Array.from(decodeImage(png, 'adversarial.png').data)).toEqual(adversarial.rgb);
+    const npy = readNpy(await download(page, '#download-npy', 'perturbation.npy'), 'perturbation.npy');
+    expect(npy.shape).toEqual([32, 32, 3]);
+    expect(npy.data).toEqual(ref.perturbation);
+    await page.evaluate(() => window.scrollTo(0, 0));
+    await page.screenshot({ path: join(OUTPUT, 'desktop-imported.png'), fullPage: true });
+  }, TIMEOUT);
+
   it('reports no page errors, and the iteration rate', () => {
     expect(errors.filter((e) => !/favicon/.test(e))).toEqual([]);
     console.log(`iteration rate, default attack (1000 iterations): browser ${Math.round(rates.browser)} it/s, Node ${Math.round(rates.node)} it/s`);
@@ -471,6 +526,15 @@ describe.skipIf(!!missing)('the page built without weights/', () => {
     expect(await page.isEnabled('#run')).toBe(true);
   }, TIMEOUT);
 });
+
+/** A canvas of the page: its size and its pixels as RGB. */
+async function canvas(page: Page, id: string): Promise<{ width: number; height: number; rgb: number[] }> {
+  return page.evaluate((id) => {
+    const c = document.getElementById(id) as HTMLCanvasElement;
+    const rgba = c.getContext('2d')!.getImageData(0, 0, c.width, c.height).data;
+    return { width: c.width, height: c.height, rgb: Array.from(rgba).filter((_, i) => i % 4 !== 3) };
+  }, id);
+}
 
 async function download(page: Page, link: string, name: string): Promise<Uint8Array> {
   const [file] = await Promise.all([page.waitForEvent('download'), page.click(link)]);

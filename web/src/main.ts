@@ -4,7 +4,7 @@
 import './style.css';
 import { crop as cropImage, type Image } from '../../src/formats/image.js';
 import { plannedIterations, type AttackOptions } from '../../src/attacks/index.js';
-import { inputUnits, type Architecture } from '../../src/formats/model.js';
+import { endsInSoftmax, inputUnits, type Architecture } from '../../src/formats/model.js';
 import { argmax, softmax } from '../../src/core/net.js';
 import { resultFiles } from '../../src/formats/results.js';
 import { filterImage, imageToInput, inputToImage } from '../../src/formats/preprocess.js';
@@ -363,7 +363,8 @@ async function useModel(bytes: Uint8Array, name: string): Promise<boolean> {
       const r = await call<'model'>({ type: 'model', bytes: copy, name }, [copy.buffer]);
       state.model = { name, architecture: r.architecture, parameters: r.parameters };
       const { input, labels } = r.architecture;
-      el.modelInfo.textContent = `${name}: labels ${labels.join(', ')}; input ${input.join('×')} (${input[2] === 1 ? 'grey' : 'colour'}); ${r.parameters.toLocaleString('en')} weights.`;
+      const softmaxNote = endsInSoftmax(r.architecture) ? ' Its final softmax is left out: attacks work on the logits before it.' : '';
+      el.modelInfo.textContent = `${name}: labels ${labels.join(', ')}; input ${input.join('×')} (${input[2] === 1 ? 'grey' : 'colour'}); ${r.parameters.toLocaleString('en')} weights.${softmaxNote}`;
       state.targetChosen = false;
       buildTargets();
       if (state.image) crop.setAspect(aspect());
