@@ -24,7 +24,7 @@ const SHORT: Record<string, string> = { '"': '\\"', '\\': '\\\\', '\b': '\\b', '
  */
 export function quote(value: unknown, max = 100): string {
   const isString = typeof value === 'string';
-  const text = isString ? value : (JSON.stringify(value) ?? String(value));
+  const text = isString ? value : (json(value) ?? String(value));
   let out = '';
   let i = 0;
   for (const ch of text) {
@@ -35,6 +35,16 @@ export function quote(value: unknown, max = 100): string {
   }
   const cut = i < text.length ? `…${isString ? '"' : ''} (${text.length} characters)` : isString ? '"' : '';
   return `${isString ? '"' : ''}${out}${cut}`;
+}
+
+/** JSON.stringify, which runs out of stack on a value nested some thousands deep: such a value is
+ *  shown as its outer brackets. */
+function json(value: unknown): string | undefined {
+  try {
+    return JSON.stringify(value);
+  } catch {
+    return Array.isArray(value) ? '[…]' : '{…}';
+  }
 }
 
 /** \uXXXX for each UTF-16 unit (a lone surrogate is one unit; an unassigned astral character two). */

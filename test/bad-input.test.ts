@@ -10,6 +10,7 @@ import { TUTORIAL_ARCHITECTURE } from '../src/formats/importtf.js';
 import { ARCHITECTURE_KEY, parameterShapes, writeModel } from '../src/formats/model.js';
 import { serializeSafetensors } from '../src/formats/safetensors.js';
 import { initialModel } from '../src/train/train.js';
+import { writeTfjsModel } from './support/tfjs.js';
 
 const root = resolve(import.meta.dirname, '..');
 const dir = mkdtempSync(join(tmpdir(), 'mislead-bad-'));
@@ -141,6 +142,59 @@ describe('bad flags', () => {
   it('an existing file is never overwritten without --force', () => {
     expectRefused(['import-tf', join(dir, 'nothing'), '--out', outFile], /nothing\.index|cannot read/);
     expect(readFileSync(outFile, 'utf8')).toBe('precious');
+  });
+});
+
+describe('bad TensorFlow.js models for import-tfjs', () => {
+  const tfjs = (name: string, edit?: Parameters<typeof writeTfjsModel>[1]) => writeTfjsModel(join(dir, name), edit);
+  const good = tfjs('tfjs-good');
+  const refused = (args: string[], message: RegExp) => expectRefused(['import-tfjs', ...args], message);
+
+  it('a directory, a file that is not JSON, a missing weight file', () => {
+    refused([join(dir, 'tfjs-good'), '--out', 'm.safetensors'], /tfjs-good: is a directory, expected a model\.json/);
+    refused([file('not-json.json', '{"modelTopology": {"class_name": '), '--out', 'm.safetensors'], /not-json\.json: not a JSON file \("/);
+    refused([file('binary.json', Uint8Array.of(0x7b, 0xff, 0xfe, 0x7d)), '--out', 'm.safetensors'], /binary\.json: not a JSON file/);
+    const missing = tfjs('tfjs-missing', (f) => { f.json.weightsManifest[0].paths = ['group1-shard1of1.bin']; });
+    refused([missing, '--out', 'm.safetensors'], /tfjs-missing\/group1-shard1of1\.bin: cannot read a weight file of .*tfjs-missing\/model\.json \(ENOENT\)/);
+  });
+
+  it('an unsupported layer: one line naming it and listing the supported ones', () => {
+    const lstm = tfjs('tfjs-lstm', (f) => { f.json.modelTopology.config.layers[1].class_name = 'LSTM'; });
+    refused([lstm, '--out', 'm.safetensors'], /model\.json: layer "gap" \("LSTM"\): unsupported layer; supported: InputLayer, Conv2D, DepthwiseConv2D, .*, Rescaling, ZeroPadding2D\n$/);
+  });
+
+  it('weights the manifest does not match: too few bytes, too many, a shape that does not fit', () => {
+    const short = tfjs('tfjs-short', (f) => { f.weights = f.weights.subarray(0, 220); });
+    refused([short, '--out', 'm.safetensors'], /the weight files hold 220 bytes, too few for weight "conv\/bias" of shape \[2\] at byte 216/);
+    const long = tfjs('tfjs-long', (f) => { f.weights = Uint8Array.from([...f.weights, 0, 0, 0, 0]); });
+    refused([long, '--out', 'm.safetensors'], /tfjs-long\/weights\.bin: 252 bytes is too large for a weight file of .*model\.json \(the limit is 248 bytes\)/);
+    const shape = tfjs('tfjs-shape', (f) => { f.json.weightsManifest[0].weights[2].shape = [1, 4]; });
+    refused([shape, '--out', 'm.safetensors'], /model\.json: the converted model: tensor "out\.w" has shape \[1,4\], the architecture needs \[2,2\]/);
+  });
+
+  it('--out over an existing file without --force: refused before anything is read, the file untouched', () => {
+    const existing = file('tfjs-existing.safetensors', 'precious');
+    refused([good, '--out', existing], /tfjs-existing\.safetensors: already exists; pass --force/);
+    refused([join(dir, 'nowhere.json'), '--out', existing], /already exists/);
+    expect(readFileSync(existing, 'utf8')).toBe('precious');
+  });
+
+  it('--labels of the wrong count, --offset with two numbers, a malformed --size', () => {
+    refused([good, '--out', 'm.safetensors', '--labels', 'cat,dog,bird'], /model\.json: 3 labels given for the model's 2 outputs/);
+    refused([good, '--out', 'm.safetensors', '--labels', 'cat,cat'], /"labels" must be at least two distinct/);
+    refused([good, '--out', 'm.safetensors', '--offset', '127.5,127.5'], /^mislead: --offset "127\.5,127\.5": expected one number or three \(one per channel\)\n$/);
+    refused([good, '--out', 'm.safetensors', '--scale', '1,,2'], /--scale "1,,2": expected one number or three/);
+    for (const size of ['224', '0x5', '5x0', 'axb', '99999x1', '5000x5', '1e3x5', ' 5x5']) {
+      refused([good, '--out', 'm.safetensors', '--size', size], /--size ".*": expected HxW, each from 1 to 4096, such as 224x224/);
+    }
+  });
+
+  it('the same model converts, for contrast', () => {
+    const cwd = mkdtempSync(join(dir, 'tfjs-run-'));
+    const run = mislead(['import-tfjs', good, '--out', 'm.safetensors', '--labels', 'cat,dog'], cwd);
+    expect(run.stderr).toBe('');
+    expect(run.code).toBe(0);
+    expect(readdirSync(cwd)).toEqual(['m.safetensors']);
   });
 });
 

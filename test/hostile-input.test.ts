@@ -3,7 +3,7 @@
 // flood or drive the terminal. Each ends in one short "mislead: " line and exit code 2, within
 // a few seconds, leaving nothing behind.
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -12,11 +12,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InputError, isPrintable, quote } from '../src/errors.js';
 import { TUTORIAL_ARCHITECTURE } from '../src/formats/importtf.js';
 import { INPUT_LIMITS, readInputFile } from '../src/node/input.js';
-import { ARCHITECTURE_KEY, parameterShapes, writeModel, type Model } from '../src/formats/model.js';
+import { ARCHITECTURE_KEY, checkArchitecture, parameterShapes, readModel, writeModel, type Model } from '../src/formats/model.js';
 import { readNpy, writeNpy } from '../src/formats/npy.js';
-import { serializeSafetensors } from '../src/formats/safetensors.js';
+import { parseSafetensors, serializeSafetensors } from '../src/formats/safetensors.js';
+import { importTfjs } from '../src/formats/tfjs.js';
 import { readDataset } from '../src/node/dataset.js';
 import { initialModel } from '../src/train/train.js';
+import { tfjsFiles, writeTfjsModel, type TfjsFiles } from './support/tfjs.js';
 
 const root = resolve(import.meta.dirname, '..');
 const dir = mkdtempSync(join(tmpdir(), 'mislead-hostile-'));
@@ -82,7 +84,7 @@ function mislead(args: string[], cwd: string) {
 
 /** Runs the command line in an empty folder and expects one short "mislead: " line matching
  *  `message`, exit code 2, no terminal escape, nothing written. Returns the line. */
-function expectRefused(args: string[], message: RegExp): string {
+function expectRefused(args: string[], message: RegExp, maxLength = 400): string {
   const cwd = mkdtempSync(join(dir, 'run-'));
   const run = mislead(args, cwd);
   expect(run.error, `${args.join(' ')} timed out`).toBeUndefined();
@@ -91,7 +93,7 @@ function expectRefused(args: string[], message: RegExp): string {
   expect(run.stderr).toMatch(/^mislead: [^\n]+\n$/);
   expect(run.stderr).toMatch(message);
   expect(run.stderr).not.toContain('\u001b');
-  expect(run.stderr.length).toBeLessThan(400);
+  expect(run.stderr.length).toBeLessThan(maxLength);
   expect(readdirSync(cwd)).toEqual([]);
   return run.stderr;
 }
@@ -380,5 +382,175 @@ describe('quote', () => {
     expect(quote(undefined)).toBe('undefined');
     const ones = Array(100_000).fill(1);
     expect(quote(ones)).toBe(`${JSON.stringify(ones).slice(0, 100)}… (${JSON.stringify(ones).length} characters)`);
+  });
+});
+
+describe('import-tfjs: hostile model folders', () => {
+  const ESC = '\u001b[2J';
+  let n = 0;
+  const tfjs = (edit?: (f: TfjsFiles) => void) => writeTfjsModel(join(dir, `tfjs-${n++}`), edit);
+  const refused = (model: string, message: RegExp, maxLength?: number) => expectRefused(['import-tfjs', model, '--out', 'm.safetensors'], message, maxLength);
+
+  it('model.json or a weight file that is a FIFO or a link to /dev/zero', () => {
+    refused(fifo('tfjs-fifo.json'), /tfjs-fifo\.json: is not a regular file \(a FIFO\), expected a model\.json/);
+    refused(zeroLink('tfjs-zero.json'), /tfjs-zero\.json: is not a regular file \(a character device, through a symbolic link\), expected a model\.json/);
+    const fifoShard = tfjs();
+    rmSync(join(fifoShard, '../weights.bin'));
+    mkfifoAt(join(fifoShard, '../weights.bin'));
+    refused(fifoShard, /weights\.bin: is not a regular file \(a FIFO\), expected a weight file of .*model\.json/);
+    const zeroShard = tfjs();
+    rmSync(join(zeroShard, '../weights.bin'));
+    zeroAt(join(zeroShard, '../weights.bin'));
+    refused(zeroShard, /weights\.bin: is not a regular file \(a character device, through a symbolic link\)/);
+  });
+
+  it('escape codes in a layer name, a class name, a weight name and a path: quoted', () => {
+    refused(tfjs((f) => { f.json.modelTopology.config.layers[0].config = { ...(f.json.modelTopology.config.layers[0].config as object), name: `${ESC}conv` }; }),
+      /layer 0: its name "\\u001b\[2Jconv" is not printable text of 1 to 100 characters/);
+    refused(tfjs((f) => { f.json.modelTopology.config.layers[1].class_name = `${ESC}Pool`; }), /layer "gap" \("\\u001b\[2JPool"\): unsupported layer; supported: InputLayer, /, 600);
+    refused(tfjs((f) => { f.json.weightsManifest[0].weights[0].dtype = `${ESC}f32`; }), /weight "conv\/kernel" has dtype "\\u001b\[2Jf32"/);
+    refused(tfjs((f) => { f.json.weightsManifest[0].paths = [`${ESC}.bin`]; }), /weight file "\\u001b\[2J\.bin": only paths inside the model's folder are read/);
+    refused(tfjs((f) => { f.json.modelTopology.class_name = `${ESC}${'M'.repeat(10_000)}`; }), /unsupported model class "\\u001b\[2JMMM+…" \(10004 characters\)/);
+  });
+
+  it('a weight path outside the model folder is never read, even when the file is there', () => {
+    writeFileSync(join(dir, 'secret.bin'), new Uint8Array(248));
+    for (const path of ['../secret.bin', 'sub/../../secret.bin', '..\\secret.bin', join(dir, 'secret.bin'), '/etc/passwd', '']) {
+      refused(tfjs((f) => { f.json.weightsManifest[0].paths = [path]; }), /weight file ".*": only paths inside the model's folder are read/);
+    }
+  });
+
+  it('a declared shape too large is refused before any weight file is read, a weight file too large before it is opened', () => {
+    const line = refused(tfjs((f) => { f.json.weightsManifest[0].weights[0].shape = [65536, 65536, 3, 2]; }), /weight "conv\/kernel" of shape \[65536,65536,3,2\] takes the weights over 67108864 values, more than a model file holds/);
+    expect(line).not.toMatch(/cannot read/);
+    const sparse = tfjs();
+    truncateSync(join(sparse, '../weights.bin'), 2 ** 30); // a gigabyte, of which nothing is on disk
+    refused(sparse, /weights\.bin: 1073741824 bytes is too large for a weight file of .*model\.json \(the limit is 248 bytes\)/);
+    refused(tfjs((f) => { f.json.weightsManifest[0].paths = Array(10_000).fill('weights.bin'); }), /weight file "weights\.bin" is listed twice/);
+  });
+
+  it('graphs that would exhaust the stack or the time: deep nesting, a chain of 30,000 layers, 10,000 inputs of one layer', () => {
+    const functional = (layers: Record<string, unknown>[], output: string) => (f: TfjsFiles) => {
+      f.json.modelTopology = { class_name: 'Model', config: { name: 'g', layers, output_layers: [[output, 0, 0]] } } as never;
+      f.json.weightsManifest = [{ paths: [], weights: [] }];
+    };
+    const input = { class_name: 'InputLayer', config: { name: 'image', batch_input_shape: [null, 64, 64, 3] }, inbound_nodes: [] };
+    const reads = (name: string) => [[[name, 0, 0, {}]]];
+    // nested 100,000 lists deep: written as text, as JSON.stringify cannot nest so deep
+    const deep = tfjs(functional([input, { class_name: 'Flatten', config: { name: 'f' }, inbound_nodes: 'DEEP' }], 'f'));
+    writeFileSync(deep, readFileSync(deep, 'utf8').replace('"DEEP"', `${'['.repeat(100_000)}"image",0,0${']'.repeat(100_000)}`));
+    refused(deep, /layer "f": "inbound_nodes" is nested too deeply/);
+    const chain = Array.from({ length: 30_000 }, (_, i) => ({ class_name: 'ReLU', config: { name: `r${i}` }, inbound_nodes: reads(i === 0 ? 'image' : `r${i - 1}`) }));
+    refused(tfjs(functional([...chain.reverse(), input], 'r29999')), /layer "r\d+" \(ReLU\): makes the converted model longer than 10000 layers/);
+    const fanIn = { class_name: 'Concatenate', config: { name: 'cat' }, inbound_nodes: [Array(10_000).fill(['image', 0, 0, {}])] };
+    refused(tfjs(functional([input, fanIn, { class_name: 'GlobalAveragePooling2D', config: { name: 'gap' }, inbound_nodes: reads('cat') }], 'gap')), /layer \d+ "cat" \(concat\) makes the network too large \(over 67108864 activations per image\)/);
+    const cycle = [input, { class_name: 'ReLU', config: { name: 'a' }, inbound_nodes: reads('b') }, { class_name: 'ReLU', config: { name: 'b' }, inbound_nodes: reads('a') }];
+    refused(tfjs(functional(cycle, 'b')), /the layers form a cycle through "a"/);
+  });
+});
+
+describe('importTfjs reads only what it needs, and only inside the model folder', () => {
+  /** Imports with a reader that records each path asked for. */
+  const imported = (edit: (f: TfjsFiles) => void) => {
+    const f = tfjsFiles();
+    edit(f);
+    const asked: { path: string; maxBytes: number }[] = [];
+    let error: unknown;
+    try {
+      importTfjs(JSON.parse(JSON.stringify(f.json)), (path, maxBytes) => {
+        asked.push({ path, maxBytes });
+        return f.weights;
+      }, 'model.json');
+    } catch (e) {
+      error = e;
+    }
+    return { asked, error };
+  };
+
+  it('paths outside the folder, absolute, empty, not text, or listed twice: refused before any file is read', () => {
+    for (const path of ['../w.bin', 'a/../../w.bin', 'a/..', '..\\w.bin', 'a\\..\\..\\w.bin', '/etc/passwd', '\\\\server\\share\\w.bin', 'C:\\w.bin', 'c:w.bin', '', 'w\u0000.bin', 5, null]) {
+      const { asked, error } = imported((f) => { f.json.weightsManifest[0].paths = ['weights.bin', path]; });
+      expect(error, JSON.stringify(path)).toBeInstanceOf(InputError);
+      expect((error as Error).message).toMatch(/only paths inside the model's folder are read/);
+      expect(asked).toEqual([]);
+    }
+    for (const paths of [['weights.bin', 'weights.bin'], ['weights.bin', './weights.bin'], ['a//w.bin', 'a/./w.bin']]) {
+      const { asked, error } = imported((f) => { f.json.weightsManifest[0].paths = paths; });
+      expect((error as Error).message).toMatch(/is listed twice/);
+      expect(asked).toEqual([]);
+    }
+  });
+
+  it('a huge declared tensor, or many that add up to one, is refused before any file is read', () => {
+    for (const shapes of [[[2 ** 31, 2 ** 31]], [[2 ** 26 + 1]], Array(100).fill([2 ** 20])]) {
+      const { asked, error } = imported((f) => { f.json.weightsManifest[0].weights = shapes.map((shape, i) => ({ name: `w${i}`, shape, dtype: 'float32' })); });
+      expect((error as Error).message).toMatch(/takes the weights over 67108864 values, more than a model file holds/);
+      expect(asked).toEqual([]);
+    }
+  });
+
+  it('a weight file is asked for with the bytes its weights need, and refused when it holds more', () => {
+    expect(imported(() => {}).asked).toEqual([{ path: 'weights.bin', maxBytes: 248 }]);
+    const { error } = imported((f) => { f.weights = new Uint8Array(4096); });
+    expect((error as Error).message).toMatch(/weight file "weights\.bin" holds 4096 bytes, more than the 248 its group's weights have left/);
+  });
+});
+
+describe('model files asking for huge memory: refused by the checks, before any allocation', () => {
+  const base = { input: [64, 64, 3], labels: ['a', 'b'] };
+  const fc = [{ type: 'global_avgpool' }, { type: 'dense', name: 'fc', units: 2 }];
+  const quick = (architecture: unknown, message: RegExp) => {
+    const before = process.memoryUsage();
+    const t0 = performance.now();
+    expect(() => checkArchitecture(architecture)).toThrow(message);
+    expect(performance.now() - t0).toBeLessThan(2000);
+    const grown = process.memoryUsage().heapUsed + process.memoryUsage().arrayBuffers - before.heapUsed - before.arrayBuffers;
+    expect(grown).toBeLessThan(64 * 2 ** 20);
+  };
+
+  it('a pad of 4096 on every side, 10,000 times; pads that add up', () => {
+    quick({ ...base, layers: [...Array(9998).fill({ type: 'pad', pad: [4096, 4096, 4096, 4096] }), ...fc] }, /layer 0 \(pad\) makes a picture over 4096 cells a side/);
+    quick({ ...base, input: [1, 1, 3], layers: [...Array(3).fill({ type: 'pad', pad: [1000, 1000, 1000, 1000] }), ...fc] }, /layer 2 \(pad\) makes a picture over 4096 cells a side|too large/);
+  });
+
+  it('a concat of one layer 10,000 times, an add of it 10,000 times', () => {
+    const conv = { type: 'conv2d', name: 'c', filters: 16, kernel: 1 };
+    quick({ ...base, layers: [conv, { type: 'concat', inputs: Array(10_000).fill('c') }, ...fc] }, /layer 1 \(concat\) makes the network too large \(over 67108864 activations per image\)/);
+    const line = (() => {
+      try {
+        checkArchitecture({ ...base, layers: [conv, { type: 'conv2d', name: 'd', filters: 8, kernel: 1, inputs: ['input'] }, { type: 'add', inputs: [...Array(5000).fill('c'), ...Array(5000).fill('d')] }, ...fc] });
+      } catch (e) {
+        return (e as Error).message;
+      }
+    })();
+    expect(line).toMatch(/layer 2 \(add\) adds inputs of different shapes: \[64,64,16\], \[64,64,8\] \(inputs 0 and 5000\)$/);
+  });
+
+  it('a depthwise multiplier of 4096, twice; a 4096-wide kernel; dense layers of 4096 units', () => {
+    const dw = (name: string, kernel = 1) => ({ type: 'depthwise_conv2d', name, kernel, multiplier: 4096, padding: 'same' });
+    quick({ ...base, layers: [dw('a'), dw('b'), ...fc] }, /layer 1 "b" \(depthwise_conv2d\) makes the network too large \(over 67108864 (weights|activations per image)\)/);
+    quick({ ...base, layers: [dw('a', 4096), ...fc] }, /layer 0 "a" \(depthwise_conv2d\) makes the network too large \(over 67108864 weights\)/);
+    const dense = (name: string, units: number) => ({ type: 'dense', name, units });
+    quick({ ...base, layers: [{ type: 'flatten' }, dense('h0', 4096), dense('h1', 4096), dense('h2', 4096), dense('fc', 2)] }, /layer 2 "h1" \(dense\) makes the network too large \(over 67108864 weights\)/);
+  });
+
+  it('on the command line, such a model file is one line', () => {
+    const architecture = { ...base, layers: [{ type: 'depthwise_conv2d', name: 'a', kernel: 4096, multiplier: 4096, padding: 'same' }, ...fc] };
+    const path = file('huge-weights.safetensors', serializeSafetensors(new Map(), { [ARCHITECTURE_KEY]: JSON.stringify(architecture) }));
+    expectRefused(['predict', face, '--model', path], /huge-weights\.safetensors: invalid architecture: layer 0 "a" \(depthwise_conv2d\) makes the network too large \(over 67108864 weights\)/);
+  });
+
+  it('tensors sharing their bytes are refused before any is read (10,000 of them on one megabyte)', () => {
+    const data = 2 ** 20;
+    const header: Record<string, unknown> = { __metadata__: { [ARCHITECTURE_KEY]: JSON.stringify(TUTORIAL_ARCHITECTURE) } };
+    for (let i = 0; i < 10_000; i++) header[`t${i}`] = { dtype: 'F32', shape: [data / 4], data_offsets: [0, data] };
+    const json = new TextEncoder().encode(JSON.stringify(header));
+    const bytes = new Uint8Array(8 + json.length + data);
+    new DataView(bytes.buffer).setBigUint64(0, BigInt(json.length), true);
+    bytes.set(json, 8);
+    const before = process.memoryUsage().arrayBuffers;
+    expect(() => parseSafetensors(bytes, 'shared.safetensors')).toThrow(/shared\.safetensors: not a valid safetensors file: tensors "t0" and "t1" overlap \(bytes 0\.\.1048576 and 0\.\.1048576\)/);
+    expect(() => readModel(bytes, 'shared.safetensors')).toThrow(InputError);
+    expect(process.memoryUsage().arrayBuffers - before).toBeLessThan(64 * 2 ** 20);
   });
 });

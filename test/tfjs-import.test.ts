@@ -65,6 +65,7 @@ function randomize(model: tf.LayersModel, seed: number): void {
 /** Logits before a final softmax (TensorFlow.js returns probabilities after it). */
 function tfLogits(model: tf.LayersModel, x: tf.Tensor): tf.Tensor {
   const last = model.layers[model.layers.length - 1];
+  if (last.getClassName() === 'Softmax') return tf.model({ inputs: model.inputs, outputs: last.input as tf.SymbolicTensor }).apply(x) as tf.Tensor;
   const config = last.getConfig();
   if (config.activation !== 'softmax') return model.apply(x) as tf.Tensor;
   const body = tf.model({ inputs: model.inputs, outputs: last.input as tf.SymbolicTensor });
@@ -172,6 +173,15 @@ describe('TensorFlow.js Layers models, imported, against TensorFlow.js (CPU back
     expect(grad).toBeLessThan(1e-3);
   });
 
+  it('a Softmax layer at the end, saved with TensorFlow.js\'s default axis (1, the last of a vector)', async () => {
+    const model = tf.sequential({ layers: [tf.layers.conv2d({ inputShape: [6, 6, 3], filters: 3, kernelSize: 3 }), tf.layers.flatten(), tf.layers.dense({ units: 3 }), tf.layers.softmax()] });
+    expect(model.layers[3].getConfig().axis).toBe(1);
+    const { logits, grad, imported } = await compare(model, 15);
+    expect(logits).toBeLessThan(1e-4);
+    expect(grad).toBeLessThan(1e-3);
+    expect(endsInSoftmax(imported.architecture)).toBe(true);
+  });
+
   it('an RGB model with Rescaling, concatenated branches, a global max pool and an unfolded batch norm', async () => {
     const input = tf.input({ shape: [16, 16, 3] });
     const scaled = tf.layers.rescaling({ scale: 1 / 127.5, offset: -1 }).apply(input) as tf.SymbolicTensor;
@@ -268,7 +278,7 @@ describe('mislead import-tfjs', () => {
     const refused = mislead('import-tfjs', join(dir, 'lstm.json'), '--out', join(dir, 'lstm.safetensors'));
     expect(refused.code).toBe(2);
     expect(refused.stderr.trim().split('\n')).toHaveLength(1);
-    expect(refused.stderr).toMatch(/^mislead: .*lstm\.json: layer "conv2d_\w+" \(LSTM\): unsupported layer; supported: InputLayer, Conv2D, /);
+    expect(refused.stderr).toMatch(/^mislead: .*lstm\.json: layer "conv2d_\w+" \("LSTM"\): unsupported layer; supported: InputLayer, Conv2D, /);
 
     const missing = mislead('import-tfjs', join(dir, 'model.json'));
     expect(missing.code).toBe(2);

@@ -2,8 +2,8 @@
 import { dirname, join } from 'node:path';
 import { InputError, quote } from '../errors.js';
 import { INPUT_LIMITS, readInputFile } from '../node/input.js';
-import { writeFileAtomic } from '../node/output.js';
-import { importTfjs, SUPPORTED_LAYERS, type TfjsImportOptions } from '../formats/tfjs.js';
+import { checkOutputFile, writeFileAtomic } from '../node/output.js';
+import { importTfjs, parseModelJson, SUPPORTED_LAYERS, type TfjsImportOptions } from '../formats/tfjs.js';
 import { endsInSoftmax, writeModel } from '../formats/model.js';
 import { print, type Command, type Values } from './command.js';
 
@@ -27,15 +27,12 @@ export const importTfjsCommand: Command = {
     if (positionals.length !== 1) throw new InputError('import-tfjs needs exactly one model.json');
     if (typeof values.out !== 'string') throw new InputError('import-tfjs needs --out FILE');
     const path = positionals[0];
-    let json: unknown;
-    try {
-      json = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(readInputFile(path, 'a model.json', INPUT_LIMITS.model)));
-    } catch (e) {
-      if (e instanceof InputError) throw e;
-      throw new InputError(`${path}: not a JSON file (${quote((e as Error).message)})`);
-    }
-    const shard = (file: string) => readInputFile(join(dirname(path), file), `a weight file of ${path}`, INPUT_LIMITS.model);
-    const model = importTfjs(json, shard, path, importOptions(values));
+    const options = importOptions(values);
+    checkOutputFile(values.out, Boolean(values.force));
+    const json = parseModelJson(readInputFile(path, 'a model.json', INPUT_LIMITS.model), path);
+    // No weight file is read beyond what the manifest's weights need of it.
+    const shard = (file: string, maxBytes: number) => readInputFile(join(dirname(path), file), `a weight file of ${path}`, Math.min(maxBytes, INPUT_LIMITS.model));
+    const model = importTfjs(json, shard, path, options);
     writeFileAtomic(values.out, writeModel(model), Boolean(values.force));
     const { architecture } = model;
     const softmax = endsInSoftmax(architecture) ? '; its final softmax is left out: attacks work on the logits' : '';
@@ -47,14 +44,15 @@ function importOptions(values: Values): TfjsImportOptions {
   const numbers = (flag: string): number | number[] | undefined => {
     const text = values[flag] as string | undefined;
     if (text === undefined) return undefined;
-    const list = text.split(',').map((t) => Number(t.trim()));
-    if (!list.every(Number.isFinite) || (list.length !== 1 && list.length !== 3)) throw new InputError(`--${flag} ${text}: expected one number or three (one per channel)`);
+    const list = text.split(',').map((t) => (t.trim() === '' ? NaN : Number(t)));
+    if (!list.every(Number.isFinite) || (list.length !== 1 && list.length !== 3)) throw new InputError(`--${flag} ${quote(text)}: expected one number or three (one per channel)`);
     return list.length === 1 ? list[0] : list;
   };
   const offset = numbers('offset'), scale = numbers('scale');
   const size = values.size as string | undefined;
-  const hw = size?.match(/^(\d+)x(\d+)$/);
-  if (size !== undefined && !hw) throw new InputError(`--size ${size}: expected HxW, such as 224x224`);
+  const hw = size?.match(/^(\d{1,4})x(\d{1,4})$/);
+  const side = (text: string) => Number(text) >= 1 && Number(text) <= 4096;
+  if (size !== undefined && !(hw && side(hw[1]) && side(hw[2]))) throw new InputError(`--size ${quote(size)}: expected HxW, each from 1 to 4096, such as 224x224`);
   const labels = (values.labels as string | undefined)?.split(',').map((l) => l.trim());
   return {
     ...(labels ? { labels } : {}),

@@ -79,11 +79,20 @@ export const ARCHITECTURE_KEY = 'mislead.architecture';
 /** The name by which a layer reads the model's input. */
 export const INPUT = 'input';
 const LAYER_TYPES: readonly LayerType[] = ['conv2d', 'depthwise_conv2d', 'dense', 'maxpool', 'avgpool', 'global_maxpool', 'global_avgpool', 'flatten', 'add', 'concat', 'activation', 'affine', 'pad'];
+/** The options of each layer type, besides type, name and inputs: any other is refused, as a
+ *  layer would otherwise silently leave out what its file asks for (an activation, say). */
+const ACTIVATED = ['activation', 'alpha'], WINDOW = ['kernel', 'stride', 'dilation', 'padding'], POOL = ['size', 'stride', 'padding'];
+const OPTIONS: Record<LayerType, readonly string[]> = {
+  conv2d: ['filters', ...WINDOW, ...ACTIVATED], depthwise_conv2d: ['multiplier', ...WINDOW, ...ACTIVATED], dense: ['units', ...ACTIVATED],
+  maxpool: POOL, avgpool: POOL, global_maxpool: [], global_avgpool: [], flatten: [], add: [], concat: [], activation: ACTIVATED, affine: [], pad: ['pad'],
+};
 /** Bounds that keep a hostile file from asking for a huge allocation. */
 const MAX_SIDE = 4096;
 const MAX_FLOATS = 1 << 26;
+/** Weights of a network, all together: what a model file of 256 MiB holds. */
+export const MAX_WEIGHTS = 1 << 26;
 const MAX_LABEL = 100;
-const MAX_LAYERS = 10_000;
+export const MAX_LAYERS = 10_000;
 
 /** Checks an architecture (parsed JSON) and returns it typed and with defaults filled in:
  *  convolutions stride 1, dilation 1, padding "valid", activation "none"; pools stride = size,
@@ -153,6 +162,8 @@ export function checkArchitecture(json: unknown): Architecture {
     };
     const type = raw.type as LayerType;
     if (!LAYER_TYPES.includes(type)) return fail(`${where}: unknown layer type ${quote(raw.type)} (supported: ${LAYER_TYPES.join(', ')})`);
+    const extra = Object.keys(raw).find((key) => key !== 'type' && key !== 'name' && key !== 'inputs' && !OPTIONS[type].includes(key));
+    if (extra !== undefined) fail(`${where}: ${quote(extra)} is not an option of ${type}`);
     const weighted = type === 'conv2d' || type === 'depthwise_conv2d' || type === 'dense' || type === 'affine';
     const common = { ...named(weighted), ...inputsOf() };
     switch (type) {
@@ -238,7 +249,7 @@ export function unlabelledGraph(arch: Omit<Architecture, 'labels'>): { nodes: No
   const index = new Map<string, number>([[INPUT, -1]]);
   const later = new Set(arch.layers.map((l) => l.name).filter((n) => n !== undefined));
   const used = new Set<number>();
-  let floats = 0;
+  let floats = 0, weightCount = 0;
   arch.layers.forEach((layer, i) => {
     const fail = (why: string): never => {
       throw new InputError(`invalid architecture: layer ${i}${layer.name ? ` ${quote(layer.name)}` : ''} (${layer.type}) ${why}`);
@@ -263,6 +274,8 @@ export function unlabelledGraph(arch: Omit<Architecture, 'labels'>): { nodes: No
       return [rows.out, cols.out, channels];
     };
     const weights = (w: number[], b: number[]) => {
+      weightCount += sizeOf(w) + sizeOf(b);
+      if (weightCount > MAX_WEIGHTS) fail(`makes the network too large (over ${MAX_WEIGHTS} weights)`);
       parameters.set(`${layer.name}.w`, w);
       parameters.set(`${layer.name}.b`, b);
     };
@@ -312,13 +325,16 @@ export function unlabelledGraph(arch: Omit<Architecture, 'labels'>): { nodes: No
         if (out[0] > MAX_SIDE || out[1] > MAX_SIDE) fail(`makes a picture over ${MAX_SIDE} cells a side`);
         break;
       }
-      case 'add':
-        if (shapes.some((s) => s.length !== shape.length || s.some((d, j) => d !== shape[j]))) fail(`adds inputs of different shapes: ${shapes.map((s) => `[${s}]`).join(', ')}`);
+      case 'add': {
+        const j = shapes.findIndex((s) => s.length !== shape.length || s.some((d, k) => d !== shape[k]));
+        if (j > 0) fail(`adds inputs of different shapes: [${shape}], [${shapes[j]}]${differing(j)}`);
         out = shape;
         break;
+      }
       case 'concat': {
         const lead = (s: number[]) => s.slice(0, -1).join(',');
-        if (shapes.some((s) => s.length !== shape.length || lead(s) !== lead(shape))) fail(`joins inputs whose shapes differ before the last axis: ${shapes.map((s) => `[${s}]`).join(', ')}`);
+        const j = shapes.findIndex((s) => s.length !== shape.length || lead(s) !== lead(shape));
+        if (j > 0) fail(`joins inputs whose shapes differ before the last axis: [${shape}], [${shapes[j]}]${differing(j)}`);
         out = [...shape.slice(0, -1), shapes.reduce((sum, s) => sum + s[s.length - 1], 0)];
         break;
       }
@@ -336,6 +352,9 @@ export function unlabelledGraph(arch: Omit<Architecture, 'labels'>): { nodes: No
   });
   return { nodes, parameters };
 }
+
+/** Which inputs a refusal names, when not the first two (a layer may have thousands). */
+const differing = (j: number) => (j > 1 ? ` (inputs 0 and ${j})` : '');
 
 /** The shape of every weight tensor (after checking the architecture's graph). */
 export function parameterShapes(arch: Architecture): Map<string, number[]> {

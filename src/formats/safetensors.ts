@@ -31,6 +31,8 @@ export function parseSafetensors(bytes: Uint8Array, name: string): SafetensorsFi
   const dataStart = 8 + headerLength;
   const dataLength = bytes.length - dataStart;
   const file: SafetensorsFile = { metadata: {}, tensors: new Map(), otherDtypes: new Map() };
+  const float32: { key: string; shape: number[]; begin: number; end: number }[] = [];
+  const ranges: { key: string; begin: number; end: number }[] = [];
   for (const [key, entry] of Object.entries(header)) {
     if (key === '__metadata__') {
       if (!isObject(entry) || !Object.values(entry).every((v) => typeof v === 'string')) fail('__metadata__ must map names to strings');
@@ -42,16 +44,27 @@ export function parseSafetensors(bytes: Uint8Array, name: string): SafetensorsFi
     }
     const [begin, end] = entry.data_offsets;
     if (begin > end || end > dataLength) fail(`tensor ${quote(key)} lies outside the data (bytes ${begin}..${end} of ${dataLength})`);
+    ranges.push({ key, begin, end });
     if (entry.dtype !== 'F32') {
       file.otherDtypes.set(key, entry.dtype);
       continue;
     }
     const count = entry.shape.reduce((a, b) => a * b, 1);
     if (end - begin !== count * 4) fail(`tensor ${quote(key)} of shape ${quote(entry.shape)} needs ${count * 4} bytes, has ${end - begin}`);
+    float32.push({ key, shape: entry.shape, begin, end });
+  }
+  // Tensors sharing bytes would each be decoded: a small file could ask for any amount of memory.
+  ranges.sort((a, b) => a.begin - b.begin || a.end - b.end);
+  ranges.forEach((r, i) => {
+    const before = ranges[i - 1];
+    if (before && r.begin < before.end) fail(`tensors ${quote(before.key)} and ${quote(r.key)} overlap (bytes ${before.begin}..${before.end} and ${r.begin}..${r.end})`);
+  });
+  for (const { key, shape, begin, end } of float32) {
+    const count = (end - begin) / 4;
     const data = new Float32Array(count);
     const src = new DataView(bytes.buffer, bytes.byteOffset + dataStart + begin, end - begin);
     for (let i = 0; i < count; i++) data[i] = src.getFloat32(i * 4, true);
-    file.tensors.set(key, { shape: entry.shape, data });
+    file.tensors.set(key, { shape, data });
   }
   return file;
 }

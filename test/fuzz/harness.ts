@@ -24,6 +24,9 @@ export interface Target {
   parser: string;
   /** Input `index`: a seed and its mutations, all drawn from (name, index) alone. */
   make(index: number): Case;
+  /** Builds what make() needs when that takes asynchronous work (seeds saved by a library); awaited
+   *  once before the first make(). */
+  prepare?(): Promise<void>;
 }
 
 /** A parser accepted an input but returned something inconsistent. */

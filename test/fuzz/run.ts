@@ -98,12 +98,13 @@ function child(name: string, from: number, count: number, maxFailures: number): 
         proc.kill('SIGKILL');
       }
     }, 500);
-    proc.on('exit', (code, signal) => {
+    proc.on('exit', async (code, signal) => {
       clearInterval(timer);
       let stats: Stats;
       try {
         stats = JSON.parse(readFileSync(result, 'utf8'));
       } catch {
+        await targetNamed(name).prepare?.();
         const index = current(), c = targetNamed(name).make(index);
         const problem = hung ? `no result after ${STALL_SECONDS} s (hangs)` : `the process died (${signal ?? `exit code ${code}`})`;
         const failure: Failure = { target: name, index, seed: c.seed, ops: c.ops, problem };
@@ -119,9 +120,10 @@ function child(name: string, from: number, count: number, maxFailures: number): 
 }
 
 /** Rebuilds one input, says what it is, runs it with the full stack of whatever escapes, and can save its files. */
-function replay(spec: string, save?: string): void {
+async function replay(spec: string, save?: string): Promise<void> {
   const [name, index] = spec.split(':');
   const target = targetNamed(name);
+  await target.prepare?.();
   const c = target.make(Number(index));
   console.log(`${name}:${index}: seed ${c.seed}; ${c.ops.join(' · ')}; ${c.size} bytes`);
   if (save) {
@@ -144,6 +146,7 @@ function replay(spec: string, save?: string): void {
 if (process.env.MISLEAD_FUZZ_CHILD) {
   // In a child: run one target, writing the index being tried to the status file before each input.
   const { name, from, count, maxFailures, status, result } = JSON.parse(process.env.MISLEAD_FUZZ_CHILD);
+  await targetNamed(name).prepare?.();
   const stats = runTarget(targetNamed(name), from, count, { maxFailures, onInput: (i) => writeFileSync(status, String(i)) });
   removeDatasetFolder();
   writeFileSync(result, JSON.stringify(stats));

@@ -7,14 +7,16 @@ import { modelTarget } from './model.js';
 import { npyTarget } from './npy.js';
 import { pngTarget } from './png.js';
 import { tfTarget } from './tfcheckpoint.js';
+import { tfjsTarget } from './tfjs.js';
 
 export const TARGETS: { target: Target; testInputs: number }[] = [
   { target: pngTarget, testInputs: 3000 },
   { target: jpegTarget, testInputs: 2000 },
-  { target: modelTarget, testInputs: 2000 },
+  { target: modelTarget, testInputs: 1500 },
   { target: npyTarget, testInputs: 3000 },
   { target: tfTarget, testInputs: 2000 },
   { target: labelsTarget, testInputs: 1000 },
+  { target: tfjsTarget, testInputs: 1000 },
 ];
 
 /** Inputs per parser in `npm run fuzz`. */
