@@ -3,11 +3,12 @@
 // `backward()` with the output's gradient set to the case's dy. That times exactly the kernels the
 // network runs for that layer (layout conversions included, e.g. a stride-1 conv's planar copies),
 // on buffers the op allocated once, without the tape's zero-filling or any other op.
+import { Workspace } from '../src/attacks/batch.js';
 import { FilterAttack, filterLoss } from '../src/attacks/filter.js';
 import type { Engine, Tensor } from '../src/core/engine.js';
 import { type Model } from '../src/formats/model.js';
 import { Net } from '../src/core/net.js';
-import { add, conv2d, crossEntropy, dense, flatten, logSoftmax, maxPool, Scalar, window } from '../src/core/ops.js';
+import { add, conv2d, crossEntropy, dense, depthwiseConv2d, flatten, logSoftmax, maxPool, Scalar, window } from '../src/core/ops.js';
 import { Tape, type Step } from '../src/core/tape.js';
 import { ARCH, oneHot, type KernelCase, type KernelData } from './setup.js';
 
@@ -35,7 +36,7 @@ export function misleadKernel(engine: Engine, c: KernelCase, data: KernelData): 
     const x = engine.tensor(shape, values);
     return grad ? x.requireGrad() : x;
   };
-  const backward = c.kind === 'conv.bwd-input' || c.kind === 'conv.bwd-filter' || c.kind === 'pool.bwd';
+  const backward = c.kind.includes('.bwd');
   let y: Tensor, out: Tensor;
   switch (c.kind) {
     case 'conv.fwd':
@@ -48,6 +49,16 @@ export function misleadKernel(engine: Engine, c: KernelCase, data: KernelData): 
       // The gradients without the ReLU's (tfjs's Conv2DBackprop* kernels do not include it either).
       y = conv2d(tape, x, w, b, { stride: s.stride, padding: s.padding, relu: s.relu && !backward });
       out = c.kind === 'conv.fwd' ? y : c.kind === 'conv.bwd-input' ? x.grad! : w.grad!;
+      break;
+    }
+    case 'dw.fwd':
+    case 'dw.bwd-input':
+    case 'dw.bwd-filter': {
+      const s = c.conv, n = c.n;
+      const x = t([n, s.h, s.w, s.cin], data.x, c.kind === 'dw.bwd-input');
+      const w = t([s.k, s.k, s.cin, 1], data.w, c.kind === 'dw.bwd-filter');
+      y = depthwiseConv2d(tape, x, w, t([s.cout], data.b), { stride: s.stride, padding: s.padding, relu: false });
+      out = c.kind === 'dw.fwd' ? y : c.kind === 'dw.bwd-input' ? x.grad! : w.grad!;
       break;
     }
     case 'pool.fwd':
@@ -116,6 +127,38 @@ export class MisleadBatchAttack {
     this.tape.forward();
     this.tape.backward(this.loss);
     return { loss: this.loss.item(), grad: this.dx.grad!.toArray() };
+  }
+}
+
+/** An attack iteration on an imported network as the attacks run it (src/attacks/batch.ts): the
+ *  Workspace's tape, recorded once and replayed; the picture copied in, the forward pass, the
+ *  gradient to the input of the cross-entropy toward each image's target. */
+export class MisleadNetworkAttack {
+  private readonly ws: Workspace;
+
+  constructor(engine: Engine, model: Model, readonly x: Float32Array, targets: number[]) {
+    this.ws = new Workspace(new Net(engine, model), targets.length);
+    this.ws.setLabels(Int32Array.from(targets));
+  }
+
+  /** The forward pass alone; returns the logits (a view). */
+  forward(): Float32Array {
+    return this.ws.forward(this.x);
+  }
+
+  /** Forward, then the gradient to the input; returns it (a view). */
+  iteration(): Float32Array {
+    this.ws.forward(this.x);
+    return this.ws.crossEntropyGradient();
+  }
+
+  result(): { logits: Float32Array; grad: Float32Array } {
+    const grad = this.iteration().slice();
+    return { logits: this.ws.logits.slice(), grad };
+  }
+
+  dispose(): void {
+    this.ws.dispose();
   }
 }
 

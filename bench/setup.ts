@@ -1,7 +1,7 @@
 // The benchmark's workload, the same for every engine: the tutorial network's layer shapes, its
 // random weights and inputs (seeded), the kernel cases on those shapes, and the flops of each.
 import { TUTORIAL_ARCHITECTURE } from '../src/formats/importtf.js';
-import { parameterShapes, type Architecture, type Model } from '../src/formats/model.js';
+import { layerGraph, parameterShapes, type Architecture, type Model } from '../src/formats/model.js';
 import { window, type Padding } from '../src/core/ops.js';
 
 export const ARCH: Architecture = TUTORIAL_ARCHITECTURE;
@@ -72,12 +72,16 @@ export function layerShapes(arch: Architecture): { convs: ConvShape[]; pools: Po
 
 export type KernelCase =
   | { kind: 'conv.fwd' | 'conv.bwd-input' | 'conv.bwd-filter'; name: string; n: number; flops: number; conv: ConvShape }
+  /** Depthwise, multiplier 1: `conv.cin` = `conv.cout` channels, each with its own k × k filter. */
+  | { kind: 'dw.fwd' | 'dw.bwd-input' | 'dw.bwd-filter'; name: string; n: number; flops: number; conv: ConvShape }
   | { kind: 'pool.fwd' | 'pool.bwd'; name: string; n: number; flops: number; pool: PoolShape }
   | { kind: 'dense.fwd'; name: string; n: number; flops: number; dense: DenseShape }
   | { kind: 'log-softmax'; name: string; n: number; flops: number; cols: number };
 
 /** Multiply-adds of a convolution, ×2: the same for its forward pass and either gradient. */
 export const convFlops = (s: ConvShape, n: number): number => 2 * s.k * s.k * s.cin * s.cout * s.oh * s.ow * n;
+/** A depthwise convolution has one multiply-add per tap and output cell, ×2. */
+export const depthwiseFlops = (s: ConvShape, n: number): number => 2 * s.k * s.k * s.cout * s.oh * s.ow * n;
 export const denseFlops = (s: DenseShape, n: number): number => 2 * s.inputs * s.outputs * n;
 /** Pooling counts one op per window cell visited (a max, or a compare-and-route backward). */
 export const poolFlops = (s: PoolShape, n: number): number => s.size * s.size * s.c * s.oh * s.ow * n;
@@ -110,7 +114,10 @@ export function kernelData(c: KernelCase, model: Model): KernelData {
   switch (c.kind) {
     case 'conv.fwd':
     case 'conv.bwd-input':
-    case 'conv.bwd-filter': {
+    case 'conv.bwd-filter':
+    case 'dw.fwd':
+    case 'dw.bwd-input':
+    case 'dw.bwd-filter': {
       const s = c.conv;
       return {
         x: normal(c.n * s.h * s.w * s.cin, 1, seed),
@@ -169,4 +176,78 @@ export function relativeError(actual: ArrayLike<number>, expected: ArrayLike<num
     scale = Math.max(scale, Math.abs(expected[i]));
   }
   return Number.isFinite(diff) ? (scale === 0 ? diff : diff / scale) : Infinity;
+}
+
+// ---- the MobileNet-style network -----------------------------------------------------------
+
+/** MobileNet v1 at width α = 0.5 on 112×112×3 pictures: a 3×3 convolution of stride 2, then 13
+ *  blocks of a 3×3 depthwise and a 1×1 (pointwise) convolution, each followed by batch norm and
+ *  ReLU6 (stride 2 in blocks 2, 4, 6 and 12, padding "same"), a global average pool and a dense
+ *  layer to 5 classes. Built with tfjs-layers from the seeded weights (tfjs.ts), then imported. */
+export const MOBILENET = {
+  input: [112, 112, 3] as [number, number, number],
+  alpha: 0.5,
+  classes: 5,
+  /** The first convolution's filters and each block's pointwise filters at α = 1, and strides. */
+  first: 32,
+  blocks: [[64, 1], [128, 2], [128, 1], [256, 2], [256, 1], [512, 2], [512, 1], [512, 1], [512, 1], [512, 1], [512, 1], [1024, 2], [1024, 1]] as const,
+  seed: 5,
+  /** The big batch of its attack iteration and kernel rows. */
+  batch: 32,
+} as const;
+
+/** The layers timed alone: the first convolution, a depthwise convolution of stride 1 and one of
+ *  stride 2, and two pointwise ones: an early, narrow one, and one of the five 7×7×256 → 256
+ *  layers that hold half of the network's pointwise flops. */
+const MOBILENET_KERNEL_LAYERS = ['conv1', 'conv_dw_3', 'conv_dw_4', 'conv_pw_3', 'conv_pw_7'];
+
+/** The convolutions (ordinary and depthwise) of an imported network with their shapes, and the
+ *  flops of one forward pass per image (convolutions and dense layers). */
+export function networkConvs(arch: Architecture): { convs: { depthwise: boolean; shape: ConvShape }[]; flops: number } {
+  const { nodes } = layerGraph(arch);
+  const convs: { depthwise: boolean; shape: ConvShape }[] = [];
+  let flops = 0;
+  for (const { layer, inputs } of nodes) {
+    const input = inputs[0] < 0 ? arch.input : nodes[inputs[0]].shape;
+    if (layer.type === 'conv2d' || layer.type === 'depthwise_conv2d') {
+      if (layer.dilation !== 1 || (layer.type === 'depthwise_conv2d' && layer.multiplier !== 1)) throw new Error(`${layer.name}: the benchmark times convolutions without dilation or channel multiplier`);
+      const [h, w, cin] = input, depthwise = layer.type === 'depthwise_conv2d', k = layer.kernel;
+      const rows = window(h, k, layer.stride, layer.padding), cols = window(w, k, layer.stride, layer.padding);
+      const shape: ConvShape = { layer: layer.name, h, w, cin, cout: depthwise ? cin : layer.filters, k, stride: layer.stride, padding: layer.padding, relu: false, oh: rows.out, ow: cols.out, padTop: rows.before, padLeft: cols.before };
+      convs.push({ depthwise, shape });
+      flops += depthwise ? depthwiseFlops(shape, 1) : convFlops(shape, 1);
+    } else if (layer.type === 'dense') {
+      flops += 2 * input[0] * layer.units;
+    }
+  }
+  return { convs, flops };
+}
+
+/** Kernel cases of the MobileNet layers above at each batch size: forward and both gradients
+ *  (the first convolution: forward and input gradient, the one an attack on the picture needs).
+ *  Named by shape: "dw" depthwise, "pw" pointwise (a matrix product). */
+export function mobileNetKernelCases(arch: Architecture, batches: readonly number[]): KernelCase[] {
+  const { convs } = networkConvs(arch);
+  const cases: KernelCase[] = [];
+  for (const n of batches) {
+    for (const layer of MOBILENET_KERNEL_LAYERS) {
+      const { depthwise, shape: s } = convs.find((c) => c.shape.layer === layer) ?? (() => { throw new Error(`the MobileNet has no layer ${layer}`); })();
+      const size = `${s.h}×${s.w}×${s.cin}`;
+      if (depthwise) {
+        for (const kind of ['dw.fwd', 'dw.bwd-input', 'dw.bwd-filter'] as const) cases.push({ kind, name: `${kind} ${size} s${s.stride} b${n}`, n, flops: depthwiseFlops(s, n), conv: s });
+      } else {
+        const pointwise = s.k === 1, label = `${size}→${s.cout}${s.stride > 1 ? ` s${s.stride}` : ''}`;
+        const kinds = pointwise ? (['conv.fwd', 'conv.bwd-input', 'conv.bwd-filter'] as const) : (['conv.fwd', 'conv.bwd-input'] as const);
+        for (const kind of kinds) cases.push({ kind, name: `${pointwise ? kind.replace('conv', 'pw') : kind} ${label} b${n}`, n, flops: convFlops(s, n), conv: s });
+      }
+    }
+  }
+  return cases;
+}
+
+/** MobileNet pictures, uniform in [−1, 1) as its preprocessing gives, and a target class each. */
+export function mobileNetImages(n: number, seed: number): { x: Float32Array; targets: number[] } {
+  const [h, w, c] = MOBILENET.input;
+  const rand = random(seed + 1);
+  return { x: uniform(n * h * w * c, -1, 1, seed), targets: Array.from({ length: n }, () => Math.floor(rand() * MOBILENET.classes)) };
 }

@@ -7,7 +7,7 @@ import type * as TF from '@tensorflow/tfjs';
 import type * as TFWasm from '@tensorflow/tfjs-backend-wasm';
 import { parameterShapes, type Model } from '../src/formats/model.js';
 import type { KernelRunner } from './mislead.js';
-import { ARCH, oneHot, type KernelCase, type KernelData } from './setup.js';
+import { ARCH, MOBILENET, oneHot, random, type KernelCase, type KernelData } from './setup.js';
 
 // Node's own loader for tfjs's Node bundles, as a user of tfjs in Node gets them (through
 // vite-node, `import` would transform tfjs's ES module sources: 12 s instead of 1.5).
@@ -86,6 +86,22 @@ export function tfjsKernel(c: KernelCase, data: KernelData): KernelRunner {
       } else {
         const attrs = { ...common, filterShape: [s.k, s.k, s.cin, s.cout] };
         run = () => tf.engine().runKernel<TF.Tensor>('Conv2DBackpropFilter', { x, dy }, attrs);
+      }
+      break;
+    }
+    case 'dw.fwd':
+    case 'dw.bwd-input':
+    case 'dw.bwd-filter': {
+      const s = c.conv, n = c.n;
+      const x = t<TF.Tensor4D>(data.x, [n, s.h, s.w, s.cin]), w = t<TF.Tensor4D>(data.w, [s.k, s.k, s.cin, 1]);
+      const b = t<TF.Tensor1D>(data.b, [s.cout]), dy = t<TF.Tensor4D>(data.dy, [n, s.oh, s.ow, s.cout]);
+      const common = { strides: s.stride, pad: s.padding, dilations: 1 } as const;
+      if (c.kind === 'dw.fwd') {
+        run = () => tf.fused.depthwiseConv2d({ x, filter: w, bias: b, strides: s.stride, pad: s.padding });
+      } else if (c.kind === 'dw.bwd-input') {
+        run = () => tf.engine().runKernel<TF.Tensor>('DepthwiseConv2dNativeBackpropInput', { dy, filter: w }, { ...common, inputShape: [n, s.h, s.w, s.cin] });
+      } else {
+        run = () => tf.engine().runKernel<TF.Tensor>('DepthwiseConv2dNativeBackpropFilter', { x, dy }, { ...common, filterShape: [s.k, s.k, s.cin, 1] });
       }
       break;
     }
@@ -259,5 +275,92 @@ export class TfjsTraining {
   dispose(): void {
     for (const t of [...this.w.values(), this.x, this.y]) t.dispose();
     this.optimizer.dispose();
+  }
+}
+
+// ---- the MobileNet-style network -------------------------------------------------------------
+
+/** A Layers model saved through an IO handler: model.json's content and its one weight file, and
+ *  the artifacts themselves, from which tfjs loads it again on each backend. */
+export interface SavedModel {
+  json: Record<string, unknown>;
+  weights: Uint8Array;
+  artifacts: TF.io.ModelArtifacts;
+}
+
+/** The MobileNet of setup.ts built with tfjs-layers (layers named as Keras names MobileNet's),
+ *  every weight drawn from the seeded generator: kernels uniform with variance 2/fan-in, batch
+ *  norm's γ and moving variance in [0.5, 1.5), β and moving mean in [−0.5, 0.5), so that its
+ *  statistics matter. Saved in memory, nothing written to disk. */
+export async function mobileNet(): Promise<SavedModel> {
+  const { input: shape, alpha, classes, first, blocks, seed } = MOBILENET;
+  const input = tf.input({ shape: [...shape] });
+  const bnRelu6 = (x: TF.SymbolicTensor, name: string) =>
+    tf.layers.reLU({ maxValue: 6, name: `${name}_relu` }).apply(tf.layers.batchNormalization({ name: `${name}_bn` }).apply(x)) as TF.SymbolicTensor;
+  let x = bnRelu6(tf.layers.conv2d({ name: 'conv1', filters: first * alpha, kernelSize: 3, strides: 2, padding: 'same', useBias: false }).apply(input) as TF.SymbolicTensor, 'conv1');
+  blocks.forEach(([filters, strides], i) => {
+    const dw = `conv_dw_${i + 1}`, pw = `conv_pw_${i + 1}`;
+    x = bnRelu6(tf.layers.depthwiseConv2d({ name: dw, kernelSize: 3, strides, padding: 'same', useBias: false }).apply(x) as TF.SymbolicTensor, dw);
+    x = bnRelu6(tf.layers.conv2d({ name: pw, filters: filters * alpha, kernelSize: 1, useBias: false }).apply(x) as TF.SymbolicTensor, pw);
+  });
+  x = tf.layers.globalAveragePooling2d({ name: 'global_pool' }).apply(x) as TF.SymbolicTensor;
+  const model = tf.model({ inputs: input, outputs: tf.layers.dense({ name: 'logits', units: classes }).apply(x) as TF.SymbolicTensor });
+  const rand = random(seed);
+  const uniform = (lo: number, hi: number) => lo + (hi - lo) * rand();
+  for (const layer of model.layers) {
+    const values = layer.getWeights().map((w, i) => {
+      const name = layer.weights[i].name;
+      const fanIn = /depthwise_kernel/.test(name) ? w.shape[0]! * w.shape[1]! : w.shape.slice(0, -1).reduce((a, b) => a * b, 1);
+      const limit = /kernel/.test(name) ? Math.sqrt(6 / fanIn) : 0.5;
+      const draw = /gamma|moving_variance/.test(name) ? () => uniform(0.5, 1.5) : () => uniform(-limit, limit);
+      return tf.tensor(Float32Array.from({ length: w.size }, draw), w.shape);
+    });
+    layer.setWeights(values);
+    values.forEach((v) => v.dispose());
+  }
+  let saved: SavedModel | undefined;
+  await model.save(tf.io.withSaveHandler(async (a) => {
+    const json = { format: 'layers-model', modelTopology: a.modelTopology, weightsManifest: [{ paths: ['weights.bin'], weights: a.weightSpecs }] };
+    saved = { json, weights: new Uint8Array(a.weightData as ArrayBuffer), artifacts: a };
+    return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
+  }));
+  model.dispose();
+  return saved!;
+}
+
+/** An attack iteration on a tfjs-layers model as a tfjs user writes it: model.apply inside
+ *  tf.valueAndGrad, the cross-entropy toward each image's target, its gradient to the input. */
+export class TfjsNetworkAttack {
+  private readonly loss = (x: TF.Tensor): TF.Scalar => tf.neg(tf.sum(tf.mul(this.y, tf.logSoftmax(this.model.apply(x) as TF.Tensor)))) as TF.Scalar;
+
+  private constructor(private readonly model: TF.LayersModel, private readonly x: TF.Tensor4D, private readonly y: TF.Tensor2D) {}
+
+  /** The model loaded from `artifacts` on the current backend, a batch of pictures and targets. */
+  static async load(artifacts: TF.io.ModelArtifacts, x: Float32Array, targets: number[]): Promise<TfjsNetworkAttack> {
+    const model = await tf.loadLayersModel(tf.io.fromMemory(artifacts));
+    const classes = (model.outputs[0].shape as number[])[1];
+    return new TfjsNetworkAttack(model, tf.tensor4d(x, [targets.length, ...(model.inputs[0].shape.slice(1) as number[])] as [number, number, number, number]), tf.tensor2d(oneHot(targets, classes), [targets.length, classes]));
+  }
+
+  forward(): void {
+    tf.tidy(() => void this.model.apply(this.x));
+  }
+
+  logits(): Float32Array {
+    return tf.tidy(() => (this.model.apply(this.x) as TF.Tensor).dataSync() as Float32Array).slice();
+  }
+
+  iteration(): void {
+    available(() => tf.tidy(() => void tf.valueAndGrad(this.loss)(this.x)));
+  }
+
+  gradient(): Float32Array {
+    return available(() => tf.tidy(() => tf.valueAndGrad(this.loss)(this.x).grad.dataSync() as Float32Array)).slice();
+  }
+
+  dispose(): void {
+    this.model.dispose();
+    this.x.dispose();
+    this.y.dispose();
   }
 }
