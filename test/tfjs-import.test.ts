@@ -16,6 +16,7 @@ import { importTfjs, type TfjsImportOptions } from '../src/formats/tfjs.js';
 import { endsInSoftmax, inputUnits, readModel, writeModel, type Model } from '../src/formats/model.js';
 import { loadEngine } from '../src/node/engine.js';
 import { relativeError } from './helpers.js';
+import { randomizeWeights, saveNetwork, type Saved } from './support/tfjs-model.js';
 
 let engine: Engine;
 /** Each model's relative errors, printed at the end for the record. */
@@ -26,40 +27,8 @@ beforeAll(async () => {
 });
 afterAll(() => console.log(`imported models against TensorFlow.js (CPU), relative errors:\n${measured.join('\n')}`));
 
-interface Saved {
-  json: Record<string, unknown>;
-  weights: Uint8Array;
-}
-
-/** model.json and its one weight file, as model.save() writes them. */
-async function save(model: tf.LayersModel): Promise<Saved> {
-  let saved: Saved | undefined;
-  await model.save(tf.io.withSaveHandler(async (a) => {
-    saved = { json: { format: 'layers-model', modelTopology: a.modelTopology, weightsManifest: [{ paths: ['weights.bin'], weights: a.weightSpecs }] }, weights: new Uint8Array(a.weightData as ArrayBuffer) };
-    return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
-  }));
-  return saved!;
-}
-
 function load(saved: Saved, options?: TfjsImportOptions): Model {
   return importTfjs(JSON.parse(JSON.stringify(saved.json)), (path) => (path === 'weights.bin' ? saved.weights : new Uint8Array()), 'model.json', options);
-}
-
-/** Random weights everywhere, and batch-norm statistics far from 0 and 1, so that every weight matters. */
-function randomize(model: tf.LayersModel, seed: number): void {
-  const rand = random(seed);
-  for (const layer of model.layers) {
-    const weights = layer.getWeights().map((w, i) => {
-      const name = layer.weights[i].name;
-      const values = Float32Array.from({ length: w.size }, () => {
-        if (/moving_variance/.test(name)) return 0.5 + rand();
-        if (/gamma/.test(name)) return 0.5 + rand();
-        return (rand() * 2 - 1) * (/kernel/.test(name) ? Math.sqrt(3 / (w.shape.slice(0, -1).reduce((a, b) => a * b, 1) || 1)) : 0.5);
-      });
-      return tf.tensor(values, w.shape);
-    });
-    if (weights.length) layer.setWeights(weights);
-  }
 }
 
 /** Logits before a final softmax (TensorFlow.js returns probabilities after it). */
@@ -89,8 +58,8 @@ function ours(model: Model, pixels: Float32Array, n: number, g: Float32Array): {
 
 /** Imports `model` and checks logits (≤ 1e-4) and input gradients (≤ 1e-3) on a batch of 2. */
 async function compare(model: tf.LayersModel, seed: number, options?: TfjsImportOptions): Promise<{ logits: number; grad: number; imported: Model }> {
-  randomize(model, seed);
-  const imported = load(await save(model), options);
+  randomizeWeights(model, seed);
+  const imported = load(await saveNetwork(model), options);
   const [, h, w, c] = model.inputs[0].shape as number[];
   const rand = random(seed + 1);
   const n = 2;
@@ -226,8 +195,8 @@ describe('weights as TensorFlow.js stores them', () => {
 
   it('uint8, uint16 and float16 quantized weights decode as TensorFlow.js decodes them', async () => {
     const model = tf.sequential({ layers: [tf.layers.conv2d({ inputShape: [8, 8, 3], filters: 5, kernelSize: 3 }), tf.layers.flatten(), tf.layers.dense({ units: 3 })] });
-    randomize(model, 21);
-    const saved = await save(model);
+    randomizeWeights(model, 21);
+    const saved = await saveNetwork(model);
     for (const dtype of ['uint8', 'uint16', 'float16'] as const) {
       const q = quantized(saved, dtype);
       const specs = (q.json.weightsManifest as { weights: tf.io.WeightsManifestEntry[] }[])[0].weights;
@@ -260,8 +229,8 @@ function mislead(...args: string[]) {
 describe('mislead import-tfjs', () => {
   it('converts model.json and its weights into a model file that predict reads; a missing option or layer is one line, exit 2', async () => {
     const model = tf.sequential({ layers: [tf.layers.conv2d({ inputShape: [12, 12, 3], filters: 4, kernelSize: 3, activation: 'relu' }), tf.layers.globalAveragePooling2d({}), tf.layers.dense({ units: 2, activation: 'softmax' })] });
-    randomize(model, 31);
-    const saved = await save(model);
+    randomizeWeights(model, 31);
+    const saved = await saveNetwork(model);
     const dir = mkdtempSync(join(tmpdir(), 'mislead-tfjs-'));
     writeFileSync(join(dir, 'model.json'), JSON.stringify(saved.json));
     writeFileSync(join(dir, 'weights.bin'), saved.weights);

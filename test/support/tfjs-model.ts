@@ -31,6 +31,13 @@ export function buildNetwork(seed: number): tf.LayersModel {
   x = tf.layers.globalAveragePooling2d({}).apply(x) as tf.SymbolicTensor;
   const out = tf.layers.dense({ units: LABELS.length, activation: 'softmax' }).apply(x) as tf.SymbolicTensor;
   const model = tf.model({ inputs: input, outputs: out });
+  randomizeWeights(model, seed);
+  return model;
+}
+
+/** Every weight random from `seed` (kernels He-like, batch-norm scales and variances from 0.5 to
+ *  1.5, so that every weight matters). */
+export function randomizeWeights(model: tf.LayersModel, seed: number): void {
   const rand = random(seed);
   for (const layer of model.layers) {
     const weights = layer.getWeights().map((w, i) => {
@@ -44,7 +51,6 @@ export function buildNetwork(seed: number): tf.LayersModel {
     });
     if (weights.length) layer.setWeights(weights);
   }
-  return model;
 }
 
 /** model.json and its weights, as model.save() writes them. */
