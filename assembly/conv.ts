@@ -22,7 +22,7 @@ export function conv2d_windows_forward(
   k: i32, stride: i32, dilation: i32, padTop: i32, padLeft: i32,
   oh: i32, ow: i32, cout: i32,
 ): void {
-  const width = k * k * cin, cells = n * oh * ow, chunk = chunkRows(width);
+  const width = k * k * cin, cells = n * oh * ow, chunk = chunkRows(width, cells);
   const rows = work, rest = work + f(chunk * width);
   for (let first = 0; first < cells; first += chunk) {
     const count = imin(chunk, cells - first);
@@ -38,7 +38,7 @@ export function conv2d_windows_backward_input(
   k: i32, stride: i32, dilation: i32, padTop: i32, padLeft: i32,
   oh: i32, ow: i32, cout: i32,
 ): void {
-  const width = k * k * cin, cells = n * oh * ow, chunk = chunkRows(width);
+  const width = k * k * cin, cells = n * oh * ow, chunk = chunkRows(width, cells);
   const rows = work, rest = work + f(chunk * width);
   for (let first = 0; first < cells; first += chunk) {
     const count = imin(chunk, cells - first);
@@ -54,7 +54,7 @@ export function conv2d_windows_backward_filter(
   k: i32, stride: i32, dilation: i32, padTop: i32, padLeft: i32,
   oh: i32, ow: i32, cout: i32,
 ): void {
-  const width = k * k * cin, cells = n * oh * ow, chunk = chunkRows(width);
+  const width = k * k * cin, cells = n * oh * ow, chunk = chunkRows(width, cells);
   const rows = work, rest = work + f(chunk * width);
   for (let first = 0; first < cells; first += chunk) {
     const count = imin(chunk, cells - first);
@@ -63,15 +63,16 @@ export function conv2d_windows_backward_filter(
   }
 }
 
-/** Floats of `work` the three kernels above need. */
-export function conv2d_windows_work(k: i32, cin: i32, cout: i32): i32 {
+/** Floats of `work` the three kernels above need, for `cells` = n·oh·ow output cells. */
+export function conv2d_windows_work(k: i32, cin: i32, cout: i32, cells: i32): i32 {
   const width = k * k * cin;
-  return chunkRows(width) * width + matmul_work(cout);
+  return chunkRows(width, cells) * width + matmul_work(cout);
 }
 
-/** Output cells per chunk of rows: about 256 KiB of them, and at least a block of the product's depth. */
-@inline function chunkRows(width: i32): i32 {
-  return imax(256, 65536 / width);
+/** Output cells per chunk of rows: about 256 KiB of them, and at least a block of the product's
+ *  depth, or all the cells when they are fewer. */
+@inline function chunkRows(width: i32, cells: i32): i32 {
+  return imin(cells, imax(256, 65536 / width));
 }
 
 /** Between x (NHWC) and the rows of the windows of output cells first … first+count−1,

@@ -152,12 +152,12 @@ type ConvGeometry = readonly [
  *  assembly/conv.ts). */
 function conv2dWindows(tape: Tape, x: Tensor, w: Tensor, b: Tensor, y: Tensor, relu: boolean, geometry: ConvGeometry): Tensor {
   const kn = tape.engine.kernels;
-  const [, , , cin, k, , , , , , , cout] = geometry;
+  const [n, , , cin, k, , , , , oh, ow, cout] = geometry;
   const preGrad = activationGrad(tape, y, relu);
   const width = k * k * cin;
   const packed = derived(tape, w, kn.panels_size(width, cout), (wp) => kn.pack_panels(w.ptr, cout, 1, width, cout, wp));
   const transposed = x.grad ? derived(tape, w, kn.panels_size(cout, width), (wp) => kn.pack_panels(w.ptr, 1, cout, cout, width, wp)) : null;
-  const work = tape.scratch(kn.conv2d_windows_work(k, cin, cout));
+  const work = tape.scratch(kn.conv2d_windows_work(k, cin, cout, n * oh * ow));
   // The geometry is passed last to every kernel call: a spread at the end of the arguments allocates nothing.
   tape.record(y, {
     forward: () => kn.conv2d_windows_forward(x.ptr, packed(), b.ptr, y.ptr, relu, work, ...geometry),
