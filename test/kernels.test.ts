@@ -89,6 +89,15 @@ describe('conv2d against the reference', () => {
     });
   }
 
+  it('a dilation that is not a whole number ≥ 1 is refused', () => {
+    const tape = new Tape(engine);
+    const x = engine.tensor([1, 5, 5, 2]), w = engine.tensor([3, 3, 2, 1]), b = engine.tensor([1]);
+    for (const dilation of [0, -1, 1.5, NaN]) {
+      expect(() => ops.conv2d(tape, x, w, b, { stride: 1, padding: 'same', relu: false, dilation })).toThrow(/dilation must be a whole number/);
+    }
+    tape.dispose();
+  });
+
   it('strides 2 to 4: kernels 1–5, both paddings, batch 1 and 3, channels 1 to 70', () => {
     let seed = 900;
     for (const stride of [2, 3, 4]) for (const k of [1, 2, 3, 4, 5]) for (const padding of ['same', 'valid'] as const) for (const n of [1, 3]) {

@@ -171,8 +171,8 @@ function conv2dWindows(tape: Tape, x: Tensor, w: Tensor, b: Tensor, y: Tensor, r
   return y;
 }
 
-/** Stride 1 runs on planar, zero-padded copies (see assembly/conv.ts); its input gradient is a
- *  stride-1 convolution of dy with the flipped filter, through the same kernels. */
+/** Stride 1, no dilation, few channels: planar, zero-padded copies (see assembly/conv.ts); the
+ *  input gradient is a stride-1 convolution of dy with the flipped filter, through the same kernels. */
 function conv2dStride1(tape: Tape, x: Tensor, w: Tensor, b: Tensor, y: Tensor, relu: boolean, geometry: ConvGeometry): Tensor {
   const kn = tape.engine.kernels;
   const [n, h, wd, cin, k, , , top, left, oh, ow, cout] = geometry;
@@ -287,7 +287,8 @@ export function dense(tape: Tape, x: Tensor, w: Tensor, b: Tensor, relu: boolean
 }
 
 /** Records y [rows, outputs] = x [rows, inputs] · w [inputs, outputs] + b, optionally followed
- *  by ReLU: a dense layer, or a 1×1 convolution of stride 1 (the same memory). */
+ *  by ReLU: a dense layer, or a 1×1 convolution of stride 1 (NHWC x [n, h, w, cin] is the
+ *  matrix [n·h·w, cin], HWIO w [1, 1, cin, cout] the matrix [cin, cout]). */
 function matmul(tape: Tape, x: Tensor, w: Tensor, b: Tensor, y: Tensor, relu: boolean, rows: number, inputs: number, outputs: number): Tensor {
   const kn = tape.engine.kernels;
   const preGrad = activationGrad(tape, y, relu);
