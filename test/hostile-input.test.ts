@@ -406,7 +406,7 @@ describe('import-tfjs: hostile model folders', () => {
 
   it('escape codes in a layer name, a class name, a weight name and a path: quoted', () => {
     refused(tfjs((f) => { f.json.modelTopology.config.layers[0].config = { ...(f.json.modelTopology.config.layers[0].config as object), name: `${ESC}conv` }; }),
-      /layer 0: its name "\\u001b\[2Jconv" is not printable text of 1 to 100 characters/);
+      /layer 0: its name "\\u001b\[2Jconv" is not printable text of 1 to 64 characters/);
     refused(tfjs((f) => { f.json.modelTopology.config.layers[1].class_name = `${ESC}Pool`; }), /layer "gap" \("\\u001b\[2JPool"\): unsupported layer; supported: InputLayer, /, 600);
     refused(tfjs((f) => { f.json.weightsManifest[0].weights[0].dtype = `${ESC}f32`; }), /weight "conv\/kernel" has dtype "\\u001b\[2Jf32"/);
     refused(tfjs((f) => { f.json.weightsManifest[0].paths = [`${ESC}.bin`]; }), /weight file "\\u001b\[2J\.bin": only paths inside the model's folder are read/);

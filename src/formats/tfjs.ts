@@ -81,8 +81,9 @@ function kerasLayers(topology: Config, fail: (why: string) => never): { layers: 
   const layers: KerasLayer[] = list.map((raw: unknown, i: number) => {
     if (!isObject(raw) || typeof raw.class_name !== 'string' || !isObject(raw.config)) return fail(`layer ${i} is not a {class_name, config} object`);
     const layerName = raw.config.name ?? raw.name ?? `layer${i}`;
-    // Layer names become ours, which are short printable text (model.ts).
-    if (typeof layerName !== 'string' || layerName === '' || layerName.length > 100 || !isPrintable(layerName)) fail(`layer ${i}: its name ${quote(layerName)} is not printable text of 1 to 100 characters`);
+    // Layer names become ours, printable text of at most 100 characters (model.ts), some with a
+    // suffix (_depthwise, _2).
+    if (typeof layerName !== 'string' || layerName === '' || layerName.length > 64 || !isPrintable(layerName)) fail(`layer ${i}: its name ${quote(layerName)} is not printable text of 1 to 64 characters`);
     if (names.has(layerName)) fail(`two layers are named ${quote(layerName)}`);
     names.add(layerName);
     return { className: raw.class_name, name: layerName, config: raw.config, inbound: sequential ? [] : inboundOf(raw.inbound_nodes, layerName, fail) };
