@@ -361,31 +361,37 @@ describe('depthwiseConv2d', () => {
 // maxpool
 // ---------------------------------------------------------------------------------------------
 
+type Pool = (x: Tensor, size: number, stride: number, padding: Padding) => Tensor;
+
+/** A pool's backward pass against central FD over window sizes 1–5, strides 1–3, both paddings,
+ *  odd sizes, batch 1 and 3, channels 1, 3, 5; `also` checks more of each case. */
+function poolSweep(seed: number, name: string, pool: Pool, backward: (x: Tensor, size: number, stride: number, padding: Padding, dy: Tensor) => Tensor, also?: (dx: Tensor, g: Tensor) => void): void {
+  const rng = mulberry32(seed);
+  let config = 0;
+  for (const size of [1, 2, 3, 4, 5]) for (const s of [1, 2, 3]) for (const padding of paddings) {
+    const [Hh, Ww] = config % 2 === 0 ? [7, 9] : [13, 11];
+    const N = [1, 3][Math.floor(config / 2) % 2]!;
+    const C = [1, 3, 5][config % 3]!;
+    config++;
+    const label = `x=[${N},${Hh},${Ww},${C}] size=${size} s=${s} ${padding}`;
+    const x = randomTensor(rng, [N, Hh, Ww, C]);
+    const y = pool(x, size, s, padding);
+    const out = (n: number) => (padding === 'same' ? Math.ceil(n / s) : Math.ceil((n - size + 1) / s));
+    expect(y.shape, label).toEqual([N, out(Hh), out(Ww), C]);
+    const g = randomTensor(rng, y.shape);
+    const dx = backward(x, size, s, padding, g);
+    const S = () => dot(g.data, pool(x, size, s, padding).data);
+    checkFd(label, `${name} dx`, fdError(S, x.data, dx.data, pick(rng, x.data.length, 300)));
+    also?.(dx, g);
+  }
+}
+
 describe('maxpool', () => {
   it('backward matches central FD (data without ties): sizes 1..5, strides 1..3, both paddings', () => {
-    const rng = mulberry32(201);
-    let config = 0;
-    for (const size of [1, 2, 3, 4, 5]) {
-      for (const s of [1, 2, 3]) {
-        for (const padding of paddings) {
-          const [Hh, Ww] = config % 2 === 0 ? [7, 9] : [13, 11];
-          const N = [1, 3][Math.floor(config / 2) % 2]!;
-          const C = [1, 3, 5][config % 3]!;
-          config++;
-          const label = `x=[${N},${Hh},${Ww},${C}] size=${size} s=${s} ${padding}`;
-          const x = randomTensor(rng, [N, Hh, Ww, C]);
-          const y = maxpool(x, size, s, padding);
-          const out = (n: number) => (padding === 'same' ? Math.ceil(n / s) : Math.ceil((n - size + 1) / s));
-          expect(y.shape, label).toEqual([N, out(Hh), out(Ww), C]);
-          const g = randomTensor(rng, y.shape);
-          const dx = maxpoolBackward(x, size, s, padding, g);
-          const S = () => dot(g.data, maxpool(x, size, s, padding).data);
-          checkFd(label, 'maxpool dx', fdError(S, x.data, dx.data, pick(rng, x.data.length, 300)));
-          // The gradient is only redistributed: its total is conserved.
-          expect(dx.data.reduce((a, v) => a + v, 0)).toBeCloseTo(g.data.reduce((a, v) => a + v, 0), 10);
-        }
-      }
-    }
+    poolSweep(201, 'maxpool', maxpool, maxpoolBackward, (dx, g) => {
+      // The gradient is only redistributed: its total is conserved.
+      expect(dx.data.reduce((a, v) => a + v, 0)).toBeCloseTo(g.data.reduce((a, v) => a + v, 0), 10);
+    });
   });
 
   it('a window of equal values sends its gradient to its first cell in row-major order', () => {
@@ -605,26 +611,7 @@ describe('activations', () => {
 
 describe('avgpool', () => {
   it('backward matches central FD: sizes 1..5, strides 1..3, both paddings', () => {
-    const rng = mulberry32(621);
-    let config = 0;
-    for (const size of [1, 2, 3, 4, 5]) {
-      for (const s of [1, 2, 3]) {
-        for (const padding of paddings) {
-          const [Hh, Ww] = config % 2 === 0 ? [7, 9] : [13, 11];
-          const N = [1, 3][Math.floor(config / 2) % 2]!;
-          const C = [1, 3, 5][config % 3]!;
-          config++;
-          const label = `x=[${N},${Hh},${Ww},${C}] size=${size} s=${s} ${padding}`;
-          const x = randomTensor(rng, [N, Hh, Ww, C]);
-          const y = avgpool(x, size, s, padding);
-          const out = (n: number) => (padding === 'same' ? Math.ceil(n / s) : Math.ceil((n - size + 1) / s));
-          expect(y.shape, label).toEqual([N, out(Hh), out(Ww), C]);
-          const g = randomTensor(rng, y.shape);
-          const S = () => dot(g.data, avgpool(x, size, s, padding).data);
-          checkFd(label, 'avgpool dx', fdError(S, x.data, avgpoolBackward(x, size, s, padding, g).data, pick(rng, x.data.length, 300)));
-        }
-      }
-    }
+    poolSweep(621, 'avgpool', avgpool, avgpoolBackward);
   });
 
   it('SAME windows average only their real cells', () => {
