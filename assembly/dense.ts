@@ -8,7 +8,8 @@
 // ([k][8]), so that the innermost loop walks just two pointers. That loop keeps a tile of 4 rows ×
 // 8 columns in eight accumulators: per step, two vectors of B and four broadcast values of A, 64
 // flops. V8 loads all four values of A before their products, so with ten accumulators (5 rows,
-// the peak kernel's shape) it runs out of registers and spills two of them: 1.7× slower, measured.
+// the peak kernel's shape) it runs out of registers and spills two of them: 1.7× slower, measured;
+// nine (3 rows × 12 columns, three vectors of B) spill too: 1.6× slower.
 // Missing rows of a panel are zeros and missing columns are never stored. The sum of each entry
 // runs through the depth in order from the bias (or from 0, then added to C), one rounding per
 // step, as the plain loops did.
