@@ -178,9 +178,9 @@ describe('maxpool against the reference', () => {
 });
 
 describe('dense against the reference', () => {
-  it('batches 1, 3, 5; widths 1 to 432; relu or not', () => {
+  it('batches 1, 3, 5; widths 1 to 432 (one row: tiles of up to 32 columns; deeper than a depth block); relu or not', () => {
     let seed = 200;
-    for (const n of [1, 3, 5]) for (const inputs of [1, 5, 17, 432]) for (const outputs of [1, 2, 3, 4, 7, 10]) for (const relu of [false, true]) {
+    for (const n of [1, 3, 5]) for (const inputs of [1, 5, 17, 300, 432]) for (const outputs of [1, 2, 3, 4, 7, 10, 33, 70]) for (const relu of [false, true]) {
       const rand = random(seed++);
       const x = randomTensor([n, inputs], rand), w = randomTensor([inputs, outputs], rand), b = randomTensor([outputs], rand);
       const context = `(n ${n}, ${inputs} → ${outputs}, relu ${relu})`;
