@@ -23,6 +23,12 @@
   return (f32x4.extract_lane(v, 0) + f32x4.extract_lane(v, 1)) + (f32x4.extract_lane(v, 2) + f32x4.extract_lane(v, 3));
 }
 
+/** A ReLU fused into a layer's store: `relu` is its ceiling (Infinity: plain ReLU, 6: ReLU6), or 0
+ *  for none. pmax and pmin: one instruction each, unlike max and min. */
+@inline export function fusedRelu(v: v128, relu: f32): v128 {
+  return relu == 0 ? v : f32x4.pmin(f32x4.pmax(v, f32x4.splat(0)), f32x4.splat(relu));
+}
+
 /** `acc + a * b`, one mul-add step of every inner loop. */
 @inline export function madd(acc: v128, a: v128, b: v128): v128 {
   return f32x4.add(acc, f32x4.mul(a, b));

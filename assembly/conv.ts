@@ -4,7 +4,7 @@
 // stride 1 without dilation and few channels, run on planar copies (below); a 1×1 convolution of
 // stride 1 is a plain matrix product (ops.ts calls dense.ts's kernels for it). The geometry
 // arguments come last in every kernel, in the same order.
-import { storeLanes, addLanes, madd, f, imin, imax } from './common';
+import { storeLanes, addLanes, madd, fusedRelu, f, imin, imax } from './common';
 import { product, matmul_work } from './dense';
 
 // ---- Matrix products over windows laid out as rows (im2col) ---------------------------------
@@ -14,10 +14,10 @@ import { product, matmul_work } from './dense';
 // dense.ts. The filter gradient is the product of the rows' transpose with dy; the input
 // gradient is dy·wᵀ, whose rows are added back into the windows they came from.
 
-/** y = conv(x, w) + b, then max(y, 0) when `relu` is set. `wp` is w packed by
+/** y = conv(x, w) + b, then the fused ReLU `relu` (its ceiling, 0: none; see fusedRelu). `wp` is w packed by
  *  pack_panels(w, cout, 1, k·k·cin, cout); `work` holds conv2d_windows_work(k, cin, cout) floats. */
 export function conv2d_windows_forward(
-  x: usize, wp: usize, b: usize, y: usize, relu: bool, work: usize,
+  x: usize, wp: usize, b: usize, y: usize, relu: f32, work: usize,
   n: i32, h: i32, wd: i32, cin: i32,
   k: i32, stride: i32, dilation: i32, padTop: i32, padLeft: i32,
   oh: i32, ow: i32, cout: i32,
@@ -236,9 +236,9 @@ export function pack_filter(w: usize, wq: usize, k: i32, inputs: i32, outputs: i
 
 /** y (NHWC, [n, oh, ow, outputs]) = or += the stride-1 convolution of the planes xp
  *  ([n, inputs, hp, wp], wp ≥ ⌈ow/W⌉·W + k − 1, W = 24, or 48 for one output channel) with the packed filter, plus the bias when
- *  `b` is not 0, then ReLU when `relu` is set. */
+ *  `b` is not 0, then the fused ReLU `relu` (its ceiling, 0: none). */
 export function conv2d_planar(
-  xp: usize, wq: usize, b: usize, y: usize, accumulate: bool, relu: bool,
+  xp: usize, wq: usize, b: usize, y: usize, accumulate: bool, relu: f32,
   n: i32, inputs: i32, hp: i32, wp: i32, k: i32, oh: i32, ow: i32, outputs: i32,
 ): void {
   if (outputs == 1) conv_single_output(xp, wq, b, y, accumulate, relu, n, inputs, hp, wp, k, oh, ow);
@@ -250,7 +250,7 @@ export function conv2d_planar(
  *  vector is loaded once per G channels and each weight once per 8 columns. A row's last 4
  *  columns, when its width is 4 more than a multiple of 8, take a tile of their own. */
 @inline function conv_groups(
-  G: i32, xp: usize, wq: usize, b: usize, y: usize, accumulate: bool, relu: bool,
+  G: i32, xp: usize, wq: usize, b: usize, y: usize, accumulate: bool, relu: f32,
   n: i32, inputs: i32, hp: i32, wp: i32, k: i32, oh: i32, ow: i32, outputs: i32,
 ): void {
   for (let img = 0; img < n; img++) {
@@ -266,7 +266,7 @@ export function conv2d_planar(
 
 /** One tile: G channels × 8 columns (`wide`) or × 4; G and `wide` are constants once inlined. */
 @inline function groupTile(
-  G: i32, wide: bool, xp: usize, wq: usize, b: usize, y: usize, accumulate: bool, relu: bool,
+  G: i32, wide: bool, xp: usize, wq: usize, b: usize, y: usize, accumulate: bool, relu: f32,
   img: i32, g: i32, oy: i32, ox: i32, inputs: i32, hp: i32, wp: i32, k: i32, oh: i32, ow: i32, outputs: i32,
 ): void {
   // Lanes past `outputs` (bias read past its end for the last group) are never stored.
@@ -313,7 +313,7 @@ export function conv2d_planar(
 
 /** Writes 4 columns × 4 channels, given as one vector per channel, to NHWC pixels `step` bytes
  *  apart: a 4×4 transpose turns them into one vector per pixel. */
-@inline function storePixels(out: usize, step: usize, pixels: i32, r0: v128, r1: v128, r2: v128, r3: v128, lanes: i32, accumulate: bool, relu: bool): void {
+@inline function storePixels(out: usize, step: usize, pixels: i32, r0: v128, r1: v128, r2: v128, r3: v128, lanes: i32, accumulate: bool, relu: f32): void {
   const t0 = v128.shuffle<f32>(r0, r1, 0, 4, 1, 5), t1 = v128.shuffle<f32>(r0, r1, 2, 6, 3, 7);
   const t2 = v128.shuffle<f32>(r2, r3, 0, 4, 1, 5), t3 = v128.shuffle<f32>(r2, r3, 2, 6, 3, 7);
   storePixel(out, v128.shuffle<f32>(t0, t2, 0, 1, 4, 5), lanes, accumulate, relu);
@@ -324,15 +324,15 @@ export function conv2d_planar(
 
 /** Writes 4 columns × 3 channels, one vector per channel, to 4 pixels of exactly 3 channels:
  *  12 contiguous floats, so three interleaved vectors. */
-@inline function storeTriples(out: usize, r0: v128, r1: v128, r2: v128, accumulate: bool, relu: bool): void {
+@inline function storeTriples(out: usize, r0: v128, r1: v128, r2: v128, accumulate: bool, relu: f32): void {
   const t = v128.shuffle<f32>(r0, r1, 0, 4, 1, 5), u = v128.shuffle<f32>(r1, r2, 1, 5, 2, 6), w = v128.shuffle<f32>(r0, r1, 3, 7, 2, 2);
   storePixel(out, v128.shuffle<f32>(t, r2, 0, 1, 4, 2), 4, accumulate, relu); // p0c0 p0c1 p0c2 p1c0
   storePixel(out + 16, v128.shuffle<f32>(u, r0, 0, 1, 6, 2), 4, accumulate, relu); // p1c1 p1c2 p2c0 p2c1
   storePixel(out + 32, v128.shuffle<f32>(r2, w, 2, 4, 5, 3), 4, accumulate, relu); // p2c2 p3c0 p3c1 p3c2
 }
 
-@inline function storePixel(p: usize, v: v128, lanes: i32, accumulate: bool, relu: bool): void {
-  if (relu) v = f32x4.pmax(v, f32x4.splat(0)); // pmax: one instruction, unlike max
+@inline function storePixel(p: usize, v: v128, lanes: i32, accumulate: bool, relu: f32): void {
+  v = fusedRelu(v, relu);
   if (accumulate) v = f32x4.add(v, v128.load(p));
   storeLanes(p, v, lanes);
 }
@@ -341,7 +341,7 @@ export function conv2d_planar(
  *  row loaded serves both output rows (with weight rows ky and ky − 1); an odd last row takes
  *  tiles of one row × 24 columns. */
 function conv_single_output(
-  xp: usize, wq: usize, b: usize, y: usize, accumulate: bool, relu: bool,
+  xp: usize, wq: usize, b: usize, y: usize, accumulate: bool, relu: f32,
   n: i32, inputs: i32, hp: i32, wp: i32, k: i32, oh: i32, ow: i32,
 ): void {
   const bias = f32x4.splat(b != 0 ? load<f32>(b) : 0);
@@ -390,7 +390,7 @@ function conv_single_output(
 
 /** Output row oy of one output channel, in tiles of 24 columns. */
 @inline function singleRow(
-  xp: usize, wq: usize, bias: v128, y: usize, accumulate: bool, relu: bool,
+  xp: usize, wq: usize, bias: v128, y: usize, accumulate: bool, relu: f32,
   img: i32, oy: i32, inputs: i32, hp: i32, wp: i32, k: i32, oh: i32, ow: i32,
 ): void {
   for (let ox = 0; ox < ow; ox += 24) {
@@ -417,7 +417,7 @@ function conv_single_output(
 }
 
 /** Up to 16 consecutive columns of one output channel (`left` of them remain in the row). */
-@inline function storeColumns(out: usize, left: i32, r0: v128, r1: v128, r2: v128, r3: v128, accumulate: bool, relu: bool): void {
+@inline function storeColumns(out: usize, left: i32, r0: v128, r1: v128, r2: v128, r3: v128, accumulate: bool, relu: f32): void {
   storePixel(out, r0, imin(4, left), accumulate, relu);
   if (left > 4) storePixel(out + 16, r1, imin(4, left - 4), accumulate, relu);
   if (left > 8) storePixel(out + 32, r2, imin(4, left - 8), accumulate, relu);

@@ -13,7 +13,7 @@
 // Missing rows of a panel are zeros and missing columns are never stored. The sum of each entry
 // runs through the depth in order from the bias (or from 0, then added to C), one rounding per
 // step, as the plain loops did.
-import { storeLanes, madd, f, imin, imax } from './common';
+import { storeLanes, madd, fusedRelu, f, imin, imax } from './common';
 
 /** The depth of a block: a panel of B, DEPTH_BLOCK × 8 floats (8 KiB), stays in the level-1 cache
  *  while the tiles of a block of A pass over it. */
@@ -21,8 +21,8 @@ const DEPTH_BLOCK: i32 = 256;
 /** Floats of a packed block of A (128 KiB, in the level-2 cache): as many rows as fit. */
 const A_BLOCK: i32 = 32768;
 
-/** y = x·w + b, then max(y, 0) when `relu` is set; `wp` is w packed by pack_panels(w, out, 1, in, out). */
-export function dense_forward(x: usize, wp: usize, b: usize, y: usize, relu: bool, work: usize, n: i32, inputs: i32, outputs: i32): void {
+/** y = x·w + b, then the fused ReLU `relu` (its ceiling, 0: none; see fusedRelu); `wp` is w packed by pack_panels(w, out, 1, in, out). */
+export function dense_forward(x: usize, wp: usize, b: usize, y: usize, relu: f32, work: usize, n: i32, inputs: i32, outputs: i32): void {
   product(x, inputs, 1, wp, 0, 0, true, b, y, false, relu, work, n, inputs, outputs);
 }
 
@@ -69,13 +69,13 @@ export function pack_panels(b: usize, rowStride: i32, colStride: i32, depth: i32
   }
 }
 
-/** C (row-major [m, n]) = A·B + bias (0: none), then ReLU when `relu` is set; or, when
+/** C (row-major [m, n]) = A·B + bias (0: none), then the fused ReLU `relu` (its ceiling, 0: none); or, when
  *  `accumulate`, C += A·B. A[i, k] = a[i·aRow + k·aDepth]. B is either packed whole by
  *  pack_panels (`packed`, at `b`) or B[k, j] = b[k·bRow + j·bCol], packed here block by block.
  *  `work` holds matmul_work(n) floats. */
 @inline export function product(
   a: usize, aRow: i32, aDepth: i32, b: usize, bRow: i32, bCol: i32, packed: bool,
-  bias: usize, c: usize, accumulate: bool, relu: bool, work: usize,
+  bias: usize, c: usize, accumulate: bool, relu: f32, work: usize,
   m: i32, depth: i32, n: i32,
 ): void {
   const ap = work, bBlock = work + f(A_BLOCK);
@@ -105,15 +105,15 @@ export function pack_panels(b: usize, rowStride: i32, colStride: i32, depth: i32
         const from = first && !accumulate && bias != 0 ? bias + f(j0) : 0;
         if (rows == 1) {
           // One row (a batch of one) has no rows to share a tile with: four panels at a time.
-          if ((j0 & 31) == 0) rowTile(block, f(aDepth), bp, panelBytes, kc, c + f(i0 * n + j0), n - j0, !first, from, first && accumulate, relu && last);
+          if ((j0 & 31) == 0) rowTile(block, f(aDepth), bp, panelBytes, kc, c + f(i0 * n + j0), n - j0, !first, from, first && accumulate, last ? relu : 0);
           continue;
         }
         for (let r = 0; r < rows; r += 4) {
           const count = imin(4, rows - r), out = c + f((i0 + r) * n + j0);
           if (direct) {
-            tileInPlace(block + <usize>r * rowBytes, rowBytes, bp, kc, out, f(n), count, cols, !first, from, first && accumulate, relu && last);
+            tileInPlace(block + <usize>r * rowBytes, rowBytes, bp, kc, out, f(n), count, cols, !first, from, first && accumulate, last ? relu : 0);
           } else {
-            tile(ap + f(r * kc), 16, 4, 8, 12, bp, kc, out, f(n), count, cols, !first, from, first && accumulate, relu && last);
+            tile(ap + f(r * kc), 16, 4, 8, 12, bp, kc, out, f(n), count, cols, !first, from, first && accumulate, last ? relu : 0);
           }
         }
       }
@@ -156,7 +156,7 @@ function packRows(a: usize, aRow: i32, aDepth: i32, rows: i32, depth: i32, ap: u
  *  (`relu`) and stores. */
 @inline function tile(
   ap: usize, aStep: usize, o1: usize, o2: usize, o3: usize, bp: usize, depth: i32, c: usize, ldc: usize, rows: i32, cols: i32,
-  fromC: bool, bias: usize, addC: bool, relu: bool,
+  fromC: bool, bias: usize, addC: bool, relu: f32,
 ): void {
   const zero = f32x4.splat(0);
   const wide = cols > 4;
@@ -193,7 +193,7 @@ function packRows(a: usize, aRow: i32, aDepth: i32, rows: i32, depth: i32, ap: u
  *  copies, V8 compiled each of them 1.2–2× slower, measured). */
 function tileInPlace(
   a: usize, rowBytes: usize, bp: usize, depth: i32, c: usize, ldc: usize, rows: i32, cols: i32,
-  fromC: bool, bias: usize, addC: bool, relu: bool,
+  fromC: bool, bias: usize, addC: bool, relu: f32,
 ): void {
   const o1 = <usize>imin(1, rows - 1) * rowBytes, o2 = <usize>imin(2, rows - 1) * rowBytes, o3 = <usize>imin(3, rows - 1) * rowBytes;
   tile(a, 4, o1, o2, o3, bp, depth, c, ldc, rows, cols, fromC, bias, addC, relu);
@@ -205,7 +205,7 @@ function tileInPlace(
  *  which take a loop of one panel). Panels past the last repeat it; flags as in `tile`. */
 function rowTile(
   a: usize, aStep: usize, bp: usize, panelBytes: usize, depth: i32, c: usize, cols: i32,
-  fromC: bool, bias: usize, addC: bool, relu: bool,
+  fromC: bool, bias: usize, addC: bool, relu: f32,
 ): void {
   const panels = imin(4, (cols + 7) >> 3);
   const p1 = <usize>imin(1, panels - 1) * panelBytes, p2 = <usize>imin(2, panels - 1) * panelBytes, p3 = <usize>imin(3, panels - 1) * panelBytes;
@@ -243,15 +243,14 @@ function rowTile(
 }
 
 /** Stores the first `cols` (1..8) values of v0, v1 at `p`, after adding what is there (`addC`)
- *  and ReLU (`relu`). */
-@inline function storeRow(p: usize, v0: v128, v1: v128, cols: i32, addC: bool, relu: bool): void {
-  const zero = f32x4.splat(0);
+ *  and the fused ReLU (`relu`, see fusedRelu). */
+@inline function storeRow(p: usize, v0: v128, v1: v128, cols: i32, addC: bool, relu: f32): void {
   if (addC) v0 = f32x4.add(v128.load(p), v0);
-  if (relu) v0 = f32x4.pmax(v0, zero); // pmax: one instruction, unlike max
+  v0 = fusedRelu(v0, relu);
   storeLanes(p, v0, cols);
   if (cols > 4) {
     if (addC) v1 = f32x4.add(v128.load(p, 16), v1);
-    if (relu) v1 = f32x4.pmax(v1, zero);
+    v1 = fusedRelu(v1, relu);
     storeLanes(p + 16, v1, cols - 4);
   }
 }

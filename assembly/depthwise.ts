@@ -14,7 +14,7 @@
 // tile is as large as its sums plus one iteration's loads fit in 16 registers. Hence tiles walk
 // whole rows of the window (`rowTile`), each input vector of a row loaded once for every cell
 // that reads it, and the stride-2 input gradient has a tile of its own (`stride2Tile`).
-import { storeLanes, addLanes, madd, f, imin, imax } from './common';
+import { storeLanes, addLanes, madd, fusedRelu, f, imin, imax } from './common';
 
 /** wb[g, ky, kx, lane] = w[ky, kx, 4·g + lane] (0 past the last channel): each group of 4
  *  channels' taps together, 16 bytes apart, rather than c·4 bytes apart (with c a power of two,
@@ -28,9 +28,9 @@ export function depthwise_pack_filter(w: usize, wb: usize, k: i32, c: i32): void
   }
 }
 
-/** y = depthwise(x, w) + b, then max(y, 0) when `relu` is set; `wb` is the packed filter. */
+/** y = depthwise(x, w) + b, then the fused ReLU `relu` (its ceiling, 0: none; see fusedRelu); `wb` is the packed filter. */
 export function depthwise_forward(
-  x: usize, wb: usize, b: usize, y: usize, relu: bool,
+  x: usize, wb: usize, b: usize, y: usize, relu: f32,
   n: i32, h: i32, wd: i32, c: i32,
   k: i32, stride: i32, dilation: i32, padTop: i32, padLeft: i32,
   oh: i32, ow: i32,
@@ -104,7 +104,7 @@ function gcd(a: i32, b: i32): i32 {
  *  Without dilation, at strides 1 and 2, with up to 3 taps per row of the window (the 3 × 3
  *  windows of MobileNets), rows of taps go through `rowTile`; anything else, tap by tap. */
 @inline function gather(
-  backward: bool, x: usize, wb: usize, b: usize, y: usize, relu: bool,
+  backward: bool, x: usize, wb: usize, b: usize, y: usize, relu: f32,
   n: i32, inH: i32, inW: i32, c: i32,
   k: i32, s: i32, d: i32, top: i32, left: i32,
   outH: i32, outW: i32,
@@ -180,7 +180,7 @@ function gcd(a: i32, b: i32): i32 {
 /** One cell of a row (whose row of taps starts at xRows, wRows): by rows of taps when there are
  *  1 to 3 of them per row (`byRows`: no dilation), else tap by tap. */
 @inline function cell(
-  backward: bool, xRows: usize, wRows: usize, b: usize, out: usize, relu: bool,
+  backward: bool, xRows: usize, wRows: usize, b: usize, out: usize, relu: f32,
   inW: i32, c: i32, k: i32, s: i32, d: i32, left: i32, ox: i32, rows: i32, step: i32, move: i32, byRows: bool, block: usize,
 ): void {
   axisTaps(backward, ox, left, inW, k, s, d, step);
@@ -230,7 +230,7 @@ function gcd(a: i32, b: i32): i32 {
 /** rowTile over every group of 4 channels, for Q taps per row of the window (1 to 3). */
 @inline function rowTiles(
   P: i32, A: i32, Q: i32, x: usize, px: usize, w: usize, wq: usize, block: usize, rows: i32, xRow: usize, wRow: usize,
-  out: usize, outPixel: usize, b: usize, accumulate: bool, relu: bool, c: i32,
+  out: usize, outPixel: usize, b: usize, accumulate: bool, relu: f32, c: i32,
 ): void {
   for (let cb = 0; cb < c; cb += 4, w += block) {
     const bias = b != 0 ? b + f(cb) : 0;
@@ -247,7 +247,7 @@ function gcd(a: i32, b: i32): i32 {
  *  row: its sums, weights and inputs (4 + 3 + 6, or 3 + 3 + 7) fit the 16 vector registers. */
 @inline function rowTile(
   P: i32, Q: i32, A: i32, lanes: i32, x: usize, px: usize, w: usize, wq: usize, rows: i32, xRow: usize, wRow: usize,
-  out: usize, outPixel: usize, b: usize, accumulate: bool, relu: bool,
+  out: usize, outPixel: usize, b: usize, accumulate: bool, relu: f32,
 ): void {
   const zero = f32x4.splat(0);
   const N = (P - 1) * A + Q; // input cells a row of the tile reads
@@ -294,7 +294,7 @@ function gcd(a: i32, b: i32): i32 {
 @inline function tapTile(
   P: i32, lanes: i32, x: usize, pixel: usize, w: usize,
   rows: i32, cols: i32, xCol: usize, xRow: usize, wCol: usize, wRow: usize,
-  out: usize, outPixel: usize, b: usize, accumulate: bool, relu: bool,
+  out: usize, outPixel: usize, b: usize, accumulate: bool, relu: f32,
 ): void {
   let a0 = b != 0 ? v128.load(b) : f32x4.splat(0), a1 = a0;
   let x2 = x + pixel;
@@ -309,9 +309,9 @@ function gcd(a: i32, b: i32): i32 {
   if (P == 2) finish(out + outPixel, a1, lanes, accumulate, relu);
 }
 
-@inline function finish(out: usize, v: v128, lanes: i32, accumulate: bool, relu: bool): void {
+@inline function finish(out: usize, v: v128, lanes: i32, accumulate: bool, relu: f32): void {
   if (accumulate) addLanes(out, v, imin(lanes, 4));
-  else storeLanes(out, relu ? f32x4.pmax(v, f32x4.splat(0)) : v, imin(lanes, 4));
+  else storeLanes(out, fusedRelu(v, relu), imin(lanes, 4));
 }
 
 /** dw += Σ over batch and output cells of x(the tap's input cell) · dy(output cell), per tap and

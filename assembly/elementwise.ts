@@ -35,10 +35,15 @@ export function dot(a: usize, b: usize, n: i32): f32 {
   return s;
 }
 
-/** dx = dy where y > 0, else 0. y is the ReLU's output, which is > 0 exactly where its input
- *  was, so relu'(0) = 0 as in TensorFlow. */
-export function relu_backward(y: usize, dy: usize, dx: usize, n: i32): void {
-  derivativeLoop(RELU, y, y, dy, dx, n, 0, false);
+/** dx = dy where 0 < y < ceiling, else 0, for a ReLU capped at `ceiling` (Infinity: none; 6:
+ *  ReLU6) fused into a layer. y, its output, is inside exactly where its input was, so the
+ *  derivative is 0 at both ends, as TensorFlow's. */
+export function relu_backward(y: usize, dy: usize, dx: usize, n: i32, ceiling: f32): void {
+  const zero = f32x4.splat(0), top = f32x4.splat(ceiling);
+  for (let i = 0; i < n; i += 4) {
+    const v = v128.load(y + f(i));
+    storeLanes(dx + f(i), v128.and(v128.load(dy + f(i)), v128.and(f32x4.gt(v, zero), f32x4.lt(v, top))), n - i);
+  }
 }
 
 // Activations: kinds numbered in the order of ActivationKind in src/core/ops.ts. The kind is

@@ -28,16 +28,16 @@ interface Case {
 /** The op on a fresh tape, every input with a gradient, Σ y·g backpropagated for a random g;
  *  checked against the reference. */
 function checkCase({ x, w, b, options }: Case, rand: () => number): void {
-  const { stride, padding, dilation, relu } = options;
-  const context = `(x [${x.shape}], filter [${w.shape}], stride ${stride}, dilation ${dilation}, ${padding}, relu ${relu})`;
+  const { stride, padding, dilation, relu, ceiling } = options;
+  const context = `(x [${x.shape}], filter [${w.shape}], stride ${stride}, dilation ${dilation}, ${padding}, relu ${relu}, ceiling ${ceiling})`;
   const tape = new Tape(engine);
   const [xx, ww, bb] = [x, w, b].map((t) => engine.tensor(t.shape, t.data).requireGrad());
   const y = ops.depthwiseConv2d(tape, xx, ww, bb, options);
   const g = randomTensor([...y.shape], rand);
   tape.backward(ops.dot(tape, y, engine.tensor(g.shape, g.data)));
   const pre = ref.depthwiseConv2d(x, w, b, stride, padding, dilation);
-  check('forward', y.toArray(), (relu ? ref.relu(pre) : pre).data, context);
-  const grads = ref.depthwiseConv2dBackward(x, w, stride, padding, dilation, relu ? ref.reluBackward(pre, g) : g);
+  check('forward', y.toArray(), (relu ? ref.relu(pre, ceiling) : pre).data, context);
+  const grads = ref.depthwiseConv2dBackward(x, w, stride, padding, dilation, relu ? ref.reluBackward(pre, g, ceiling) : g);
   check('∂input', xx.grad!.toArray(), grads.dx.data, context);
   check('∂filter', ww.grad!.toArray(), grads.dw.data, context);
   check('∂bias', bb.grad!.toArray(), grads.db.data, context);
@@ -60,7 +60,8 @@ describe('depthwiseConv2d against the reference', () => {
           x: randomTensor([n, h, wd, cin], rand),
           w: randomTensor([k, k, cin, m], rand),
           b: randomTensor([cin * m], rand),
-          options: { stride, padding, dilation, relu },
+          // A ceiling low enough for random data to reach it, as ReLU6's does in a network.
+          options: { stride, padding, dilation, relu, ceiling: seed % 3 ? Infinity : 0.4 },
         };
         checkCase(c, rand);
       }
@@ -71,7 +72,7 @@ describe('depthwiseConv2d against the reference', () => {
     let seed = 1000;
     for (const [stride, dilation] of [[2, 2], [2, 3], [3, 2]]) for (const padding of ['same', 'valid'] as const) for (const k of [2, 3]) {
       const rand = random(++seed);
-      checkCase({ x: randomTensor([2, 11, 12, 19], rand), w: randomTensor([k, k, 19, 1], rand), b: randomTensor([19], rand), options: { stride, padding, dilation, relu: true } }, rand);
+      checkCase({ x: randomTensor([2, 11, 12, 19], rand), w: randomTensor([k, k, 19, 1], rand), b: randomTensor([19], rand), options: { stride, padding, dilation, relu: true, ceiling: Infinity } }, rand);
     }
   });
 
@@ -79,7 +80,7 @@ describe('depthwiseConv2d against the reference', () => {
     let seed = 2000;
     for (const [h, c, stride] of [[24, 32, 1], [25, 64, 2], [7, 48, 1]]) {
       const rand = random(++seed);
-      checkCase({ x: randomTensor([2, h, h, c], rand), w: randomTensor([3, 3, c, 1], rand), b: randomTensor([c], rand), options: { stride, padding: 'same', dilation: 1, relu: true } }, rand);
+      checkCase({ x: randomTensor([2, h, h, c], rand), w: randomTensor([3, 3, c, 1], rand), b: randomTensor([c], rand), options: { stride, padding: 'same', dilation: 1, relu: true, ceiling: 0.5 } }, rand);
     }
   });
 

@@ -50,14 +50,15 @@ describe('conv2d against the reference', () => {
   });
 
   /** One conv2d through the tape against the reference, forward and every gradient. */
-  function checkConv(n: number, h: number, w: number, cin: number, cout: number, k: number, stride: number, dilation: number, padding: ref.Padding, relu: boolean, seed: number): void {
+  /** `ceiling`: the ReLU's upper bound, low enough for random data to reach it as ReLU6's 6 is reached in a network. */
+  function checkConv(n: number, h: number, w: number, cin: number, cout: number, k: number, stride: number, dilation: number, padding: ref.Padding, relu: boolean, seed: number, ceiling = seed % 4 ? Infinity : 0.6): void {
     const rand = random(seed);
     const x = randomTensor([n, h, w, cin], rand), wt = randomTensor([k, k, cin, cout], rand), b = randomTensor([cout], rand);
-    const context = `(n ${n}, ${h}×${w}×${cin} → ${cout}, k ${k}, s ${stride}, d ${dilation}, ${padding}, relu ${relu})`;
-    const out = run([x, wt, b], (tape, [xx, ww, bb]) => ops.conv2d(tape, xx, ww, bb, { stride, padding, relu, dilation }), rand);
+    const context = `(n ${n}, ${h}×${w}×${cin} → ${cout}, k ${k}, s ${stride}, d ${dilation}, ${padding}, relu ${relu}, ceiling ${ceiling})`;
+    const out = run([x, wt, b], (tape, [xx, ww, bb]) => ops.conv2d(tape, xx, ww, bb, { stride, padding, relu, ceiling, dilation }), rand);
     const pre = ref.conv2d(x, wt, b, stride, padding, dilation);
-    check('conv2d forward', out.y, (relu ? ref.relu(pre) : pre).data, context);
-    const grads = ref.conv2dBackward(x, wt, stride, padding, relu ? ref.reluBackward(pre, out.g) : out.g, dilation);
+    check('conv2d forward', out.y, (relu ? ref.relu(pre, ceiling) : pre).data, context);
+    const grads = ref.conv2dBackward(x, wt, stride, padding, relu ? ref.reluBackward(pre, out.g, ceiling) : out.g, dilation);
     check('conv2d ∂input', out.grads[0]!, grads.dx.data, context);
     check('conv2d ∂filter', out.grads[1]!, grads.dw.data, context);
     check('conv2d ∂bias', out.grads[2]!, grads.db.data, context);
@@ -116,6 +117,14 @@ describe('conv2d against the reference', () => {
   it('strided windows in several chunks, deeper than a depth block (stride 2, k 3, 31 → 40 channels; k 5, 3 → 9 on 64×64)', () => {
     checkConv(2, 30, 28, 31, 40, 3, 2, 1, 'same', true, 950);
     checkConv(3, 64, 64, 3, 9, 5, 2, 1, 'same', false, 951);
+  });
+
+  it('a ReLU with a ceiling (ReLU6) fused into each path: planar, over windows, pointwise', () => {
+    checkConv(2, 9, 11, 3, 6, 5, 1, 1, 'same', true, 960, 0.5);
+    checkConv(1, 12, 12, 6, 12, 5, 1, 1, 'same', true, 961, 0.5);
+    checkConv(2, 30, 28, 31, 40, 3, 2, 1, 'same', true, 962, 0.5);
+    checkConv(2, 9, 11, 32, 33, 3, 1, 1, 'same', true, 963, 0.5);
+    checkConv(2, 17, 23, 300, 20, 1, 1, 1, 'same', true, 964, 0.5);
   });
 });
 
@@ -183,11 +192,12 @@ describe('dense against the reference', () => {
     for (const n of [1, 3, 5]) for (const inputs of [1, 5, 17, 300, 432]) for (const outputs of [1, 2, 3, 4, 7, 10, 33, 70]) for (const relu of [false, true]) {
       const rand = random(seed++);
       const x = randomTensor([n, inputs], rand), w = randomTensor([inputs, outputs], rand), b = randomTensor([outputs], rand);
-      const context = `(n ${n}, ${inputs} → ${outputs}, relu ${relu})`;
-      const out = run([x, w, b], (tape, [xx, ww, bb]) => ops.dense(tape, xx, ww, bb, relu), rand);
+      const ceiling = seed % 3 ? Infinity : 0.5;
+      const context = `(n ${n}, ${inputs} → ${outputs}, relu ${relu}, ceiling ${ceiling})`;
+      const out = run([x, w, b], (tape, [xx, ww, bb]) => ops.dense(tape, xx, ww, bb, relu, ceiling), rand);
       const pre = ref.dense(x, w, b);
-      check('dense forward', out.y, (relu ? ref.relu(pre) : pre).data, context);
-      const grads = ref.denseBackward(x, w, relu ? ref.reluBackward(pre, out.g) : out.g);
+      check('dense forward', out.y, (relu ? ref.relu(pre, ceiling) : pre).data, context);
+      const grads = ref.denseBackward(x, w, relu ? ref.reluBackward(pre, out.g, ceiling) : out.g);
       check('dense ∂input', out.grads[0]!, grads.dx.data, context);
       check('dense ∂weights', out.grads[1]!, grads.dw.data, context);
       check('dense ∂bias', out.grads[2]!, grads.db.data, context);

@@ -461,18 +461,18 @@ export function maxpoolBackward(x: Tensor, size: number, stride: number, padding
 // relu
 // ---------------------------------------------------------------------------------------------
 
-/** y = max(x, 0), elementwise. */
-export function relu(x: Tensor): Tensor {
+/** y = min(max(x, 0), ceiling), elementwise (ReLU; ReLU6 with a ceiling of 6). */
+export function relu(x: Tensor, ceiling = Infinity): Tensor {
   const y = tensor(x.shape);
-  for (let i = 0; i < x.data.length; i++) y.data[i] = x.data[i]! > 0 ? x.data[i]! : 0;
+  for (let i = 0; i < x.data.length; i++) y.data[i] = x.data[i]! <= 0 ? 0 : x.data[i]! >= ceiling ? ceiling : x.data[i]!;
   return y;
 }
 
-/** dx = dy where x > 0, else 0 (so relu'(0) = 0). `x` is relu's input. */
-export function reluBackward(x: Tensor, dy: Tensor): Tensor {
+/** dx = dy where 0 < x < ceiling, else 0 (so relu'(0) = 0). `x` is relu's input. */
+export function reluBackward(x: Tensor, dy: Tensor, ceiling = Infinity): Tensor {
   expectSameShape(x, dy, 'reluBackward');
   const dx = tensor(x.shape);
-  for (let i = 0; i < x.data.length; i++) dx.data[i] = x.data[i]! > 0 ? dy.data[i]! : 0;
+  for (let i = 0; i < x.data.length; i++) dx.data[i] = x.data[i]! > 0 && x.data[i]! < ceiling ? dy.data[i]! : 0;
   return dx;
 }
 

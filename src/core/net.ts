@@ -46,12 +46,14 @@ export class Net {
     switch (layer.type) {
       case 'conv2d':
       case 'depthwise_conv2d': {
-        const options = { stride: layer.stride, padding: layer.padding, dilation: layer.dilation, relu: layer.activation === 'relu' };
+        const options = { stride: layer.stride, padding: layer.padding, dilation: layer.dilation, ...fused(layer.activation) };
         const conv = layer.type === 'conv2d' ? conv2d : depthwiseConv2d;
         return activate(tape, conv(tape, h, this.param(layer.name, 'w'), this.param(layer.name, 'b'), options), layer);
       }
-      case 'dense':
-        return activate(tape, dense(tape, h, this.param(layer.name, 'w'), this.param(layer.name, 'b'), layer.activation === 'relu'), layer);
+      case 'dense': {
+        const { relu, ceiling } = fused(layer.activation);
+        return activate(tape, dense(tape, h, this.param(layer.name, 'w'), this.param(layer.name, 'b'), relu, ceiling), layer);
+      }
       case 'activation':
         return layer.activation === 'relu' ? activation(tape, h, 'relu') : activate(tape, h, layer);
       case 'maxpool':
@@ -89,10 +91,15 @@ export class Net {
   }
 }
 
-/** A layer's activation after its op, where the op has not fused it (ReLU) and it is applied at
- *  all (a final softmax is not: the network's outputs are logits). */
+/** The activations the conv and dense kernels apply as they store: ReLU and ReLU6. */
+function fused(kind: Activation): { relu: boolean; ceiling: number } {
+  return { relu: kind === 'relu' || kind === 'relu6', ceiling: kind === 'relu6' ? 6 : Infinity };
+}
+
+/** A layer's activation after its op, where the op has not fused it and it is applied at all (a
+ *  final softmax is not: the network's outputs are logits). */
 function activate(tape: Tape, y: Tensor, { activation: kind, alpha }: { activation: Activation; alpha?: number }): Tensor {
-  if (kind === 'none' || kind === 'relu' || kind === 'softmax') return y;
+  if (kind === 'none' || kind === 'softmax' || fused(kind).relu) return y;
   return activation(tape, y, kind, alpha);
 }
 

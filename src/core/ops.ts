@@ -94,12 +94,18 @@ export function crossEntropy(tape: Tape, logits: Tensor, labels: Tensor, weight 
   return scale(tape, dot(tape, labels, logSoftmax(tape, logits)), new Scalar(-weight));
 }
 
-/** The gradient reaching the pre-activation of a layer with a fused ReLU (or none). */
-function activationGrad(tape: Tape, y: Tensor, relu: boolean): () => number {
-  if (!relu || !y.grad) return () => y.grad!.ptr;
+/** A ReLU fused into a layer, as its kernels take it: its ceiling (Infinity for ReLU, 6 for
+ *  ReLU6), or 0 for none. */
+function fusedRelu(relu: boolean, ceiling = Infinity): number {
+  return relu ? ceiling : 0;
+}
+
+/** The gradient reaching the pre-activation of a layer with a fused ReLU `relu` (see fusedRelu). */
+function activationGrad(tape: Tape, y: Tensor, relu: number): () => number {
+  if (relu === 0 || !y.grad) return () => y.grad!.ptr;
   const pre = tape.scratch(y.size);
   return () => {
-    tape.engine.kernels.relu_backward(y.ptr, y.grad!.ptr, pre, y.size);
+    tape.engine.kernels.relu_backward(y.ptr, y.grad!.ptr, pre, y.size, relu);
     return pre;
   };
 }
@@ -122,18 +128,21 @@ export interface Conv2dOptions {
   stride: number;
   padding: Padding;
   relu: boolean;
+  /** The ReLU's upper bound (6: ReLU6); none by default. */
+  ceiling?: number;
   /** Cells between the taps of the window (TensorFlow's dilation_rate); 1 by default. */
   dilation?: number;
 }
 
 /** x [n, h, w, cin] ⊛ w [k, k, cin, cout] + b [cout], optionally followed by ReLU; the window's
  *  taps are `dilation` cells apart. */
-export function conv2d(tape: Tape, x: Tensor, w: Tensor, b: Tensor, { stride, padding, relu, dilation = 1 }: Conv2dOptions): Tensor {
+export function conv2d(tape: Tape, x: Tensor, w: Tensor, b: Tensor, { stride, padding, relu: withRelu, ceiling, dilation = 1 }: Conv2dOptions): Tensor {
   if (!(Number.isInteger(dilation) && dilation >= 1)) throw new Error(`conv2d: the dilation must be a whole number ≥ 1, not ${dilation}`);
   const [n, h, wd, cin] = x.shape;
   const [k, , , cout] = w.shape;
   const rows = window(h, k, stride, padding, dilation), cols = window(wd, k, stride, padding, dilation);
   const y = tape.output([n, rows.out, cols.out, cout], [x, w, b]);
+  const relu = fusedRelu(withRelu, ceiling);
   // A 1×1 window of stride 1 makes every output cell a row of a matrix product.
   if (k === 1 && stride === 1) return matmul(tape, x, w, b, y, relu, n * h * wd, cin, cout);
   const geometry = [n, h, wd, cin, k, stride, dilation, rows.before, cols.before, rows.out, cols.out, cout] as const;
@@ -150,7 +159,7 @@ type ConvGeometry = readonly [
 
 /** Any stride and dilation: the product of the windows, laid out as rows, with the filter (see
  *  assembly/conv.ts). */
-function conv2dWindows(tape: Tape, x: Tensor, w: Tensor, b: Tensor, y: Tensor, relu: boolean, geometry: ConvGeometry): Tensor {
+function conv2dWindows(tape: Tape, x: Tensor, w: Tensor, b: Tensor, y: Tensor, relu: number, geometry: ConvGeometry): Tensor {
   const kn = tape.engine.kernels;
   const [n, , , cin, k, , , , , oh, ow, cout] = geometry;
   const preGrad = activationGrad(tape, y, relu);
@@ -173,7 +182,7 @@ function conv2dWindows(tape: Tape, x: Tensor, w: Tensor, b: Tensor, y: Tensor, r
 
 /** Stride 1, no dilation, few channels: planar, zero-padded copies (see assembly/conv.ts); the
  *  input gradient is a stride-1 convolution of dy with the flipped filter, through the same kernels. */
-function conv2dStride1(tape: Tape, x: Tensor, w: Tensor, b: Tensor, y: Tensor, relu: boolean, geometry: ConvGeometry): Tensor {
+function conv2dStride1(tape: Tape, x: Tensor, w: Tensor, b: Tensor, y: Tensor, relu: number, geometry: ConvGeometry): Tensor {
   const kn = tape.engine.kernels;
   const [n, h, wd, cin, k, , , top, left, oh, ow, cout] = geometry;
   const packed = (inputs: number, outputs: number, flip: boolean) =>
@@ -188,20 +197,23 @@ function conv2dStride1(tape: Tape, x: Tensor, w: Tensor, b: Tensor, y: Tensor, r
   // The pre-activation gradient as planes, zero past the last column, for the filter and bias gradients.
   const gw = roundUp(ow, 4);
   const gf = w.grad || b.grad ? tape.scratch(n * cout * oh * gw) : 0;
+  // A plain ReLU's gradient mask (y > 0) is applied while making the planes; a ReLU with a
+  // ceiling goes through relu_backward first.
+  const mask = relu === Infinity ? y.ptr : 0;
+  const preGrad = relu === Infinity ? () => y.grad!.ptr : activationGrad(tape, y, relu);
   tape.record(y, {
     forward: () => {
       kn.to_planar(x.ptr, 0, xp, n, h, wd, cin, top, left, forward.hp, forward.wp);
       kn.conv2d_planar(xp, packForward(), b.ptr, y.ptr, false, relu, n, cin, forward.hp, forward.wp, k, oh, ow, cout);
     },
     backward: () => {
-      // The ReLU's gradient mask is applied while making the planes.
-      const mask = relu ? y.ptr : 0;
+      const g = preGrad();
       if (x.grad) {
-        kn.to_planar(y.grad!.ptr, mask, gp, n, oh, ow, cout, k - 1 - top, k - 1 - left, back.hp, back.wp);
-        kn.conv2d_planar(gp, packFlipped!(), 0, x.grad.ptr, true, false, n, cout, back.hp, back.wp, k, h, wd, cin);
+        kn.to_planar(g, mask, gp, n, oh, ow, cout, k - 1 - top, k - 1 - left, back.hp, back.wp);
+        kn.conv2d_planar(gp, packFlipped!(), 0, x.grad.ptr, true, 0, n, cout, back.hp, back.wp, k, h, wd, cin);
       }
       if (!w.grad && !b.grad) return;
-      kn.to_planar(y.grad!.ptr, mask, gf, n, oh, ow, cout, 0, 0, oh, gw);
+      kn.to_planar(g, mask, gf, n, oh, ow, cout, 0, 0, oh, gw);
       if (w.grad) kn.conv2d_filter_planar(xp, gf, w.grad.ptr, n, cin, forward.hp, forward.wp, k, oh, gw, cout);
       if (b.grad) kn.sum_planes(gf, b.grad.ptr, n, cout, oh * gw);
     },
@@ -217,11 +229,14 @@ export interface DepthwiseConv2dOptions {
   /** Cells from one tap of the window to the next (1, the default: adjacent). */
   dilation?: number;
   relu: boolean;
+  /** The ReLU's upper bound (6: ReLU6); none by default. */
+  ceiling?: number;
 }
 
 /** x [n, h, w, cin] ⊛ w [k, k, cin, m] per channel + b [cin·m], optionally followed by ReLU:
  *  output channel ci·m + j is input channel ci convolved with w[:, :, ci, j]. */
-export function depthwiseConv2d(tape: Tape, x: Tensor, w: Tensor, b: Tensor, { stride, padding, dilation = 1, relu }: DepthwiseConv2dOptions): Tensor {
+export function depthwiseConv2d(tape: Tape, x: Tensor, w: Tensor, b: Tensor, { stride, padding, dilation = 1, relu: withRelu, ceiling }: DepthwiseConv2dOptions): Tensor {
+  const relu = fusedRelu(withRelu, ceiling);
   const kn = tape.engine.kernels;
   const [n, h, wd, cin] = x.shape;
   const [k, k2, win, m] = w.shape;
@@ -279,17 +294,17 @@ export function maxPool(tape: Tape, x: Tensor, { size, stride, padding }: PoolOp
   return y;
 }
 
-/** x [n, in] · w [in, out] + b [out], optionally followed by ReLU. */
-export function dense(tape: Tape, x: Tensor, w: Tensor, b: Tensor, relu: boolean): Tensor {
+/** x [n, in] · w [in, out] + b [out], optionally followed by ReLU (capped at `ceiling`: 6 for ReLU6). */
+export function dense(tape: Tape, x: Tensor, w: Tensor, b: Tensor, relu: boolean, ceiling = Infinity): Tensor {
   const [n, inputs] = x.shape;
   const outputs = w.shape[1];
-  return matmul(tape, x, w, b, tape.output([n, outputs], [x, w, b]), relu, n, inputs, outputs);
+  return matmul(tape, x, w, b, tape.output([n, outputs], [x, w, b]), fusedRelu(relu, ceiling), n, inputs, outputs);
 }
 
 /** Records y [rows, outputs] = x [rows, inputs] · w [inputs, outputs] + b, optionally followed
  *  by ReLU: a dense layer, or a 1×1 convolution of stride 1 (NHWC x [n, h, w, cin] is the
  *  matrix [n·h·w, cin], HWIO w [1, 1, cin, cout] the matrix [cin, cout]). */
-function matmul(tape: Tape, x: Tensor, w: Tensor, b: Tensor, y: Tensor, relu: boolean, rows: number, inputs: number, outputs: number): Tensor {
+function matmul(tape: Tape, x: Tensor, w: Tensor, b: Tensor, y: Tensor, relu: number, rows: number, inputs: number, outputs: number): Tensor {
   const kn = tape.engine.kernels;
   const preGrad = activationGrad(tape, y, relu);
   const packed = derived(tape, w, kn.panels_size(inputs, outputs), (wp) => kn.pack_panels(w.ptr, outputs, 1, inputs, outputs, wp));
