@@ -15,11 +15,10 @@ import { checkArchitecture, inputUnits, readModel, type Architecture, type Model
 import { loadEngine } from '../src/node/engine.js';
 import { crossEntropy } from '../src/core/ops.js';
 import { imageToInput, inputToImage } from '../src/formats/preprocess.js';
-import { random } from '../src/core/random.js';
 import { generateFaces } from '../src/train/dataset.js';
 import { facesToSet } from '../src/train/train.js';
 import { Tape } from '../src/core/tape.js';
-import { heRange, randomModel } from './helpers.js';
+import { heRange, randomImages, randomModel } from './helpers.js';
 
 let engine: Engine;
 beforeAll(async () => {
@@ -62,19 +61,7 @@ const MODELS: Record<string, Architecture> = {
 /** He-like weights (amp 2 is He's scale; 4 by default, so that a few grey levels matter). */
 const heModel = (architecture: Architecture, seed: number, amp = 4): Model => randomModel(architecture, seed, heRange(amp));
 
-/** Random 8-bit images as model inputs; one pixel in ten is black or white, so the box binds. */
-function images(arch: Architecture, count: number, seed: number): Float32Array[] {
-  const rand = random(seed);
-  const size = arch.input[0] * arch.input[1] * arch.input[2];
-  const { offset, scale: s } = inputUnits(arch);
-  return Array.from({ length: count }, () =>
-    Float32Array.from({ length: size }, () => {
-      const u = rand();
-      const p = u < 0.05 ? 0 : u < 0.1 ? 255 : Math.floor(rand() * 256);
-      return (p - offset) / s;
-    }),
-  );
-}
+const images = randomImages;
 
 /** 0..255 values of model inputs (exact integers for images on the 8-bit grid). */
 function pixels(x: Float32Array, arch: Architecture): number[] {

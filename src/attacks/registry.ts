@@ -1,6 +1,7 @@
 // Every attack method, in the order the command line's help and the page list them. Adding a
 // method is adding its module and one line here.
 import { InputError } from '../errors.js';
+import { apgdCe, apgdDlr, apgdT } from './apgd.js';
 import { bim } from './bim.js';
 import { cw } from './cw.js';
 import { deepfool } from './deepfool.js';
@@ -10,7 +11,7 @@ import { mifgsm } from './mifgsm.js';
 import { pgd } from './pgd.js';
 import type { Method } from './method.js';
 
-export const METHODS = [filter, fgsm, bim, pgd, mifgsm, cw, deepfool] as const;
+export const METHODS = [filter, fgsm, bim, pgd, mifgsm, cw, deepfool, apgdCe, apgdDlr, apgdT] as const;
 
 export type AttackMethod = (typeof METHODS)[number]['id'];
 
