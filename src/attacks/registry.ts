@@ -9,9 +9,10 @@ import { fgsm } from './fgsm.js';
 import { filter } from './filter.js';
 import { mifgsm } from './mifgsm.js';
 import { pgd } from './pgd.js';
+import { square } from './square.js';
 import type { Method } from './method.js';
 
-export const METHODS = [filter, fgsm, bim, pgd, mifgsm, cw, deepfool, apgdCe, apgdDlr, apgdT] as const;
+export const METHODS = [filter, fgsm, bim, pgd, mifgsm, cw, deepfool, apgdCe, apgdDlr, apgdT, square] as const;
 
 export type AttackMethod = (typeof METHODS)[number]['id'];
 
