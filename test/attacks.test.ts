@@ -416,7 +416,7 @@ describe('stepping', () => {
 
 describe('the method registry', () => {
   it('describes every method fully: id, name, summary, paper, parameters with defaults or how they are derived, and in-range defaults', () => {
-    expect(METHODS.map((m) => m.id)).toEqual(['filter', 'fgsm', 'bim', 'pgd', 'mifgsm', 'cw', 'deepfool']);
+    expect(METHODS.map((m) => m.id)).toEqual(['filter', 'fgsm', 'bim', 'pgd', 'mifgsm', 'cw', 'deepfool', 'apgd-ce', 'apgd-dlr', 'apgd-t', 'square']);
     for (const m of METHODS) {
       expect(m.name && m.summary && m.paper).toBeTruthy();
       const flags = new Set<string>();
@@ -526,7 +526,7 @@ describe('options', () => {
       [{ method: 'deepfool', candidates: 1 }, /^deepfool: candidates must be an integer from 2 to 100000, got 1$/],
       [{ method: 'filter', beta: Infinity }, /^filter: beta must be a number ≥ 0 and at most 1000000, got Infinity$/],
       [{ method: 'pgd', batchSize: 0 }, /^pgd: batchSize must be an integer from 1 to 65536, got 0$/],
-      [{ method: 'jsma' } as unknown as AttackOptions, /unknown attack method "jsma" \(methods: filter, fgsm, bim, pgd, mifgsm, cw, deepfool\)/],
+      [{ method: 'jsma' } as unknown as AttackOptions, /unknown attack method "jsma" \(methods: filter, fgsm, bim, pgd, mifgsm, cw, deepfool, apgd-ce, apgd-dlr, apgd-t, square\)/],
     ];
     for (const [options, message] of bad) {
       expect(() => runAttack(net, xs, options)).toThrow(InputError);
