@@ -15,11 +15,10 @@ import { checkArchitecture, inputUnits, readModel, type Architecture, type Model
 import { loadEngine } from '../src/node/engine.js';
 import { crossEntropy } from '../src/core/ops.js';
 import { imageToInput, inputToImage } from '../src/formats/preprocess.js';
-import { random } from '../src/core/random.js';
 import { generateFaces } from '../src/train/dataset.js';
 import { facesToSet } from '../src/train/train.js';
 import { Tape } from '../src/core/tape.js';
-import { heRange, randomModel } from './helpers.js';
+import { heRange, randomImages, randomModel } from './helpers.js';
 
 let engine: Engine;
 beforeAll(async () => {
@@ -62,19 +61,7 @@ const MODELS: Record<string, Architecture> = {
 /** He-like weights (amp 2 is He's scale; 4 by default, so that a few grey levels matter). */
 const heModel = (architecture: Architecture, seed: number, amp = 4): Model => randomModel(architecture, seed, heRange(amp));
 
-/** Random 8-bit images as model inputs; one pixel in ten is black or white, so the box binds. */
-function images(arch: Architecture, count: number, seed: number): Float32Array[] {
-  const rand = random(seed);
-  const size = arch.input[0] * arch.input[1] * arch.input[2];
-  const { offset, scale: s } = inputUnits(arch);
-  return Array.from({ length: count }, () =>
-    Float32Array.from({ length: size }, () => {
-      const u = rand();
-      const p = u < 0.05 ? 0 : u < 0.1 ? 255 : Math.floor(rand() * 256);
-      return (p - offset) / s;
-    }),
-  );
-}
+const images = randomImages;
 
 /** 0..255 values of model inputs (exact integers for images on the 8-bit grid). */
 function pixels(x: Float32Array, arch: Architecture): number[] {
@@ -429,7 +416,7 @@ describe('stepping', () => {
 
 describe('the method registry', () => {
   it('describes every method fully: id, name, summary, paper, parameters with defaults or how they are derived, and in-range defaults', () => {
-    expect(METHODS.map((m) => m.id)).toEqual(['filter', 'fgsm', 'bim', 'pgd', 'mifgsm', 'cw', 'deepfool']);
+    expect(METHODS.map((m) => m.id)).toEqual(['filter', 'fgsm', 'bim', 'pgd', 'mifgsm', 'cw', 'deepfool', 'apgd-ce', 'apgd-dlr', 'apgd-t', 'square']);
     for (const m of METHODS) {
       expect(m.name && m.summary && m.paper).toBeTruthy();
       const flags = new Set<string>();
@@ -539,7 +526,7 @@ describe('options', () => {
       [{ method: 'deepfool', candidates: 1 }, /^deepfool: candidates must be an integer from 2 to 100000, got 1$/],
       [{ method: 'filter', beta: Infinity }, /^filter: beta must be a number ≥ 0 and at most 1000000, got Infinity$/],
       [{ method: 'pgd', batchSize: 0 }, /^pgd: batchSize must be an integer from 1 to 65536, got 0$/],
-      [{ method: 'jsma' } as unknown as AttackOptions, /unknown attack method "jsma" \(methods: filter, fgsm, bim, pgd, mifgsm, cw, deepfool\)/],
+      [{ method: 'jsma' } as unknown as AttackOptions, /unknown attack method "jsma" \(methods: filter, fgsm, bim, pgd, mifgsm, cw, deepfool, apgd-ce, apgd-dlr, apgd-t, square\)/],
     ];
     for (const [options, message] of bad) {
       expect(() => runAttack(net, xs, options)).toThrow(InputError);

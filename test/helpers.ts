@@ -1,5 +1,5 @@
 // What several test files need: random models and the error measure of a tensor against its reference.
-import { parameterShapes, type Architecture, type Model } from '../src/formats/model.js';
+import { inputUnits, parameterShapes, type Architecture, type Model } from '../src/formats/model.js';
 import { random } from '../src/core/random.js';
 
 /** max |a − b| / max |b|: the error relative to the tensor's scale (the difference itself when b is 0). */
@@ -30,4 +30,18 @@ export function randomModel(architecture: Architecture, source: number | (() => 
     weights.set(key, Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => (rand() * 2 - 1) * r));
   }
   return { architecture, weights };
+}
+
+/** Random 8-bit images as model inputs; one pixel in ten is black or white, so the box binds. */
+export function randomImages(arch: Architecture, count: number, seed: number): Float32Array[] {
+  const rand = random(seed);
+  const size = arch.input[0] * arch.input[1] * arch.input[2];
+  const { offset, scale: s } = inputUnits(arch);
+  return Array.from({ length: count }, () =>
+    Float32Array.from({ length: size }, () => {
+      const u = rand();
+      const p = u < 0.05 ? 0 : u < 0.1 ? 255 : Math.floor(rand() * 256);
+      return (p - offset) / s;
+    }),
+  );
 }

@@ -224,6 +224,27 @@ describe('log-softmax and the loss ops against the reference', () => {
     }
   });
 
+  it('dlr, untargeted and targeted, over rows of 3 to 10 classes, with ties among the logits', () => {
+    let seed = 320;
+    for (const rows of [1, 3, 8]) for (const cols of [3, 4, 5, 10]) for (const targeted of [false, true]) {
+      if (targeted && cols < 4) continue;
+      const rand = random(seed++);
+      // Logits on a coarse grid in some rows, so that the ranking has ties to break.
+      const z = ref.tensor([rows, cols], Array.from({ length: rows * cols }, (_, i) => (Math.floor(i / cols) % 2 ? Math.round(rand() * 4) : Math.fround(rand() * 20 - 10))));
+      // Untargeted, a label on the third largest logit makes the loss 1 whatever z nearby (its
+      // gradient is 0 but for rounding): such labels move one class on.
+      const third = (r: number) => { const row = Array.from(z.data.subarray(r * cols, (r + 1) * cols)); return row.map((_, c) => c).sort((a, b) => row[b] - row[a] || a - b)[2]; };
+      const labels = Array.from({ length: rows }, (_, r) => { const y = Math.floor(rand() * cols); return !targeted && y === third(r) ? (y + 1) % cols : y; });
+      const targets = targeted ? labels.map((y) => (y + 1 + Math.floor(rand() * (cols - 1))) % cols) : null;
+      const hot = (ks: number[]) => ref.tensor([rows, cols], Array.from({ length: rows * cols }, (_, i) => (ks[Math.floor(i / cols)] === i % cols ? 1 : 0)));
+      const inputs = targets ? [z, hot(labels), hot(targets)] : [z, hot(labels)];
+      const out = runOnTape(engine, inputs, (tape, [zz, yy, tt]) => ops.dlr(tape, zz, yy, tt ?? null), rand, [false, true, true]);
+      const context = `(${rows}×${cols}${targeted ? ', targeted' : ''})`;
+      check('dlr forward', out.y, ref.dlr(z, labels, targets), context);
+      check('dlr ∂logits', out.grads[0]!, ref.dlrBackward(z, labels, targets, out.g.data).data, context);
+    }
+  });
+
   it('add, scale, dot and l2 loss, with odd lengths', () => {
     for (const size of [1, 3, 4, 7, 2304]) {
       const rand = random(size);

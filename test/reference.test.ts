@@ -34,6 +34,8 @@ import {
   l2LossBackward,
   logSoftmax,
   logSoftmaxBackward,
+  dlr,
+  dlrBackward,
   maxpool,
   maxpoolBackward,
   networkLogits,
@@ -551,6 +553,36 @@ describe('logSoftmax', () => {
         const minusY = tensor([1, 4], Array.from(y.data, (v) => -v));
         const S = () => -dot(y.data, logSoftmax(z).data);
         checkFd(`margin ${d}, label ${label}`, 'cross-entropy dz', fdError(S, z.data, logSoftmaxBackward(z, minusY).data, [0, 1, 2, 3]));
+      }
+    }
+  });
+});
+
+describe('dlr', () => {
+  it('hand-computed values: untargeted and targeted, the label on top or not', () => {
+    // z = [4, 1, 3, 0]: π = 0, 2, 1, 3.
+    const z = tensor([1, 4], [4, 1, 3, 0]);
+    expect(dlr(z, [0], null)[0]).toBeCloseTo(-(4 - 3) / (4 - 1), 12);
+    expect(dlr(z, [1], null)[0]).toBeCloseTo(-(1 - 4) / (4 - 1), 12);
+    expect(dlr(z, [0], [3])[0]).toBeCloseTo(-(4 - 0) / (4 - (1 + 0) / 2), 12);
+    expect(dlr(z, [2], [1])[0]).toBeCloseTo(-(3 - 1) / (4 - (1 + 0) / 2), 12);
+  });
+
+  it('backward matches central FD (every entry): 3 to 10 classes, untargeted and targeted, label and target anywhere', () => {
+    const rng = mulberry32(503);
+    for (const C of [3, 4, 5, 10]) {
+      for (const targeted of [false, true]) {
+        if (targeted && C < 4) continue;
+        const rows = 4;
+        const z = randomTensor(rng, [rows, C], 3);
+        const labels = Array.from({ length: rows }, () => Math.floor(rng() * C));
+        // Each label in turn on the row's top class, so both branches of the numerator are seen.
+        labels[0] = Array.from(z.data.subarray(0, C)).indexOf(Math.max(...z.data.subarray(0, C)));
+        const targets = targeted ? labels.map((y) => (y + 1 + Math.floor(rng() * (C - 1))) % C) : null;
+        const g = Array.from({ length: rows }, () => 2 * rng() - 1);
+        const S = () => dlr(z, labels, targets).reduce((s, v, r) => s + v * g[r]!, 0);
+        const dz = dlrBackward(z, labels, targets, g);
+        checkFd(`${C} classes`, targeted ? 'targeted dlr dz' : 'dlr dz', fdError(S, z.data, dz.data, pick(rng, z.data.length, Infinity)));
       }
     }
   });

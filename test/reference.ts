@@ -602,6 +602,60 @@ export function l2LossBackward(v: Tensor): Tensor {
   return tensor(v.shape, v.data);
 }
 
+/**
+ * The difference-of-logits-ratio loss of each row of z [n, C] (Croce & Hein 2020, §4), with π the
+ * classes sorted by decreasing logit (stable: the lower index first on ties):
+ *   untargeted (targets null)  −(z_y − max_{i≠y} z_i) / (z_π1 − z_π3 + 1e-12)
+ *   targeted                   −(z_y − z_t) / (z_π1 − (z_π3 + z_π4)/2 + 1e-12)
+ */
+export function dlr(z: Tensor, labels: readonly number[], targets: readonly number[] | null): Float64Array {
+  const C = z.shape[1]!;
+  const out = new Float64Array(z.shape[0]!);
+  for (let r = 0; r < out.length; r++) {
+    const row = Array.from(z.data.subarray(r * C, (r + 1) * C));
+    const pi = row.map((_, c) => c).sort((a, b) => row[b]! - row[a]! || a - b);
+    const y = labels[r]!;
+    if (targets) {
+      out[r] = -(row[y]! - row[targets[r]!]!) / (row[pi[0]!]! - (row[pi[2]!]! + row[pi[3]!]!) / 2 + 1e-12);
+    } else {
+      let other = -Infinity;
+      for (let c = 0; c < C; c++) if (c !== y) other = Math.max(other, row[c]!);
+      out[r] = -(row[y]! - other) / (row[pi[0]!]! - row[pi[2]!]! + 1e-12);
+    }
+  }
+  return out;
+}
+
+/** dz = dy[r]·∂dlr_r/∂z by the quotient rule on −num/den, each logit's part of num and den
+ *  (the largest other class of the untargeted numerator: the lower index on ties). */
+export function dlrBackward(z: Tensor, labels: readonly number[], targets: readonly number[] | null, dy: ArrayLike<number>): Tensor {
+  const C = z.shape[1]!;
+  const dz = tensor(z.shape);
+  for (let r = 0; r < z.shape[0]!; r++) {
+    const row = Array.from(z.data.subarray(r * C, (r + 1) * C));
+    const pi = row.map((_, c) => c).sort((a, b) => row[b]! - row[a]! || a - b);
+    const y = labels[r]!;
+    let other = -1;
+    for (let c = 0; c < C; c++) if (c !== y && (other < 0 || row[c]! > row[other]!)) other = c;
+    const dNum = new Float64Array(C), dDen = new Float64Array(C);
+    dNum[y] += 1;
+    if (targets) {
+      dNum[targets[r]!] -= 1;
+      dDen[pi[0]!] += 1;
+      dDen[pi[2]!] -= 0.5;
+      dDen[pi[3]!] -= 0.5;
+    } else {
+      dNum[other] -= 1;
+      dDen[pi[0]!] += 1;
+      dDen[pi[2]!] -= 1;
+    }
+    const num = row[y]! - row[targets ? targets[r]! : other]!;
+    const den = targets ? row[pi[0]!]! - (row[pi[2]!]! + row[pi[3]!]!) / 2 + 1e-12 : row[pi[0]!]! - row[pi[2]!]! + 1e-12;
+    for (let c = 0; c < C; c++) dz.data[r * C + c] = dy[r]! * (-dNum[c]! / den + (num * dDen[c]!) / (den * den));
+  }
+  return dz;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Layers of larger networks: activations, average and global pooling, concat, pad, affine, add
 // ---------------------------------------------------------------------------------------------

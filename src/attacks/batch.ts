@@ -7,7 +7,7 @@ import { pixelBox } from '../formats/preprocess.js';
 import type { Tensor } from '../core/engine.js';
 import { inputUnits, type Architecture } from '../formats/model.js';
 import { argmax, type Net } from '../core/net.js';
-import { crossEntropy, dot } from '../core/ops.js';
+import { crossEntropy, dlr, dot } from '../core/ops.js';
 import { Tape } from '../core/tape.js';
 
 export type Norm = 'linf' | 'l2';
@@ -54,6 +54,8 @@ export class Workspace {
   private readonly gT: Tensor;
   private readonly crossEntropy: Tensor;
   private readonly linear: Tensor;
+  /** The DLR loss of the labels, recorded when first asked for (see useDlr). */
+  private dlrTensors: { rows: Tensor; targets: Tensor | null; sum: Tensor } | null = null;
   private buffer: ArrayBuffer | null = null;
   /** Views of the engine's memory: the input, its gradient, the logits [n, classes], G [n, classes]. */
   x!: Float32Array;
@@ -91,14 +93,47 @@ export class Workspace {
     this.logits = engine.floats(this.logitsT.ptr, this.logitsT.size);
     this.y = engine.floats(this.labelsT.ptr, this.labelsT.size);
     this.g = engine.floats(this.gT.ptr, this.gT.size);
+    if (this.dlrTensors) {
+      const { rows, targets } = this.dlrTensors;
+      this.dlrRows = engine.floats(rows.ptr, rows.size);
+      this.dlrTargets = targets && engine.floats(targets.ptr, targets.size);
+    }
   }
 
-  /** The cross-entropy's label of each image (one-hot rows). */
+  /** The cross-entropy's label of each image (one-hot rows), also the DLR loss's. */
   setLabels(labels: Int32Array): void {
     this.views();
-    const classes = this.y.length / this.n;
-    this.y.fill(0);
-    for (let i = 0; i < this.n; i++) this.y[i * classes + labels[i]] = 1;
+    oneHot(this.y, labels);
+  }
+
+  /** Records on the tape the DLR loss of each image's label (ops.dlr), against targets (set by
+   *  setDlrTargets) if `targeted`: from then on every forward computes it too. Once per workspace. */
+  useDlr(targeted: boolean): void {
+    if (this.dlrTensors) throw new Error('the DLR loss is already recorded');
+    const classes = this.logitsT.shape[1];
+    const targets = targeted ? this.net.engine.tensor([this.n, classes]) : null;
+    const rows = dlr(this.tape, this.logitsT, this.labelsT, targets);
+    const sum = dot(this.tape, rows, this.net.engine.tensor([this.n], new Float32Array(this.n).fill(1)));
+    this.dlrTensors = { rows, targets, sum };
+    this.buffer = null;
+    this.views();
+  }
+
+  /** The DLR loss's target of each image (after useDlr(true)); takes effect at the next forward. */
+  setDlrTargets(targets: Int32Array): void {
+    this.views();
+    oneHot(this.dlrTargets!, targets);
+  }
+
+  /** The DLR loss of each image at the last forward (a view). */
+  dlrRows!: Float32Array;
+  private dlrTargets: Float32Array | null = null;
+
+  /** ∇ₓ of Σᵢ DLRᵢ at the last forward's input (a view). */
+  dlrGradient(): Float32Array {
+    this.tape.backward(this.dlrTensors!.sum);
+    this.views();
+    return this.grad;
   }
 
   /** Runs the network on the batch `xs` [n·size]; returns the logits (a view). */
@@ -127,6 +162,13 @@ export class Workspace {
   dispose(): void {
     this.tape.dispose();
   }
+}
+
+/** Rows of one-hot labels, one per image. */
+function oneHot(rows: Float32Array, labels: Int32Array): void {
+  const classes = rows.length / labels.length;
+  rows.fill(0);
+  for (let i = 0; i < labels.length; i++) rows[i * classes + labels[i]] = 1;
 }
 
 /** The budget ball around the original, in pixel units. */
@@ -185,6 +227,8 @@ export class BatchRun {
   readonly frozen: Uint8Array;
   readonly iterations: Int32Array;
   readonly gradients: Int32Array;
+  /** Forward passes of the network on each image (a gradient's included). */
+  readonly queries: Int32Array;
   private readonly quantized: Float64Array;
   private readonly order: Int32Array;
   private readonly gains: Float64Array;
@@ -216,6 +260,7 @@ export class BatchRun {
     this.frozen = new Uint8Array(this.n);
     this.iterations = new Int32Array(this.n);
     this.gradients = new Int32Array(this.n);
+    this.queries = new Int32Array(this.n);
     this.quantized = new Float64Array(this.size);
     this.order = new Int32Array(this.size);
     this.gains = new Float64Array(this.size);
@@ -241,6 +286,12 @@ export class BatchRun {
     return isSuccess(this.before[i], argmax(logits, i * this.classes, this.classes), this.targets ? this.targets[i] : null);
   }
 
+  /** The logits of the batch `xs` (a view), counted as a query of each image still attacked. */
+  forward(xs: Float32Array): Float32Array {
+    for (let i = 0; i < this.n; i++) if (!this.frozen[i]) this.queries[i]++;
+    return this.ws.forward(xs);
+  }
+
   /**
    * Classifies the images flagged in `which`, as they would be saved: rounded to the 8-bit grid
    * and projected back into the ball and the box (written into `xq`; the other images of `xq`
@@ -253,7 +304,11 @@ export class BatchRun {
       return this.ws.logits;
     }
     xq.set(xs);
-    for (let i = 0; i < this.n; i++) if (which[i]) this.round(xs, xq, i * this.size);
+    for (let i = 0; i < this.n; i++) {
+      if (!which[i]) continue;
+      this.round(xs, xq, i * this.size);
+      this.queries[i]++;
+    }
     return this.ws.forward(xq);
   }
 

@@ -149,7 +149,7 @@ class CarliniWagner implements Stepper {
     const { ws, n, size, classes, x0 } = run;
     const targeted = run.targets !== null, kappa = p.confidence;
     run.checkAbort();
-    const z = ws.forward(xs);
+    const z = run.forward(xs);
     const g = ws.g;
     g.fill(0);
     for (let i = 0; i < n; i++) {

@@ -82,7 +82,7 @@ class DeepFool implements Stepper {
     const t = this.t++;
     run.checkAbort();
     const last = t === p.steps;
-    const z = ws.forward(xs);
+    const z = run.forward(xs);
     for (let i = 0; i < n; i++) {
       // Targeted, the class to overtake is the best one other than the target; untargeted,
       // the original class.

@@ -83,7 +83,7 @@ class FilterRun implements Stepper {
       const total = attack.iterate(o.lr, o.beta, this.loss);
       // One image's loss is the batch's, as the tape computed it in float32 (the tutorial's log).
       if (run.n === 1) this.loss[0] = total;
-      for (let i = 0; i < run.n; i++) run.iterations[i] = run.gradients[i] = this.t + 1;
+      for (let i = 0; i < run.n; i++) run.iterations[i] = run.gradients[i] = run.queries[i] = this.t + 1;
       attack.image(this.xs);
       run.tick(0, this.t++, this.xs, this.loss);
       return true;

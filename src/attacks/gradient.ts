@@ -103,7 +103,7 @@ export class GradientAttack implements Stepper {
     const { ws, n, size, x0, geo } = run;
     run.checkAbort();
     const last = t === p.iterations;
-    const z = ws.forward(xs);
+    const z = run.forward(xs);
     crossEntropies(z, this.labels, run.classes, this.loss);
     // On the last pass only the final images are judged: no gradient is needed.
     const grad = last ? null : ws.crossEntropyGradient();

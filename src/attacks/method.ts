@@ -52,6 +52,9 @@ export interface Method<O extends { method: string } = { method: string }> {
   planned(o: O): number;
   /** What the saved image must stay within (null: only the pixel box). */
   ball(o: O): Ball | null;
+  /** Why the method cannot attack a model of `classes` classes (toward a target if `targeted`),
+   *  or null when it can: a loss that needs more classes than the model has. */
+  refuses?(classes: number, targeted: boolean): string | null;
   /** What a round is called when there are several (PGD's restarts, C&W's binary-search steps). */
   rounds?(o: O): { count: number; name: string };
   start(run: BatchRun, o: O, first: number): Stepper;

@@ -79,6 +79,9 @@ export interface AttackResult {
    *  per candidate class and step). */
   iterations: number;
   gradients: number;
+  /** Forward passes of the network on this image, those of its gradients and of judging its
+   *  saved form included (Square: the queries the paper counts, one per iteration). */
+  queries: number;
   /** Wall time of the image's batch divided by the batch's size. */
   ms: number;
 }
@@ -90,6 +93,8 @@ export function resolveOptions(options: AttackOptions, classes: number, subject?
   const given = options as unknown as Record<string, unknown>;
   const values = readOptions(method.id, method.parameters, given, subject);
   const common = readOptions(method.id, COMMON, given, subject);
+  const refusal = method.refuses?.(classes, options.target !== undefined);
+  if (refusal) throw new InputError(`${method.id}: ${refusal}`);
   const target = options.target ?? null;
   if (target !== null && (!Number.isSafeInteger(target) || target < 0 || target >= classes)) {
     throw new InputError(`${method.id}: target must be a label index from 0 to ${classes - 1}, got ${String(target)}`);
@@ -256,6 +261,7 @@ function resultOf(run: BatchRun, i: number, beforeLogits: Float32Array, ms: numb
     ssim: ssim(saved, original, geo.height, geo.width, geo.channels),
     iterations: run.iterations[i],
     gradients: run.gradients[i],
+    queries: run.queries[i],
     ms,
   };
 }

@@ -6,7 +6,8 @@ import { cleanOnSignals, OutputSet } from '../node/output.js';
 import type { Model } from '../formats/model.js';
 import { Net } from '../core/net.js';
 import { loadEngine } from '../node/engine.js';
-import { attackImages, checkLogits, checkResults, softmaxNote } from './run.js';
+import { METHODS, type AttackResult } from '../attacks/index.js';
+import { attackImages, checkLogits, checkResults, queriesSvg, softmaxNote } from './run.js';
 import { robustnessSvg, svgToPng } from './figures.js';
 import { readDataset } from '../node/dataset.js';
 import { availableParallelism } from 'node:os';
@@ -49,29 +50,35 @@ export const evalCommand: Command = {
 
 async function robustness(model: Model, modelPath: string, set: LabelledSet, names: readonly string[], values: Values): Promise<void> {
   const method = values.attack as string;
-  if (!['fgsm', 'bim', 'pgd', 'mifgsm'].includes(method)) throw new InputError(`--attack ${method}: expected fgsm, bim, pgd or mifgsm (budgeted attacks)`);
+  // The budgeted methods: those with an eps.
+  const budgeted = METHODS.filter((m) => m.parameters.some((p) => p.key === 'eps')).map((m) => m.id as string);
+  if (!budgeted.includes(method)) throw new InputError(`--attack ${method}: expected ${budgeted.slice(0, -1).join(', ')} or ${budgeted[budgeted.length - 1]} (budgeted attacks)`);
   const text = (values.eps as string | undefined) ?? '0,1,2,4,8,16';
   const budgets = text.split(',').map((v) => Number(v.trim()));
   if (budgets.length === 0 || budgets.some((e) => !Number.isFinite(e) || e < 0 || e > 255)) throw new InputError(`--eps ${text}: expected grey levels from 0 to 255, separated by commas`);
   const out = (values.out as string | undefined) ?? 'out';
-  const outputs = new OutputSet(out, Boolean(values.force), ['robustness.svg', 'robustness.png', 'robustness.json']);
+  const outputs = new OutputSet(out, Boolean(values.force), ['robustness.svg', 'robustness.png', 'robustness.json', ...(method === 'square' ? ['queries.svg', 'queries.png'] : [])]);
   const size = set.inputs.length / set.labels.length;
   const inputs = Array.from(set.labels, (_, i) => set.inputs.slice(i * size, (i + 1) * size));
   const workers = intOption(values, 'workers', availableParallelism(), 1, 256);
   const net = new Net(await loadEngine(), model);
   const note = softmaxNote(model.architecture, Boolean(values.json));
-  const points: { eps: number; accuracy: number }[] = [];
+  const points: { eps: number; accuracy: number; gradients?: number; queries?: number }[] = [];
+  const runs: { name: string; results: AttackResult[] }[] = [];
   for (const eps of budgets) {
     const attacked = async () => {
       const { results } = await attackImages({ model, modelPath, images: [...names], workers }, net, inputs, { method: method as 'pgd', eps }, 'none');
       checkResults(results, modelPath, names);
+      runs.push({ name: `eps ${eps}`, results });
       // Right under attack: right before, and still so after. (An untargeted attack moves away
       // from the model's class: from a wrong one it may land on the true one, which is no robustness.)
       return results.map((r) => (r.after.index === r.before.index ? r.after.index : -1));
     };
     const predicted = eps === 0 ? checkedEvaluate(net, set, modelPath, names).predictions : await attacked();
     const accuracy = Array.from(predicted).filter((p, i) => p === set.labels[i]).length / set.labels.length;
-    points.push({ eps, accuracy });
+    const last = eps === 0 ? undefined : runs[runs.length - 1].results;
+    const perImage = (count: (r: AttackResult) => number) => last && last.reduce((t, r) => t + count(r), 0) / last.length;
+    points.push({ eps, accuracy, gradients: perImage((r) => r.gradients), queries: perImage((r) => r.queries) });
     if (!values.json) print(`eps ${String(eps).padStart(5)}  accuracy under ${method} ${(100 * accuracy).toFixed(2)} %`);
   }
   const svg = robustnessSvg(points, `Accuracy under ${method.toUpperCase()} (L∞) on ${set.labels.length} images`);
@@ -81,6 +88,11 @@ async function robustness(model: Model, modelPath: string, set: LabelledSet, nam
     outputs.write('robustness.svg', svg);
     outputs.write('robustness.png', svgToPng(svg));
     outputs.write('robustness.json', JSON.stringify(report, null, 2) + '\n');
+    if (method === 'square') {
+      const curve = queriesSvg(runs, Math.max(1, ...runs.flatMap((r) => r.results.map((x) => x.queries))), set.labels.length);
+      outputs.write('queries.svg', curve);
+      outputs.write('queries.png', svgToPng(curve));
+    }
     written = outputs.commit();
   } catch (e) {
     outputs.abandon();

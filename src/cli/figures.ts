@@ -189,6 +189,50 @@ export function robustnessSvg(points: readonly { eps: number; accuracy: number }
   return svgDocument(PLOT.width, PLOT.height, out.join('\n'));
 }
 
+/** A score-based attack's success against its queries: per curve, the share of its `total`
+ *  images fooled within q queries, q from 0 to `budget`, as the Square attack's paper plots it;
+ *  `queries` are those the successful images took. Linear axes. Standalone SVG. */
+export function successCurveSvg(curves: readonly { name: string; queries: readonly number[]; total: number }[], budget: number, title: string): string {
+  const px = (q: number) => PLOT.left + ((PLOT.right - PLOT.left) * q) / Math.max(budget, 1);
+  const py = (a: number) => PLOT.bottom - (PLOT.bottom - PLOT.top) * a;
+  const out: string[] = [];
+  for (let a = 0; a <= 1.0001; a += 0.2) {
+    const y = py(a).toFixed(1);
+    out.push(`<line x1="${PLOT.left}" x2="${PLOT.right}" y1="${y}" y2="${y}" stroke="#e6e6e6"/>`);
+    out.push(text(PLOT.left - 9, +y + 5, 13, `${Math.round(a * 100)} %`, 'black', 'end'));
+  }
+  const unit = 10 ** Math.floor(Math.log10(Math.max(budget, 1) / 6));
+  const step = unit * ([1, 2, 5, 10].find((m) => m * unit >= budget / 6) ?? 10);
+  for (let q = 0; q <= budget; q += step) {
+    const x = px(q).toFixed(1);
+    out.push(`<line x1="${x}" x2="${x}" y1="${PLOT.bottom}" y2="${PLOT.bottom + 6}" stroke="black"/>`);
+    out.push(text(+x, PLOT.bottom + 22, 13, String(q)));
+  }
+  curves.forEach(({ queries, total }, c) => {
+    // A staircase: up by 1/total at each success's query count.
+    const sorted = [...queries].sort((a, b) => a - b);
+    let d = `M${px(0).toFixed(1)} ${py(0).toFixed(1)}`;
+    sorted.forEach((q, k) => (d += `H${px(q).toFixed(1)}V${py((k + 1) / Math.max(total, 1)).toFixed(1)}`));
+    d += `H${px(budget).toFixed(1)}`;
+    out.push(`<path d="${d}" fill="none" stroke="${COLOURS[c % COLOURS.length]}" stroke-width="2"/>`);
+  });
+  out.push(`<rect x="${PLOT.left}" y="${PLOT.top}" width="${PLOT.right - PLOT.left}" height="${PLOT.bottom - PLOT.top}" fill="none" stroke="black"/>`);
+  out.push(text((PLOT.left + PLOT.right) / 2, PLOT.top - 14, 16, title));
+  out.push(text((PLOT.left + PLOT.right) / 2, PLOT.height - 14, 14, 'queries per image'));
+  out.push(`<g transform="translate(22 ${(PLOT.top + PLOT.bottom) / 2}) rotate(-90)">${text(0, 0, 14, 'success rate')}</g>`);
+  if (curves.length > 1) {
+    const width = 44 + Math.max(...curves.map((c) => textWidth(c.name, 13)));
+    const [lx, ly] = [PLOT.right - 10 - width, PLOT.bottom - 10 - curves.length * 20 - 8];
+    out.push(`<rect x="${lx.toFixed(1)}" y="${ly}" width="${width.toFixed(1)}" height="${curves.length * 20 + 8}" rx="3" fill="white" fill-opacity="0.85" stroke="#ccc"/>`);
+    curves.forEach(({ name }, c) => {
+      const y = ly + 14 + c * 20;
+      out.push(`<line x1="${(lx + 8).toFixed(1)}" x2="${(lx + 30).toFixed(1)}" y1="${y}" y2="${y}" stroke="${COLOURS[c % COLOURS.length]}" stroke-width="2"/>`);
+      out.push(text(lx + 36, y + 4.5, 13, name, 'black', 'start'));
+    });
+  }
+  return svgDocument(PLOT.width, PLOT.height, out.join('\n'));
+}
+
 export interface BarRow {
   label: string;
   /** One value per series; null where that series has none (drawn as "n/a"). */

@@ -14,7 +14,7 @@ import { encodePng } from '../formats/image.js';
 import { endsInSoftmax, inputUnits, type Architecture, type Model } from '../formats/model.js';
 import { loadEngine } from '../node/engine.js';
 import { resultFiles } from '../formats/results.js';
-import { figurePng, lossSvg, type Curve, type Panel } from './figures.js';
+import { figurePng, lossSvg, successCurveSvg, svgToPng, type Curve, type Panel } from './figures.js';
 import { filterImage, inputToImage } from '../formats/preprocess.js';
 
 export interface Classification {
@@ -168,7 +168,7 @@ async function attack(job: AttackJob): Promise<void> {
   const resolved = resolveOptions(options, arch.labels.length);
   const iterative = plannedIterations(resolved) > 1;
   const note = softmaxNote(arch, job.json);
-  const outputs = new OutputSet(job.out, job.force, single ? [...SINGLE_FILES, ...(iterative ? ['loss.svg'] : [])] : BATCH_FILES, { quiet: job.quiet });
+  const outputs = new OutputSet(job.out, job.force, single ? [...SINGLE_FILES, ...(iterative ? ['loss.svg'] : [])] : [...BATCH_FILES, ...(options.method === 'square' ? ['queries.svg', 'queries.png'] : [])], { quiet: job.quiet });
   await withOutputs(outputs, async () => {
     const start = performance.now();
     const display = job.json || job.quiet ? 'none' : single && !process.stderr.isTTY ? 'lines' : 'bar';
@@ -189,7 +189,7 @@ async function attack(job: AttackJob): Promise<void> {
         target: r.target === null ? null : arch.labels[r.target], target_index: r.target,
         before: before[0], after, saved, success: r.success, success_saved: isSuccess(r.before.index, saved.index, r.target),
         loss: Array.from(losses),
-        norms: r.norms, psnr: r.psnr, ssim: r.ssim, iterations: r.iterations, gradients: r.gradients, ms,
+        norms: r.norms, psnr: r.psnr, ssim: r.ssim, iterations: r.iterations, gradients: r.gradients, queries: r.queries, ms,
       }, job.json);
       return;
     }
@@ -315,8 +315,13 @@ function writeSummary(job: AttackJob, net: Net, outputs: OutputSet, inputs: Floa
   const savedSuccess = results.filter((r, i) => isSuccess(r.before.index, reread[i].index, r.target)).length / results.length;
   const report = { model: job.modelPath, method: job.options.method, ...run, images: job.images.length, summary, success_saved: savedSuccess, ms, results: results.map((r, i) => resultRow(job.images[i], arch.labels, r)) };
   outputs.write('summary.json', JSON.stringify(report, null, 2) + '\n');
-  const header = 'image,before,after,success,l2_pixels,linf_pixels,psnr,ssim,iterations,gradients,ms';
-  outputs.write('summary.csv', [header, ...report.results.map((r) => [r.image, r.before, r.after, r.success, r.l2_pixels, r.linf_pixels, r.psnr, r.ssim, r.iterations, r.gradients, r.ms].join(','))].join('\n') + '\n');
+  const header = 'image,before,after,success,l2_pixels,linf_pixels,psnr,ssim,iterations,gradients,queries,ms';
+  outputs.write('summary.csv', [header, ...report.results.map((r) => [r.image, r.before, r.after, r.success, r.l2_pixels, r.linf_pixels, r.psnr, r.ssim, r.iterations, r.gradients, r.queries, r.ms].join(','))].join('\n') + '\n');
+  if (job.options.method === 'square') {
+    const svg = queriesSvg([{ name: 'square', results }], (run.params as { queries: number }).queries, results.length);
+    outputs.write('queries.svg', svg);
+    outputs.write('queries.png', svgToPng(svg));
+  }
   const written = outputs.commit();
   if (job.json) return void process.stdout.write(JSON.stringify(report) + '\n');
   const pct = (v: number) => `${(100 * v).toFixed(1)} %`;
@@ -328,7 +333,7 @@ function writeSummary(job: AttackJob, net: Net, outputs: OutputSet, inputs: Floa
     ['L∞ mean / median (grey levels)', `${summary.linf.mean.toFixed(2)} / ${summary.linf.median.toFixed(2)}`],
     ['PSNR mean / median (dB)', `${summary.psnr.mean.toFixed(2)} / ${summary.psnr.median.toFixed(2)}`],
     ['SSIM mean / median', `${summary.ssim.mean.toFixed(4)} / ${summary.ssim.median.toFixed(4)}`],
-    ['iterations / gradients per image (mean)', `${mean(results.map((r) => r.iterations)).toFixed(1)} / ${mean(results.map((r) => r.gradients)).toFixed(1)}`],
+    ['iterations / gradients / queries per image (mean)', `${mean(results.map((r) => r.iterations)).toFixed(1)} / ${mean(results.map((r) => r.gradients)).toFixed(1)} / ${mean(results.map((r) => r.queries)).toFixed(1)}`],
     ['time', `${(ms / 1000).toFixed(2)} s (${(ms / results.length).toFixed(1)} ms per image)`],
   ];
   for (const [k, v] of rows) process.stdout.write(`${k.padEnd(44)} ${v}\n`);
@@ -356,6 +361,12 @@ function printClasses(before: Classification, after: Classification, saved: Clas
 
 const SINGLE_FILES = ['adversarial.png', 'perturbation.npy', 'filter.png', 'figure.png', 'report.json'];
 const BATCH_FILES = ['adversarial', 'summary.csv', 'summary.json', 'contact.png'];
+/** Square's success against its queries: the share of the images fooled within each count. */
+export function queriesSvg(curves: { name: string; results: readonly AttackResult[] }[], budget: number, images: number): string {
+  const data = curves.map(({ name, results }) => ({ name, queries: results.filter((r) => r.success).map((r) => r.queries), total: results.length }));
+  return successCurveSvg(data, budget, `Square: success against queries on ${images} images`);
+}
+
 const mean = (v: number[]) => v.reduce((a, b) => a + b, 0) / v.length;
 
 /** The file name of image i's adversarial in a batch: its own name, numbered. */
@@ -367,7 +378,7 @@ function resultRow(image: string, labels: string[], r: AttackResult) {
   return {
     image, before: labels[r.before.index], after: labels[r.after.index], success: r.success,
     l2_pixels: round(r.norms.l2_pixels), linf_pixels: round(r.norms.linf_pixels), psnr: round(r.psnr), ssim: round(r.ssim),
-    iterations: r.iterations, gradients: r.gradients, ms: round(r.ms),
+    iterations: r.iterations, gradients: r.gradients, queries: r.queries, ms: round(r.ms),
   };
 }
 

@@ -94,6 +94,25 @@ export function crossEntropy(tape: Tape, logits: Tensor, labels: Tensor, weight 
   return scale(tape, dot(tape, labels, logSoftmax(tape, logits)), new Scalar(-weight));
 }
 
+/** The difference-of-logits-ratio loss of each row of `logits` [n, classes] (Croce & Hein 2020,
+ *  §4), [n]: −(z_y − max_{i≠y} z_i)/(z_π1 − z_π3 + 1e-12) with π the classes by decreasing logit,
+ *  or, with `targets`, −(z_y − z_t)/(z_π1 − (z_π3 + z_π4)/2 + 1e-12); the label y and the target
+ *  t as one-hot rows. Unlike the cross-entropy it does not change when the logits are scaled or
+ *  shifted, so a network's saturated softmax cannot hide its gradient. */
+export function dlr(tape: Tape, logits: Tensor, labels: Tensor, targets: Tensor | null = null): Tensor {
+  const kn = tape.engine.kernels;
+  const [n, classes] = logits.shape;
+  const needed = targets ? 4 : 3;
+  if (classes < needed) throw new Error(`dlr: the ${targets ? 'targeted ' : ''}loss needs at least ${needed} classes, not ${classes}`);
+  const t = targets?.ptr ?? 0;
+  const y = tape.output([n], [logits]);
+  tape.record(y, {
+    forward: () => kn.dlr_forward(logits.ptr, labels.ptr, t, y.ptr, n, classes),
+    backward: () => kn.dlr_backward(logits.ptr, labels.ptr, t, y.grad!.ptr, logits.grad!.ptr, n, classes),
+  });
+  return y;
+}
+
 /** A ReLU fused into a layer, as its kernels take it: its ceiling (Infinity for ReLU, 6 for
  *  ReLU6), or 0 for none. */
 function fusedRelu(relu: boolean, ceiling = Infinity): number {
