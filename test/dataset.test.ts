@@ -164,7 +164,7 @@ describe('writeDataset / readDataset', () => {
     expectInputError(() => readDataset(dir), /file name/);
     writeFileSync(labels, good);
     unlinkSync(join(dir, '00001.png'));
-    expectInputError(() => readDataset(dir), /00001\.png.*ENOENT/);
+    expectInputError(() => readDataset(dir), /00001\.png.*no such file or directory/);
     writeFileSync(join(dir, '00001.png'), 'not a picture');
     expectInputError(() => readDataset(dir), /00001\.png/);
     rmSync(dir, { recursive: true });
