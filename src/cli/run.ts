@@ -15,6 +15,7 @@ import { endsInSoftmax, inputUnits, type Architecture, type Model } from '../for
 import { loadEngine } from '../node/engine.js';
 import { resultFiles } from '../formats/results.js';
 import { figurePng, lossSvg, type Curve, type Panel } from './figures.js';
+import { snakeKeys } from './command.js';
 import { filterImage, inputToImage } from '../formats/preprocess.js';
 
 export interface Classification {
@@ -175,7 +176,7 @@ async function attack(job: AttackJob): Promise<void> {
     const { results, losses } = await attackImages(job, net, inputs, options, display);
     const ms = performance.now() - start;
     checkResults(results, job.modelPath, job.images);
-    const params = { ...resolved, init: undefined, target: target === undefined ? null : arch.labels[target] };
+    const params = snakeKeys({ ...resolved, init: undefined, target: target === undefined ? null : arch.labels[target] });
     if (single) {
       const [r] = results;
       // The classes before come from the attack's own first forward pass, not a second one.
@@ -323,9 +324,9 @@ function writeSummary(job: AttackJob, net: Net, outputs: OutputSet, inputs: Floa
   const rows = [
     ['images', String(summary.images)],
     ['success over all images', `${pct(summary.success)} (re-read from the saved files: ${pct(savedSuccess)})`],
-    ...(summary.successCorrect === undefined ? [] : [[`success over the ${summary.correct} classified correctly before`, pct(summary.successCorrect)]]),
-    ['L2 mean / median (grey levels)', `${summary.l2.mean.toFixed(2)} / ${summary.l2.median.toFixed(2)}`],
-    ['L∞ mean / median (grey levels)', `${summary.linf.mean.toFixed(2)} / ${summary.linf.median.toFixed(2)}`],
+    ...(summary.success_correct === undefined ? [] : [[`success over the ${summary.correct} classified correctly before`, pct(summary.success_correct)]]),
+    ['L2 mean / median (grey levels)', `${summary.l2_pixels.mean.toFixed(2)} / ${summary.l2_pixels.median.toFixed(2)}`],
+    ['L∞ mean / median (grey levels)', `${summary.linf_pixels.mean.toFixed(2)} / ${summary.linf_pixels.median.toFixed(2)}`],
     ['PSNR mean / median (dB)', `${summary.psnr.mean.toFixed(2)} / ${summary.psnr.median.toFixed(2)}`],
     ['SSIM mean / median', `${summary.ssim.mean.toFixed(4)} / ${summary.ssim.median.toFixed(4)}`],
     ['iterations / gradients per image (mean)', `${mean(results.map((r) => r.iterations)).toFixed(1)} / ${mean(results.map((r) => r.gradients)).toFixed(1)}`],

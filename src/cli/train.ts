@@ -12,7 +12,7 @@ import { Progress } from './progress.js';
 import { Pool } from '../node/parallel.js';
 import { availableParallelism } from 'node:os';
 import { facesToSet, initialModel, train, type LabelledSet } from '../train/train.js';
-import { intOption, numberOption, print, type Command } from './command.js';
+import { intOption, numberOption, print, snakeKeys, type Command } from './command.js';
 
 export const trainCommand: Command = {
   usage: 'mislead train --out FILE [--model FILE] [--data DIR | --train N --test M] [--epochs E] [--batch B] [--lr X] [--seed S] [--workers W] [--force] [--json]',
@@ -94,7 +94,7 @@ export const trainCommand: Command = {
     await pool?.close();
     writeFileAtomic(out, writeModel(model), true);
     const seconds = (performance.now() - began) / 1000;
-    if (json) print(JSON.stringify({ out, ...(given ? { model: given.path } : {}), ...(folder === undefined ? {} : { data: folder }), ...sizes, ...options, generated_seconds: generated, seconds, history }));
+    if (json) print(JSON.stringify({ out, ...(given ? { model: given.path } : {}), ...(folder === undefined ? {} : { data: folder }), ...sizes, ...options, generated_seconds: generated, seconds, history: history.map(snakeKeys) }));
     else print(`wrote ${out} (${seconds.toFixed(1)} s in all)`);
   },
 };
