@@ -184,7 +184,10 @@ async function attack(job: AttackJob): Promise<void> {
       const after = describe(net, Float32Array.from(r.after.logits), job.modelPath, `${job.images[0]} after the attack`);
       const curves = iterative ? [{ name: 'loss', values: losses }] : [];
       const saved = writeResults(net, job.modelPath, outputs, inputs[0], before[0], [{ title: 'Adversarial', dx: r.perturbation, after }], curves);
-      if (!job.json) printClasses(before[0], after, saved);
+      if (!job.json) {
+        printClasses(before[0], after, saved);
+        printDistances(r);
+      }
       finish(outputs, {
         model: job.modelPath, image: job.images[0], method: resolved.method, ...note, params,
         target: r.target === null ? null : arch.labels[r.target], target_index: r.target,
@@ -353,6 +356,14 @@ function printClasses(before: Classification, after: Classification, saved: Clas
   for (const [name, c] of [['before', before], ['after', after], ['saved', saved]] as const) {
     process.stdout.write(`${name.padEnd(6)} ${c.label} (p = ${c.probabilities[c.index].toFixed(4)}; logits ${c.logits.map((v) => v.toFixed(6)).join(', ')})\n`);
   }
+}
+
+/** The size of one image's perturbation, as a batch's table gives it (grey levels first). */
+function printDistances(r: AttackResult): void {
+  const { l2, linf, l2_pixels, linf_pixels } = r.norms;
+  process.stdout.write(`L2     ${l2_pixels.toFixed(2)} grey levels (${l2.toPrecision(4)} in model units)\n`);
+  process.stdout.write(`L∞     ${linf_pixels.toFixed(2)} grey levels (${linf.toPrecision(4)} in model units)\n`);
+  process.stdout.write(`PSNR   ${r.psnr.toFixed(2)} dB · SSIM ${r.ssim.toFixed(4)}\n`);
 }
 
 const SINGLE_FILES = ['adversarial.png', 'perturbation.npy', 'filter.png', 'figure.png', 'report.json'];
