@@ -13,7 +13,7 @@ export const datasetCommand: Command = {
     if (positionals.length > 0) throw new InputError(`dataset takes no positional argument (got ${positionals[0]})`);
     if (typeof values.out !== 'string') throw new InputError('dataset needs --out DIR');
     const count = intOption(values, 'count', 1000, 1, 1_000_000);
-    const progress = new Progress('faces', count);
+    const progress = new Progress('dataset', count, { unit: 'faces' });
     writeDataset(values.out, count, intOption(values, 'seed', 1, 0, 0xffffffff), (done) => progress.update(done));
     progress.done();
     print(`wrote ${count} faces and labels.csv to ${values.out}`);

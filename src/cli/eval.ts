@@ -63,7 +63,8 @@ async function robustness(model: Model, modelPath: string, set: LabelledSet, nam
   const points: { eps: number; accuracy: number }[] = [];
   for (const eps of budgets) {
     const attacked = async () => {
-      const { results } = await attackImages({ model, modelPath, images: [...names], workers }, net, inputs, { method: method as 'pgd', eps }, 'none');
+      const display = values.json ? 'none' : 'bar';
+      const { results } = await attackImages({ model, modelPath, images: [...names], workers }, net, inputs, { method: method as 'pgd', eps }, display, `${method} eps ${eps}`);
       checkResults(results, modelPath, names);
       // Right under attack: right before, and still so after. (An untargeted attack moves away
       // from the model's class: from a wrong one it may land on the true one, which is no robustness.)

@@ -205,13 +205,14 @@ async function attack(job: AttackJob): Promise<void> {
 export type Display = 'lines' | 'bar' | 'none';
 
 /** The attack on this thread in slices of about 50 ms, with a turn of the event loop between
- *  them (a signal is handled at once), or for a batch over a pool of workers; with progress,
- *  and the loss of the first image at each iteration of its batch. */
-export async function attackImages(job: Pick<AttackJob, 'model' | 'modelPath' | 'images' | 'workers'>, net: Net, inputs: Float32Array[], options: AttackOptions, display: Display) {
+ *  them (a signal is handled at once), or for a batch over a pool of workers; with progress
+ *  (`title`, the method by default: images for a batch, as they finish, iterations for one
+ *  image), and the loss of the first image at each iteration of its batch. */
+export async function attackImages(job: Pick<AttackJob, 'model' | 'modelPath' | 'images' | 'workers'>, net: Net, inputs: Float32Array[], options: AttackOptions, display: Display, title: string = options.method) {
   const images = inputs.length;
   if (job.workers > 1 && images > 1) {
-    const bar = display === 'bar' ? new Progress(options.method, images) : null;
-    const results = await new Pool(Math.min(job.workers, images)).attack(job.model, inputs, options, (done) => bar?.update(Math.round(done)));
+    const bar = display === 'bar' ? new Progress(title, images, { unit: 'images' }) : null;
+    const results = await new Pool(Math.min(job.workers, images)).attack(job.model, inputs, options, (done) => bar?.update(done));
     bar?.done();
     return { results, losses: [] };
   }
@@ -235,10 +236,10 @@ export async function attackImages(job: Pick<AttackJob, 'model' | 'modelPath' | 
       if (info.batch === 0 && done - 1 === losses.length) losses.push(loss);
       if (display === 'lines') tutorialLine(info.iteration, loss, run.total);
       if (display !== 'bar') return;
-      if (images > 1) return void (shown.bar ??= new Progress(options.method, images)).update(Math.round((done / total) * images));
+      if (images > 1) return void (shown.bar ??= new Progress(title, images, { unit: 'images' })).update((done / total) * images);
       // The class is worked out only when the bar is drawn (20 times a second at most).
       const now = () => net.architecture.labels[argmax(predictLogits(net, [info.x.subarray(0, inputs[0].length)])[0])];
-      (shown.bar ??= new Progress(options.method, total)).update(done, () => `loss ${loss.toFixed(6)} · ${now()}`);
+      (shown.bar ??= new Progress(title, total, { unit: 'iterations' })).update(done, () => `loss ${loss.toFixed(6)} · ${now()}`);
     },
   });
   await stepInSlices(run);
