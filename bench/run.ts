@@ -686,13 +686,14 @@ writeFileSync(
 // and every convolution's share of the SIMD peak.
 const chartPath = (name: string) => fileURLToPath(new URL(quick ? `./${name}.quick.png` : `./${name}.png`, import.meta.url));
 // A --quick chart (one sample per timing, batch 4, often on a busy machine) must not pass for results.
-const smoke = quick ? 'SMOKE RUN (--quick: one sample each, not a measurement) · ' : '';
+const watermark = quick ? 'SMOKE RUN (--quick), NOT RESULTS' : undefined;
 const timeRows = [
   ...rows.filter((r) => r.group === 'end-to-end' || (r.group === 'whole runs' && r.name.startsWith('attack')) || (r.group === 'conv layers' && r.batch === 1)),
   ...rows.filter((r) => r.group === 'mobilenet'),
 ];
 writeFileSync(chartPath('speed'), svgToPng(barChartSvg({
-  title: `${smoke}mislead and TensorFlow.js, ${info.cpu}, one core (median ms; × = how much longer tfjs takes)`,
+  watermark,
+  title: `mislead and TensorFlow.js, ${info.cpu}, one core (median ms; × = how much longer tfjs takes)`,
   axis: 'milliseconds (log scale)',
   series: ENGINES.map((e) => (e === 'mislead' ? 'mislead' : `TensorFlow.js ${e.slice(5).toUpperCase()}`)),
   log: true,
@@ -706,7 +707,8 @@ writeFileSync(chartPath('speed'), svgToPng(barChartSvg({
 // The tutorial's convolutions (batch 1 and `big`), then MobileNet's (batch 1 and mnBig).
 const convRows = rows.filter((r) => ((r.group === 'kernel' && r.name.startsWith('conv')) || r.group === 'mobilenet kernel') && r.batch === 1);
 writeFileSync(chartPath('peak'), svgToPng(barChartSvg({
-  title: `${smoke}Share of the SIMD peak (${peakGflops.toFixed(1)} GFLOP/s, measured in the same run)`,
+  watermark,
+  title: `Share of the SIMD peak (${peakGflops.toFixed(1)} GFLOP/s, measured in the same run)`,
   axis: '% of peak',
   series: ['batch 1', `batch ${big}${mnBig === big ? '' : ` (MobileNet: ${mnBig})`}`],
   log: false,

@@ -166,4 +166,10 @@ describe('barChartSvg', () => {
     const markX = Number(/<line x1="([\d.]+)"[^>]*stroke-dasharray/.exec(svg)![1]);
     expect(left + widths(svg)[0]).toBeCloseTo(markX, 0);
   });
+
+  it('writes a watermark across a chart that is no measurement (bench --quick)', () => {
+    const rows = [{ label: 'x', values: [1, 10] }];
+    expect(barChartSvg({ title: 't', axis: 'ms', series: ['a', 'b'], log: true, rows })).not.toContain('SMOKE');
+    expect(barChartSvg({ title: 't', axis: 'ms', series: ['a', 'b'], log: true, rows, watermark: 'SMOKE RUN' })).toMatch(/<g transform="rotate[^"]*"[^>]*><text[^>]*>SMOKE RUN<\/text><\/g>/);
+  });
 });

@@ -214,7 +214,7 @@ export interface BarRow {
 /** Horizontal bars: a group per row, a bar per series (coloured as the legend), on a log axis
  *  (decades) or a linear one from 0 to `max`, each bar followed by its note; `mark` draws a
  *  dashed line across the bars (a target). Standalone SVG. */
-export function barChartSvg({ title, axis, series, rows, log, max, mark }: { title: string; axis: string; series: string[]; rows: BarRow[]; log: boolean; max?: number; mark?: { at: number; label: string } }): string {
+export function barChartSvg({ title, axis, series, rows, log, max, mark, watermark }: { title: string; axis: string; series: string[]; rows: BarRow[]; log: boolean; max?: number; mark?: { at: number; label: string }; watermark?: string }): string {
   const BAR = 12, GROUP_GAP = 14, WIDTH = 860;
   const known = rows.flatMap((r) => r.values).filter((v): v is number => v !== null && v > 0);
   const [lo, hi] = log ? [Math.floor(Math.log10(Math.min(...known))), Math.ceil(Math.log10(Math.max(...known)))] : [0, max ?? Math.max(...known)];
@@ -256,6 +256,11 @@ export function barChartSvg({ title, axis, series, rows, log, max, mark }: { tit
     out.push(text(lx + 20, 49, 12, name, 'black', 'start'));
     lx += 40 + textWidth(name, 12);
   });
+  // Written across the bars, so that no crop of the chart loses it.
+  if (watermark) {
+    const [cx, cy] = [WIDTH / 2, (bottom + 56) / 2];
+    out.push(`<g transform="rotate(-6 ${cx} ${cy.toFixed(1)})" fill-opacity="0.3">${text(cx, cy + 15, 40, watermark, '#d62728')}</g>`);
+  }
   return svgDocument(WIDTH, bottom + 56, out.join('\n'));
 }
 
