@@ -10,12 +10,12 @@ import { distances, isSuccess, norms, plannedIterations, resolveOptions, startAt
 import { Pool } from '../node/parallel.js';
 import { basename, dirname, join } from 'node:path';
 import { Progress } from './progress.js';
+import { snakeKeys } from './command.js';
 import { encodePng } from '../formats/image.js';
 import { endsInSoftmax, inputUnits, type Architecture, type Model } from '../formats/model.js';
 import { loadEngine } from '../node/engine.js';
 import { resultFiles } from '../formats/results.js';
 import { figurePng, lossSvg, type Curve, type Panel } from './figures.js';
-import { snakeKeys } from './command.js';
 import { filterImage, inputToImage } from '../formats/preprocess.js';
 
 export interface Classification {
