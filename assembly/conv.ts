@@ -141,7 +141,7 @@ export function conv2d_windows_work(k: i32, cin: i32, cout: i32, cells: i32): i3
 export function to_planar(x: usize, mask: usize, xp: usize, n: i32, h: i32, wd: i32, c: i32, top: i32, left: i32, hp: i32, wp: i32): void {
   const plane = f(hp * wp);
   for (let img = 0; img < n; img++) {
-    for (let ch = 0; ch < c; ch++) zeroBorder(xp + (img * c + ch) * plane, h, wd, top, left, hp, wp);
+    for (let ch = 0; ch < c; ch++) zeroBorder(xp + (img * c + ch) * <i32>plane, h, wd, top, left, hp, wp);
     for (let r = 0; r < h; r++) {
       const at = x + f((img * h + r) * wd * c), on = mask + f((img * h + r) * wd * c);
       const dst = xp + f(((img * c) * hp + top + r) * wp + left); // channel 0's row; the next channel's is a plane further
@@ -165,7 +165,7 @@ export function to_planar(x: usize, mask: usize, xp: usize, n: i32, h: i32, wd: 
             const p2 = masked(at, on, mask, o + f(2 * c)), p3 = masked(at, on, mask, o + f(3 * c));
             const t0 = v128.shuffle<f32>(p0, p1, 0, 4, 1, 5), t1 = v128.shuffle<f32>(p0, p1, 2, 6, 3, 7);
             const t2 = v128.shuffle<f32>(p2, p3, 0, 4, 1, 5), t3 = v128.shuffle<f32>(p2, p3, 2, 6, 3, 7);
-            const row = dst + ch * plane + f(col);
+            const row = dst + ch * <i32>plane + f(col);
             v128.store(row, v128.shuffle<f32>(t0, t2, 0, 1, 4, 5));
             v128.store(row + plane, v128.shuffle<f32>(t0, t2, 2, 3, 6, 7));
             v128.store(row + 2 * plane, v128.shuffle<f32>(t1, t3, 0, 1, 4, 5));
@@ -177,7 +177,7 @@ export function to_planar(x: usize, mask: usize, xp: usize, n: i32, h: i32, wd: 
         for (let ch = 0; ch < c; ch++) {
           const o = f(col * c + ch);
           const v = load<f32>(at + o);
-          store<f32>(dst + ch * plane + f(col), mask == 0 || load<f32>(on + o) > 0 ? v : 0);
+          store<f32>(dst + ch * <i32>plane + f(col), mask == 0 || load<f32>(on + o) > 0 ? v : 0);
         }
       }
     }
@@ -435,7 +435,7 @@ export function conv2d_filter_planar(
   n: i32, inputs: i32, hp: i32, wp: i32, k: i32, oh: i32, gw: i32, outputs: i32,
 ): void {
   const G = groupSize(outputs);
-  const chunk = imax(1, CACHE_BYTES / f(inputs * hp * wp + outputs * oh * gw));
+  const chunk = imax(1, CACHE_BYTES / <i32>f(inputs * hp * wp + outputs * oh * gw));
   for (let first = 0; first < n; first += chunk) {
     const end = imin(n, first + chunk);
     for (let ky = 0; ky < k; ky++) {

@@ -685,11 +685,14 @@ writeFileSync(
 // Two charts of the run: the times of whole iterations and runs against the peers (log scale),
 // and every convolution's share of the SIMD peak.
 const chartPath = (name: string) => fileURLToPath(new URL(quick ? `./${name}.quick.png` : `./${name}.png`, import.meta.url));
+// A --quick chart (one sample per timing, batch 4, often on a busy machine) must not pass for results.
+const watermark = quick ? 'SMOKE RUN (--quick), NOT RESULTS' : undefined;
 const timeRows = [
   ...rows.filter((r) => r.group === 'end-to-end' || (r.group === 'whole runs' && r.name.startsWith('attack')) || (r.group === 'conv layers' && r.batch === 1)),
   ...rows.filter((r) => r.group === 'mobilenet'),
 ];
 writeFileSync(chartPath('speed'), svgToPng(barChartSvg({
+  watermark,
   title: `mislead and TensorFlow.js, ${info.cpu}, one core (median ms; × = how much longer tfjs takes)`,
   axis: 'milliseconds (log scale)',
   series: ENGINES.map((e) => (e === 'mislead' ? 'mislead' : `TensorFlow.js ${e.slice(5).toUpperCase()}`)),
@@ -704,6 +707,7 @@ writeFileSync(chartPath('speed'), svgToPng(barChartSvg({
 // The tutorial's convolutions (batch 1 and `big`), then MobileNet's (batch 1 and mnBig).
 const convRows = rows.filter((r) => ((r.group === 'kernel' && r.name.startsWith('conv')) || r.group === 'mobilenet kernel') && r.batch === 1);
 writeFileSync(chartPath('peak'), svgToPng(barChartSvg({
+  watermark,
   title: `Share of the SIMD peak (${peakGflops.toFixed(1)} GFLOP/s, measured in the same run)`,
   axis: '% of peak',
   series: ['batch 1', `batch ${big}${mnBig === big ? '' : ` (MobileNet: ${mnBig})`}`],

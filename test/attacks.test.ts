@@ -556,7 +556,7 @@ describe('the attacks compared', () => {
     expect(success(pgdL2)).toBeGreaterThan(0.9);
     expect(success(cw)).toBe(1);
     const both = xs.map((_, i) => i).filter((i) => pgdL2[i].success && cw[i].success);
-    const median = (r: AttackResult[]) => summarize(both.map((i) => r[i])).l2.median;
+    const median = (r: AttackResult[]) => summarize(both.map((i) => r[i])).l2_pixels.median;
     expect(median(cw)).toBeLessThan(median(pgdL2) / 2);
   });
 });
@@ -571,14 +571,14 @@ describe.skipIf(!existsSync(FACE_MODEL))('on generated faces with a trained gend
     const xs = Array.from({ length: count }, (_, i) => set.inputs.slice(i * size, (i + 1) * size));
     const rate = (options: AttackOptions) => summarize(runAttack(net, xs, options), set.labels);
     const fgsm = rate({ method: 'fgsm', eps: 2 }), bim = rate({ method: 'bim', eps: 2 }), pgd = rate({ method: 'pgd', eps: 2 });
-    console.log(`success at L∞ 2 (all / correctly classified): FGSM ${fgsm.success} / ${fgsm.successCorrect}, BIM ${bim.success} / ${bim.successCorrect}, PGD ${pgd.success} / ${pgd.successCorrect}`);
+    console.log(`success at L∞ 2 (all / correctly classified): FGSM ${fgsm.success} / ${fgsm.success_correct}, BIM ${bim.success} / ${bim.success_correct}, PGD ${pgd.success} / ${pgd.success_correct}`);
     expect(fgsm.success).toBeLessThan(0.9);
     expect(bim.success).toBeGreaterThanOrEqual(fgsm.success);
     expect(pgd.success).toBeGreaterThanOrEqual(bim.success);
     const few = xs.slice(0, 16);
     const cw = runAttack(net, few, { method: 'cw' }), pgdL2 = runAttack(net, few, { method: 'pgd', norm: 'l2', eps: 384 });
     const both = few.map((_, i) => i).filter((i) => cw[i].success && pgdL2[i].success);
-    const median = (r: AttackResult[]) => summarize(both.map((i) => r[i])).l2.median;
+    const median = (r: AttackResult[]) => summarize(both.map((i) => r[i])).l2_pixels.median;
     console.log(`median L2 over ${both.length} faces: C&W ${median(cw)}, PGD-L2 (eps 384) ${median(pgdL2)}`);
     expect(both.length).toBeGreaterThanOrEqual(14);
     expect(median(cw)).toBeLessThan(median(pgdL2));

@@ -75,7 +75,7 @@ const headerTooLong = () => {
 };
 
 const badImages: [string, string, RegExp][] = [
-  ['missing file', join(dir, 'nowhere.png'), /nowhere\.png: cannot read an image \(ENOENT\)/],
+  ['missing file', join(dir, 'nowhere.png'), /nowhere\.png: cannot read an image \(no such file or directory\)/],
   ['directory given as image (attack reads a folder as a batch: this one holds no image)', mkdtempSync(join(dir, 'empty-')), /a folder with no PNG or JPEG image/],
   ['empty file', file('empty.png', ''), /empty\.png: empty file/],
   ['truncated PNG', file('truncated.png', goodPng.subarray(0, 60)), /truncated\.png: .*(truncated|corrupt)/i],
@@ -86,7 +86,7 @@ const badImages: [string, string, RegExp][] = [
 ];
 
 const badModels: [string, string, RegExp][] = [
-  ['missing model', join(dir, 'nowhere.safetensors'), /nowhere\.safetensors: cannot read a model file \(ENOENT\)/],
+  ['missing model', join(dir, 'nowhere.safetensors'), /nowhere\.safetensors: cannot read a model file \(no such file or directory\)/],
   ['truncated header', file('truncated.safetensors', serializeSafetensors(tensorsOf(), goodMeta).subarray(0, 5)), /too short for a header/],
   ['header length larger than the file', file('long.safetensors', headerTooLong()), /header length \d+ exceeds the file/],
   ['wrong dtype', file('dtype.safetensors', withDtype()), /tensor "cv1\.w" has dtype "F16", expected F32/],
@@ -155,7 +155,7 @@ describe('bad TensorFlow.js models for import-tfjs', () => {
     refused([file('not-json.json', '{"modelTopology": {"class_name": '), '--out', 'm.safetensors'], /not-json\.json: not a JSON file \("/);
     refused([file('binary.json', Uint8Array.of(0x7b, 0xff, 0xfe, 0x7d)), '--out', 'm.safetensors'], /binary\.json: not a JSON file/);
     const missing = tfjs('tfjs-missing', (f) => { f.json.weightsManifest[0].paths = ['group1-shard1of1.bin']; });
-    refused([missing, '--out', 'm.safetensors'], /tfjs-missing\/group1-shard1of1\.bin: cannot read a weight file of .*tfjs-missing\/model\.json \(ENOENT\)/);
+    refused([missing, '--out', 'm.safetensors'], /tfjs-missing\/group1-shard1of1\.bin: cannot read a weight file of .*tfjs-missing\/model\.json \(no such file or directory\)/);
   });
 
   it('an unsupported layer: one line naming it and listing the supported ones', () => {

@@ -160,6 +160,9 @@ describe('the attack suite from the command line, on faces never seen', () => {
     expect(report.images).toBe(16);
     expect(report.summary.correct).toBeGreaterThan(12);
     expect(report.success_saved).toBe(report.summary.success);
+    // One key style, units in the name: grey levels are *_pixels, as in a result's norms.
+    expect(Object.keys(report.summary).sort()).toEqual(['correct', 'images', 'l2_pixels', 'linf_pixels', 'ms', 'psnr', 'ssim', 'success', 'success_correct']);
+    expect(JSON.stringify(report.params)).not.toMatch(/"[a-z]+[A-Z]/);
     const names = readdirSync(join(dir, 'pgd/adversarial')).sort();
     expect(names).toHaveLength(16);
     names.forEach((name, i) => {
@@ -182,6 +185,38 @@ describe('the attack suite from the command line, on faces never seen', () => {
     expect(points[1].accuracy).toBeLessThanOrEqual(points[0].accuracy);
     expect(points[2].accuracy).toBeLessThan(points[0].accuracy);
     expect(readdirSync(join(dir, 'robust')).sort()).toEqual(['robustness.json', 'robustness.png', 'robustness.svg']);
+  });
+});
+
+describe('a person at the command line', () => {
+  it('--version prints the package version', () => {
+    const run = mislead('--version');
+    expect(run.code).toBe(0);
+    expect(run.stdout.trim()).toBe(JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).version);
+  });
+
+  it('a mistyped command or option gets the closest one', () => {
+    expect(mislead('atack', 'x.png').stderr).toBe('mislead: unknown command "atack"; did you mean attack? (see mislead --help)\n');
+    expect(mislead('xyzzy').stderr).toMatch(/^mislead: unknown command "xyzzy" \(commands: predict, attack, .*; see mislead --help\)\n$/);
+    expect(mislead('constructor').code).toBe(2); // not a property of the table of commands
+    const option = mislead('attack', 'x.png', '--iter', '3');
+    expect(option.code).toBe(2);
+    expect(option.stderr).toBe("mislead: Unknown option '--iter'; did you mean --iters? (see mislead attack --help)\n");
+  });
+
+  it('a missing file is named with the reason in words', () => {
+    const run = mislead('predict', 'nowhere.png');
+    expect(run.stderr).toBe('mislead: nowhere.png: cannot read an image (no such file or directory)\n');
+  });
+
+  it('an attack on one image prints its distances, PSNR and SSIM, and a suite method draws its loss', () => {
+    const out = join(tmp(), 'cw');
+    const run = mislead('attack', join(root, 'weights/samples/woman.png'), '--method', 'cw', '--iters', '20', '--binary-steps', '1', '--out', out);
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout).toMatch(/^L2 +\d+\.\d\d grey levels \([\d.e-]+ in model units\)$/m);
+    expect(run.stdout).toMatch(/^L∞ +\d+\.\d\d grey levels/m);
+    expect(run.stdout).toMatch(/^PSNR +[\d.]+ dB · SSIM 0\.\d{4}$/m);
+    expect(existsSync(join(out, 'loss.svg'))).toBe(true);
   });
 });
 

@@ -1,6 +1,6 @@
 // The synthetic face dataset: deterministic per (seed, index), balanced, 48×48 gray, written and
 // read back, refusing to overwrite, and with classes that actually differ.
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -149,6 +149,31 @@ describe('writeDataset / readDataset', () => {
     rmSync(dir, { recursive: true });
   });
 
+  it('makes the dataset beside DIR and renames it into place: never half a dataset in DIR, no stray images after --force', () => {
+    const parent = tmp(), dir = join(parent, 'faces');
+    expect(() => writeDataset(dir, 6, 1, (done) => {
+      if (done === 3) {
+        expect(existsSync(dir)).toBe(false); // under way: only the temporary folder beside it
+        expect(readdirSync(parent)).toEqual([`.faces.${process.pid}.tmp`]);
+        throw new Error('interrupted');
+      }
+    })).toThrow('interrupted');
+    expect(readdirSync(parent)).toEqual([]);
+    writeDataset(dir, 5, 1);
+    writeDataset(dir, 3, 2, undefined, { force: true }); // replaced as a whole
+    expect(readdirSync(dir).sort()).toEqual(['00000.png', '00001.png', '00002.png', 'labels.csv']);
+    expect(readdirSync(parent)).toEqual(['faces']);
+    const other = join(parent, 'mine');
+    mkdirSync(other);
+    writeFileSync(join(other, 'notes.txt'), 'keep');
+    expectInputError(() => writeDataset(other, 2, 1), /not empty and not a dataset made by mislead dataset.*--force/);
+    expect(readdirSync(other)).toEqual(['notes.txt']);
+    writeDataset(other, 2, 1, undefined, { force: true });
+    expect(readdirSync(other).sort()).toEqual(['00000.png', '00001.png', 'labels.csv', 'notes.txt']);
+    expect(readDataset(other).files).toEqual(['00000.png', '00001.png']);
+    rmSync(parent, { recursive: true });
+  });
+
   it('refuses malformed labels, unknown labels and missing images', () => {
     const dir = tmp();
     writeDataset(dir, 2, 5);
@@ -164,7 +189,7 @@ describe('writeDataset / readDataset', () => {
     expectInputError(() => readDataset(dir), /file name/);
     writeFileSync(labels, good);
     unlinkSync(join(dir, '00001.png'));
-    expectInputError(() => readDataset(dir), /00001\.png.*ENOENT/);
+    expectInputError(() => readDataset(dir), /00001\.png.*no such file or directory/);
     writeFileSync(join(dir, '00001.png'), 'not a picture');
     expectInputError(() => readDataset(dir), /00001\.png/);
     rmSync(dir, { recursive: true });

@@ -115,15 +115,24 @@ describe('lossSvg', () => {
     expect(() => new Resvg(svg, { font: { loadSystemFonts: false } }).render()).not.toThrow(); // well-formed: resvg's XML parser accepts it
   });
 
-  it('clamps values ≤ 0 to a floor below the smallest positive one, and skips NaN', () => {
+  it('draws values ≤ 0 on a line marked 0 under the log axis, with a note, and skips NaN', () => {
     const svg = lossSvg([{ name: 'loss', values: [1, 0.5, 0, -Infinity, 0.1, NaN, 0.2] }], 'floor');
     expect(svg).not.toMatch(/NaN|Infinity/);
     const [points] = paths(svg);
     expect(points).toHaveLength(6);
-    expect(points[2][1]).toBe(points[3][1]); // 0 and -Infinity both at the floor
+    expect(points[2][1]).toBe(points[3][1]); // 0 and -Infinity on the same line
     expect(points[2][1]).toBeGreaterThan(points[4][1]); // which is below 0.1
-    expect(svg).toContain('>10⁻²<'); // the floor, 0.01, is on the axis
+    const zeroLine = [...svg.matchAll(/<text[^>]*y="([\d.]+)"[^>]*>≤ 0</g)].map((m) => Number(m[1]));
+    expect(zeroLine).toHaveLength(1); // -Infinity is below 0: the line says ≤ 0
+    expect(Math.abs(zeroLine[0] - 5 - points[2][1])).toBeLessThan(1);
+    expect(svg).not.toContain('>10⁻²<'); // no unlabelled floor a decade below the smallest value
+    expect(svg).toContain('Losses ≤ 0, first at iteration 2, are drawn at ≤ 0.');
     expect(svg.match(/<path d="M[^"]*M/)).not.toBeNull(); // a gap at NaN
+
+    const exact = lossSvg([{ name: 'loss', values: [0.3, 0.01, 0, 0] }], 'exact');
+    expect(exact).toMatch(/>0</);
+    expect(exact).toContain('Losses of exactly 0 (float32 rounds a probability to 1), first at iteration 2, are drawn at 0.');
+    expect(lossSvg([{ name: 'loss', values: [0.3, 0.01] }], 'none')).not.toContain('first at iteration');
   });
 
   it('downsamples long curves and survives no data at all', () => {
@@ -156,5 +165,11 @@ describe('barChartSvg', () => {
     const left = Number(/<rect x="([\d.]+)"[^>]*height="10"/.exec(svg)![1]);
     const markX = Number(/<line x1="([\d.]+)"[^>]*stroke-dasharray/.exec(svg)![1]);
     expect(left + widths(svg)[0]).toBeCloseTo(markX, 0);
+  });
+
+  it('writes a watermark across a chart that is no measurement (bench --quick)', () => {
+    const rows = [{ label: 'x', values: [1, 10] }];
+    expect(barChartSvg({ title: 't', axis: 'ms', series: ['a', 'b'], log: true, rows })).not.toContain('SMOKE');
+    expect(barChartSvg({ title: 't', axis: 'ms', series: ['a', 'b'], log: true, rows, watermark: 'SMOKE RUN' })).toMatch(/<g transform="rotate[^"]*"[^>]*><text[^>]*>SMOKE RUN<\/text><\/g>/);
   });
 });

@@ -179,7 +179,7 @@ describe('readInputFile', () => {
   });
 
   it('refuses a missing file, a broken link, an empty file and one over the limit', () => {
-    refuses(join(dir, 'absent'), /absent: cannot read an image \(ENOENT\)$/);
+    refuses(join(dir, 'absent'), /absent: cannot read an image \(no such file or directory\)$/);
     symlinkSync(join(dir, 'absent'), join(dir, 'broken-link'));
     refuses(join(dir, 'broken-link'), /broken-link: is a symbolic link to a missing file, expected an image$/);
     refuses(file('unit-empty', ''), /unit-empty: empty file, expected an image$/);

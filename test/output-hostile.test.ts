@@ -123,8 +123,10 @@ describe.skipIf(!small)('a full disk', () => {
     const out = join(small!, 'faces');
     mkdirSync(out);
     writeFileSync(join(out, 'mine.txt'), 'keep');
-    expectRefused(['dataset', '--out', out, '--count', '20'], /no space left on the device/);
+    expectRefused(['dataset', '--out', out, '--count', '20'], /is not empty and not a dataset made by mislead dataset/);
+    expectRefused(['dataset', '--out', out, '--count', '20', '--force'], /no space left on the device/);
     expect(readdirSync(out)).toEqual(['mine.txt']);
+    expect(readdirSync(small!).sort()).toEqual(['faces', 'filler']); // nor the temporary folder beside it
     rmSync(out, { recursive: true });
   });
 });

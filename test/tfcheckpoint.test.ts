@@ -225,8 +225,8 @@ describe.skipIf(!exists)("loadTfCheckpoint on the tutorial's checkpoint", () => 
     refuses(() => loadTfCheckpoint(copy('flipped-index', index, data)), /flipped-index\.index: block at offset \d+ fails its CRC32C/);
     refuses(() => loadTfCheckpoint(copy('truncated', read('.index').subarray(0, 1500), data)), /truncated\.index: bad magic/);
     refuses(() => loadTfCheckpoint(copy('tiny', read('.index').subarray(0, 20), data)), /tiny\.index: 20 bytes is too short/);
-    refuses(() => loadTfCheckpoint(path.join(tmp, 'absent')), /absent\.index: cannot read a TensorFlow checkpoint index \(ENOENT\)/);
+    refuses(() => loadTfCheckpoint(path.join(tmp, 'absent')), /absent\.index: cannot read a TensorFlow checkpoint index \(no such file or directory\)/);
     fs.copyFileSync(`${prefix}.index`, path.join(tmp, 'nodata.index'));
-    refuses(() => loadTfCheckpoint(path.join(tmp, 'nodata')), /nodata\.data-00000-of-00001: cannot read TensorFlow checkpoint data \(ENOENT\)/);
+    refuses(() => loadTfCheckpoint(path.join(tmp, 'nodata')), /nodata\.data-00000-of-00001: cannot read TensorFlow checkpoint data \(no such file or directory\)/);
   });
 });

@@ -273,10 +273,11 @@ export interface AttackSummary {
   /** With true labels: how many images the model got right before the attack, and the success
    *  rate over those (SPEC §4: a rate states its denominator). */
   correct?: number;
-  successCorrect?: number;
-  /** Over the successful images: distances in grey levels, PSNR (dB), SSIM. */
-  l2: { mean: number; median: number };
-  linf: { mean: number; median: number };
+  success_correct?: number;
+  /** Over the successful images: distances in grey levels (named as AttackResult.norms names
+   *  them), PSNR (dB), SSIM. */
+  l2_pixels: { mean: number; median: number };
+  linf_pixels: { mean: number; median: number };
   psnr: { mean: number; median: number };
   ssim: { mean: number; median: number };
   /** Mean wall time per image. */
@@ -296,8 +297,8 @@ export function summarize(results: readonly AttackResult[], labels?: ArrayLike<n
   const summary: AttackSummary = {
     images: results.length,
     success: won.length / results.length,
-    l2: stats(won.map((r) => r.norms.l2_pixels)),
-    linf: stats(won.map((r) => r.norms.linf_pixels)),
+    l2_pixels: stats(won.map((r) => r.norms.l2_pixels)),
+    linf_pixels: stats(won.map((r) => r.norms.linf_pixels)),
     psnr: stats(won.map((r) => r.psnr)),
     ssim: stats(won.map((r) => r.ssim)),
     ms: results.reduce((s, r) => s + r.ms, 0) / results.length,
@@ -305,7 +306,7 @@ export function summarize(results: readonly AttackResult[], labels?: ArrayLike<n
   if (labels) {
     const right = results.filter((r, i) => r.before.index === labels[i]);
     summary.correct = right.length;
-    summary.successCorrect = right.filter((r) => r.success).length / right.length;
+    summary.success_correct = right.filter((r) => r.success).length / right.length;
   }
   return summary;
 }

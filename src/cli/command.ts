@@ -75,6 +75,12 @@ export function numberOption(values: Values, name: string, fallback: number, ran
   return v;
 }
 
+/** The keys of `o` in the style of every JSON document the command line writes (SPEC §1's
+ *  `success_saved`): `earlyStop` becomes `early_stop`. Shallow: values keep their own keys. */
+export function snakeKeys(o: object): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(o).map(([k, v]) => [k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`), v]));
+}
+
 export function print(line: string): void {
   process.stdout.write(line + '\n');
 }

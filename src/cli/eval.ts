@@ -67,7 +67,8 @@ async function robustness(model: Model, modelPath: string, set: LabelledSet, nam
   const runs: { name: string; results: AttackResult[] }[] = [];
   for (const eps of budgets) {
     const attacked = async () => {
-      const { results } = await attackImages({ model, modelPath, images: [...names], workers }, net, inputs, { method: method as 'pgd', eps }, 'none');
+      const display = values.json ? 'none' : 'bar';
+      const { results } = await attackImages({ model, modelPath, images: [...names], workers }, net, inputs, { method: method as 'pgd', eps }, display, `${method} eps ${eps}`);
       checkResults(results, modelPath, names);
       runs.push({ name: `eps ${eps}`, results });
       // Right under attack: right before, and still so after. (An untargeted attack moves away

@@ -71,29 +71,43 @@ export interface Curve {
 const PLOT = { width: 720, height: 440, left: 80, right: 700, top: 40, bottom: 385 };
 const MAX_POINTS = 2000;
 
-/** Loss per iteration, log-scale y axis (values ≤ 0 clamped to a small positive floor), x = iteration (curves may be consecutive steps: draw them one after the other on a shared x axis, e.g. step 1 = iterations 0–999, step 2 = 1000–1999, each its own colour with a legend), axes with ticks and labels ("iteration", "loss"), a title. Returns standalone SVG text (viewable in a browser). Downsample to at most ~2000 points per curve. */
+/** Loss per iteration, log-scale y axis (values ≤ 0 on a line of their own marked 0, with a note), x = iteration (curves may be consecutive steps: draw them one after the other on a shared x axis, e.g. step 1 = iterations 0–999, step 2 = 1000–1999, each its own colour with a legend), axes with ticks and labels ("iteration", "loss"), a title. Returns standalone SVG text (viewable in a browser). Downsample to at most ~2000 points per curve. */
 export function lossSvg(curves: Curve[], title: string): string {
-  // Values ≤ 0 (-Infinity too) are drawn a decade below the smallest positive one; NaN and
-  // Infinity leave a gap.
+  // A float32 cross-entropy reaches exactly 0 once the network is sure enough, as the log and
+  // report.json say: values ≤ 0 (-Infinity too) go on a line of their own under the log axis,
+  // marked 0 (≤ 0 when some are negative) and explained in a note, never at an unlabelled floor.
+  // NaN and Infinity leave a gap.
   let [min, max] = [Infinity, 0];
+  let firstZero = -1, negative = false, at = 0;
   for (const { values } of curves) {
     for (let i = 0; i < values.length; i++) {
       const v = values[i];
       if (v > 0 && Number.isFinite(v)) [min, max] = [Math.min(min, v), Math.max(max, v)];
+      if (v <= 0 && firstZero < 0) firstZero = at + i;
+      if (v < 0) negative = true;
     }
+    at += values.length;
   }
   if (max === 0) [min, max] = [1, 1];
-  const floor = Math.max(min / 10, 1e-300);
-  const hasFloor = curves.some(({ values }) => Array.prototype.some.call(values, (v: number) => v <= 0));
-  const [lo, hi] = [Math.floor(Math.log10(hasFloor ? floor : min)), Math.ceil(Math.log10(max))];
+  const [lo, hi] = [Math.floor(Math.log10(min)), Math.ceil(Math.log10(max))];
   const [decadeLo, decadeHi] = [lo, Math.max(hi, lo + 1)];
   const total = curves.reduce((n, c) => n + c.values.length, 0);
   const xMax = Math.max(1, total - 1);
   const px = (i: number) => PLOT.left + ((PLOT.right - PLOT.left) * i) / xMax;
+  const zeroY = PLOT.bottom - 10;
+  const logBottom = firstZero < 0 ? PLOT.bottom : PLOT.bottom - 32;
   const py = (v: number) =>
-    PLOT.bottom - ((PLOT.bottom - PLOT.top) * (Math.log10(v) - decadeLo)) / (decadeHi - decadeLo);
+    v > 0 ? logBottom - ((logBottom - PLOT.top) * (Math.log10(v) - decadeLo)) / (decadeHi - decadeLo) : zeroY;
 
   const out: string[] = [];
+  const zeroLabel = negative ? '≤ 0' : '0';
+  if (firstZero >= 0) {
+    out.push(`<line x1="${PLOT.left}" x2="${PLOT.right}" y1="${zeroY}" y2="${zeroY}" stroke="#e6e6e6"/>`);
+    out.push(`<line x1="${PLOT.left - 6}" x2="${PLOT.left}" y1="${zeroY}" y2="${zeroY}" stroke="black"/>`);
+    out.push(text(PLOT.left - 9, zeroY + 5, 13, zeroLabel, 'black', 'end'));
+    const why = negative ? '' : ' (float32 rounds a probability to 1)';
+    out.push(text(20, PLOT.height + 8, 13, `Losses ${negative ? '≤ 0' : 'of exactly 0'}${why}, first at iteration ${firstZero}, are drawn at ${zeroLabel}.`, '#444', 'start'));
+  }
   // Grid and ticks: every decade (or every few, so that at most 8 are labelled), minor ticks at
   // 2..9 × 10^k while there are few decades, some labelled when there is only one; the x axis in
   // steps of 1, 2 or 5 × 10^k.
@@ -137,7 +151,7 @@ export function lossSvg(curves: Curve[], title: string): string {
         penDown = false;
         continue;
       }
-      d += `${penDown ? 'L' : 'M'}${px(offset + i).toFixed(1)} ${py(v > 0 ? v : floor).toFixed(1)}`;
+      d += `${penDown ? 'L' : 'M'}${px(offset + i).toFixed(1)} ${py(v).toFixed(1)}`;
       penDown = true;
     }
     out.push(`<path d="${d}" fill="none" stroke="${COLOURS[c % COLOURS.length]}" stroke-width="1.5" stroke-linejoin="round"/>`);
@@ -159,7 +173,7 @@ export function lossSvg(curves: Curve[], title: string): string {
       out.push(text(lx + 36, y + 4.5, 13, name, 'black', 'start'));
     });
   }
-  return svgDocument(PLOT.width, PLOT.height, out.join('\n'));
+  return svgDocument(PLOT.width, PLOT.height + (firstZero < 0 ? 0 : 20), out.join('\n'));
 }
 
 /** Accuracy under attack against the budget, as RobustBench reports it: linear axes, accuracy
@@ -244,7 +258,7 @@ export interface BarRow {
 /** Horizontal bars: a group per row, a bar per series (coloured as the legend), on a log axis
  *  (decades) or a linear one from 0 to `max`, each bar followed by its note; `mark` draws a
  *  dashed line across the bars (a target). Standalone SVG. */
-export function barChartSvg({ title, axis, series, rows, log, max, mark }: { title: string; axis: string; series: string[]; rows: BarRow[]; log: boolean; max?: number; mark?: { at: number; label: string } }): string {
+export function barChartSvg({ title, axis, series, rows, log, max, mark, watermark }: { title: string; axis: string; series: string[]; rows: BarRow[]; log: boolean; max?: number; mark?: { at: number; label: string }; watermark?: string }): string {
   const BAR = 12, GROUP_GAP = 14, WIDTH = 860;
   const known = rows.flatMap((r) => r.values).filter((v): v is number => v !== null && v > 0);
   const [lo, hi] = log ? [Math.floor(Math.log10(Math.min(...known))), Math.ceil(Math.log10(Math.max(...known)))] : [0, max ?? Math.max(...known)];
@@ -286,6 +300,11 @@ export function barChartSvg({ title, axis, series, rows, log, max, mark }: { tit
     out.push(text(lx + 20, 49, 12, name, 'black', 'start'));
     lx += 40 + textWidth(name, 12);
   });
+  // Written across the bars, so that no crop of the chart loses it.
+  if (watermark) {
+    const [cx, cy] = [WIDTH / 2, (bottom + 56) / 2];
+    out.push(`<g transform="rotate(-6 ${cx} ${cy.toFixed(1)})" fill-opacity="0.3">${text(cx, cy + 15, 40, watermark, '#d62728')}</g>`);
+  }
   return svgDocument(WIDTH, bottom + 56, out.join('\n'));
 }
 

@@ -2,6 +2,7 @@
 // The command line (SPEC §1). Every failure ends in one line on stderr starting "mislead: ",
 // exit code 2 for bad usage or input, 1 for anything else.
 import { parseArgs } from 'node:util';
+import { readFileSync } from 'node:fs';
 import { InputError } from '../errors.js';
 import { print, type Command, type Options } from './command.js';
 import { predictCommand } from './predict.js';
@@ -21,7 +22,30 @@ const commands: Record<string, Command> = {
 
 function mainHelp(): string {
   const rows = Object.entries(commands).map(([name, c]) => `  ${name.padEnd(11)} ${c.summary}`);
-  return ['mislead: gradient-based adversarial attacks on small CNNs, no ML framework.', '', 'Commands:', ...rows, '', 'Run "mislead COMMAND --help" for the options of a command.'].join('\n');
+  return ['mislead: gradient-based adversarial attacks on small CNNs, no ML framework.', '', 'Commands:', ...rows, '', 'Run "mislead COMMAND --help" for the options of a command, "mislead --version" for the version.'].join('\n');
+}
+
+function version(): string {
+  return JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')).version;
+}
+
+/** Edit distance (insertions, deletions, substitutions, swaps of neighbours) between a and b. */
+function distance(a: string, b: string): number {
+  const d = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d[i][j] = Math.min(d[i][j], d[i - 2][j - 2] + 1);
+    }
+  }
+  return d[a.length][b.length];
+}
+
+/** "; did you mean X?" for the closest of `known` to `typed`, when it is close enough to be a typo. */
+function didYouMean(typed: string, known: readonly string[], prefix = ''): string {
+  const scored = known.map((k) => ({ k, d: k.startsWith(typed) && typed.length >= 2 ? 0.5 : distance(typed.toLowerCase(), k) }));
+  const best = scored.sort((a, b) => a.d - b.d)[0];
+  return best && best.d <= Math.max(1, Math.min(3, Math.floor(best.k.length / 3))) ? `; did you mean ${prefix}${best.k}?` : '';
 }
 
 function joinNegativeNumbers(args: string[], options: Options): string[] {
@@ -37,15 +61,22 @@ function joinNegativeNumbers(args: string[], options: Options): string[] {
 async function main(argv: string[]): Promise<void> {
   const [name, ...rest] = argv;
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') return print(mainHelp());
-  const command = commands[name];
-  if (!command) throw new InputError(`unknown command "${name}" (commands: ${Object.keys(commands).join(', ')}; see mislead --help)`);
+  if (name === '--version' || name === '-v' || name === 'version') return print(version());
+  const command = Object.hasOwn(commands, name) ? commands[name] : undefined;
+  if (!command) {
+    const hint = didYouMean(name, Object.keys(commands));
+    throw new InputError(`unknown command "${name}"${hint || ` (commands: ${Object.keys(commands).join(', ')}`}${hint ? ' (' : '; '}see mislead --help)`);
+  }
   if (rest.includes('--help') || rest.includes('-h')) return print(`Usage: ${command.usage}\n\n${command.summary}.\n${command.help}`);
   let parsed;
   try {
     parsed = parseArgs({ args: joinNegativeNumbers(rest, command.options), allowPositionals: true, options: command.options, strict: true });
   } catch (e) {
     // Node's message goes on about positional arguments after '--': its first sentence is the point.
-    throw new InputError(`${(e as Error).message.split('\n')[0].split('. ')[0]} (see mislead ${name} --help)`);
+    const message = (e as Error).message.split('\n')[0].split('. ')[0];
+    const unknown = /^Unknown option '--([^']+)'/.exec(message)?.[1];
+    const hint = unknown === undefined ? '' : didYouMean(unknown, Object.keys(command.options), '--');
+    throw new InputError(`${message}${hint} (see mislead ${name} --help)`);
   }
   await command.run(parsed.positionals, parsed.values);
 }

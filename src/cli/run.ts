@@ -10,6 +10,7 @@ import { distances, isSuccess, norms, plannedIterations, resolveOptions, startAt
 import { Pool } from '../node/parallel.js';
 import { basename, dirname, join } from 'node:path';
 import { Progress } from './progress.js';
+import { snakeKeys } from './command.js';
 import { encodePng } from '../formats/image.js';
 import { endsInSoftmax, inputUnits, type Architecture, type Model } from '../formats/model.js';
 import { loadEngine } from '../node/engine.js';
@@ -175,7 +176,7 @@ async function attack(job: AttackJob): Promise<void> {
     const { results, losses } = await attackImages(job, net, inputs, options, display);
     const ms = performance.now() - start;
     checkResults(results, job.modelPath, job.images);
-    const params = { ...resolved, init: undefined, target: target === undefined ? null : arch.labels[target] };
+    const params = snakeKeys({ ...resolved, init: undefined, target: target === undefined ? null : arch.labels[target] });
     if (single) {
       const [r] = results;
       // The classes before come from the attack's own first forward pass, not a second one.
@@ -183,7 +184,10 @@ async function attack(job: AttackJob): Promise<void> {
       const after = describe(net, Float32Array.from(r.after.logits), job.modelPath, `${job.images[0]} after the attack`);
       const curves = iterative ? [{ name: 'loss', values: losses }] : [];
       const saved = writeResults(net, job.modelPath, outputs, inputs[0], before[0], [{ title: 'Adversarial', dx: r.perturbation, after }], curves);
-      if (!job.json) printClasses(before[0], after, saved);
+      if (!job.json) {
+        printClasses(before[0], after, saved);
+        printDistances(r);
+      }
       finish(outputs, {
         model: job.modelPath, image: job.images[0], method: resolved.method, ...note, params,
         target: r.target === null ? null : arch.labels[r.target], target_index: r.target,
@@ -201,13 +205,14 @@ async function attack(job: AttackJob): Promise<void> {
 export type Display = 'lines' | 'bar' | 'none';
 
 /** The attack on this thread in slices of about 50 ms, with a turn of the event loop between
- *  them (a signal is handled at once), or for a batch over a pool of workers; with progress,
- *  and the loss of the first image at each iteration of its batch. */
-export async function attackImages(job: Pick<AttackJob, 'model' | 'modelPath' | 'images' | 'workers'>, net: Net, inputs: Float32Array[], options: AttackOptions, display: Display) {
+ *  them (a signal is handled at once), or for a batch over a pool of workers; with progress
+ *  (`title`, the method by default: images for a batch, as they finish, iterations for one
+ *  image), and the loss of the first image at each iteration of its batch. */
+export async function attackImages(job: Pick<AttackJob, 'model' | 'modelPath' | 'images' | 'workers'>, net: Net, inputs: Float32Array[], options: AttackOptions, display: Display, title: string = options.method) {
   const images = inputs.length;
   if (job.workers > 1 && images > 1) {
-    const bar = display === 'bar' ? new Progress(options.method, images) : null;
-    const results = await new Pool(Math.min(job.workers, images)).attack(job.model, inputs, options, (done) => bar?.update(Math.round(done)));
+    const bar = display === 'bar' ? new Progress(title, images, { unit: 'images' }) : null;
+    const results = await new Pool(Math.min(job.workers, images)).attack(job.model, inputs, options, (done) => bar?.update(done));
     bar?.done();
     return { results, losses: [] };
   }
@@ -231,10 +236,10 @@ export async function attackImages(job: Pick<AttackJob, 'model' | 'modelPath' | 
       if (info.batch === 0 && done - 1 === losses.length) losses.push(loss);
       if (display === 'lines') tutorialLine(info.iteration, loss, run.total);
       if (display !== 'bar') return;
-      if (images > 1) return void (shown.bar ??= new Progress(options.method, images)).update(Math.round((done / total) * images));
+      if (images > 1) return void (shown.bar ??= new Progress(title, images, { unit: 'images' })).update((done / total) * images);
       // The class is worked out only when the bar is drawn (20 times a second at most).
       const now = () => net.architecture.labels[argmax(predictLogits(net, [info.x.subarray(0, inputs[0].length)])[0])];
-      (shown.bar ??= new Progress(options.method, total)).update(done, () => `loss ${loss.toFixed(6)} · ${now()}`);
+      (shown.bar ??= new Progress(title, total, { unit: 'iterations' })).update(done, () => `loss ${loss.toFixed(6)} · ${now()}`);
     },
   });
   await stepInSlices(run);
@@ -328,9 +333,9 @@ function writeSummary(job: AttackJob, net: Net, outputs: OutputSet, inputs: Floa
   const rows = [
     ['images', String(summary.images)],
     ['success over all images', `${pct(summary.success)} (re-read from the saved files: ${pct(savedSuccess)})`],
-    ...(summary.successCorrect === undefined ? [] : [[`success over the ${summary.correct} classified correctly before`, pct(summary.successCorrect)]]),
-    ['L2 mean / median (grey levels)', `${summary.l2.mean.toFixed(2)} / ${summary.l2.median.toFixed(2)}`],
-    ['L∞ mean / median (grey levels)', `${summary.linf.mean.toFixed(2)} / ${summary.linf.median.toFixed(2)}`],
+    ...(summary.success_correct === undefined ? [] : [[`success over the ${summary.correct} classified correctly before`, pct(summary.success_correct)]]),
+    ['L2 mean / median (grey levels)', `${summary.l2_pixels.mean.toFixed(2)} / ${summary.l2_pixels.median.toFixed(2)}`],
+    ['L∞ mean / median (grey levels)', `${summary.linf_pixels.mean.toFixed(2)} / ${summary.linf_pixels.median.toFixed(2)}`],
     ['PSNR mean / median (dB)', `${summary.psnr.mean.toFixed(2)} / ${summary.psnr.median.toFixed(2)}`],
     ['SSIM mean / median', `${summary.ssim.mean.toFixed(4)} / ${summary.ssim.median.toFixed(4)}`],
     ['iterations / gradients / queries per image (mean)', `${mean(results.map((r) => r.iterations)).toFixed(1)} / ${mean(results.map((r) => r.gradients)).toFixed(1)} / ${mean(results.map((r) => r.queries)).toFixed(1)}`],
@@ -357,6 +362,14 @@ function printClasses(before: Classification, after: Classification, saved: Clas
   for (const [name, c] of [['before', before], ['after', after], ['saved', saved]] as const) {
     process.stdout.write(`${name.padEnd(6)} ${c.label} (p = ${c.probabilities[c.index].toFixed(4)}; logits ${c.logits.map((v) => v.toFixed(6)).join(', ')})\n`);
   }
+}
+
+/** The size of one image's perturbation, as a batch's table gives it (grey levels first). */
+function printDistances(r: AttackResult): void {
+  const { l2, linf, l2_pixels, linf_pixels } = r.norms;
+  process.stdout.write(`L2     ${l2_pixels.toFixed(2)} grey levels (${l2.toPrecision(4)} in model units)\n`);
+  process.stdout.write(`L∞     ${linf_pixels.toFixed(2)} grey levels (${linf.toPrecision(4)} in model units)\n`);
+  process.stdout.write(`PSNR   ${r.psnr.toFixed(2)} dB · SSIM ${r.ssim.toFixed(4)}\n`);
 }
 
 const SINGLE_FILES = ['adversarial.png', 'perturbation.npy', 'filter.png', 'figure.png', 'report.json'];

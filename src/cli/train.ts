@@ -12,7 +12,7 @@ import { Progress } from './progress.js';
 import { Pool } from '../node/parallel.js';
 import { availableParallelism } from 'node:os';
 import { facesToSet, initialModel, train, type LabelledSet } from '../train/train.js';
-import { intOption, numberOption, print, type Command } from './command.js';
+import { intOption, numberOption, print, snakeKeys, type Command } from './command.js';
 
 export const trainCommand: Command = {
   usage: 'mislead train --out FILE [--model FILE] [--data DIR | --train N --test M] [--epochs E] [--batch B] [--lr X] [--seed S] [--workers W] [--force] [--json]',
@@ -57,7 +57,7 @@ export const trainCommand: Command = {
     const folderSet = folder === undefined ? undefined : labelledFolder(folder, architecture);
     const pool = workers > 1 ? new Pool(workers) : undefined;
     const faces = async (count: number, seed: number, what: string) => {
-      const progress = new Progress(`${what} faces`, count, json);
+      const progress = new Progress(`${what} faces`, count, { quiet: json });
       const onProgress = (done: number) => progress.update(done);
       const set = facesToSet(pool ? await pool.faces(count, seed, onProgress) : generateFaces(count, seed, onProgress), architecture);
       progress.done();
@@ -77,7 +77,7 @@ export const trainCommand: Command = {
     const generated = (performance.now() - began) / 1000;
     const engine = await loadEngine();
     const batches = Math.floor(sizes.train / Math.min(options.batch, sizes.train));
-    let progress = new Progress('epoch 1', batches, json);
+    let progress = new Progress('epoch 1', batches, { quiet: json, unit: 'batches' });
     const initial = given?.model ?? initialModel(architecture, options.seed);
     const batch = Math.min(options.batch, sizes.train);
     const source = pool && batch % workers === 0 ? await pool.gradients(initial, data, batch) : undefined;
@@ -86,7 +86,7 @@ export const trainCommand: Command = {
       onBatch: (done) => progress.update(done),
       onEpoch: (s) => {
         progress.done();
-        progress = new Progress(`epoch ${s.epoch + 1}`, batches, json);
+        progress = new Progress(`epoch ${s.epoch + 1}`, batches, { quiet: json, unit: 'batches' });
         const testPart = s.testAccuracy === undefined ? '' : ` - test accuracy ${(100 * s.testAccuracy).toFixed(2)} %`;
         log(`epoch ${String(s.epoch).padStart(3)} - loss ${s.loss.toFixed(5)} - train accuracy ${(100 * s.trainAccuracy).toFixed(2)} %${testPart} - ${s.seconds.toFixed(1)} s (${Math.round(s.imagesPerSecond)} images/s)`);
       },
@@ -94,7 +94,7 @@ export const trainCommand: Command = {
     await pool?.close();
     writeFileAtomic(out, writeModel(model), true);
     const seconds = (performance.now() - began) / 1000;
-    if (json) print(JSON.stringify({ out, ...(given ? { model: given.path } : {}), ...(folder === undefined ? {} : { data: folder }), ...sizes, ...options, generated_seconds: generated, seconds, history }));
+    if (json) print(JSON.stringify({ out, ...(given ? { model: given.path } : {}), ...(folder === undefined ? {} : { data: folder }), ...sizes, ...options, generated_seconds: generated, seconds, history: history.map(snakeKeys) }));
     else print(`wrote ${out} (${seconds.toFixed(1)} s in all)`);
   },
 };

@@ -4,6 +4,7 @@
 // would be read whole into memory: both are caught by stat, which blocks on nothing.
 import { closeSync, constants, fstatSync, lstatSync, openSync, readSync, statSync, type Stats } from 'node:fs';
 import { InputError } from '../errors.js';
+import { reasonOf } from './output.js';
 
 const MiB = 1024 * 1024;
 
@@ -49,7 +50,7 @@ export function readInputFile(path: string, what: string, maxBytes: number): Uin
       }
     })();
     if (link && code(e) === 'ENOENT') throw new InputError(`${path}: is a symbolic link to a missing file, expected ${what}`);
-    throw new InputError(`${path}: cannot read ${what} (${code(e)})`);
+    throw new InputError(`${path}: cannot read ${what} (${reasonOf(e)})`);
   }
   if (stat.isDirectory()) throw new InputError(`${path}: is a directory, expected ${what}`);
   if (!stat.isFile()) {
@@ -70,7 +71,7 @@ export function readInputFile(path: string, what: string, maxBytes: number): Uin
     // O_NONBLOCK: had the path become a FIFO since stat, the open would otherwise wait for a writer.
     fd = openSync(path, constants.O_RDONLY | (constants.O_NONBLOCK ?? 0));
   } catch (e) {
-    throw new InputError(`${path}: cannot read ${what} (${code(e)})`);
+    throw new InputError(`${path}: cannot read ${what} (${reasonOf(e)})`);
   }
   try {
     const opened = fstatSync(fd);
@@ -86,7 +87,7 @@ export function readInputFile(path: string, what: string, maxBytes: number): Uin
     return bytes;
   } catch (e) {
     if (e instanceof InputError) throw e;
-    throw new InputError(`${path}: cannot read ${what} (${code(e)})`);
+    throw new InputError(`${path}: cannot read ${what} (${reasonOf(e)})`);
   } finally {
     closeSync(fd);
   }

@@ -95,7 +95,7 @@ export function makeDirs(dir: string, prefix: string, named = false): string[] {
 }
 
 /** Removes the folders `makeDirs` created, innermost first, as far as they are empty. */
-function removeDirs(created: readonly string[]): void {
+export function removeDirs(created: readonly string[]): void {
   for (const p of [...created].reverse()) {
     try {
       rmdirSync(p);
