@@ -173,7 +173,7 @@ describe('the attack suite from the command line, on faces never seen', () => {
       expect(linf).toBeLessThanOrEqual(3);
     });
     expect(existsSync(join(dir, 'pgd/contact.png'))).toBe(true);
-    expect(readFileSync(join(dir, 'pgd/summary.csv'), 'utf8').split('\n')[0]).toBe('image,before,after,success,l2_pixels,linf_pixels,psnr,ssim,iterations,gradients,ms');
+    expect(readFileSync(join(dir, 'pgd/summary.csv'), 'utf8').split('\n')[0]).toBe('image,before,after,success,l2_pixels,linf_pixels,psnr,ssim,iterations,gradients,queries,ms');
   });
 
   it('eval --attack draws accuracy under attack falling with the budget', () => {
