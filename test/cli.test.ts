@@ -170,7 +170,26 @@ describe('the attack suite from the command line, on faces never seen', () => {
       expect(linf).toBeLessThanOrEqual(3);
     });
     expect(existsSync(join(dir, 'pgd/contact.png'))).toBe(true);
-    expect(readFileSync(join(dir, 'pgd/summary.csv'), 'utf8').split('\n')[0]).toBe('image,before,after,success,l2_pixels,linf_pixels,psnr,ssim,iterations,gradients,ms');
+    expect(readFileSync(join(dir, 'pgd/summary.csv'), 'utf8').split('\n')[0]).toBe('image,before,after,success,skipped,l2_pixels,linf_pixels,psnr,ssim,iterations,gradients,ms');
+  });
+
+  it('a target the model already gives: one image is refused (exit 2, one line); in a batch such images are skipped, not successes', () => {
+    const one = run('attack', join(faces, '00000.png'), '--method', 'fgsm', '--target', 'man', '--out', join(dir, 'one'));
+    const two = run('attack', join(faces, '00000.png'), '--method', 'fgsm', '--target', 'woman', '--out', join(dir, 'two'));
+    const [same, other] = one.status === 2 ? [one, two] : [two, one];
+    expect(same.status).toBe(2);
+    expect(same.stderr).toMatch(/^mislead: .*00000\.png: already (man|woman): nothing to do\n$/);
+    expect(existsSync(join(dir, same === one ? 'one' : 'two'))).toBe(false);
+    expect(other.status).toBe(0);
+    const batch = run('attack', faces, '--method', 'fgsm', '--target', 'man', '--out', join(dir, 'toman'), '--json');
+    expect(batch.status).toBe(0);
+    const report = JSON.parse(batch.stdout);
+    const men = report.results.filter((r: { before: string }) => r.before === 'man');
+    expect(men.length).toBeGreaterThan(0);
+    expect(report.summary.skipped).toBe(men.length);
+    for (const r of men) expect([r.skipped, r.success, r.iterations, r.linf_pixels]).toEqual([true, false, 0, 0]);
+    const won = report.results.filter((r: { success: boolean }) => r.success).length;
+    expect(report.summary.success).toBeCloseTo(won / (16 - men.length), 12);
   });
 
   it('eval --attack draws accuracy under attack falling with the budget', () => {
