@@ -658,6 +658,8 @@ async function start(run: Run): Promise<void> {
   const aim = target === null ? `anything but “${labels[original]}”` : `“${labels[target]}”`;
   setStatus(`Running ${method.name}: making the network say ${aim}…`);
   el.stop.focus({ preventScroll: true });
+  // The pictures are at the top of the results card, which may have been scrolled to its downloads.
+  el.results.scrollTop = 0;
   // One column (phones): the results are under the controls; bring them into view.
   if (window.matchMedia('(max-width: 820px)').matches) el.results.scrollIntoView({ behavior: 'smooth', block: 'start' });
 
