@@ -670,7 +670,7 @@ async function start(run: Run): Promise<void> {
   } catch (e) {
     el.results.dataset.state = 'error';
     failed('The attack failed', e);
-    setStatus('');
+    setStatus('The run failed: see the message above.');
   } finally {
     state.running = false;
     refreshButtons();
