@@ -5,9 +5,9 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { GCProfiler } from 'node:v8';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { predictLogits, Net } from '../src/core/net.js';
+import { argmax, predictLogits, Net } from '../src/core/net.js';
 import { DEFAULT_MODEL } from '../src/node/files.js';
-import { FilterAttack, METHODS, readOptions, runAttack, startAttack, summarize, type AttackOptions, type AttackResult, type ProgressInfo } from '../src/attacks/index.js';
+import { FilterAttack, METHODS, nothingToDo, readOptions, runAttack, startAttack, summarize, type AttackOptions, type AttackResult, type ProgressInfo } from '../src/attacks/index.js';
 import type { Engine } from '../src/core/engine.js';
 import { InputError } from '../src/errors.js';
 import { decodeImage, encodePng } from '../src/formats/image.js';
@@ -105,11 +105,12 @@ describe('FGSM', () => {
         let clipped = 0, wrong = 0;
         results.forEach((r, i) => {
           if (r.before.index === target) {
-            // Already of the target class: unchanged.
+            // Already of the target class: nothing to do, unchanged, not a success.
             expect(r.adversarial).toEqual(xs[i]);
-            expect(r.iterations).toBe(0);
+            expect([r.iterations, r.gradients, r.success, r.skipped]).toEqual([0, 0, false, true]);
             return;
           }
+          expect(r.skipped).toBe(false);
           // Untargeted raises the original class's cross-entropy, targeted lowers the target's;
           // a pixel's direction in grey levels is the model-unit direction times sign(scale).
           const g = crossEntropyGradient(net, xs[i], target ?? r.before.index);
@@ -295,9 +296,37 @@ describe('targeted attacks', () => {
       for (const r of results) {
         expect(r.target).toBe(2);
         expect(r.after.index).toBe(2);
-        expect(r.success).toBe(true);
+        // One already of class 2 is left alone: skipped, not a success.
+        expect(r.success).toBe(r.before.index !== 2);
+        expect(r.skipped).toBe(r.before.index === 2);
       }
       expect(results.some((r) => r.before.index !== 2)).toBe(true);
+    });
+  }
+
+  for (const method of METHODS.map((m) => m.id)) {
+    it(`${method}: an image the model already gives the target is not attacked (skipped, unchanged, left out of the rates)`, () => {
+      const net = new Net(engine, heModel(arch, 31));
+      const xs = images(arch, 8, 32);
+      const classes = predictLogits(net, xs).map((l) => argmax(l));
+      const target = classes[0];
+      const others = classes.filter((c) => c !== target).length;
+      expect(others).toBeGreaterThan(0);
+      const options = { method, target, iterations: 3, steps: 3 } as unknown as AttackOptions;
+      for (const inputs of [xs, [xs[0]]]) {
+        const results = runAttack(net, inputs, options);
+        results.forEach((r, i) => {
+          if (classes[i] !== target) return expect(r.skipped).toBe(false);
+          expect(r.adversarial).toEqual(inputs[i]);
+          expect(Array.from(r.perturbation).every((v) => v === 0)).toBe(true);
+          expect(r.after).toEqual(r.before);
+          expect([r.success, r.skipped, r.iterations, r.gradients, r.norms.linf_pixels, r.psnr, r.ssim]).toEqual([false, true, 0, 0, 0, Infinity, 1]);
+        });
+        const summary = summarize(results);
+        expect(summary.skipped).toBe(results.filter((r) => r.skipped).length);
+        if (inputs.length > 1) expect(summary.success).toBe(results.filter((r) => r.success).length / others);
+      }
+      expect(nothingToDo('cat')).toBe('already cat: nothing to do');
     });
   }
 });

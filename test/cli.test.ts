@@ -110,13 +110,16 @@ describe('predict and attack on a network and an image never seen before', () =>
 
   it('one attack step with lr 1 saves minus the input gradient as the perturbation', () => {
     const out = join(dir, 'attack');
-    const run = mislead('attack', imagePath, '--model', modelPath, '--target', 'fox', '--iters', '1', '--lr', '1', '--beta', '0', '--out', out, '--json');
+    // A target the network does not give the image already (that would be nothing to do).
+    const logits = Array.from(ref.networkLogits(architecture, weights64, x).data);
+    const target = logits.indexOf(Math.min(...logits));
+    const run = mislead('attack', imagePath, '--model', modelPath, '--target', architecture.labels[target], '--iters', '1', '--lr', '1', '--beta', '0', '--out', out, '--json');
     expect(run.stderr).toBe('');
     expect(run.code).toBe(0);
     const report = JSON.parse(run.stdout);
-    expect(report.target).toBe('fox');
+    expect(report.target).toBe(architecture.labels[target]);
     expect(report.loss).toHaveLength(1);
-    const y = ref.tensor([1, 3], [0, 0, 1]);
+    const y = ref.tensor([1, 3], [0, 1, 2].map((k) => (k === target ? 1 : 0)));
     const expected = ref.networkLossAndGradients(architecture, weights64, x, ref.tensor([1, 21, 19, 3]), y, 0);
     expect(Math.abs(report.loss[0] - expected.loss)).toBeLessThan(1e-4 * expected.loss);
     const { data, shape } = readNpy(readFileSync(join(out, 'perturbation.npy')), 'npy');
@@ -161,7 +164,7 @@ describe('the attack suite from the command line, on faces never seen', () => {
     expect(report.summary.correct).toBeGreaterThan(12);
     expect(report.success_saved).toBe(report.summary.success);
     // One key style, units in the name: grey levels are *_pixels, as in a result's norms.
-    expect(Object.keys(report.summary).sort()).toEqual(['correct', 'images', 'l2_pixels', 'linf_pixels', 'ms', 'psnr', 'ssim', 'success', 'success_correct']);
+    expect(Object.keys(report.summary).sort()).toEqual(['correct', 'images', 'l2_pixels', 'linf_pixels', 'ms', 'psnr', 'skipped', 'ssim', 'success', 'success_correct']);
     expect(JSON.stringify(report.params)).not.toMatch(/"[a-z]+[A-Z]/);
     const names = readdirSync(join(dir, 'pgd/adversarial')).sort();
     expect(names).toHaveLength(16);
@@ -173,7 +176,26 @@ describe('the attack suite from the command line, on faces never seen', () => {
       expect(linf).toBeLessThanOrEqual(3);
     });
     expect(existsSync(join(dir, 'pgd/contact.png'))).toBe(true);
-    expect(readFileSync(join(dir, 'pgd/summary.csv'), 'utf8').split('\n')[0]).toBe('image,before,after,success,l2_pixels,linf_pixels,psnr,ssim,iterations,gradients,queries,ms');
+    expect(readFileSync(join(dir, 'pgd/summary.csv'), 'utf8').split('\n')[0]).toBe('image,before,after,success,skipped,l2_pixels,linf_pixels,psnr,ssim,iterations,gradients,queries,ms');
+  });
+
+  it('a target the model already gives: one image is refused (exit 2, one line); in a batch such images are skipped, not successes', () => {
+    const one = run('attack', join(faces, '00000.png'), '--method', 'fgsm', '--target', 'man', '--out', join(dir, 'one'));
+    const two = run('attack', join(faces, '00000.png'), '--method', 'fgsm', '--target', 'woman', '--out', join(dir, 'two'));
+    const [same, other] = one.status === 2 ? [one, two] : [two, one];
+    expect(same.status).toBe(2);
+    expect(same.stderr).toMatch(/^mislead: .*00000\.png: already (man|woman): nothing to do\n$/);
+    expect(existsSync(join(dir, same === one ? 'one' : 'two'))).toBe(false);
+    expect(other.status).toBe(0);
+    const batch = run('attack', faces, '--method', 'fgsm', '--target', 'man', '--out', join(dir, 'toman'), '--json');
+    expect(batch.status).toBe(0);
+    const report = JSON.parse(batch.stdout);
+    const men = report.results.filter((r: { before: string }) => r.before === 'man');
+    expect(men.length).toBeGreaterThan(0);
+    expect(report.summary.skipped).toBe(men.length);
+    for (const r of men) expect([r.skipped, r.success, r.iterations, r.linf_pixels]).toEqual([true, false, 0, 0]);
+    const won = report.results.filter((r: { success: boolean }) => r.success).length;
+    expect(report.summary.success).toBeCloseTo(won / (16 - men.length), 12);
   });
 
   it('eval --attack draws accuracy under attack falling with the budget', () => {

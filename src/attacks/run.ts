@@ -33,7 +33,8 @@ import { METHODS, methodById } from './registry.js';
 export interface CommonOptions {
   /** The label index to reach. Absent: untargeted, away from the class the model gives the
    *  original (the filter, which always has a target, then takes the first label that is not
-   *  the image's class). An image already of the target class succeeds at once, unchanged. */
+   *  the image's class). An image the model already gives the target is not attacked: its
+   *  result is the image unchanged, `skipped`, not a success. */
   target?: number;
   /** Images per pass through the engine. Default 32. */
   batchSize?: number;
@@ -69,6 +70,9 @@ export interface AttackResult {
   target: number | null;
   /** after.index is the target, or (untargeted) differs from before.index. */
   success: boolean;
+  /** The model already gave the target for the original: nothing to do, so the image was left
+   *  as it is (no iterations) and is neither a success nor a failure. */
+  skipped: boolean;
   /** Of the perturbation, in model units and in grey levels (SPEC §4). */
   norms: { l2: number; linf: number; l2_pixels: number; linf_pixels: number };
   /** Of the adversarial against the original, both as 0..255 images: PSNR in dB (Infinity if
@@ -206,7 +210,8 @@ export class AttackRun {
       const run = new BatchRun(ws, geo, x0, before, targets, o.quantize, method.ball(o), this.hooks, {
         method: o.method, batch: b, batches: this.batches, done: b * planned, planned, total: this.total,
       });
-      this.current = { ws, run, stepper: method.start(run, o, first), first, beforeLogits, started };
+      const nothingToDo = o.target !== null && before.every((c) => c === o.target);
+      this.current = { ws, run, stepper: nothingToDo ? { step: () => false } : method.start(run, o, first), first, beforeLogits, started };
     } catch (e) {
       ws.dispose();
       throw e;
@@ -216,7 +221,7 @@ export class AttackRun {
   private close(): void {
     const { run, ws, beforeLogits, started } = this.current!;
     const ms = (performance.now() - started) / run.n;
-    for (let i = 0; i < run.n; i++) this.results.push(resultOf(run, i, beforeLogits, ms));
+    for (let i = 0; i < run.n; i++) this.results.push(run.before[i] === this.options.target ? skippedOf(run, i, beforeLogits, ms) : resultOf(run, i, beforeLogits, ms));
     ws.dispose();
     this.current = null;
   }
@@ -256,6 +261,7 @@ function resultOf(run: BatchRun, i: number, beforeLogits: Float32Array, ms: numb
     after: { index: argmax(after), logits: Array.from(after) },
     target: run.targets ? run.targets[i] : null,
     success: run.success[i] === 1,
+    skipped: false,
     norms: norms(d, geo.unit),
     psnr: psnr(saved, original),
     ssim: ssim(saved, original, geo.height, geo.width, geo.channels),
@@ -266,12 +272,42 @@ function resultOf(run: BatchRun, i: number, beforeLogits: Float32Array, ms: numb
   };
 }
 
+/** The result of an image the model already gives the target: the original, unchanged. */
+function skippedOf(run: BatchRun, i: number, beforeLogits: Float32Array, ms: number): AttackResult {
+  const { geo, size, classes } = run;
+  const logits = Array.from(beforeLogits.subarray(i * classes, (i + 1) * classes));
+  const original = Float64Array.from(run.x0.subarray(i * size, (i + 1) * size), (v) => toPixel(v, geo));
+  return {
+    adversarial: run.x0.slice(i * size, (i + 1) * size),
+    perturbation: new Float32Array(size),
+    before: { index: run.before[i], logits },
+    after: { index: run.before[i], logits: [...logits] },
+    target: run.before[i],
+    success: false,
+    skipped: true,
+    norms: norms(distances(original, original), geo.unit),
+    psnr: Infinity,
+    ssim: 1,
+    iterations: 0,
+    gradients: 0,
+    queries: 0,
+    ms,
+  };
+}
+
+/** What the command line and the page say when the model already gives the target `label`. */
+export function nothingToDo(label: string): string {
+  return `already ${label}: nothing to do`;
+}
+
 export interface AttackSummary {
   images: number;
-  /** Success rate over all images. */
+  /** Images the model already gave the target: not attacked, and left out of the rates. */
+  skipped: number;
+  /** Success rate over the images attacked (all but the skipped ones). */
   success: number;
   /** With true labels: how many images the model got right before the attack, and the success
-   *  rate over those (SPEC §4: a rate states its denominator). */
+   *  rate over those of them attacked (SPEC §4: a rate states its denominator). */
   correct?: number;
   success_correct?: number;
   /** Over the successful images: distances in grey levels (named as AttackResult.norms names
@@ -287,6 +323,7 @@ export interface AttackSummary {
 /** Success rates and the size of the successful perturbations; `labels` are the true classes. */
 export function summarize(results: readonly AttackResult[], labels?: ArrayLike<number>): AttackSummary {
   const won = results.filter((r) => r.success);
+  const attacked = results.filter((r) => !r.skipped).length;
   const stats = (values: number[]) => {
     const sorted = [...values].sort((a, b) => a - b), k = sorted.length;
     return {
@@ -296,7 +333,8 @@ export function summarize(results: readonly AttackResult[], labels?: ArrayLike<n
   };
   const summary: AttackSummary = {
     images: results.length,
-    success: won.length / results.length,
+    skipped: results.length - attacked,
+    success: won.length / attacked,
     l2_pixels: stats(won.map((r) => r.norms.l2_pixels)),
     linf_pixels: stats(won.map((r) => r.norms.linf_pixels)),
     psnr: stats(won.map((r) => r.psnr)),
@@ -306,7 +344,7 @@ export function summarize(results: readonly AttackResult[], labels?: ArrayLike<n
   if (labels) {
     const right = results.filter((r, i) => r.before.index === labels[i]);
     summary.correct = right.length;
-    summary.success_correct = right.filter((r) => r.success).length / right.length;
+    summary.success_correct = right.filter((r) => r.success).length / right.filter((r) => !r.skipped).length;
   }
   return summary;
 }

@@ -6,7 +6,7 @@ import { readModelInput, type Crop } from '../node/files.js';
 import { present } from '../node/input.js';
 import { readLabels } from '../node/labels.js';
 import { cleanOnSignals, OutputSet } from '../node/output.js';
-import { distances, isSuccess, norms, plannedIterations, resolveOptions, startAttack, summarize, type AttackOptions, type AttackResult, type AttackRun } from '../attacks/index.js';
+import { distances, isSuccess, norms, nothingToDo, plannedIterations, resolveOptions, startAttack, summarize, type AttackOptions, type AttackResult, type AttackRun } from '../attacks/index.js';
 import { Pool } from '../node/parallel.js';
 import { basename, dirname, join } from 'node:path';
 import { Progress } from './progress.js';
@@ -179,6 +179,7 @@ async function attack(job: AttackJob): Promise<void> {
     const params = snakeKeys({ ...resolved, init: undefined, target: target === undefined ? null : arch.labels[target] });
     if (single) {
       const [r] = results;
+      if (r.skipped) throw new InputError(`${job.images[0]}: ${nothingToDo(arch.labels[r.before.index])}`);
       // The classes before come from the attack's own first forward pass, not a second one.
       const before = [describe(net, Float32Array.from(r.before.logits), job.modelPath, job.images[0])];
       const after = describe(net, Float32Array.from(r.after.logits), job.modelPath, `${job.images[0]} after the attack`);
@@ -317,11 +318,11 @@ function writeSummary(job: AttackJob, net: Net, outputs: OutputSet, inputs: Floa
   const summary = summarize(results, truth);
   // Success as saved: each adversarial PNG read back from disk and classified again.
   const reread = classify(net, files.map((f) => readModelInput(f, arch)), job.modelPath, job.images.map((_, i) => `the saved adversarial/${batchName(job.images, i)}`));
-  const savedSuccess = results.filter((r, i) => isSuccess(r.before.index, reread[i].index, r.target)).length / results.length;
+  const savedSuccess = results.filter((r, i) => !r.skipped && isSuccess(r.before.index, reread[i].index, r.target)).length / (results.length - summary.skipped);
   const report = { model: job.modelPath, method: job.options.method, ...run, images: job.images.length, summary, success_saved: savedSuccess, ms, results: results.map((r, i) => resultRow(job.images[i], arch.labels, r)) };
   outputs.write('summary.json', JSON.stringify(report, null, 2) + '\n');
-  const header = 'image,before,after,success,l2_pixels,linf_pixels,psnr,ssim,iterations,gradients,queries,ms';
-  outputs.write('summary.csv', [header, ...report.results.map((r) => [r.image, r.before, r.after, r.success, r.l2_pixels, r.linf_pixels, r.psnr, r.ssim, r.iterations, r.gradients, r.queries, r.ms].join(','))].join('\n') + '\n');
+  const header = 'image,before,after,success,skipped,l2_pixels,linf_pixels,psnr,ssim,iterations,gradients,queries,ms';
+  outputs.write('summary.csv', [header, ...report.results.map((r) => [r.image, r.before, r.after, r.success, r.skipped, r.l2_pixels, r.linf_pixels, r.psnr, r.ssim, r.iterations, r.gradients, r.queries, r.ms].join(','))].join('\n') + '\n');
   if (job.options.method === 'square') {
     const svg = queriesSvg([{ name: 'square', results }], (run.params as { queries: number }).queries, results.length);
     outputs.write('queries.svg', svg);
@@ -329,10 +330,12 @@ function writeSummary(job: AttackJob, net: Net, outputs: OutputSet, inputs: Floa
   }
   const written = outputs.commit();
   if (job.json) return void process.stdout.write(JSON.stringify(report) + '\n');
-  const pct = (v: number) => `${(100 * v).toFixed(1)} %`;
+  // A rate over no images (every one skipped) is none, not NaN %.
+  const pct = (v: number) => (Number.isFinite(v) ? `${(100 * v).toFixed(1)} %` : 'none attacked');
   const rows = [
     ['images', String(summary.images)],
-    ['success over all images', `${pct(summary.success)} (re-read from the saved files: ${pct(savedSuccess)})`],
+    ...(summary.skipped === 0 ? [] : [['skipped (already the target: nothing to do)', String(summary.skipped)]]),
+    [summary.skipped === 0 ? 'success over all images' : `success over the ${summary.images - summary.skipped} attacked`, `${pct(summary.success)} (re-read from the saved files: ${pct(savedSuccess)})`],
     ...(summary.success_correct === undefined ? [] : [[`success over the ${summary.correct} classified correctly before`, pct(summary.success_correct)]]),
     ['L2 mean / median (grey levels)', `${summary.l2_pixels.mean.toFixed(2)} / ${summary.l2_pixels.median.toFixed(2)}`],
     ['L∞ mean / median (grey levels)', `${summary.linf_pixels.mean.toFixed(2)} / ${summary.linf_pixels.median.toFixed(2)}`],
@@ -389,7 +392,7 @@ function batchName(images: readonly string[], i: number): string {
 
 function resultRow(image: string, labels: string[], r: AttackResult) {
   return {
-    image, before: labels[r.before.index], after: labels[r.after.index], success: r.success,
+    image, before: labels[r.before.index], after: labels[r.after.index], success: r.success, skipped: r.skipped,
     l2_pixels: round(r.norms.l2_pixels), linf_pixels: round(r.norms.linf_pixels), psnr: round(r.psnr), ssim: round(r.ssim),
     iterations: r.iterations, gradients: r.gradients, queries: r.queries, ms: round(r.ms),
   };

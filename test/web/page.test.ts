@@ -101,6 +101,7 @@ describe.skipIf(!!missing)('the page in Chromium', () => {
   let page: Page;
   let model: Model;
   let sample: { name: string; image: Image };
+  let dist: string;
   const temp = mkdtempSync(join(tmpdir(), 'mislead-web-test-'));
   const errors: string[] = [];
   const rates: Record<string, number> = {};
@@ -110,7 +111,7 @@ describe.skipIf(!!missing)('the page in Chromium', () => {
     model = readModel(readFileSync(join(WEIGHTS, 'default.safetensors')), 'default.safetensors');
     const first = readdirSync(join(WEIGHTS, 'samples')).filter((f) => f.endsWith('.png')).sort(sampleOrder)[0];
     sample = { name: first, image: decodeImage(readFileSync(join(WEIGHTS, 'samples', first)), first) };
-    const dist = buildPage();
+    dist = buildPage();
     ({ url, server } = await serve(dist));
     context = await launch();
     page = context.pages()[0] ?? (await context.newPage());
@@ -165,6 +166,8 @@ describe.skipIf(!!missing)('the page in Chromium', () => {
         const base = { key: p.key, label: p.label, kind: p.kind };
         if (p.kind === 'choice') return { ...base, value: p.default, choices: p.choices!.map((c) => c.value) };
         if (p.kind === 'boolean') return { ...base, value: m.id === 'filter' && p.key === 'quantize' ? false : p.default };
+        // The page's filter keeps its promise of a change a person does not see: β 0.5 (the tutorial's second step).
+        if (m.id === 'filter' && p.key === 'beta') return { ...base, value: '0.5', placeholder: '0.5', min: String(p.min), max: String(p.max) };
         const value = resolved[p.key] as number;
         // A derived default that follows other numbers (the step) is left blank: the library's value is the placeholder.
         const auto = p.key === 'step';
@@ -183,10 +186,10 @@ describe.skipIf(!!missing)('the page in Chromium', () => {
     expect(await page.locator('#target').inputValue()).toBe(String(nodeAttack(engine, model, sample.image, undefined, []).target));
   }, TIMEOUT);
 
-  it('runs the default attack: the class flips to the target, with the Node engine\'s logits', async () => {
-    const ref = nodeAttack(engine, model, sample.image, undefined, [{ iterations: 1000, lr: 0.1, beta: 0 }]);
-    // The page runs the filter method of the library, as the float X + DX (quantize: false).
-    const { result } = nodeSuite(engine, model, sample.image, { method: 'filter', target: ref.target, quantize: false });
+  it('runs the default attack: the class flips to the target with a change a person does not see, with the Node engine\'s logits', async () => {
+    const ref = nodeAttack(engine, model, sample.image, undefined, [{ iterations: 1000, lr: 0.1, beta: 0.5 }]);
+    // The page runs the filter method of the library, as the float X + DX (quantize: false), with β 0.5.
+    const { result } = nodeSuite(engine, model, sample.image, { method: 'filter', target: ref.target, quantize: false, beta: 0.5 });
     const d = await runAndWait(page);
     expect(d.state).toBe('done');
     expect(d.iterations).toBe('1000');
@@ -197,6 +200,11 @@ describe.skipIf(!!missing)('the page in Chromium', () => {
     expect(d.label).toBe(model.architecture.labels[ref.target]);
     expect(await page.locator('#adversarial-caption').textContent()).toContain(model.architecture.labels[ref.target]);
     expect(await page.locator('#stat-rate').textContent()).toMatch(/^[\d,]+ it\/s$/);
+    // The promise: tiny changes (β 0 moves pixels by 100 grey levels and more), and a loss that
+    // never rounds to 0, so that its curve is drawn.
+    expect(Number(d.linf)).toBeLessThan(32);
+    expect(Number(d.psnr)).toBeGreaterThan(35);
+    expect(await page.locator('#loss-note').isHidden()).toBe(true);
     rates.browser = Number(d.rate);
     rates.node = 1000 / (ref.ms / 1000);
     await page.evaluate(() => window.scrollTo(0, 0));
@@ -212,6 +220,53 @@ describe.skipIf(!!missing)('the page in Chromium', () => {
     expect(inputToImage(result.adversarial, model.architecture).data).toEqual(expected.data);
     expect(png.width).toBe(expected.width);
     expect(Array.from(png.data).filter((_, i) => i % 3 === 0)).toEqual(Array.from(expected.data));
+  }, TIMEOUT);
+
+  it('shows Run and the three pictures together on a desktop (1280×800, 1920×1080), wherever the controls are scrolled; on a phone, Run at hand and the pictures brought into view', async () => {
+    // A run shows the results card from its top, wherever it had been scrolled (to the downloads).
+    await page.setViewportSize({ width: 1280, height: 800 });
+    await page.fill('#param-iterations', '300');
+    await runAndWait(page);
+    for (const [width, height] of [[1280, 800], [1920, 1080]]) {
+      await page.setViewportSize({ width, height });
+      for (const where of ['top', 'attack', 'bottom'] as const) {
+        await scrollTo(page, where);
+        for (const id of ['#run', '#tutorial', '#stop', '#status', '#original', '#filter', '#adversarial']) {
+          expect(await inView(page, id), `${id} at ${width}×${height}, scrolled to the ${where}`).toBe(true);
+        }
+      }
+      await scrollTo(page, 'top');
+      await page.screenshot({ path: join(OUTPUT, `desktop-${width}x${height}.png`) });
+    }
+    // A phone: Run, Tutorial and Stop in a bar along the bottom; a run brings the pictures into view above it.
+    await page.setViewportSize({ width: 390, height: 844 });
+    await scrollTo(page, 'top');
+    for (const id of ['#run', '#tutorial', '#stop']) expect(await inView(page, id), id).toBe(true);
+    await runAndWait(page);
+    await page.waitForFunction(() => document.getElementById('adversarial')!.getBoundingClientRect().top >= 0, null, { timeout: 10_000 });
+    await page.waitForTimeout(600);
+    for (const id of ['#run', '#adversarial']) expect(await inView(page, id), `${id} on a phone after a run`).toBe(true);
+    await page.screenshot({ path: join(OUTPUT, 'phone-390x844.png') });
+    await page.setViewportSize({ width: 1280, height: 900 });
+    await page.fill('#param-iterations', '1000');
+  }, TIMEOUT);
+
+  it('refuses a target the picture already has: nothing to do, said at the target', async () => {
+    const current = argmax(JSON.parse((await dataset(page)).before!));
+    const label = model.architecture.labels[current];
+    await page.selectOption('#target', String(current));
+    for (const button of ['#run', '#tutorial']) {
+      await page.click(button);
+      await page.waitForFunction(() => !document.getElementById('target-error')!.hidden, null, { timeout: 10_000 });
+      expect(await page.locator('#target-error').textContent()).toBe(`Already “${label}”: nothing to do. The network already says so for this picture: choose another target.`);
+      expect(await inView(page, '#target-error')).toBe(true);
+      expect(await page.locator('#status').textContent()).toBe(`Not run: the picture is already “${label}”.`);
+      expect(['idle', 'done']).toContain(await state(page));
+      expect(await page.locator('#run').isEnabled()).toBe(true);
+    }
+    // Another target clears it.
+    await page.selectOption('#target', String(current === 0 ? 1 : 0));
+    expect(await page.locator('#target-error').isHidden()).toBe(true);
   }, TIMEOUT);
 
   it('stays responsive while it runs, and Stop stops it', async () => {
@@ -261,6 +316,35 @@ describe.skipIf(!!missing)('the page in Chromium', () => {
     const stages = await page.evaluate(() => (window as unknown as { stages: string[] }).stages);
     expect(stages.some((s) => s.startsWith('Step 1 of 2'))).toBe(true);
     expect(stages.some((s) => s.startsWith('Step 2 of 2'))).toBe(true);
+    // It ends with both steps side by side, as the tutorial's figure: step 1's filter and picture
+    // (β = 0, the target reached with a large change) beside step 2's (β = 0.5), all in view.
+    const target = model.architecture.labels[ref.target];
+    expect(await page.locator('.panel.step').evaluateAll((ps) => ps.map((p) => p.querySelector('strong')!.textContent))).toEqual(['Noise filter, β = 0', 'Adversarial, β = 0']);
+    expect(await page.locator('#filter-title').textContent()).toBe('Noise filter, β = 0.5');
+    expect(await page.locator('#adversarial-title').textContent()).toBe('Adversarial, β = 0.5');
+    expect(await page.locator('#step1-adversarial-caption').textContent()).toMatch(new RegExp(`^${target} `));
+    const linf = (caption: string | null) => Number(/±([\d.]+) grey levels/.exec(caption ?? '')![1]);
+    expect(linf(await page.locator('#step1-filter-caption').textContent())).toBeGreaterThan(2 * linf(await page.locator('#filter-caption').textContent()));
+    await page.setViewportSize({ width: 1280, height: 800 });
+    await scrollTo(page, 'top');
+    for (const id of ['#run', '#original', '#step1-filter', '#step1-adversarial', '#filter', '#adversarial']) expect(await inView(page, id), id).toBe(true);
+    await page.screenshot({ path: join(OUTPUT, 'desktop-tutorial.png') });
+    await page.setViewportSize({ width: 1280, height: 900 });
+  }, TIMEOUT);
+
+  it('shows an upload error next to the picture, in view, and says so in the status line', async () => {
+    await page.setViewportSize({ width: 1280, height: 800 });
+    await scrollTo(page, 'bottom');
+    const bad = join(temp, 'not-a-picture.png');
+    writeFileSync(bad, 'hello');
+    await page.setInputFiles('#photo', bad);
+    await page.waitForFunction(() => !document.getElementById('picture-error')!.hidden, null, { timeout: 30_000 });
+    expect(await page.locator('#picture-error').textContent()).toMatch(/^Could not read not-a-picture\.png: /);
+    await page.waitForTimeout(300);
+    expect(await inView(page, '#picture-error')).toBe(true);
+    expect(await page.locator('#status').textContent()).toBe(`not-a-picture.png was not loaded: still using ${sample.name}. See the message under the picture.`);
+    await page.screenshot({ path: join(OUTPUT, 'desktop-upload-error.png') });
+    await page.setViewportSize({ width: 1280, height: 900 });
   }, TIMEOUT);
 
   it('takes an uploaded photo with a crop box, as --crop does', async () => {
@@ -322,6 +406,67 @@ describe.skipIf(!!missing)('the page in Chromium', () => {
     await page.waitForFunction(() => document.getElementById('results')!.dataset.crop === '26,6,60,60', null, { timeout: 30_000 });
   }, TIMEOUT);
 
+  it('applies the four crop numbers together, not each against the old box', async () => {
+    const file = join(temp, 'wide.png');
+    writeFileSync(file, encodePng({ width: 1200, height: 900, channels: 3, data: new Uint8Array(1200 * 900 * 3).map((_, i) => (i * 7) & 255) }));
+    await page.setInputFiles('#photo', file);
+    await page.waitForFunction(() => document.getElementById('results')!.dataset.crop === '150,0,900,900', null, { timeout: 30_000 });
+    for (const [k, v] of [['x', '400'], ['y', '250'], ['w', '400'], ['h', '400']]) {
+      await page.click(`#crop-${k}`);
+      await page.fill(`#crop-${k}`, v);
+      // Moving from one field to the next changes nothing yet.
+      expect(await page.inputValue(`#crop-${k}`)).toBe(v);
+    }
+    expect(await page.evaluate(() => document.getElementById('results')!.dataset.crop)).toBe('150,0,900,900');
+    await page.press('#crop-h', 'Enter');
+    await page.waitForFunction(() => document.getElementById('results')!.dataset.crop === '400,250,400,400', null, { timeout: 30_000 });
+    // Leaving the fields applies them too; a box too large is kept inside the picture.
+    await page.fill('#crop-x', '1000');
+    await page.focus('#crop-box');
+    await page.waitForFunction(() => document.getElementById('results')!.dataset.crop === '800,250,400,400', null, { timeout: 30_000 });
+    // Back to the photo of the next tests, cropped as they expect.
+    await page.setInputFiles('#photo', join(temp, 'photo.png'));
+    await page.waitForFunction(() => document.getElementById('picture-name')!.textContent!.startsWith('photo.png') && document.getElementById('results')!.dataset.crop === '20,0,80,80', null, { timeout: 30_000 });
+    for (const [k, v] of [['w', '60'], ['h', '60'], ['x', '26'], ['y', '6']]) await page.fill(`#crop-${k}`, v);
+    await page.press('#crop-y', 'Enter');
+    await page.waitForFunction(() => document.getElementById('results')!.dataset.crop === '26,6,60,60', null, { timeout: 30_000 });
+  }, TIMEOUT);
+
+  it('takes a file dropped anywhere on the page, and refuses one during a run without leaving the page', async () => {
+    const png = readFileSync(join(WEIGHTS, 'samples', sample.name));
+    const drop = (selector: string, name: string) =>
+      page.evaluate(([selector, name, bytes]) => {
+        const data = new DataTransfer();
+        data.items.add(new File([new Uint8Array(bytes as number[])], name as string, { type: 'image/png' }));
+        const over = new DragEvent('dragover', { dataTransfer: data, bubbles: true, cancelable: true });
+        const drop = new DragEvent('drop', { dataTransfer: data, bubbles: true, cancelable: true });
+        const target = document.querySelector(selector as string)!;
+        target.dispatchEvent(over);
+        target.dispatchEvent(drop);
+        return [over.defaultPrevented, drop.defaultPrevented];
+      }, [selector, name, Array.from(png)] as const);
+    // On the results card, far from the picture's drop zone: taken as the picture.
+    expect(await drop('#bars', 'dropped.png')).toEqual([true, true]);
+    await page.waitForFunction(() => document.getElementById('picture-name')!.textContent!.startsWith('dropped.png'), null, { timeout: 30_000 });
+    await waitForInput(page);
+    // During a run: refused, and the browser does not open the file either.
+    await page.fill('#param-iterations', '1000000');
+    await page.click('#run');
+    await page.waitForFunction(() => document.getElementById('results')!.dataset.state === 'running', null, { timeout: 30_000 });
+    expect(await drop('#adversarial', 'during.png')).toEqual([true, true]);
+    expect(await page.locator('#status').textContent()).toMatch(/^during\.png was not taken: a run is under way/);
+    expect(await page.locator('#picture-name').textContent()).toMatch(/^dropped\.png/);
+    await page.click('#stop');
+    await page.waitForFunction(() => document.getElementById('results')!.dataset.state === 'stopped', null, { timeout: 10_000 });
+    await page.fill('#param-iterations', '1000');
+    // Back to the photo of the next tests.
+    await page.setInputFiles('#photo', join(temp, 'photo.png'));
+    await page.waitForFunction(() => document.getElementById('picture-name')!.textContent!.startsWith('photo.png'), null, { timeout: 30_000 });
+    for (const [k, v] of [['w', '60'], ['h', '60'], ['x', '26'], ['y', '6']]) await page.fill(`#crop-${k}`, v);
+    await page.press('#crop-y', 'Enter');
+    await page.waitForFunction(() => document.getElementById('results')!.dataset.crop === '26,6,60,60', null, { timeout: 30_000 });
+  }, TIMEOUT);
+
   it('uses an uploaded model (any labels, RGB input) and refuses a broken one', async () => {
     const architecture = checkArchitecture({
       input: [32, 32, 3],
@@ -344,7 +489,7 @@ describe.skipIf(!!missing)('the page in Chromium', () => {
     await waitForInput(page);
     await page.selectOption('#target', { label: 'bird' });
     await page.fill('#param-iterations', '50');
-    const ref = nodeAttack(engine, own, decodeImage(readFileSync(join(temp, 'photo.png')), 'photo.png'), 2, [{ iterations: 50, lr: 0.1, beta: 0 }], [26, 6, 60, 60]);
+    const ref = nodeAttack(engine, own, decodeImage(readFileSync(join(temp, 'photo.png')), 'photo.png'), 2, [{ iterations: 50, lr: 0.1, beta: 0.5 }], [26, 6, 60, 60]);
     const d = await runAndWait(page);
     expectClose(JSON.parse(d.before!), ref.before);
     expectClose(JSON.parse(d.logits!), ref.logits);
@@ -356,8 +501,10 @@ describe.skipIf(!!missing)('the page in Chromium', () => {
     const broken = join(temp, 'broken.safetensors');
     writeFileSync(broken, new Uint8Array([1, 2, 3]));
     await page.setInputFiles('#model-file', broken);
-    await page.waitForFunction(() => !document.getElementById('error')!.hidden, null, { timeout: 30_000 });
-    expect(await page.locator('#error').textContent()).toMatch(/broken\.safetensors: not a valid safetensors file/);
+    await page.waitForFunction(() => !document.getElementById('model-error')!.hidden, null, { timeout: 30_000 });
+    expect(await page.locator('#model-error').textContent()).toMatch(/broken\.safetensors: not a valid safetensors file/);
+    expect(await inView(page, '#model-error')).toBe(true);
+    expect(await page.locator('#status').textContent()).toBe('broken.safetensors was not loaded: still using rgb-three.safetensors. See the message under the model.');
     expect(await page.locator('#model-info').textContent()).toContain('cat, dog, bird');
     expect(await page.locator('#run').isEnabled()).toBe(true);
 
@@ -404,6 +551,27 @@ describe.skipIf(!!missing)('the page in Chromium', () => {
     const npy = readNpy(await download(page, '#download-npy', 'perturbation.npy'), 'perturbation.npy');
     expect(npy.data).toEqual(ref.perturbation);
     expect(ref.adversarial.map((v, i) => v - x[i])).toEqual(ref.perturbation);
+  }, TIMEOUT);
+
+  it('shows FGSM as the one step it is: no loss curve, its time rather than a speed', async () => {
+    await page.selectOption('#method', 'fgsm');
+    const d = await runAndWait(page);
+    expect(d.state).toBe('done');
+    expect(await page.locator('#loss-section').isHidden()).toBe(true);
+    expect(await page.locator('#one-step').textContent()).toBe('FGSM takes a single step: there is no loss curve to draw.');
+    expect(await page.locator('#stat-iterations').textContent()).toBe('1');
+    expect(await page.locator('#stat-rate-title').textContent()).toBe('Time');
+    expect(await page.locator('#stat-rate').textContent()).toMatch(/^[\d,]+ ms$/);
+    await page.selectOption('#method', 'pgd');
+  }, TIMEOUT);
+
+  it('lines up the inputs of parameters side by side, whatever their labels', async () => {
+    for (const m of METHODS) {
+      await page.selectOption('#method', m.id);
+      const rows = await page.locator('#params .field:not(.check) :is(input, select)').evaluateAll((inputs) => inputs.map((i) => i.getBoundingClientRect()).map((r) => ({ x: r.x, y: r.y, bottom: r.bottom })));
+      for (let i = 1; i < rows.length; i++) if (rows[i].x > rows[i - 1].x) expect(rows[i].y, `${m.id}: field ${i}`).toBe(rows[i - 1].y);
+    }
+    await page.selectOption('#method', 'pgd');
   }, TIMEOUT);
 
   it('stops a long C&W run mid-way in the same worker, and runs again afterwards', async () => {
@@ -489,6 +657,18 @@ describe.skipIf(!!missing)('the page in Chromium', () => {
     await page.screenshot({ path: join(OUTPUT, 'desktop-imported.png'), fullPage: true });
   }, TIMEOUT);
 
+  it('opened from disk (file://), says that it has to be served', async () => {
+    const local = await context.newPage();
+    await local.goto(`file://${join(dist, 'index.html')}`);
+    expect(await local.locator('#file-notice').isVisible()).toBe(true);
+    expect(await local.locator('#file-notice').textContent()).toMatch(/has to be served[\s\S]*npm run preview:web/);
+    expect(await local.locator('#status').textContent()).toBe('Not running: this page has to be served (see the note at the top).');
+    await local.screenshot({ path: join(OUTPUT, 'file-url.png') });
+    await local.close();
+    // Served, the note stays hidden.
+    expect(await page.locator('#file-notice').isHidden()).toBe(true);
+  }, TIMEOUT);
+
   it('reports no page errors, and the iteration rate', () => {
     expect(errors.filter((e) => !/favicon/.test(e))).toEqual([]);
     console.log(`iteration rate, default attack (1000 iterations): browser ${Math.round(rates.browser)} it/s, Node ${Math.round(rates.node)} it/s`);
@@ -526,6 +706,25 @@ describe.skipIf(!!missing)('the page built without weights/', () => {
     expect(await page.isEnabled('#run')).toBe(true);
   }, TIMEOUT);
 });
+
+/** Whether the element is wholly inside the window, and above a bar fixed along its bottom (a phone's). */
+async function inView(page: Page, selector: string): Promise<boolean> {
+  return page.locator(selector).evaluate((e) => {
+    const r = e.getBoundingClientRect();
+    const bar = document.getElementById('action-bar')!;
+    const covered = getComputedStyle(bar).position === 'fixed' && !bar.contains(e) ? bar.getBoundingClientRect().top : innerHeight;
+    return r.width > 0 && r.height > 0 && r.left >= 0 && r.top >= 0 && r.right <= innerWidth && r.bottom <= Math.min(innerHeight, covered);
+  });
+}
+
+/** Scrolls the window to its top, to the attack's fieldset (the method and its parameters), or to its bottom. */
+async function scrollTo(page: Page, where: 'top' | 'attack' | 'bottom'): Promise<void> {
+  await page.evaluate((where) => {
+    if (where === 'attack') document.getElementById('attack-set')!.scrollIntoView({ block: 'start' });
+    else window.scrollTo(0, where === 'top' ? 0 : document.documentElement.scrollHeight);
+  }, where);
+  await page.evaluate(() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r))));
+}
 
 /** A canvas of the page: its size and its pixels as RGB. */
 async function canvas(page: Page, id: string): Promise<{ width: number; height: number; rgb: number[] }> {

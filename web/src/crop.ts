@@ -36,11 +36,17 @@ export class CropBox {
       this.set({ ...start, w, h: w * this.aspect }, 'resize');
     });
     el.box.addEventListener('keydown', (e) => this.key(e));
+    // The four numbers are applied together (on Enter, or when the focus leaves them), so that
+    // a field is not clamped against the old box while the others are still being typed.
+    const fields: EventTarget[] = [el.x, el.y, el.w, el.h];
     for (const input of [el.x, el.y, el.w, el.h]) {
-      input.addEventListener('change', () => {
-        const r = { x: +el.x.value, y: +el.y.value, w: +el.w.value, h: +el.h.value };
-        if (Object.values(r).every(Number.isFinite)) this.set(r, 'exact');
-        else this.show();
+      input.addEventListener('keydown', (e) => {
+        if (e.key !== 'Enter') return;
+        e.preventDefault();
+        this.applyFields();
+      });
+      input.addEventListener('focusout', (e) => {
+        if (!fields.includes(e.relatedTarget as EventTarget)) this.applyFields();
       });
     }
   }
@@ -58,6 +64,16 @@ export class CropBox {
     if (aspect === this.aspect) return;
     this.aspect = aspect;
     this.reset(this.width, this.height, aspect);
+  }
+
+  /** The box the four fields say, kept inside the picture; fields that are not numbers are put back. */
+  private applyFields(): void {
+    const { x, y, w, h } = this.el;
+    const r = { x: +x.value, y: +y.value, w: +w.value, h: +h.value };
+    const numbers = [x, y, w, h].every((f) => f.value.trim() !== '') && Object.values(r).every(Number.isFinite);
+    const same = r.x === this.rect.x && r.y === this.rect.y && r.w === this.rect.w && r.h === this.rect.h;
+    if (numbers && !same) this.set(r, 'exact');
+    else this.show();
   }
 
   get value(): Rect {

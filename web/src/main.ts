@@ -3,7 +3,7 @@
 // command line (decodeImage in the worker, then crop and imageToInput), so the numbers are the same.
 import './style.css';
 import { crop as cropImage, type Image } from '../../src/formats/image.js';
-import { plannedIterations, type AttackOptions } from '../../src/attacks/index.js';
+import { nothingToDo, plannedIterations, type AttackOptions } from '../../src/attacks/index.js';
 import { endsInSoftmax, inputUnits, type Architecture } from '../../src/formats/model.js';
 import { argmax, softmax } from '../../src/core/net.js';
 import { resultFiles } from '../../src/formats/results.js';
@@ -54,6 +54,9 @@ const el = {
   stop: $<HTMLButtonElement>('stop'),
   status: $('status'),
   error: $('error'),
+  pictureError: $('picture-error'),
+  modelError: $('model-error'),
+  targetError: $('target-error'),
   results: $('results'),
   stage: $('stage'),
   original: $<HTMLCanvasElement>('original'),
@@ -62,6 +65,15 @@ const el = {
   originalCaption: $('original-caption'),
   filterCaption: $('filter-caption'),
   adversarialCaption: $('adversarial-caption'),
+  adversarialTitle: $('adversarial-title'),
+  stepPanels: [...document.querySelectorAll<HTMLElement>('.panel.step')],
+  step1Filter: $<HTMLCanvasElement>('step1-filter'),
+  step1Adversarial: $<HTMLCanvasElement>('step1-adversarial'),
+  step1FilterCaption: $('step1-filter-caption'),
+  step1AdversarialCaption: $('step1-adversarial-caption'),
+  lossSection: $('loss-section'),
+  oneStep: $('one-step'),
+  statRateTitle: $('stat-rate-title'),
   bars: $('bars'),
   loss: $<HTMLCanvasElement>('loss'),
   lossNote: $('loss-note'),
@@ -151,6 +163,9 @@ const state = {
   targetChosen: false,
   running: false,
   busy: 0,
+  /** The tutorial's steps while it runs (none for a method), and how many of them have ended. */
+  steps: [] as TutorialStep[],
+  stepsEnded: 0,
   curve: { values: new Float32Array(1024), count: 0, marks: [], planned: 0, scale: 'log' } as Curve,
   urls: [] as string[],
 };
@@ -167,19 +182,24 @@ function setStatus(text: string): void {
   el.status.textContent = text;
 }
 
-function showError(text: string): void {
-  el.error.textContent = text;
-  el.error.hidden = false;
+/** An error is shown next to what caused it (`where`: the picture's, the model's, the target's
+ *  box, or the one above Run), and brought into view. */
+function showError(text: string, where = el.error): void {
+  where.textContent = text;
+  where.hidden = false;
+  where.scrollIntoView({ block: 'nearest' });
 }
 
 function clearError(): void {
-  el.error.hidden = true;
-  el.error.textContent = '';
+  for (const box of [el.error, el.pictureError, el.modelError, el.targetError]) {
+    box.hidden = true;
+    box.textContent = '';
+  }
 }
 
-function failed(what: string, e: unknown): void {
+function failed(what: string, e: unknown, where = el.error): void {
   const message = e instanceof Error ? e.message : String(e);
-  showError(`${what}: ${message}`);
+  showError(`${what}: ${message}`, where);
 }
 
 /** Busy work (loading a file, say) disables Run until it is over. */
@@ -259,8 +279,8 @@ async function loadPicture(name: string, read: () => Promise<Uint8Array>): Promi
       setStatus(`${name} loaded.`);
     });
   } catch (e) {
-    failed(`Could not read ${name}`, e);
-    setStatus('');
+    failed(`Could not read ${name}`, e, el.pictureError);
+    setStatus(`${name} was not loaded${state.image ? `: still using ${state.imageName}` : ''}. See the message under the picture.`);
   }
 }
 
@@ -334,6 +354,11 @@ function resetResults(): void {
   el.adversarialCaption.textContent = '';
   el.filterCaption.textContent = 'grey = no change';
   el.filterTitle.textContent = el.method.value === TUTORIAL.method ? 'Noise filter' : 'Perturbation';
+  el.adversarialTitle.textContent = 'Adversarial';
+  for (const panel of el.stepPanels) panel.hidden = true;
+  el.lossSection.hidden = false;
+  el.oneStep.hidden = true;
+  el.statRateTitle.textContent = 'Speed';
   el.stage.textContent = '';
   el.saved.textContent = '';
   el.downloads.hidden = true;
@@ -373,8 +398,8 @@ async function useModel(bytes: Uint8Array, name: string): Promise<boolean> {
       return true;
     });
   } catch (e) {
-    failed(`Could not use the model ${name}`, e);
-    setStatus('');
+    failed(`Could not use the model ${name}`, e, el.modelError);
+    setStatus(`${name} was not loaded${state.model ? `: still using ${state.model.name}` : ''}. See the message under the model.`);
     return false;
   }
 }
@@ -394,7 +419,7 @@ async function loadDefaultModel(): Promise<void> {
     if (!r.ok) throw new Error(`HTTP ${r.status}`);
     state.defaultBytes = new Uint8Array(await r.arrayBuffer());
   } catch (e) {
-    return failed('Could not download the default model', e);
+    return failed('Could not download the default model', e, el.modelError);
   }
   await useModel(state.defaultBytes, 'default.safetensors');
 }
@@ -617,6 +642,15 @@ async function start(run: Run): Promise<void> {
   el.lossAbout.textContent = about;
   el.lossAbout.hidden = !about;
   el.lossScale.textContent = `(${method.loss.scale} scale)`;
+  // A method of one step (FGSM) has no curve to draw, nor a speed to speak of.
+  const oneStep = run.planned <= 1;
+  el.lossSection.hidden = oneStep;
+  el.oneStep.hidden = !oneStep;
+  el.oneStep.textContent = oneStep ? `${method.name} takes a single step: there is no loss curve to draw.` : '';
+  el.statRateTitle.textContent = oneStep ? 'Time' : 'Speed';
+  state.steps = run.request.type === 'tutorial' ? run.request.steps : [];
+  state.stepsEnded = 0;
+  if (state.steps.length > 0) stepTitles(state.steps[0]);
   el.results.dataset.method = method.id;
   el.results.dataset.state = 'running';
   state.running = true;
@@ -624,6 +658,8 @@ async function start(run: Run): Promise<void> {
   const aim = target === null ? `anything but “${labels[original]}”` : `“${labels[target]}”`;
   setStatus(`Running ${method.name}: making the network say ${aim}…`);
   el.stop.focus({ preventScroll: true });
+  // The pictures are at the top of the results card, which may have been scrolled to its downloads.
+  el.results.scrollTop = 0;
   // One column (phones): the results are under the controls; bring them into view.
   if (window.matchMedia('(max-width: 820px)').matches) el.results.scrollIntoView({ behavior: 'smooth', block: 'start' });
 
@@ -634,7 +670,7 @@ async function start(run: Run): Promise<void> {
   } catch (e) {
     el.results.dataset.state = 'error';
     failed('The attack failed', e);
-    setStatus('');
+    setStatus('The run failed: see the message above.');
   } finally {
     state.running = false;
     refreshButtons();
@@ -669,7 +705,8 @@ function show(method: MethodSpec, x: Float32Array, p: Progress): void {
   const lastLoss = curve.count > 0 ? curve.values[curve.count - 1] : NaN;
   el.statLoss.textContent = formatLoss(lastLoss);
   const rate = p.done / (p.elapsed / 1000);
-  el.statRate.textContent = `${Math.round(rate).toLocaleString('en')} it/s`;
+  el.statRate.textContent = p.planned <= 1 ? `${Math.round(p.elapsed).toLocaleString('en')} ms` : `${Math.round(rate).toLocaleString('en')} it/s`;
+  for (const end of p.finished) stepEnded(x, end);
   el.results.dataset.rate = String(rate);
   el.results.dataset.busyRate = String(p.done / (p.busy / 1000));
   // Live, of the current (float) image; at the end, those of the result.
@@ -687,6 +724,34 @@ function show(method: MethodSpec, x: Float32Array, p: Progress): void {
   el.lossNote.hidden = zero < 0;
   el.lossNote.textContent =
     zero < 0 ? '' : `The loss is exactly 0 at iteration ${(zero + 1).toLocaleString('en')}, where float32 rounds a probability to 1: drawn on the line marked 0.`;
+}
+
+/** The main panels show this step of the tutorial. */
+function stepTitles(step: TutorialStep): void {
+  el.filterTitle.textContent = `Noise filter, β = ${step.beta}`;
+  el.adversarialTitle.textContent = `Adversarial, β = ${step.beta}`;
+}
+
+/** A step of the tutorial ended (its image `end.x`): it stays on screen beside the next one,
+ *  which the main panels show from now on. */
+function stepEnded(x: Float32Array, end: Progress['finished'][number]): void {
+  const arch = state.model!.architecture;
+  const [h, w, c] = arch.input;
+  const k = state.stepsEnded++;
+  // The page keeps the first step beside the second, as the tutorial's figure does.
+  if (k !== 0) return;
+  const dx = end.x.map((v, i) => v - x[i]);
+  paintImage(el.step1Filter, filterImage(dx, h, w, c as 1 | 3));
+  paintImage(el.step1Adversarial, inputToImage(end.x, arch));
+  const linf = dx.reduce((m, v) => Math.max(m, Math.abs(v)), 0) * Math.abs(inputUnits(arch).scale);
+  const best = argmax(end.logits);
+  el.step1FilterCaption.textContent = `±${linf.toFixed(1)} grey levels`;
+  el.step1AdversarialCaption.textContent = `${arch.labels[best]} (${percent(softmax(end.logits)[best])})`;
+  const [filterTitle, adversarialTitle] = el.stepPanels.map((p) => p.querySelector('strong')!);
+  filterTitle.textContent = `Noise filter, β = ${state.steps[0].beta}`;
+  adversarialTitle.textContent = `Adversarial, β = ${state.steps[0].beta}`;
+  for (const panel of el.stepPanels) panel.hidden = false;
+  stepTitles(state.steps[1]);
 }
 
 /** The end of a run: its result, as the library judged it; or, stopped, the image it had got to. */
@@ -727,7 +792,9 @@ async function ended(method: MethodSpec, x: Float32Array, original: number, targ
   paintImage(el.adversarial, inputToImage(r.adversarial, arch));
   el.adversarialCaption.textContent = `${labels[best]} (${percent(softmax(logits)[best])})`;
   paintBars(el.bars, labels, logits, target ?? -1);
-  el.statIterations.textContent = `${r.iterations.toLocaleString('en')} (${r.gradients.toLocaleString('en')} gradients)`;
+  // Gradients are told apart only when they are not one per iteration (DeepFool: one per class).
+  el.statIterations.textContent =
+    r.gradients === r.iterations ? r.iterations.toLocaleString('en') : `${r.iterations.toLocaleString('en')} (${r.gradients.toLocaleString('en')} gradient${r.gradients === 1 ? '' : 's'})`;
   const grey = (v: number, digits: number) => `${v.toFixed(digits)} grey level${v === 1 ? '' : 's'}`;
   const whole = (v: number) => (Number.isInteger(v) ? 0 : 2);
   el.statLinf.textContent = grey(r.linf, whole(r.linf));
@@ -735,12 +802,9 @@ async function ended(method: MethodSpec, x: Float32Array, original: number, targ
   el.statPsnr.textContent = Number.isFinite(r.psnr) ? `${r.psnr.toFixed(2)} dB` : '∞ (no change)';
   el.statSsim.textContent = r.ssim.toFixed(4);
   el.filterCaption.textContent = `±${r.linf.toFixed(whole(r.linf))} grey levels, L2 ${r.l2.toFixed(1)}`;
-  const verdict =
-    target === original
-      ? `The network says “${labels[best]}”, the target: it already did for the original.`
-      : r.success
-        ? `The network now says “${labels[best]}”: it has been misled.`
-        : `The network still says “${labels[best]}”: ${method.name} did not reach ${aim}.`;
+  const verdict = r.success
+    ? `The network now says “${labels[best]}”: it has been misled.`
+    : `The network still says “${labels[best]}”: ${method.name} did not reach ${aim}.`;
   const iterations = `${r.iterations.toLocaleString('en')} iteration${r.iterations === 1 ? '' : 's'}`;
   setStatus(`Done: ${iterations} in ${seconds}. ${verdict}`);
   el.stage.textContent = `Done after ${iterations}. ${verdict} L∞ ${el.statLinf.textContent}, L2 ${el.statL2.textContent}, PSNR ${el.statPsnr.textContent}, SSIM ${el.statSsim.textContent}.`;
@@ -782,12 +846,25 @@ buildMethods();
 buildSamples();
 paintLoss(el.loss, state.curve);
 
+/** Refuses a target the network already gives the picture: there is nothing to do. */
+function alreadyTarget(target: number | null): boolean {
+  if (target === null || !state.before || argmax(state.before) !== target) return false;
+  const label = state.model!.architecture.labels[target];
+  showError(`${capitalise(nothingToDo(`“${label}”`))}. The network already says so for this picture: choose another target.`, el.targetError);
+  setStatus(`Not run: the picture is already “${label}”.`);
+  el.target.focus({ preventScroll: true });
+  return true;
+}
+
+const capitalise = (text: string) => text.charAt(0).toUpperCase() + text.slice(1);
+
 el.run.addEventListener('click', () => {
   if (!state.model || state.running) return;
   clearError();
   const method = methodById(el.method.value);
   const chosen = Number(el.target.value);
   const target = chosen < 0 ? null : chosen;
+  if (alreadyTarget(target)) return;
   const checked = readOptions(method, target);
   if (checked) void start({ method, target, planned: checked.planned, request: { type: 'attack', options: checked.options } });
 });
@@ -797,6 +874,7 @@ el.tutorial.addEventListener('click', () => {
   if (el.method.value !== TUTORIAL.method) setMethod(TUTORIAL.method);
   // The filter always has a target: the form offers only labels.
   const target = Number(el.target.value);
+  if (alreadyTarget(target)) return;
   const planned = TUTORIAL.steps.reduce((n, s) => n + s.iterations, 0);
   void start({ method: methodById(TUTORIAL.method), target, planned, request: { type: 'tutorial', target, steps: TUTORIAL.steps } });
 });
@@ -807,6 +885,7 @@ el.stop.addEventListener('click', () => {
 });
 el.target.addEventListener('change', () => {
   state.targetChosen = true;
+  el.targetError.hidden = true;
   if (state.model) paintBars(el.bars, state.model.architecture.labels, state.before, +el.target.value);
 });
 el.photo.addEventListener('change', () => {
@@ -816,10 +895,13 @@ el.photo.addEventListener('change', () => {
 el.cropReset.addEventListener('click', () => {
   if (state.image) crop.reset(state.image.width, state.image.height, aspect());
 });
-el.modelFile.addEventListener('change', async () => {
+el.modelFile.addEventListener('change', () => {
   const file = el.modelFile.files?.[0];
   el.modelFile.value = '';
-  if (!file) return;
+  if (file) void pickModelFile(file);
+});
+
+async function pickModelFile(file: File): Promise<void> {
   const bytes = new Uint8Array(await file.arrayBuffer());
   if (await useModel(bytes, file.name)) {
     state.ownModel = { bytes, name: file.name };
@@ -830,7 +912,7 @@ el.modelFile.addEventListener('change', async () => {
     // The previous model is still the one in use.
     (state.model?.name === state.ownModel?.name && state.ownModel ? el.modelOwn : el.modelDefault).checked = !!state.model;
   }
-});
+}
 for (const radio of [el.modelDefault, el.modelOwn]) {
   radio.addEventListener('change', () => {
     if (!radio.checked) return;
@@ -839,23 +921,29 @@ for (const radio of [el.modelDefault, el.modelOwn]) {
   });
 }
 
-// Drop a picture anywhere on the picture's fieldset.
+// A file dropped anywhere on the page is taken here (the browser would otherwise open it in
+// place of the page): a .safetensors file as the model, anything else as the picture; during a
+// run, it is refused.
 for (const type of ['dragenter', 'dragover'] as const) {
-  el.pictureSet.addEventListener(type, (e) => {
-    if (state.running || !e.dataTransfer?.types.includes('Files')) return;
+  window.addEventListener(type, (e) => {
+    if (!e.dataTransfer?.types.includes('Files')) return;
     e.preventDefault();
-    e.dataTransfer.dropEffect = 'copy';
-    el.dropzone.classList.add('is-over');
+    e.dataTransfer.dropEffect = state.running ? 'none' : 'copy';
+    el.dropzone.classList.toggle('is-over', !state.running);
   });
 }
-el.pictureSet.addEventListener('dragleave', (e) => {
-  if (!el.pictureSet.contains(e.relatedTarget as Node | null)) el.dropzone.classList.remove('is-over');
+window.addEventListener('dragleave', (e) => {
+  if (e.relatedTarget === null) el.dropzone.classList.remove('is-over');
 });
-el.pictureSet.addEventListener('drop', (e) => {
-  el.dropzone.classList.remove('is-over');
-  if (state.running) return;
+window.addEventListener('drop', (e) => {
+  if (!e.dataTransfer?.types.includes('Files')) return;
   e.preventDefault();
-  void pickFile(e.dataTransfer?.files[0]);
+  el.dropzone.classList.remove('is-over');
+  const file = e.dataTransfer.files[0];
+  if (!file) return;
+  if (state.running) return setStatus(`${file.name} was not taken: a run is under way. Stop it first, or drop the file again when it ends.`);
+  if (/\.safetensors$/i.test(file.name)) void pickModelFile(file);
+  else void pickFile(file);
 });
 
 new ResizeObserver(() => paintLoss(el.loss, state.curve)).observe(el.loss);

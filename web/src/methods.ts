@@ -39,8 +39,10 @@ const LEFT_OUT = new Set(['batchSize']);
 
 /** The page's defaults where they differ from the library's: the tutorial's filter ends with the
  *  float X + DX as learned (its logits are the tutorial's); the page then tells what the 8-bit
- *  file makes of it. */
-const PAGE_DEFAULTS: Record<string, Params> = { filter: { quantize: false } };
+ *  file makes of it. Its β is 0.5, the tutorial's second step: the page promises a change a
+ *  person does not see, and with β = 0 the filter moves pixels by 100 grey levels and more (the
+ *  Tutorial button still shows that first step, then this one). */
+const PAGE_DEFAULTS: Record<string, Params> = { filter: { quantize: false, beta: 0.5 } };
 
 export const METHODS: readonly MethodSpec[] = LIBRARY.map((m) => spec(m as unknown as Method));
 

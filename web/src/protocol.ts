@@ -34,6 +34,9 @@ export interface Progress {
   /** The current image [h, w, c] in model units, and the model's logits for it. */
   x: Float32Array;
   logits: number[];
+  /** The tutorial's steps that ended since the last report, but the last step (whose end is
+   *  the result): the image at the step's end, and the model's logits for it. */
+  finished: { x: Float32Array; logits: number[] }[];
   /** Milliseconds since the run started, and spent inside the attack's iterations. */
   elapsed: number;
   busy: number;

@@ -233,8 +233,12 @@ function drawFrame(ctx: CanvasRenderingContext2D, curve: Curve, f: Frame): void 
   ctx.strokeRect(left + 0.5, top + 0.5, w, h);
 
   ctx.textBaseline = 'top';
-  for (const m of curve.marks) {
-    const xx = Math.round(x(m.at)) + 0.5;
+  ctx.textAlign = 'left';
+  const at = curve.marks.map((m) => Math.round(x(m.at)) + 0.5);
+  /** Right end of the last label on each row of labels. */
+  const rows: number[] = [];
+  curve.marks.forEach((m, k) => {
+    const xx = at[k];
     ctx.save();
     ctx.setLineDash([4, 4]);
     ctx.strokeStyle = ink;
@@ -243,9 +247,23 @@ function drawFrame(ctx: CanvasRenderingContext2D, curve: Curve, f: Frame): void 
     ctx.lineTo(xx, top + h);
     ctx.stroke();
     ctx.restore();
-    ctx.textAlign = xx > left + w - 120 ? 'right' : 'left';
-    ctx.fillText(m.label, xx + (ctx.textAlign === 'right' ? -4 : 4), top + 4);
-  }
+    // A label longer than the room before the next mark is shortened ("Binary-search step 2",
+    // "step 2", "2"); labels that would still overlap go on a row below.
+    const room = (k + 1 < at.length ? at[k + 1] : left + w) - xx - 8;
+    const label = shortenings(m.label).find((t) => ctx.measureText(t).width <= room) ?? shortenings(m.label).pop()!;
+    const width = ctx.measureText(label).width;
+    const from = xx + 4 + width > left + w - 2 ? xx - 4 - width : xx + 4;
+    let row = rows.findIndex((end) => end + 6 <= from);
+    if (row < 0) row = rows.length;
+    rows[row] = from + width;
+    ctx.fillText(label, from, top + 4 + row * 15);
+  });
+}
+
+/** A mark's label, then shorter forms of it: the part before a colon, its last two words, its last word. */
+function shortenings(label: string): string[] {
+  const words = label.split(':')[0].trim().split(/\s+/);
+  return [...new Set([label, words.slice(-2).join(' '), words[words.length - 1]])];
 }
 
 /** The losses, one vertical stroke per pixel column when there are more than two per column. */

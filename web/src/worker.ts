@@ -118,6 +118,8 @@ interface Stepper {
   result(): Result;
   /** What round `round` is called while it runs, and where it starts on the loss curve. */
   round(round: number): { phase: string; mark: string };
+  /** The images at the end of the tutorial's steps (but the last) since the last call. */
+  finished?(): Float32Array[];
   dispose(): void;
 }
 
@@ -152,6 +154,7 @@ function tutorialRun(model: Net, x0: Float32Array, target: number, steps: Tutori
   const attack = new FilterAttack(model, x0, target);
   const loss = new Float32Array(1);
   let step = 0, t = 0;
+  const ends: Float32Array[] = [];
   const current = () => {
     const x = new Float32Array(x0.length);
     attack.image(x);
@@ -164,7 +167,10 @@ function tutorialRun(model: Net, x0: Float32Array, target: number, steps: Tutori
         const s = steps[step];
         attack.iterate(s.lr, s.beta, loss);
         report(step, loss[0]);
-        if (++t === s.iterations) (step++, (t = 0));
+        if (++t === s.iterations) {
+          if (++step < steps.length) ends.push(current());
+          t = 0;
+        }
       }
       return step < steps.length;
     },
@@ -178,6 +184,7 @@ function tutorialRun(model: Net, x0: Float32Array, target: number, steps: Tutori
       return { adversarial, perturbation: attack.dx.toArray(), logits, success: argmax(logits) === target, ...measures(model, x0, adversarial), iterations, gradients: iterations };
     },
     round: (r) => ({ phase: steps[r].title, mark: steps[r].mark }),
+    finished: () => ends.splice(0),
     dispose: () => attack.dispose(),
   };
 }
@@ -210,6 +217,7 @@ async function run(id: number, model: Net, make: (report: Report) => Stepper): P
     const p: Progress = {
       done: count, planned: attack.planned, losses: Float32Array.from(losses), marks, phase: attack.round(round).phase,
       x, logits: Array.from(predictLogits(model, [x])[0]), elapsed: performance.now() - start, busy,
+      finished: (attack.finished?.() ?? []).map((end) => ({ x: end, logits: Array.from(predictLogits(model, [end])[0]) })),
     };
     losses = [];
     marks = [];
@@ -230,14 +238,14 @@ async function run(id: number, model: Net, make: (report: Report) => Stepper): P
       // A new round is shown at once (the tutorial's figure shows each step).
       if (going && (t1 - lastReport >= REPORT_MS || marks.length > 0)) {
         const p = progress();
-        post({ type: 'progress', id, ...p }, [p.losses.buffer, p.x.buffer]);
+        post({ type: 'progress', id, ...p }, [p.losses.buffer, p.x.buffer, ...p.finished.map((f) => f.x.buffer)]);
         lastReport = performance.now();
       }
       await yieldToEvents();
     }
     const p = progress();
     const result = going ? undefined : attack.result();
-    const transfer: Transferable[] = [p.losses.buffer, p.x.buffer];
+    const transfer: Transferable[] = [p.losses.buffer, p.x.buffer, ...p.finished.map((f) => f.x.buffer)];
     if (result) transfer.push(result.adversarial.buffer, result.perturbation.buffer);
     post({ type: 'done', id, stopped: going, result, ...p }, transfer);
   } finally {
