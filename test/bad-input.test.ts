@@ -132,8 +132,14 @@ describe('bad models', () => {
   for (const [what, path, message] of badModels) it(what, () => expectRefused(['predict', goodImage, '--model', path], message));
 });
 
-describe('a directory where predict wants an image', () => {
-  it('is refused', () => expectRefused(['predict', dir, '--model', goodModel], /is a directory, expected an image/));
+describe('a directory where predict wants images', () => {
+  // A folder is read as its pictures (the first one here is corrupt); one without any is refused.
+  it('is read picture by picture', () => expectRefused(['predict', dir, '--model', goodModel], /badcrc\.png: corrupt PNG/));
+  it('holding no picture is refused', () => {
+    const empty = join(dir, 'empty');
+    mkdirSync(empty);
+    expectRefused(['predict', empty, '--model', goodModel], /a folder with no PNG or JPEG image/);
+  });
 });
 
 describe('bad flags', () => {

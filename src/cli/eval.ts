@@ -18,7 +18,8 @@ export const evalCommand: Command = {
   usage: 'mislead eval DIR [--model FILE] [--attack M --eps LIST [--out DIR]] [--json]',
   summary: 'accuracy, per-class accuracy and confusion matrix on a labelled folder; accuracy under attack',
   help: [
-    'DIR holds images and labels.csv ("file,label" rows), as "mislead dataset" writes.',
+    'DIR holds images and labels.csv ("file,label" rows), as "mislead dataset" writes; optional columns',
+    'face_x,face_y,face_w,face_h give a face box in pixels of the picture (empty cells: the whole picture).',
     'With --attack (fgsm, bim, pgd, mifgsm) and --eps (grey levels, e.g. 0,1,2,4,8,16): the accuracy',
     'under that untargeted L-infinity attack at each budget (the images the model gets right and the',
     'attack does not move), judged on the 8-bit images, as a table and as robustness.svg,',

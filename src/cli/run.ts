@@ -4,7 +4,7 @@ import { predictLogits, argmax, Net, softmax } from '../core/net.js';
 import { InputError } from '../errors.js';
 import { readModelInput, type Crop } from '../node/files.js';
 import { present } from '../node/input.js';
-import { readLabels } from '../node/labels.js';
+import { faceBoxes, readLabels } from '../node/labels.js';
 import { cleanOnSignals, OutputSet } from '../node/output.js';
 import { distances, isSuccess, norms, nothingToDo, plannedIterations, resolveOptions, startAttack, summarize, type AttackOptions, type AttackResult, type AttackRun } from '../attacks/index.js';
 import { Pool } from '../node/parallel.js';
@@ -160,7 +160,7 @@ export function runAttackJob(job: AttackJob): Promise<void> {
 async function attack(job: AttackJob): Promise<void> {
   const arch = job.model.architecture;
   const single = job.images.length === 1;
-  const inputs = job.images.map((path) => readModelInput(path, arch, job.crop));
+  const inputs = readInputs(job.images, arch, job.crop);
   const truth = single ? undefined : trueLabels(job.images, arch.labels);
   const net = new Net(await loadEngine(), job.model);
   const target = job.target === undefined ? undefined : resolveTarget(arch.labels, job.target, 0);
@@ -275,7 +275,7 @@ export function runTutorial(job: Job): Promise<void> {
 }
 
 async function tutorial(job: Job): Promise<void> {
-  const x = readModelInput(job.imagePath, job.model.architecture, job.crop);
+  const [x] = readInputs([job.imagePath], job.model.architecture, job.crop);
   const net = new Net(await loadEngine(), job.model);
   const [before] = classify(net, [x], job.modelPath, [job.imagePath]);
   const note = softmaxNote(net.architecture, job.json);
@@ -346,6 +346,12 @@ function writeSummary(job: AttackJob, net: Net, outputs: OutputSet, inputs: Floa
   ];
   for (const [k, v] of rows) process.stdout.write(`${k.padEnd(44)} ${v}\n`);
   process.stdout.write(`wrote ${written.join(', ')}\n`);
+}
+
+/** The model inputs of `images`, each read from --crop, else from its face box in labels.csv, else whole. */
+function readInputs(images: readonly string[], arch: Architecture, crop: Crop | undefined): Float32Array[] {
+  const regions = faceBoxes(images, crop);
+  return images.map((path, i) => readModelInput(path, arch, regions[i]?.box, regions[i]?.from));
 }
 
 /** The true label of each image when its folder has a labels.csv (see labels.ts); undefined

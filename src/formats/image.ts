@@ -457,14 +457,108 @@ function resample(img: Image, width: number, height: number, xs: Taps, ys: Taps)
 
 /**
  * The source indices `taps` reads, in increasing order, and the same taps pointing into that list
- * instead: resampling the pixels at those indices alone gives the same result.
+ * instead: resampling the pixels at those indices alone gives the same result. (A tap of −1, into
+ * padding, stays −1.)
  */
-function usedBy(taps: Taps, srcLen: number): [used: number[], taps: Taps] {
+function usedBy<T extends { i0: Int32Array; i1: Int32Array }>(taps: T, srcLen: number): [used: number[], taps: T] {
   const at = new Int32Array(srcLen).fill(-1);
-  for (let d = 0; d < taps.i0.length; d++) at[taps.i0[d]] = at[taps.i1[d]] = 0;
+  const mark = (i: number) => i >= 0 && (at[i] = 0);
+  for (let d = 0; d < taps.i0.length; d++) mark(taps.i0[d]), mark(taps.i1[d]);
   const used: number[] = [];
   for (let i = 0; i < srcLen; i++) if (at[i] === 0) at[i] = used.push(i) - 1;
-  return [used, { ...taps, i0: taps.i0.map((i) => at[i]), i1: taps.i1.map((i) => at[i]) }];
+  const to = (i: number) => (i < 0 ? -1 : at[i]);
+  return [used, { ...taps, i0: taps.i0.map(to), i1: taps.i1.map(to) }];
+}
+
+// ---------------------------------------------------------------------------------------------
+// TensorFlow 1's bilinear resize, as face-api.js reads a face for its networks
+
+/** An image of float samples (a resize that does not round), laid out as Image. */
+export interface FloatImage {
+  width: number;
+  height: number;
+  channels: 1 | 3;
+  data: Float32Array;
+}
+
+/** Whether a resize first pads the picture with zeros to a centred square. */
+export type Padding = 'none' | 'square';
+
+/**
+ * face-api.js's padToSquare(…, isCenterImage = true), as offsets into a square of side
+ * max(width, height): round(difference / 2) zeros go after the picture, the rest before it.
+ */
+function squarePadding(width: number, height: number, padding: Padding) {
+  if (padding === 'none') return { side: [width, height], before: [0, 0] };
+  const side = Math.max(width, height);
+  const before = (len: number) => side - len - Math.round((side - len) * 0.5);
+  return { side: [side, side], before: [before(width), before(height)] };
+}
+
+/**
+ * Per destination index d along one axis, TensorFlow 1's resize_bilinear (tf.image.resizeBilinear
+ * with alignCorners and halfPixelCenters false, TensorFlow.js's CPU kernel): the source position is
+ * d·len/dstLen, read between its floor and min(ceil, len − 1) with weight `frac` on the second.
+ * The axis is `len` long, `before` zeros then the `srcLen` pixels then zeros: taps into the zeros
+ * are −1.
+ */
+function tf1Taps(srcLen: number, dstLen: number, len: number, before: number) {
+  const ratio = len / dstLen;
+  const i0 = new Int32Array(dstLen), i1 = new Int32Array(dstLen), frac = new Float64Array(dstLen);
+  const inside = (i: number) => (i >= before && i < before + srcLen ? i - before : -1);
+  for (let d = 0; d < dstLen; d++) {
+    const f = ratio * d, lo = Math.floor(f);
+    i0[d] = inside(lo);
+    i1[d] = inside(Math.min(len - 1, Math.ceil(f)));
+    frac[d] = f - lo;
+  }
+  return { i0, i1, frac };
+}
+
+type Tf1Taps = ReturnType<typeof tf1Taps>;
+
+function tf1Axes(width: number, height: number, to: { width: number; height: number }, padding: Padding): [Tf1Taps, Tf1Taps] {
+  checkSize('resize', to.width, to.height);
+  const { side, before } = squarePadding(width, height, padding);
+  return [tf1Taps(width, to.width, side[0], before[0]), tf1Taps(height, to.height, side[1], before[1])];
+}
+
+/**
+ * `tf.image.resizeBilinear(img, [height, width])` (TensorFlow 1's sampling, no half-pixel offset)
+ * of the picture, first padded with zeros to a centred square when `padding` is "square" (as
+ * face-api.js's NetInput.toBatchTensor does): float samples, not rounded, the same float32 numbers
+ * as TensorFlow.js's CPU kernel.
+ */
+export function resizeTf1(img: Image, width: number, height: number, padding: Padding = 'none'): FloatImage {
+  const [xs, ys] = tf1Axes(img.width, img.height, { width, height }, padding);
+  return resampleTf1(img, width, height, xs, ys);
+}
+
+/** The arithmetic of resizeTf1 with the taps given: per row top = a + (b − a)·fx, then
+ *  top + (bottom − top)·fy, in double as TensorFlow.js computes it, stored as float32. */
+function resampleTf1(img: Image, width: number, height: number, xs: Tf1Taps, ys: Tf1Taps): FloatImage {
+  const { width: sw, height: sh, channels: cn, data } = img;
+  const rowLen = width * cn;
+  const rows = new Float64Array((sh + 1) * rowLen); // the last row stays zero: the padding's
+  const sample = (y: number, x: number, k: number) => (x < 0 ? 0 : data[(y * sw + x) * cn + k]);
+  for (let y = 0; y < sh; y++) {
+    for (let dx = 0; dx < width; dx++) {
+      for (let k = 0; k < cn; k++) {
+        const a = sample(y, xs.i0[dx], k), b = sample(y, xs.i1[dx], k);
+        rows[y * rowLen + dx * cn + k] = a + (b - a) * xs.frac[dx];
+      }
+    }
+  }
+  const out = new Float32Array(height * rowLen);
+  const row = (i: number) => (i < 0 ? sh : i) * rowLen;
+  for (let dy = 0; dy < height; dy++) {
+    const r0 = row(ys.i0[dy]), r1 = row(ys.i1[dy]), f = ys.frac[dy];
+    for (let x = 0; x < rowLen; x++) {
+      const top = rows[r0 + x], bottom = rows[r1 + x];
+      out[dy * rowLen + x] = top + (bottom - top) * f;
+    }
+  }
+  return { width, height, channels: cn, data: out };
 }
 
 /** The w×h rectangle whose top-left corner is (x, y). */
@@ -520,31 +614,58 @@ interface PixelSource {
  * checked against the header before any pixel is decoded.
  */
 export function decodeResized(bytes: Uint8Array, name: string, to: Sampling): Image {
+  const region = openRegion(bytes, name, to.crop);
+  checkSize('resize', to.width, to.height);
+  const [cols, xs] = usedBy(linearTaps(region.width, to.width, true), region.width);
+  const [rows, ys] = usedBy(linearTaps(region.height, to.height, false), region.height);
+  const picked = region.pick(cols, rows);
+  return resample(to.channels === 1 ? toGray(picked) : picked, to.width, to.height, xs, ys);
+}
+
+/**
+ * `resizeTf1(toGray(crop(decodeImage(bytes, name), ...to.crop)), to.width, to.height, padding)`
+ * (without `toGray` for 3 channels, without `crop` when there is none), reading only the pixels the
+ * resize reads, as decodeResized does.
+ */
+export function decodeResizedTf1(bytes: Uint8Array, name: string, to: Sampling, padding: Padding): FloatImage {
+  const region = openRegion(bytes, name, to.crop);
+  const [xTaps, yTaps] = tf1Axes(region.width, region.height, to, padding);
+  const [cols, xs] = usedBy(xTaps, region.width);
+  const [rows, ys] = usedBy(yTaps, region.height);
+  const picked = region.pick(cols, rows);
+  return resampleTf1(to.channels === 1 ? toGray(picked) : picked, to.width, to.height, xs, ys);
+}
+
+/**
+ * A rectangle of an image file as shown (EXIF orientation applied; checked against the header
+ * before any pixel is decoded), whose pixels are decoded only at the columns and rows asked for.
+ */
+function openRegion(bytes: Uint8Array, name: string, crop: Sampling['crop']) {
   const source = openImage(bytes, name);
   const { width: sw, height: sh, orientation } = source;
   const valid = orientation >= 2 && orientation <= 8;
   const transpose = valid && orientation >= 5;
   const flipX = valid && [2, 3, 6, 7].includes(orientation), flipY = valid && [3, 4, 7, 8].includes(orientation);
   const W = transpose ? sh : sw, H = transpose ? sw : sh; // as shown
-  const [cx, cy, cw, ch] = to.crop ?? [0, 0, W, H];
-  if (to.crop) checkCrop(W, H, cx, cy, cw, ch);
-  checkSize('resize', to.width, to.height);
-
-  const [cols, xs] = usedBy(linearTaps(cw, to.width, true), cw);
-  const [rows, ys] = usedBy(linearTaps(ch, to.height, false), ch);
-  // Shown column X, row Y is stored at row X, column Y when transposed (then flipped as `orient` does).
-  const rowAt = new Int32Array(sh).fill(-1), colAt = new Int32Array(sw).fill(-1);
-  cols.forEach((c, i) => {
-    const X = flipX ? W - 1 - (cx + c) : cx + c;
-    (transpose ? rowAt : colAt)[X] = 3 * i;
-  });
-  rows.forEach((r, j) => {
-    const Y = flipY ? H - 1 - (cy + r) : cy + r;
-    (transpose ? colAt : rowAt)[Y] = 3 * cols.length * j;
-  });
-  const picked: Image = { width: cols.length, height: rows.length, channels: 3, data: new Uint8Array(3 * cols.length * rows.length) };
-  source.gather(rowAt, colAt, picked.data);
-  return resample(to.channels === 1 ? toGray(picked) : picked, to.width, to.height, xs, ys);
+  const [cx, cy, cw, ch] = crop ?? [0, 0, W, H];
+  if (crop) checkCrop(W, H, cx, cy, cw, ch);
+  /** The RGB pixels at columns `cols` and rows `rows` of the rectangle (increasing), as an image. */
+  const pick = (cols: number[], rows: number[]): Image => {
+    // Shown column X, row Y is stored at row X, column Y when transposed (then flipped as `orient` does).
+    const rowAt = new Int32Array(sh).fill(-1), colAt = new Int32Array(sw).fill(-1);
+    cols.forEach((c, i) => {
+      const X = flipX ? W - 1 - (cx + c) : cx + c;
+      (transpose ? rowAt : colAt)[X] = 3 * i;
+    });
+    rows.forEach((r, j) => {
+      const Y = flipY ? H - 1 - (cy + r) : cy + r;
+      (transpose ? colAt : rowAt)[Y] = 3 * cols.length * j;
+    });
+    const picked: Image = { width: cols.length, height: rows.length, channels: 3, data: new Uint8Array(3 * cols.length * rows.length) };
+    source.gather(rowAt, colAt, picked.data);
+    return picked;
+  };
+  return { width: cw, height: ch, pick };
 }
 
 /**

@@ -52,7 +52,16 @@ export type LayerType = Layer['type'];
 export interface Preprocess {
   offset: number | number[];
   scale: number | number[];
+  /**
+   * How a picture is brought to the input size. "opencv" (the default): stretched by OpenCV's
+   * INTER_LINEAR (pixel centres), 8-bit. "face-api": as face-api.js feeds its networks, padded with
+   * zeros to a centred square, then TensorFlow 1's bilinear resize (no half-pixel offset), not rounded.
+   */
+  resize?: Resize;
 }
+
+export const RESIZES = ['opencv', 'face-api'] as const;
+export type Resize = (typeof RESIZES)[number];
 
 export interface Architecture {
   input: [number, number, number];
@@ -195,7 +204,7 @@ export function checkArchitecture(json: unknown): Architecture {
 }
 
 function checkPreprocess(raw: unknown, channels: number, fail: (why: string) => never): Preprocess {
-  const usage = `"preprocess" must be {offset, scale}, each a number or a list of ${channels} (one per channel), with scales non-zero and of one sign`;
+  const usage = `"preprocess" must be {offset, scale}, each a number or a list of ${channels} (one per channel), with scales non-zero and of one sign, and optionally "resize": ${RESIZES.map((r) => `"${r}"`).join(' or ')}`;
   if (!isObject(raw)) return fail(usage);
   const values = (v: unknown): number[] | null => {
     const list = typeof v === 'number' ? [v] : Array.isArray(v) && v.length === channels ? v : null;
@@ -203,7 +212,8 @@ function checkPreprocess(raw: unknown, channels: number, fail: (why: string) => 
   };
   const offset = values(raw.offset), scale = values(raw.scale);
   if (!offset || !scale || scale.some((s) => s === 0 || Math.sign(s) !== Math.sign(scale[0]))) return fail(usage);
-  return { offset: raw.offset as number | number[], scale: raw.scale as number | number[] };
+  if (raw.resize !== undefined && !RESIZES.includes(raw.resize as Resize)) return fail(usage);
+  return { offset: raw.offset as number | number[], scale: raw.scale as number | number[], ...(raw.resize === undefined ? {} : { resize: raw.resize as Resize }) };
 }
 
 /**

@@ -1,13 +1,16 @@
 // Between pictures and model inputs: x = (p − offset) / scale after grayscale (for 1-channel
 // models; a gray picture takes all three channels of an RGB model) and resizing to the model's
 // input, and back: p = clip(round(x·scale + offset)), in the input units of model.ts (one offset
-// and scale for every channel).
-import { decodeResized, resize, toGray, toRgb, type Image, type Sampling } from './image.js';
+// and scale for every channel). The model says how it is resized (its preprocess "resize"):
+// OpenCV's INTER_LINEAR by default, or face-api.js's way (padded to a centred square with zeros,
+// then TensorFlow 1's bilinear resize, not rounded to 8 bits).
+import { decodeResized, decodeResizedTf1, resize, resizeTf1, toGray, toRgb, type Image, type Sampling } from './image.js';
 import { inputUnits, type Architecture } from './model.js';
 
 export function imageToInput(img: Image, arch: Architecture): Float32Array {
   const [h, w, c] = arch.input;
   let p = img.channels === c ? img : c === 1 ? toGray(img) : toRgb(img);
+  if (arch.preprocess.resize === 'face-api') return toUnits(resizeTf1(p, w, h, 'square').data, arch);
   if (p.width !== w || p.height !== h) p = resize(p, w, h);
   return toUnits(p.data, arch);
 }
@@ -19,10 +22,11 @@ export function imageToInput(img: Image, arch: Architecture): Float32Array {
  */
 export function fileToInput(bytes: Uint8Array, name: string, arch: Architecture, crop?: Sampling['crop']): Float32Array {
   const [height, width, channels] = arch.input;
-  return toUnits(decodeResized(bytes, name, { width, height, channels: channels as 1 | 3, crop }).data, arch);
+  const to = { width, height, channels: channels as 1 | 3, crop };
+  return toUnits((arch.preprocess.resize === 'face-api' ? decodeResizedTf1(bytes, name, to, 'square') : decodeResized(bytes, name, to)).data, arch);
 }
 
-function toUnits(pixels: Uint8Array, arch: Architecture): Float32Array {
+function toUnits(pixels: Uint8Array | Float32Array, arch: Architecture): Float32Array {
   const { offset, scale } = inputUnits(arch);
   return Float32Array.from(pixels, (v) => (v - offset) / scale);
 }

@@ -454,7 +454,7 @@ function convert({ layers, output }: { layers: KerasLayer[]; output: string }, k
         // The model's first step: ((p − o)/s)·k + b = (p − (o − b·s/k)) / (s/k), in the preprocessing.
         const o = perChannel(preprocess.offset, channels, 'offset', bad), s = perChannel(preprocess.scale, channels, 'scale', bad);
         const single = (v: number[]) => (v.every((x) => x === v[0]) ? v[0] : v);
-        preprocess = { offset: single(o.map((oc, i) => oc - (b[i] * s[i]) / k[i])), scale: single(s.map((sc, i) => sc / k[i])) };
+        preprocess = { ...preprocess, offset: single(o.map((oc, i) => oc - (b[i] * s[i]) / k[i])), scale: single(s.map((sc, i) => sc / k[i])) };
         alias.set(l.name, INPUT);
         break;
       }

@@ -4,7 +4,8 @@ import { mkdirSync, readdirSync, readFileSync, renameSync, rmdirSync, rmSync, st
 import { basename, dirname, join, resolve } from 'node:path';
 import { InputError } from '../errors.js';
 import { INPUT_LIMITS, readInputFile } from './input.js';
-import { decodeImage, encodePng, toGray, type Image } from '../formats/image.js';
+import { crop, decodeImage, encodePng, toGray, type Image } from '../formats/image.js';
+import { checkBox } from './files.js';
 import { LOCK_NAME, makeDirs, outputError, removeDirs, sweepLeftovers } from './output.js';
 import { readLabels } from './labels.js';
 import { checkCount, checkSeed, generateFace, LABELS } from '../train/dataset.js';
@@ -120,13 +121,18 @@ function folderState(dir: string, prefix: string, quiet: boolean): 'absent' | 'e
 
 /** Reads a folder of images with its labels.csv (as writeDataset makes it, or by hand, with any
  *  extra columns), each label one of `labels` (by default the generated faces'), as gray images
- *  or, for a model of 3 channels, RGB. */
+ *  or, for a model of 3 channels, RGB; an image whose row gives a face box is cut to it. */
 export function readDataset(dir: string, labels: readonly string[] = LABELS, channels: 1 | 3 = 1): { files: string[]; labels: number[]; images: Image[] } {
   const rows = readLabels(dir, labels);
   const files = rows.map((r) => r.file);
-  const images = files.map((file) => {
+  const images = files.map((file, i) => {
     const path = join(dir, file);
-    const image = decodeImage(readInputFile(path, 'an image listed in labels.csv', INPUT_LIMITS.image), path);
+    const row = rows[i];
+    let image = decodeImage(readInputFile(path, 'an image listed in labels.csv', INPUT_LIMITS.image), path);
+    if (row.face) {
+      checkBox(row.face.box, image, path, row.face.from);
+      image = crop(image, ...row.face.box);
+    }
     return channels === 1 ? toGray(image) : image;
   });
   return { files, labels: rows.map((r) => r.label), images };
