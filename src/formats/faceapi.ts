@@ -1,14 +1,9 @@
-// `mislead import-faceapi`: face-api.js's age and gender network (and its maintained fork's, the
-// same weights) as a model file, its gender head: man, woman in face-api's order. face-api ships
-// a TF.js weights manifest without a topology, the network being written out in its source
-// (xception/TinyXception.ts, ageGenderNet/AgeGenderNet.ts); this is that network as our layers:
-//   conv_in: 3×3/2 conv + ReLU; reduction blocks (ReLU of the input but in the first block,
-//   separable conv + ReLU, separable conv, 3×3/2 max-pool "same", plus a 1×1/2 conv of the
-//   block's input); two main blocks (three times ReLU + separable conv, plus the block's input);
-//   a last reduction block, a separable conv + ReLU, a 7×7 average pool of the 7×7 features
-//   (a global one), and the dense layer of the gender logits, which face-api turns into
-//   probabilities by a softmax. Every convolution pads "same"; a separable conv's bias follows
-//   its pointwise step, so its depthwise step has a bias of zeros.
+// `mislead import-faceapi`: face-api.js's age and gender network (its maintained fork ships the
+// same weights) as a model file: its gender head, man and woman in face-api's order. face-api's
+// weights manifest has no topology: the network is in its source (xception/TinyXception.ts,
+// ageGenderNet/AgeGenderNet.ts), written out below as our layers, ReLUs where face-api puts them.
+// Its 7×7 average pool of 7×7 features is a global one; its final softmax is recorded. A separable
+// convolution's bias follows its pointwise step, so its depthwise step has a bias of zeros.
 import { InputError, quote } from '../errors.js';
 import { assembleModel, checkArchitecture, INPUT, type Layer, type Model } from './model.js';
 import { readWeights, type ShardReader } from './tfjs.js';
@@ -83,7 +78,7 @@ export function importFaceApi(manifest: unknown, readShard: ShardReader, name: s
   const gender = weight('fc/gender/weights');
   emit({ type: 'dense', name: 'fc/gender', units: gender.shape[1] ?? 0, activation: 'softmax' }, [x], [gender, weight('fc/gender/bias')]);
 
-  const architecture = { input: [FACEAPI_SIDE, FACEAPI_SIDE, 3], labels: FACEAPI_LABELS, preprocess: FACEAPI_PREPROCESS, layers };
+  const architecture = { input: [FACEAPI_SIDE, FACEAPI_SIDE, 3], labels: [...FACEAPI_LABELS], preprocess: { ...FACEAPI_PREPROCESS, offset: [...FACEAPI_PREPROCESS.offset] }, layers };
   // Shapes that differ from face-api's network are refused here, naming the tensor.
   try {
     return assembleModel(checkArchitecture(architecture), name, (key) => weights.get(key));
