@@ -11,17 +11,19 @@ import { tutorialCommand } from './tutorial.js';
 import { benchCommand } from './bench.js';
 import { importTfCommand } from './import-tf.js';
 import { importTfjsCommand } from './import-tfjs.js';
+import { importFaceApiCommand } from './import-faceapi.js';
 import { datasetCommand } from './dataset.js';
 import { trainCommand } from './train.js';
 import { evalCommand } from './eval.js';
 
 const commands: Record<string, Command> = {
   predict: predictCommand, attack: attackCommand, tutorial: tutorialCommand, bench: benchCommand,
-  'import-tf': importTfCommand, 'import-tfjs': importTfjsCommand, dataset: datasetCommand, train: trainCommand, eval: evalCommand,
+  'import-tf': importTfCommand, 'import-tfjs': importTfjsCommand, 'import-faceapi': importFaceApiCommand, dataset: datasetCommand, train: trainCommand, eval: evalCommand,
 };
 
 function mainHelp(): string {
-  const rows = Object.entries(commands).map(([name, c]) => `  ${name.padEnd(11)} ${c.summary}`);
+  const width = Math.max(...Object.keys(commands).map((name) => name.length));
+  const rows = Object.entries(commands).map(([name, c]) => `  ${name.padEnd(width)} ${c.summary}`);
   return ['mislead: gradient-based adversarial attacks on small CNNs, no ML framework.', '', 'Commands:', ...rows, '', 'Run "mislead COMMAND --help" for the options of a command, "mislead --version" for the version.'].join('\n');
 }
 

@@ -174,9 +174,10 @@ interface WeightSpec {
 /**
  * Every weight of the manifest by name, as float32, dequantized as TF.js does. The whole manifest
  * is checked, and its sizes added up, before a weight file is read; each file is read only as
- * far as its group's weights need.
+ * far as its group's weights need. Also the reader of weights that come without a Layers model
+ * (faceapi.ts).
  */
-function readWeights(manifest: unknown, readShard: ShardReader, fail: (why: string) => never): Map<string, { shape: number[]; data: Float32Array }> {
+export function readWeights(manifest: unknown, readShard: ShardReader, fail: (why: string) => never): Map<string, { shape: number[]; data: Float32Array }> {
   if (!Array.isArray(manifest)) return fail('no "weightsManifest"');
   let values = 0;
   const listed = new Set<string>();
