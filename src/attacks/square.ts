@@ -73,6 +73,10 @@ class Square implements Stepper {
   private readonly xq: Float32Array;
   private readonly loss: Float32Array;
   private readonly active: Uint8Array;
+  /** L2: the pseudo-Gaussian squares made so far, by side (as is, transposed), and the window
+   *  of a candidate: made once, so that an iteration allocates nothing. */
+  private readonly bumps = new Map<number, [Float64Array, Float64Array]>();
+  private readonly window: Float64Array;
   private i = -1;
 
   constructor(private readonly run: BatchRun, private readonly p: SquareParams, first: number) {
@@ -85,6 +89,14 @@ class Square implements Stepper {
     this.xq = new Float32Array(n * size);
     this.loss = new Float32Array(n);
     this.active = new Uint8Array(n);
+    this.window = new Float64Array(run.geo.height * run.geo.width);
+  }
+
+  /** Their meta_pseudo_gaussian_pert of side s, transposed half of the time. */
+  private bump(s: number, rand: () => number): Float64Array {
+    let made = this.bumps.get(s);
+    if (!made) this.bumps.set(s, (made = metaPseudoGaussian(s)));
+    return rand() > 0.5 ? made[1] : made[0];
   }
 
   step(): boolean {
@@ -150,7 +162,7 @@ class Square implements Stepper {
       const delta = new Float64Array(size);
       const s = Math.max(1, Math.floor(h / 5)), start = Math.floor((h - s * 5) / 2);
       for (let top = start; top + s <= h; top += s) for (let left = start; left + s <= w; left += s) {
-        const bump = metaPseudoGaussian(s, rand);
+        const bump = this.bump(s, rand);
         for (let ch = 0; ch < c; ch++) {
           const sign = rand() < 0.5 ? -1 : 1;
           for (let y = 0; y < s; y++) for (let x = 0; x < s; x++) delta[((top + y) * w + left + x) * c + ch] += sign * bump[y * s + x];
@@ -203,7 +215,7 @@ class Square implements Stepper {
     const inSecond = (y: number, x: number) => y >= top2 && y < top2 + s && x >= left2 && x < left2 + s;
     let image = 0;
     for (let j = o; j < o + size; j++) image += (best[j] - x0[j]) ** 2;
-    const bump = metaPseudoGaussian(s, rand);
+    const bump = this.bump(s, rand);
     for (let j = o; j < o + size; j++) xs[j] = best[j] - x0[j];
     for (let ch = 0; ch < c; ch++) {
       // The window's own norm, and that of both windows together.
@@ -214,7 +226,7 @@ class Square implements Stepper {
         if (inFirst(y, x) || inSecond(y, x)) both += d2;
       }
       const sign = rand() < 0.5 ? -1 : 1, ownNorm = Math.sqrt(own) + 1e-10;
-      const fresh = new Float64Array(s * s);
+      const fresh = this.window;
       let sq = 0;
       for (let y = 0; y < s; y++) for (let x = 0; x < s; x++) {
         fresh[y * s + x] = sign * bump[y * s + x] + xs[o + ((top + y) * w + left + x) * c + ch] / ownNorm;
@@ -248,18 +260,17 @@ function pseudoGaussian(rows: number, cols: number): Float64Array {
 }
 
 /** Their meta_pseudo_gaussian_pert: an s×s square of two pseudo-Gaussian halves of opposite
- *  signs, unit norm, transposed half of the time. */
-function metaPseudoGaussian(s: number, rand: () => number): Float64Array {
+ *  signs, unit norm; as is and transposed. */
+function metaPseudoGaussian(s: number): [Float64Array, Float64Array] {
   const half = Math.floor(s / 2);
   const d = new Float64Array(s * s);
   const upper = pseudoGaussian(half, s), lower = pseudoGaussian(s - half, s);
   d.set(upper, 0);
   for (let j = 0; j < lower.length; j++) d[half * s + j] = -lower[j];
   const norm = length(d) || 1;
-  const transpose = rand() > 0.5;
-  const out = new Float64Array(s * s);
-  for (let y = 0; y < s; y++) for (let x = 0; x < s; x++) out[y * s + x] = d[transpose ? x * s + y : y * s + x] / norm;
-  return out;
+  const plain = d.map((v) => v / norm), transposed = new Float64Array(s * s);
+  for (let y = 0; y < s; y++) for (let x = 0; x < s; x++) transposed[y * s + x] = plain[x * s + y];
+  return [plain, transposed];
 }
 
 function length(a: Float64Array): number {
