@@ -159,10 +159,19 @@ describe('attack on the per-channel model', () => {
   const runs: Record<string, string[]> = {
     filter: ['--iters', '100'], fgsm: ['--eps', '4'], bim: ['--eps', '4'], pgd: ['--eps', '4'], mifgsm: ['--eps', '4'],
     cw: ['--iters', '50', '--binary-steps', '3'], deepfool: [],
+    'apgd-ce': ['--eps', '4', '--iters', '20'], 'apgd-dlr': ['--eps', '4', '--iters', '20'], square: ['--eps', '4', '--queries', '200'],
   };
+  /** Methods this 3-class model is too small for. */
+  const refused = ['apgd-t'];
 
   it('lists every method of the registry here', () => {
-    expect(Object.keys(runs)).toEqual(METHODS.map((m) => m.id));
+    expect([...Object.keys(runs), ...refused].sort()).toEqual(METHODS.map((m) => m.id).sort());
+  });
+
+  it('apgd-t refuses a model of 3 classes in one line (its targeted DLR loss needs 4)', () => {
+    const result = mislead('attack', image, '--model', file, '--method', 'apgd-t', '--out', join(tmp(), 'out'));
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(/^mislead: apgd-t: .*4 classes.*the model has 3\n$/);
   });
 
   for (const method of Object.keys(runs)) {
@@ -202,7 +211,7 @@ describe('attack on the per-channel model', () => {
         expect(report.saved.index).toBe(report.after.index);
         expect(report.norms.linf_pixels).toBe(linf);
       }
-      if (['fgsm', 'bim', 'pgd', 'mifgsm'].includes(method)) {
+      if (['fgsm', 'bim', 'pgd', 'mifgsm', 'apgd-ce', 'apgd-dlr', 'square'].includes(method)) {
         expect(linf).toBeLessThanOrEqual(4);
         expect(linf).toBeGreaterThan(0);
       }

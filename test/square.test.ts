@@ -8,6 +8,7 @@ import { runAttack, type AttackResult } from '../src/attacks/index.js';
 import { pAt } from '../src/attacks/square.js';
 import { checkArchitecture, inputUnits, type Architecture } from '../src/formats/model.js';
 import { loadEngine } from '../src/node/engine.js';
+import { Pool } from '../src/node/parallel.js';
 import { heRange, randomImages, randomModel } from './helpers.js';
 
 let engine: Engine;
@@ -71,7 +72,7 @@ describe('Square', () => {
   });
 
   for (const norm of ['linf', 'l2'] as const) {
-    it(`${norm}: saved images in the ball that classify as reported, one query per iteration, reproducible whatever the batch`, () => {
+    it(`${norm}: saved images in the ball that classify as reported, one query per iteration, reproducible whatever the batch (and the workers)`, async () => {
       const net = new Net(engine, randomModel(plain, 4, heRange(4)));
       const xs = randomImages(plain, 9, 6);
       const eps = norm === 'linf' ? 4 : 96, queries = 300;
@@ -82,6 +83,11 @@ describe('Square', () => {
       const again = runAttack(net, xs, { method: 'square', norm, eps, queries, seed: 2, batchSize: 4 });
       expect(again.map((r) => Array.from(r.adversarial))).toEqual(results.map((r) => Array.from(r.adversarial)));
       expect(again.map((r) => r.queries)).toEqual(results.map((r) => r.queries));
+      if (norm === 'linf') {
+        // Two worker threads, a share of the images each, draw each image's same random squares.
+        const pooled = await new Pool(2).attack(net.toModel(), xs, { method: 'square', norm, eps, queries, seed: 2 });
+        expect(pooled.map((r) => Array.from(r.adversarial))).toEqual(results.map((r) => Array.from(r.adversarial)));
+      }
     });
   }
 });

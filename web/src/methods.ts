@@ -82,8 +82,8 @@ function followsNumbers(method: string, params: readonly Parameter[], p: Paramet
 /** The library's options for `method` with every default filled in, given some values.
  *  Throws an InputError for a bad value. */
 export function resolved(method: string, given: Params = {}): Record<string, unknown> {
-  // The target changes no default: any number of classes will do.
-  return resolveOptions({ ...given, method } as unknown as AttackOptions, 2) as unknown as Record<string, unknown>;
+  // The target and the number of classes change no default: any count a method takes will do.
+  return resolveOptions({ ...given, method } as unknown as AttackOptions, 1000) as unknown as Record<string, unknown>;
 }
 
 /** Each field's default, given the values chosen so far (the norm sets eps): the page's, the
