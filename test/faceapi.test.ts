@@ -5,12 +5,10 @@
 // (NetInput → TinyXception → fc/gender: all tf ops, differentiable) under tf.grad. The pictures
 // are 112×112, square: face-api neither pads nor resizes them.
 import type * as tfjs from '@tensorflow/tfjs';
-import * as faceapi from '@vladmandic/face-api/dist/face-api.node-wasm.js';
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Engine } from '../src/core/engine.js';
 import { Net, softmax } from '../src/core/net.js';
@@ -22,27 +20,17 @@ import { decodeImage, resize, toRgb } from '../src/formats/image.js';
 import { inputUnits, readModel, writeModel, type Model } from '../src/formats/model.js';
 import { loadEngine } from '../src/node/engine.js';
 import { relativeError } from './helpers.js';
+import { ageGenderNet as net, loadFaceApi, manProbability, MODEL_DIR, NetInput, tf } from './support/faceapi.js';
 import { picture } from './support/tfjs-model.js';
 
 const SIDE = 112;
-const MODEL_DIR = join(dirname(createRequire(import.meta.url).resolve('@vladmandic/face-api/package.json')), 'model');
 const SAMPLES = resolve(import.meta.dirname, '../weights/samples');
 
 let engine: Engine;
 let imported: Model;
-/** face-api as far as used here, and the TensorFlow.js it runs on (@tensorflow/tfjs, which it
- *  requires), typed as that package: face-api declares tf's types anew, as other types. */
-const tf = faceapi.tf as unknown as typeof tfjs;
-const net = faceapi.nets.ageGenderNet as unknown as {
-  loadFromDisk(dir: string): Promise<void>;
-  runNet(input: unknown): { gender: tfjs.Tensor2D };
-  predictAgeAndGender(faces: tfjs.Tensor3D[]): Promise<faceapi.AgeAndGenderPrediction[]>;
-};
-const NetInput = faceapi.NetInput as unknown as new (faces: tfjs.Tensor3D[]) => unknown;
 const measured: string[] = [];
 beforeAll(async () => {
-  await tf.setBackend('cpu');
-  await net.loadFromDisk(MODEL_DIR);
+  await loadFaceApi();
   engine = await loadEngine();
   imported = importFaceApi(JSON.parse(readFileSync(join(MODEL_DIR, FACEAPI_MANIFEST), 'utf8')), (path) => new Uint8Array(readFileSync(join(MODEL_DIR, path))), FACEAPI_MANIFEST);
 });
@@ -104,7 +92,7 @@ describe("face-api's age and gender network", () => {
     let worst = 0;
     all.forEach(({ name }, i) => {
       const [man, woman] = softmax(got.subarray(i * 2, i * 2 + 2));
-      const theirs = predicted[i].gender === 'male' ? predicted[i].genderProbability : 1 - predicted[i].genderProbability;
+      const theirs = manProbability(predicted[i]);
       const error = Math.abs(man - theirs);
       worst = Math.max(worst, error);
       expect(error, `${name}: P(man) ${man} against face-api's ${theirs}`).toBeLessThanOrEqual(1e-4);
