@@ -502,6 +502,11 @@ function buildParams(): void {
         input.append(...p.choices!.map((c) => new Option(c.label, c.value)));
         input.value = String(shownDefaults[p.key]);
         input.addEventListener('change', () => followDefaults(method));
+      } else if (p.kind === 'list') {
+        input = document.createElement('input');
+        input.type = 'text';
+        input.value = String(shownDefaults[p.key]);
+        input.addEventListener('input', () => (input as HTMLInputElement).setCustomValidity(''));
       } else if (p.kind === 'boolean') {
         input = document.createElement('input');
         input.type = 'checkbox';
@@ -551,7 +556,8 @@ function followDefaults(method: MethodSpec): void {
   for (const p of method.params) {
     if (p.kind === 'choice' || p.kind === 'boolean' || method.auto.has(p.key)) continue;
     const input = fieldOf(p.key);
-    if (Number(input.value) === Number(shownDefaults[p.key])) input.value = String(next[p.key]);
+    const unchanged = p.kind === 'list' ? input.value === shownDefaults[p.key] : Number(input.value) === Number(shownDefaults[p.key]);
+    if (unchanged) input.value = String(next[p.key]);
   }
   shownDefaults = next;
   showAuto(method);
@@ -578,7 +584,7 @@ function readParams(method: MethodSpec): Params | undefined {
   const params: Params = {};
   for (const p of method.params) {
     const input = fieldOf(p.key);
-    if (p.kind === 'choice') params[p.key] = input.value;
+    if (p.kind === 'choice' || p.kind === 'list') params[p.key] = input.value;
     else if (p.kind === 'boolean') params[p.key] = (input as HTMLInputElement).checked;
     else if ((input as HTMLInputElement).validity.badInput) return undefined;
     else if (input.value !== '') params[p.key] = Number(input.value);
