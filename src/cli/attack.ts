@@ -67,7 +67,7 @@ function methodFlags(): Options {
 function methodHelp(m: Method): string[] {
   const options = m.parameters.map((p) =>
     p.kind === 'boolean' ? `--${p.flag}` : `--${p.flag} ${p.kind === 'choice' ? p.choices!.map((c) => c.value).join('|') : p.kind === 'list' ? 'ID,ID,…' : p.default ?? `(${p.derived})`}`);
-  return [...wrap(`  ${m.id.padEnd(10)}`, `${m.name}: ${m.summary}`.split(' '), ' '), ...wrap(' '.repeat(12), options, '  ')];
+  return [...wrap(`  ${m.id.padEnd(9)} `, `${m.name}: ${m.summary}`.split(' '), ' '), ...wrap(' '.repeat(12), options, '  ')];
 }
 
 function wrap(head: string, items: string[], separator: string, width = 100): string[] {
