@@ -3,7 +3,7 @@
 // command line (decodeImage in the worker, then crop and imageToInput), so the numbers are the same.
 import './style.css';
 import { crop as cropImage, type Image } from '../../src/formats/image.js';
-import { nothingToDo, plannedIterations, type AttackOptions } from '../../src/attacks/index.js';
+import { methodById as libraryMethod, nothingToDo, plannedIterations, type AttackOptions } from '../../src/attacks/index.js';
 import { endsInSoftmax, inputUnits, type Architecture } from '../../src/formats/model.js';
 import { argmax, softmax } from '../../src/core/net.js';
 import { resultFiles } from '../../src/formats/results.js';
@@ -662,7 +662,9 @@ async function start(run: Run): Promise<void> {
   state.running = true;
   refreshButtons();
   const aim = target === null ? `anything but “${labels[original]}”` : `“${labels[target]}”`;
-  setStatus(`Running ${method.name}: making the network say ${aim}…`);
+  // What the method says of this model (AutoAttack's parts it skips).
+  const notes = run.request.type === 'attack' ? (libraryMethod(method.id).notes?.(checkOptions(run.request.options, labels.length), labels.length) ?? []) : [];
+  setStatus(`Running ${method.name}: making the network say ${aim}…${notes.map((n) => ` Note: ${n}.`).join('')}`);
   el.stop.focus({ preventScroll: true });
   // The pictures are at the top of the results card, which may have been scrolled to its downloads.
   el.results.scrollTop = 0;
@@ -809,7 +811,7 @@ async function ended(method: MethodSpec, x: Float32Array, original: number, targ
   el.statSsim.textContent = r.ssim.toFixed(4);
   el.filterCaption.textContent = `±${r.linf.toFixed(whole(r.linf))} grey levels, L2 ${r.l2.toFixed(1)}`;
   const verdict = r.success
-    ? `The network now says “${labels[best]}”: it has been misled.`
+    ? `The network now says “${labels[best]}”: it has been misled${r.brokenBy ? ` (by ${r.brokenBy})` : ''}.`
     : `The network still says “${labels[best]}”: ${method.name} did not reach ${aim}.`;
   const iterations = `${r.iterations.toLocaleString('en')} iteration${r.iterations === 1 ? '' : 's'}`;
   setStatus(`Done: ${iterations} in ${seconds}. ${verdict}`);
