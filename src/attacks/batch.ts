@@ -223,6 +223,8 @@ export class BatchRun {
    *  (the filter's DX, whose sum with the original is not exact in float): else null, and a
    *  result's perturbation is its adversarial minus its original. */
   perturbation: Float32Array | null = null;
+  /** The part that broke each image, for a method made of others (AutoAttack): else null. */
+  brokenBy: (string | null)[] | null = null;
   /** Images whose attack is over (succeeded, or stopped for good). */
   readonly frozen: Uint8Array;
   readonly iterations: Int32Array;
@@ -275,6 +277,15 @@ export class BatchRun {
 
   private readonly total: number;
   private readonly end: number;
+
+  /** A run of another method on the same images in the workspace `ws`, for a method made of
+   *  others: its progress goes on from this run's for `planned` iterations. */
+  part(ws: Workspace, method: string, ball: Ball | null, planned: number): BatchRun {
+    const done = this.done;
+    this.done = Math.min(done + planned, this.end);
+    const { batch, batches } = this.info;
+    return new BatchRun(ws, this.geo, this.x0, this.before, this.targets, this.quantize, ball, this.hooks, { method, batch, batches, done, planned, total: this.total });
+  }
 
   /** The label of each image for the cross-entropy: the target, or the original class. */
   labels(): Int32Array {

@@ -9,6 +9,8 @@ import type { Ball, BatchRun, Norm } from './batch.js';
  *  over, its results recorded in the BatchRun. */
 export interface Stepper {
   step(): boolean;
+  /** Frees what the stepper holds beyond the batch's workspace, for a run stopped early. */
+  dispose?(): void;
 }
 
 export type Value = number | string | boolean;
@@ -21,7 +23,8 @@ export interface Parameter {
   flag?: string;
   /** The page's label. */
   label: string;
-  kind: 'int' | 'float' | 'choice' | 'boolean';
+  /** A 'list' is comma-separated values among the choices, in any order. */
+  kind: 'int' | 'float' | 'choice' | 'list' | 'boolean';
   /** The default; absent when it follows from other values (`derived` says how). */
   default?: Value;
   derived?: string;
@@ -55,6 +58,9 @@ export interface Method<O extends { method: string } = { method: string }> {
   /** Why the method cannot attack a model of `classes` classes (toward a target if `targeted`),
    *  or null when it can: a loss that needs more classes than the model has. */
   refuses?(classes: number, targeted: boolean): string | null;
+  /** What a report should say about running `o` on a model of `classes` classes (parts left
+   *  out, settings that change nothing on this engine). */
+  notes?(o: O, classes: number): string[];
   /** What a round is called when there are several (PGD's restarts, C&W's binary-search steps). */
   rounds?(o: O): { count: number; name: string };
   start(run: BatchRun, o: O, first: number): Stepper;
@@ -85,6 +91,11 @@ function checkValue(what: string, p: Parameter, v: unknown): Value | undefined {
       return typeof v === 'boolean' ? v : fail('true or false');
     case 'choice':
       return p.choices!.some((c) => c.value === v) ? (v as string) : fail(p.choices!.map((c) => JSON.stringify(c.value)).join(' or '));
+    case 'list': {
+      const items = typeof v === 'string' ? v.split(',').map((s) => s.trim()) : [];
+      const ok = items.length > 0 && items.every((s) => p.choices!.some((c) => c.value === s));
+      return ok ? items.join(',') : fail(`a comma-separated list of ${p.choices!.map((c) => c.value).join(', ')}`);
+    }
     case 'int':
       return Number.isSafeInteger(v) && (v as number) >= p.min! && (v as number) <= p.max! ? (v as number) : fail(`an integer from ${p.min} to ${p.max}`);
     case 'float': {

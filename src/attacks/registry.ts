@@ -2,6 +2,7 @@
 // method is adding its module and one line here.
 import { InputError } from '../errors.js';
 import { apgdCe, apgdDlr, apgdT } from './apgd.js';
+import { autoattack } from './autoattack.js';
 import { bim } from './bim.js';
 import { cw } from './cw.js';
 import { deepfool } from './deepfool.js';
@@ -12,7 +13,7 @@ import { pgd } from './pgd.js';
 import { square } from './square.js';
 import type { Method } from './method.js';
 
-export const METHODS = [filter, fgsm, bim, pgd, mifgsm, cw, deepfool, apgdCe, apgdDlr, apgdT, square] as const;
+export const METHODS = [filter, fgsm, bim, pgd, mifgsm, cw, deepfool, apgdCe, apgdDlr, apgdT, square, autoattack] as const;
 
 export type AttackMethod = (typeof METHODS)[number]['id'];
 

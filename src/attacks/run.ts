@@ -88,6 +88,8 @@ export interface AttackResult {
   queries: number;
   /** Wall time of the image's batch divided by the batch's size. */
   ms: number;
+  /** For a method made of others (AutoAttack): the part that broke the image, null if none did. */
+  brokenBy?: string | null;
 }
 
 /** Checks the options and fills in the defaults. Throws an InputError for a bad value, naming
@@ -186,6 +188,7 @@ export class AttackRun {
 
   /** Frees the engine memory of a run stopped before its end. */
   dispose(): void {
+    this.current?.stepper.dispose?.();
     this.current?.ws.dispose();
     this.current = null;
     this.next = this.batches;
@@ -269,6 +272,7 @@ function resultOf(run: BatchRun, i: number, beforeLogits: Float32Array, ms: numb
     gradients: run.gradients[i],
     queries: run.queries[i],
     ms,
+    ...(run.brokenBy && { brokenBy: run.brokenBy[i] }),
   };
 }
 

@@ -66,8 +66,8 @@ function methodFlags(): Options {
 
 function methodHelp(m: Method): string[] {
   const options = m.parameters.map((p) =>
-    p.kind === 'boolean' ? `--${p.flag}` : `--${p.flag} ${p.kind === 'choice' ? p.choices!.map((c) => c.value).join('|') : p.default ?? `(${p.derived})`}`);
-  return [...wrap(`  ${m.id.padEnd(10)}`, `${m.name}: ${m.summary}`.split(' '), ' '), ...wrap(' '.repeat(12), options, '  ')];
+    p.kind === 'boolean' ? `--${p.flag}` : `--${p.flag} ${p.kind === 'choice' ? p.choices!.map((c) => c.value).join('|') : p.kind === 'list' ? 'ID,ID,…' : p.default ?? `(${p.derived})`}`);
+  return [...wrap(`  ${m.id.padEnd(9)} `, `${m.name}: ${m.summary}`.split(' '), ' '), ...wrap(' '.repeat(12), options, '  ')];
 }
 
 function wrap(head: string, items: string[], separator: string, width = 100): string[] {
@@ -95,7 +95,7 @@ function methodOptions(method: Method, values: Values): Record<string, unknown> 
     const v = values[p.flag!];
     if (v === undefined) continue;
     const text = String(v).trim();
-    options[p.key] = p.kind === 'boolean' ? !p.default : p.kind === 'choice' || text === '' || Number.isNaN(Number(text)) ? v : Number(text);
+    options[p.key] = p.kind === 'boolean' ? !p.default : p.kind === 'choice' || p.kind === 'list' || text === '' || Number.isNaN(Number(text)) ? v : Number(text);
   }
   return options;
 }

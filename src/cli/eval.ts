@@ -6,8 +6,8 @@ import { cleanOnSignals, OutputSet } from '../node/output.js';
 import type { Model } from '../formats/model.js';
 import { Net } from '../core/net.js';
 import { loadEngine } from '../node/engine.js';
-import { METHODS, type AttackResult } from '../attacks/index.js';
-import { attackImages, checkLogits, checkResults, queriesSvg, softmaxNote } from './run.js';
+import { METHODS, resolveOptions, type AttackOptions, type AttackResult } from '../attacks/index.js';
+import { attackImages, brokenByPart, checkLogits, checkResults, methodNotes, queriesSvg, softmaxNote } from './run.js';
 import { robustnessSvg, svgToPng } from './figures.js';
 import { readDataset } from '../node/dataset.js';
 import { availableParallelism } from 'node:os';
@@ -20,7 +20,7 @@ export const evalCommand: Command = {
   help: [
     'DIR holds images and labels.csv ("file,label" rows), as "mislead dataset" writes; optional columns',
     'face_x,face_y,face_w,face_h give a face box in pixels of the picture (empty cells: the whole picture).',
-    'With --attack (fgsm, bim, pgd, mifgsm) and --eps (grey levels, e.g. 0,1,2,4,8,16): the accuracy',
+    'With --attack (fgsm, bim, pgd, mifgsm, apgd-ce, apgd-dlr, apgd-t, square, autoattack) and --eps (grey levels, e.g. 0,1,2,4,8,16): the accuracy',
     'under that untargeted L-infinity attack at each budget (the images the model gets right and the',
     'attack does not move), judged on the 8-bit images, as a table and as robustness.svg,',
     'robustness.png and robustness.json in --out (default ./out).',
@@ -63,8 +63,10 @@ async function robustness(model: Model, modelPath: string, set: LabelledSet, nam
   const inputs = Array.from(set.labels, (_, i) => set.inputs.slice(i * size, (i + 1) * size));
   const workers = intOption(values, 'workers', availableParallelism(), 1, 256);
   const net = new Net(await loadEngine(), model);
-  const note = softmaxNote(model.architecture, Boolean(values.json));
-  const points: { eps: number; accuracy: number; gradients?: number; queries?: number }[] = [];
+  // The method's notes (parts it leaves out) do not depend on the budget.
+  const resolved = resolveOptions({ method } as AttackOptions, labels(model).length);
+  const note = { ...softmaxNote(model.architecture, Boolean(values.json)), ...methodNotes(resolved, labels(model).length, Boolean(values.json)) };
+  const points: { eps: number; accuracy: number; gradients?: number; queries?: number; broken_by?: Record<string, number> }[] = [];
   const runs: { name: string; results: AttackResult[] }[] = [];
   for (const eps of budgets) {
     const attacked = async () => {
@@ -80,7 +82,8 @@ async function robustness(model: Model, modelPath: string, set: LabelledSet, nam
     const accuracy = Array.from(predicted).filter((p, i) => p === set.labels[i]).length / set.labels.length;
     const last = eps === 0 ? undefined : runs[runs.length - 1].results;
     const perImage = (count: (r: AttackResult) => number) => last && last.reduce((t, r) => t + count(r), 0) / last.length;
-    points.push({ eps, accuracy, gradients: perImage((r) => r.gradients), queries: perImage((r) => r.queries) });
+    const broken = last && brokenByPart(last, resolved);
+    points.push({ eps, accuracy, gradients: perImage((r) => r.gradients), queries: perImage((r) => r.queries), ...(broken?.length && { broken_by: Object.fromEntries(broken) }) });
     if (!values.json) print(`eps ${String(eps).padStart(5)}  accuracy under ${method} ${(100 * accuracy).toFixed(2)} %`);
   }
   const svg = robustnessSvg(points, `Accuracy under ${method.toUpperCase()} (L∞) on ${set.labels.length} images`);
@@ -102,6 +105,8 @@ async function robustness(model: Model, modelPath: string, set: LabelledSet, nam
   }
   print(values.json ? JSON.stringify(report) : `wrote ${written.join(', ')}`);
 }
+
+const labels = (model: Model) => model.architecture.labels;
 
 function checkedEvaluate(net: Net, set: LabelledSet, modelPath: string, names: readonly string[]) {
   const result = evaluate(net, set);

@@ -6,7 +6,7 @@ import { readModelInput, type Crop } from '../node/files.js';
 import { present } from '../node/input.js';
 import { faceBoxes, readLabels } from '../node/labels.js';
 import { cleanOnSignals, OutputSet } from '../node/output.js';
-import { distances, isSuccess, norms, nothingToDo, plannedIterations, resolveOptions, startAttack, summarize, type AttackOptions, type AttackResult, type AttackRun } from '../attacks/index.js';
+import { distances, isSuccess, methodById, norms, nothingToDo, plannedIterations, resolveOptions, startAttack, summarize, type AttackOptions, type AttackResult, type AttackRun, type ResolvedOptions } from '../attacks/index.js';
 import { Pool } from '../node/parallel.js';
 import { basename, dirname, join } from 'node:path';
 import { Progress } from './progress.js';
@@ -60,6 +60,15 @@ export function softmaxNote(arch: Architecture, json: boolean): { note?: string 
   const note = 'the model ends in a softmax: attacks work on the logits before it';
   if (!json) process.stdout.write(`note: ${note}\n`);
   return { note };
+}
+
+/** What the method says about this run (parts it leaves out): on stdout (not with --json) and,
+ *  as `notes`, in the report. */
+export function methodNotes(options: ResolvedOptions, classes: number, json: boolean): { notes?: string[] } {
+  const notes = methodById(options.method).notes?.(options, classes) ?? [];
+  if (notes.length === 0) return {};
+  if (!json) for (const note of notes) process.stdout.write(`note: ${note}\n`);
+  return { notes };
 }
 
 /** The label index for --target: a label name (any case), or by default the first label that is not `current`. */
@@ -168,7 +177,7 @@ async function attack(job: AttackJob): Promise<void> {
   const options = { ...job.options, target, quantize: job.options.method !== 'filter' } as AttackOptions;
   const resolved = resolveOptions(options, arch.labels.length);
   const iterative = plannedIterations(resolved) > 1;
-  const note = softmaxNote(arch, job.json);
+  const note = { ...softmaxNote(arch, job.json), ...methodNotes(resolved, arch.labels.length, job.json) };
   const outputs = new OutputSet(job.out, job.force, single ? [...SINGLE_FILES, ...(iterative ? ['loss.svg'] : [])] : [...BATCH_FILES, ...(options.method === 'square' ? ['queries.svg', 'queries.png'] : [])], { quiet: job.quiet });
   await withOutputs(outputs, async () => {
     const start = performance.now();
@@ -195,6 +204,7 @@ async function attack(job: AttackJob): Promise<void> {
         before: before[0], after, saved, success: r.success, success_saved: isSuccess(r.before.index, saved.index, r.target),
         loss: Array.from(losses),
         norms: r.norms, psnr: r.psnr, ssim: r.ssim, iterations: r.iterations, gradients: r.gradients, queries: r.queries, ms,
+        ...(r.brokenBy !== undefined && { broken_by: r.brokenBy }),
       }, job.json);
       return;
     }
@@ -312,7 +322,7 @@ async function tutorial(job: Job): Promise<void> {
 }
 
 /** A batch's results: adversarial/, summary.json and .csv, contact.png, and a table. */
-function writeSummary(job: AttackJob, net: Net, outputs: OutputSet, inputs: Float32Array[], results: AttackResult[], truth: number[] | undefined, run: { note?: string; params: object }, ms: number): void {
+function writeSummary(job: AttackJob, net: Net, outputs: OutputSet, inputs: Float32Array[], results: AttackResult[], truth: number[] | undefined, run: { note?: string; notes?: string[]; params: object }, ms: number): void {
   const arch = net.architecture;
   const files = writeBatch(net, outputs, job.images, inputs, results);
   const summary = summarize(results, truth);
@@ -337,6 +347,7 @@ function writeSummary(job: AttackJob, net: Net, outputs: OutputSet, inputs: Floa
     ...(summary.skipped === 0 ? [] : [['skipped (already the target: nothing to do)', String(summary.skipped)]]),
     [summary.skipped === 0 ? 'success over all images' : `success over the ${summary.images - summary.skipped} attacked`, `${pct(summary.success)} (re-read from the saved files: ${pct(savedSuccess)})`],
     ...(summary.success_correct === undefined ? [] : [[`success over the ${summary.correct} classified correctly before`, pct(summary.success_correct)]]),
+    ...brokenByPart(results, run.params).map(([part, count]) => [`broken by ${part}`, String(count)]),
     ['L2 mean / median (grey levels)', `${summary.l2_pixels.mean.toFixed(2)} / ${summary.l2_pixels.median.toFixed(2)}`],
     ['L∞ mean / median (grey levels)', `${summary.linf_pixels.mean.toFixed(2)} / ${summary.linf_pixels.median.toFixed(2)}`],
     ['PSNR mean / median (dB)', `${summary.psnr.mean.toFixed(2)} / ${summary.psnr.median.toFixed(2)}`],
@@ -401,7 +412,15 @@ function resultRow(image: string, labels: string[], r: AttackResult) {
     image, before: labels[r.before.index], after: labels[r.after.index], success: r.success, skipped: r.skipped,
     l2_pixels: round(r.norms.l2_pixels), linf_pixels: round(r.norms.linf_pixels), psnr: round(r.psnr), ssim: round(r.ssim),
     iterations: r.iterations, gradients: r.gradients, queries: r.queries, ms: round(r.ms),
+    ...(r.brokenBy !== undefined && { broken_by: r.brokenBy }),
   };
+}
+
+/** For a method made of parts (its params list them): how many images each part broke, in order. */
+export function brokenByPart(results: readonly AttackResult[], params: object): [string, number][] {
+  const parts = (params as { parts?: string }).parts;
+  if (parts === undefined) return [];
+  return parts.split(',').map((part) => [part, results.filter((r) => r.brokenBy === part).length]);
 }
 
 const round = (v: number) => (Number.isFinite(v) ? Number(v.toPrecision(6)) : v);

@@ -154,6 +154,7 @@ describe.skipIf(!!missing)('the page in Chromium', () => {
           const label = d.querySelector('label')!.textContent!.trim();
           if (input instanceof HTMLSelectElement) return { key: input.name, label, kind: 'choice', value: input.value, choices: Array.from(input.options, (o) => o.value) };
           if (input.type === 'checkbox') return { key: input.name, label, kind: 'boolean', value: input.checked };
+          if (input.type === 'text') return { key: input.name, label, kind: 'list', value: input.value };
           return { key: input.name, label, kind: input.step === '1' ? 'int' : 'float', value: input.value, placeholder: input.placeholder, min: input.min, max: input.max };
         }),
       );
@@ -166,6 +167,7 @@ describe.skipIf(!!missing)('the page in Chromium', () => {
         const base = { key: p.key, label: p.label, kind: p.kind };
         if (p.kind === 'choice') return { ...base, value: p.default, choices: p.choices!.map((c) => c.value) };
         if (p.kind === 'boolean') return { ...base, value: m.id === 'filter' && p.key === 'quantize' ? false : p.default };
+        if (p.kind === 'list') return { ...base, value: resolved[p.key] };
         // The page's filter keeps its promise of a change a person does not see: β 0.5 (the tutorial's second step).
         if (m.id === 'filter' && p.key === 'beta') return { ...base, value: '0.5', placeholder: '0.5', min: String(p.min), max: String(p.max) };
         const value = resolved[p.key] as number;

@@ -3,7 +3,7 @@
 // command line (decodeImage in the worker, then crop and imageToInput), so the numbers are the same.
 import './style.css';
 import { crop as cropImage, type Image } from '../../src/formats/image.js';
-import { nothingToDo, plannedIterations, type AttackOptions } from '../../src/attacks/index.js';
+import { methodById as libraryMethod, nothingToDo, plannedIterations, type AttackOptions } from '../../src/attacks/index.js';
 import { endsInSoftmax, inputUnits, type Architecture } from '../../src/formats/model.js';
 import { argmax, softmax } from '../../src/core/net.js';
 import { resultFiles } from '../../src/formats/results.js';
@@ -502,6 +502,11 @@ function buildParams(): void {
         input.append(...p.choices!.map((c) => new Option(c.label, c.value)));
         input.value = String(shownDefaults[p.key]);
         input.addEventListener('change', () => followDefaults(method));
+      } else if (p.kind === 'list') {
+        input = document.createElement('input');
+        input.type = 'text';
+        input.value = String(shownDefaults[p.key]);
+        input.addEventListener('input', () => (input as HTMLInputElement).setCustomValidity(''));
       } else if (p.kind === 'boolean') {
         input = document.createElement('input');
         input.type = 'checkbox';
@@ -551,7 +556,8 @@ function followDefaults(method: MethodSpec): void {
   for (const p of method.params) {
     if (p.kind === 'choice' || p.kind === 'boolean' || method.auto.has(p.key)) continue;
     const input = fieldOf(p.key);
-    if (Number(input.value) === Number(shownDefaults[p.key])) input.value = String(next[p.key]);
+    const unchanged = p.kind === 'list' ? input.value === shownDefaults[p.key] : Number(input.value) === Number(shownDefaults[p.key]);
+    if (unchanged) input.value = String(next[p.key]);
   }
   shownDefaults = next;
   showAuto(method);
@@ -578,7 +584,7 @@ function readParams(method: MethodSpec): Params | undefined {
   const params: Params = {};
   for (const p of method.params) {
     const input = fieldOf(p.key);
-    if (p.kind === 'choice') params[p.key] = input.value;
+    if (p.kind === 'choice' || p.kind === 'list') params[p.key] = input.value;
     else if (p.kind === 'boolean') params[p.key] = (input as HTMLInputElement).checked;
     else if ((input as HTMLInputElement).validity.badInput) return undefined;
     else if (input.value !== '') params[p.key] = Number(input.value);
@@ -656,7 +662,9 @@ async function start(run: Run): Promise<void> {
   state.running = true;
   refreshButtons();
   const aim = target === null ? `anything but “${labels[original]}”` : `“${labels[target]}”`;
-  setStatus(`Running ${method.name}: making the network say ${aim}…`);
+  // What the method says of this model (AutoAttack's parts it skips).
+  const notes = run.request.type === 'attack' ? (libraryMethod(method.id).notes?.(checkOptions(run.request.options, labels.length), labels.length) ?? []) : [];
+  setStatus(`Running ${method.name}: making the network say ${aim}…${notes.map((n) => ` Note: ${n}.`).join('')}`);
   el.stop.focus({ preventScroll: true });
   // The pictures are at the top of the results card, which may have been scrolled to its downloads.
   el.results.scrollTop = 0;
@@ -803,7 +811,7 @@ async function ended(method: MethodSpec, x: Float32Array, original: number, targ
   el.statSsim.textContent = r.ssim.toFixed(4);
   el.filterCaption.textContent = `±${r.linf.toFixed(whole(r.linf))} grey levels, L2 ${r.l2.toFixed(1)}`;
   const verdict = r.success
-    ? `The network now says “${labels[best]}”: it has been misled.`
+    ? `The network now says “${labels[best]}”: it has been misled${r.brokenBy ? ` (by ${r.brokenBy})` : ''}.`
     : `The network still says “${labels[best]}”: ${method.name} did not reach ${aim}.`;
   const iterations = `${r.iterations.toLocaleString('en')} iteration${r.iterations === 1 ? '' : 's'}`;
   setStatus(`Done: ${iterations} in ${seconds}. ${verdict}`);

@@ -58,6 +58,8 @@ export interface Result {
   ssim: number;
   iterations: number;
   gradients: number;
+  /** AutoAttack's part that broke the image (null: none did). */
+  brokenBy?: string | null;
 }
 
 export type Response =

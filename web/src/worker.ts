@@ -135,6 +135,7 @@ function attackRun(model: Net, x0: Float32Array, options: AttackOptions, report:
       return {
         adversarial: r.adversarial, perturbation: r.perturbation, logits: r.after.logits, success: r.success,
         l2: r.norms.l2_pixels, linf: r.norms.linf_pixels, psnr: r.psnr, ssim: r.ssim, iterations: r.iterations, gradients: r.gradients,
+        ...(r.brokenBy !== undefined && { brokenBy: r.brokenBy }),
       };
     },
     round(round) {
