@@ -160,6 +160,7 @@ describe('attack on the per-channel model', () => {
     filter: ['--iters', '100'], fgsm: ['--eps', '4'], bim: ['--eps', '4'], pgd: ['--eps', '4'], mifgsm: ['--eps', '4'],
     cw: ['--iters', '50', '--binary-steps', '3'], deepfool: [],
     'apgd-ce': ['--eps', '4', '--iters', '20'], 'apgd-dlr': ['--eps', '4', '--iters', '20'], square: ['--eps', '4', '--queries', '200'],
+    autoattack: ['--eps', '4', '--version', 'custom', '--parts', 'fgsm,apgd-ce'],
   };
   /** Methods this 3-class model is too small for. */
   const refused = ['apgd-t'];
@@ -211,7 +212,7 @@ describe('attack on the per-channel model', () => {
         expect(report.saved.index).toBe(report.after.index);
         expect(report.norms.linf_pixels).toBe(linf);
       }
-      if (['fgsm', 'bim', 'pgd', 'mifgsm', 'apgd-ce', 'apgd-dlr', 'square'].includes(method)) {
+      if (['fgsm', 'bim', 'pgd', 'mifgsm', 'apgd-ce', 'apgd-dlr', 'square', 'autoattack'].includes(method)) {
         expect(linf).toBeLessThanOrEqual(4);
         expect(linf).toBeGreaterThan(0);
       }

@@ -159,7 +159,7 @@ describe.skipIf(!!missing)('the page in Chromium', () => {
         }),
       );
       // The library's defaults, derived ones included (eps from the norm, the step from eps).
-      const resolved = resolveOptions({ method: m.id } as AttackOptions, 2) as unknown as Record<string, number | string | boolean>;
+      const resolved = resolveOptions({ method: m.id } as AttackOptions, 1000) as unknown as Record<string, number | string | boolean>;
       // A page for one picture has no batch size; it keeps the filter's result as the float X + DX.
       // Its order: the registry's, the checkboxes last.
       const all = [...m.parameters, ...COMMON.filter((p) => p.key !== 'batchSize')];
