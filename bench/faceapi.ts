@@ -45,7 +45,14 @@ export function faceApiImages(n: number, seed: number): { pixels: Float32Array; 
  *  softmax included), and an attack iteration as a face-api user writes one: the cross-entropy of
  *  its gender logits (runNet) toward each picture's target, its gradient to the pixels by tf.grad. */
 export class FaceApiAttack implements NetworkPeer {
-  private constructor(private readonly net: AgeGenderNet, private readonly x: TF.Tensor4D, private readonly y: TF.Tensor2D) {}
+  /** The batch as face-api takes it, a list of pictures (tf.grad through tf.unstack fails at batch 1:
+   *  the gradient is taken to each picture, and stacked). */
+  private readonly faces: TF.Tensor3D[];
+
+  private constructor(private readonly net: AgeGenderNet, x: TF.Tensor4D, private readonly y: TF.Tensor2D) {
+    this.faces = tf.unstack(x) as TF.Tensor3D[];
+    x.dispose();
+  }
 
   static async load(pixels: Float32Array, targets: number[]): Promise<FaceApiAttack> {
     const net = new faceapi.AgeGenderNet();
@@ -54,30 +61,29 @@ export class FaceApiAttack implements NetworkPeer {
     return new FaceApiAttack(net, tf.tensor4d(pixels, [n, FACEAPI_SIDE, FACEAPI_SIDE, 3]), tf.tensor2d(oneHot(targets, 2), [n, 2]));
   }
 
-  private logitsOf(x: TF.Tensor4D): TF.Tensor2D {
-    return this.net.runNet(new faceapi.NetInput(tf.unstack(x) as TF.Tensor3D[])).gender;
-  }
-
-  private readonly loss = (x: TF.Tensor): TF.Scalar => tf.neg(tf.sum(tf.mul(this.y, tf.logSoftmax(this.logitsOf(x as TF.Tensor4D))))) as TF.Scalar;
+  private readonly loss = (...faces: TF.Tensor[]): TF.Scalar => {
+    const logits = this.net.runNet(new faceapi.NetInput(faces as TF.Tensor3D[])).gender;
+    return tf.neg(tf.sum(tf.mul(this.y, tf.logSoftmax(logits)))) as TF.Scalar;
+  };
 
   forward(): void {
-    tf.tidy(() => void this.net.forwardInput(new faceapi.NetInput(tf.unstack(this.x) as TF.Tensor3D[])));
+    tf.tidy(() => void this.net.forwardInput(new faceapi.NetInput(this.faces)));
   }
 
   logits(): Float32Array {
-    return tf.tidy(() => this.logitsOf(this.x).dataSync() as Float32Array).slice();
+    return tf.tidy(() => this.net.runNet(new faceapi.NetInput(this.faces)).gender.dataSync() as Float32Array).slice();
   }
 
   iteration(): void {
-    available(() => tf.tidy(() => void tf.grad(this.loss)(this.x)));
+    available(() => tf.tidy(() => void tf.grads(this.loss)(this.faces)));
   }
 
   gradient(): Float32Array {
-    return available(() => tf.tidy(() => tf.grad(this.loss)(this.x).dataSync() as Float32Array)).slice();
+    return available(() => tf.tidy(() => tf.stack(tf.grads(this.loss)(this.faces)).dataSync() as Float32Array)).slice();
   }
 
   dispose(): void {
     this.net.dispose();
-    tf.dispose([this.x, this.y]);
+    tf.dispose([...this.faces, this.y]);
   }
 }
