@@ -302,12 +302,10 @@ interface NetworkSection {
   skipped(backend: Backend, n: number, what: 'forward' | 'iteration'): string | null;
   /** What to add to a backend's missing gradient kernel, explaining it. */
   noGradient: string;
-  /** The peer takes pixels (0..255), not the model's input units. */
-  pixels: boolean;
 }
 
 /** The section's batches: rows, and pictures given in the peer's units, which are the model's
- *  input units (its mean offset and scale: src/formats/model.ts's inputUnits) unless `pixels`. */
+ *  input units unless `pixels` (0..255; the model's units are then its mean offset and scale's). */
 function networkBatches(title: string, group: Row['group'], model: Model, batches: { n: number; peerX: Float32Array; targets: number[] }[], pixels = false): NetworkSection['batches'] {
   const flops = networkConvs(model.architecture).flops;
   const { offset, scale } = inputUnits(model.architecture);
@@ -327,7 +325,7 @@ async function networkMislead(net: NetworkSection): Promise<void> {
     const a = new MisleadNetworkAttack(await loadEngine(), net.model, b.x, b.targets);
     const { logits, grad } = a.result();
     // The peer's gradient is to its own units: pixels, when the model's input units are not.
-    b.reference = { logits, grad: net.pixels ? grad.map((v) => v / scale) : grad };
+    b.reference = { logits, grad: b.x === b.peerX ? grad : grad.map((v) => v / scale) };
     time(b.attack, 'mislead', () => void a.iteration());
     time(b.forward, 'mislead', () => void a.forward());
     a.dispose();
@@ -371,7 +369,6 @@ const mobileNetSection: NetworkSection = {
   peer: (x, targets) => TfjsNetworkAttack.load(saved.artifacts, x, targets),
   skipped: mnSkipped,
   noGradient: "tfjs-layers' Conv2D runs tf.fused.conv2d, whose gradient takes the filter's as well as the input's; tfjs-wasm has no depthwise gradient kernels either",
-  pixels: false,
 };
 const mnBatches = mobileNetSection.batches;
 
@@ -444,9 +441,8 @@ const faceApi: NetworkSection = {
     return { n, peerX: pixels, targets };
   }), true),
   peer: (x, targets) => FaceApiAttack.load(x, targets),
-  skipped: (backend, n, what) => (backend === 'tfjs-cpu' && what === 'iteration' && n > 1 ? `not run at batch ${n}: tfjs-cpu's depthwise input gradients take seconds at batch 1` : null),
+  skipped: (backend, n, what) => (backend === 'tfjs-cpu' && what === 'iteration' && n > 1 ? `not run at batch ${n}: tfjs-cpu's iteration takes seconds at batch 1, and n times that at batch n` : null),
   noGradient: "face-api's separable convolutions run tf.separableConv2d, whose input gradient is a depthwise one",
-  pixels: true,
 };
 await networkMislead(faceApi);
 section('face-api mislead');
