@@ -9,9 +9,11 @@ import { loadModel, readModelInput, SAMPLE_FACE } from '../src/node/files.js';
 import { barChartSvg, svgToPng } from '../src/cli/figures.js';
 import { loadEngine } from '../src/node/engine.js';
 import { importTfjs } from '../src/formats/tfjs.js';
+import { inputUnits, type Model } from '../src/formats/model.js';
 import { MisleadBatchAttack, MisleadNetworkAttack, MisleadTraining, misleadAttack, misleadKernel, nearTies } from './mislead.js';
 import { ARCH, ATTACK, MOBILENET, TRAIN, endToEndFlops, images, kernelCases, kernelData, mobileNetImages, mobileNetKernelCases, networkConvs, normal, randomModel, relativeError } from './setup.js';
-import { BACKENDS, NotAvailable, TfjsAttack, TfjsNetworkAttack, TfjsTraining, backendInfo, mobileNet, numTensors, tfjsKernel, useBackend, type Backend } from './tfjs.js';
+import { BACKENDS, NotAvailable, TfjsAttack, TfjsNetworkAttack, TfjsTraining, backendInfo, mobileNet, numTensors, tfjsKernel, useBackend, type Backend, type NetworkPeer } from './tfjs.js';
+import { FaceApiAttack, faceApiImages, faceApiModel } from './faceapi.js';
 import { fromSamples, measure, sumTimings, type Timing } from './timing.js';
 import { runCli, timeAttack, timeTraining } from './whole.js';
 
@@ -26,7 +28,7 @@ type Result = Timing | { na: string };
 
 interface Row {
   name: string;
-  group: 'peak' | 'kernel' | 'end-to-end' | 'conv layers' | 'whole runs' | 'mobilenet kernel' | 'mobilenet';
+  group: 'peak' | 'kernel' | 'end-to-end' | 'conv layers' | 'whole runs' | 'mobilenet kernel' | 'mobilenet' | 'faceapi';
   batch: number | null;
   /** Flops of one operation (see setup.ts for how each is counted). */
   flops: number;
@@ -277,13 +279,98 @@ const mnCases = mobileNetKernelCases(mobilenet.architecture, [1, mnBig]);
 const mnData = new Map(mnCases.map((c) => [c.name, kernelData(c, mobilenet)]));
 const mnReference = new Map<string, Float32Array>();
 const mnKernelRows = new Map(mnCases.map((c) => [c.name, row(c.name, 'mobilenet kernel', c.n, c.flops)]));
-const mnBatches = [1, mnBig].map((n) => ({
-  n,
-  ...mobileNetImages(n, 41 + n),
-  attack: row(`MobileNet attack iteration b${n}`, 'mobilenet', n, 2 * n * mnFlops),
-  forward: row(`MobileNet forward b${n}`, 'mobilenet', n, n * mnFlops),
-  reference: { logits: new Float32Array(), grad: new Float32Array() } as { logits: Float32Array; grad: Float32Array },
-}));
+/** A whole network against a peer that runs it: one attack iteration and the forward pass at
+ *  each batch, mislead's on the attacks' tape, checked against each backend's before it is timed. */
+interface NetworkSection {
+  /** As the rows name it. */
+  title: string;
+  group: Row['group'];
+  model: Model;
+  batches: {
+    n: number;
+    /** The pictures in the model's units (mislead's input), in the peer's, and a target each. */
+    x: Float32Array;
+    peerX: Float32Array;
+    targets: number[];
+    attack: Row;
+    forward: Row;
+    /** mislead's logits, and its input gradient in the peer's units. */
+    reference: { logits: Float32Array; grad: Float32Array };
+  }[];
+  peer(x: Float32Array, targets: number[]): Promise<NetworkPeer>;
+  /** Why a backend does not run a case, if it does not. */
+  skipped(backend: Backend, n: number, what: 'forward' | 'iteration'): string | null;
+  /** What to add to a backend's missing gradient kernel, explaining it. */
+  noGradient: string;
+}
+
+/** The section's batches: rows, and pictures given in the peer's units, which are the model's
+ *  input units unless `pixels` (0..255; the model's units are then its mean offset and scale's). */
+function networkBatches(title: string, group: Row['group'], model: Model, batches: { n: number; peerX: Float32Array; targets: number[] }[], pixels = false): NetworkSection['batches'] {
+  const flops = networkConvs(model.architecture).flops;
+  const { offset, scale } = inputUnits(model.architecture);
+  return batches.map(({ n, peerX, targets }) => ({
+    n, peerX, targets,
+    x: pixels ? peerX.map((v) => (v - offset) / scale) : peerX,
+    attack: row(`${title} attack iteration b${n}`, group, n, 2 * n * flops),
+    forward: row(`${title} forward b${n}`, group, n, n * flops),
+    reference: { logits: new Float32Array(), grad: new Float32Array() },
+  }));
+}
+
+/** mislead's side of a network section: its references, then its timings, each batch on a fresh engine. */
+async function networkMislead(net: NetworkSection): Promise<void> {
+  const { scale } = inputUnits(net.model.architecture);
+  for (const b of net.batches) {
+    const a = new MisleadNetworkAttack(await loadEngine(), net.model, b.x, b.targets);
+    const { logits, grad } = a.result();
+    // The peer's gradient is to its own units: pixels, when the model's input units are not.
+    b.reference = { logits, grad: b.x === b.peerX ? grad : grad.map((v) => v / scale) };
+    time(b.attack, 'mislead', () => void a.iteration());
+    time(b.forward, 'mislead', () => void a.forward());
+    a.dispose();
+  }
+}
+
+/** A backend's side of a network section, on the current backend: logits (≤ TOLERANCE) and input
+ *  gradients (≤ GRADIENT_TOLERANCE) checked, then timed. */
+async function networkPeer(net: NetworkSection, backend: Backend): Promise<void> {
+  for (const b of net.batches) {
+    const skipForward = net.skipped(backend, b.n, 'forward'), skipAttack = net.skipped(backend, b.n, 'iteration');
+    const forwardName = `${net.title} forward b${b.n}`, attackName = `${net.title} attack b${b.n}`;
+    if (skipForward) notAvailable(b.forward, forwardName, backend, new NotAvailable(skipForward));
+    if (skipAttack) notAvailable(b.attack, attackName, backend, new NotAvailable(skipAttack));
+    if (skipForward && skipAttack) continue;
+    const a = await net.peer(b.peerX, b.targets);
+    try {
+      if (!skipForward) tfjsCase(b.forward, forwardName, backend, () => checkAndTime(b.forward, backend, () => a.logits(), (y) => check(b.forward, `${net.title} b${b.n}: logits`, backend, y, b.reference.logits), () => a.forward()));
+      if (!skipAttack) tfjsCase(b.attack, attackName, backend, () => {
+        try {
+          checkAndTime(b.attack, backend, () => a.gradient(), (g) => check(b.attack, `${net.title} b${b.n}: d loss / d x`, backend, g, b.reference.grad, { tolerance: GRADIENT_TOLERANCE }), () => a.iteration());
+        } catch (e) {
+          if (!(e instanceof NotAvailable)) throw e;
+          throw new NotAvailable(`${e.message}: ${net.noGradient}`);
+        }
+      });
+    } finally {
+      a.dispose();
+    }
+  }
+}
+
+const mobileNetSection: NetworkSection = {
+  title: 'MobileNet',
+  group: 'mobilenet',
+  model: mobilenet,
+  batches: networkBatches('MobileNet', 'mobilenet', mobilenet, [1, mnBig].map((n) => {
+    const { x, targets } = mobileNetImages(n, 41 + n);
+    return { n, peerX: x, targets };
+  })),
+  peer: (x, targets) => TfjsNetworkAttack.load(saved.artifacts, x, targets),
+  skipped: mnSkipped,
+  noGradient: "tfjs-layers' Conv2D runs tf.fused.conv2d, whose gradient takes the filter's as well as the input's; tfjs-wasm has no depthwise gradient kernels either",
+};
+const mnBatches = mobileNetSection.batches;
 
 /** Why tfjs-cpu does not run a MobileNet case, if it does not. Its filter gradients take seconds
  *  a call at batch 1, and an iteration through tfjs-layers takes every filter's (see the text):
@@ -318,13 +405,7 @@ for (const c of mnCases) {
   checkAndTime(mnKernelRows.get(c.name)!, 'mislead', () => runner.result(), (y) => mnReference.set(c.name, y), runner.run);
   runner.dispose();
 }
-for (const b of mnBatches) {
-  const a = new MisleadNetworkAttack(await loadEngine(), mobilenet, b.x, b.targets);
-  b.reference = a.result();
-  time(b.attack, 'mislead', () => void a.iteration());
-  time(b.forward, 'mislead', () => void a.forward());
-  a.dispose();
-}
+await networkMislead(mobileNetSection);
 section('MobileNet mislead');
 
 for (const backend of BACKENDS) {
@@ -340,27 +421,35 @@ for (const backend of BACKENDS) {
     tfjsCase(r, c.name, backend, () => checkAndTime(r, backend, () => runner.result(), (y) => check(r, c.name, backend, y, mnReference.get(c.name)!), runner.run));
     runner.dispose();
   }
-  for (const b of mnBatches) {
-    const skipForward = mnSkipped(backend, b.n, 'forward'), skipAttack = mnSkipped(backend, b.n, 'iteration');
-    if (skipForward) notAvailable(b.forward, `MobileNet forward b${b.n}`, backend, new NotAvailable(skipForward));
-    if (skipAttack) notAvailable(b.attack, `MobileNet attack b${b.n}`, backend, new NotAvailable(skipAttack));
-    if (skipForward && skipAttack) continue;
-    const a = await TfjsNetworkAttack.load(saved.artifacts, b.x, b.targets);
-    try {
-      if (!skipForward) tfjsCase(b.forward, `MobileNet forward b${b.n}`, backend, () => checkAndTime(b.forward, backend, () => a.logits(), (y) => check(b.forward, `MobileNet b${b.n}: logits`, backend, y, b.reference.logits), () => a.forward()));
-      if (!skipAttack) tfjsCase(b.attack, `MobileNet attack b${b.n}`, backend, () => {
-        try {
-          checkAndTime(b.attack, backend, () => a.gradient(), (g) => check(b.attack, `MobileNet b${b.n}: d loss / d x`, backend, g, b.reference.grad, { tolerance: GRADIENT_TOLERANCE }), () => a.iteration());
-        } catch (e) {
-          if (!(e instanceof NotAvailable)) throw e;
-          throw new NotAvailable(`${e.message}: tfjs-layers' Conv2D runs tf.fused.conv2d, whose gradient takes the filter's as well as the input's; tfjs-wasm has no depthwise gradient kernels either`);
-        }
-      });
-    } finally {
-      a.dispose();
-    }
-  }
+  await networkPeer(mobileNetSection, backend);
   section(`MobileNet ${backend}`);
+}
+
+// ---- face-api ------------------------------------------------------------------------------
+
+// face-api's age and gender network (imported from the weights its package ships) against face-api
+// itself: its gender logits (runNet) under tf.grad, and its own forward pass (forwardInput). On
+// seeded noise pictures of whole grey levels. --quick: batch 1 only.
+const FACEAPI_BATCH = 32;
+const faceApiNet = faceApiModel();
+const faceApi: NetworkSection = {
+  title: 'face-api',
+  group: 'faceapi',
+  model: faceApiNet,
+  batches: networkBatches('face-api', 'faceapi', faceApiNet, (quick ? [1] : [1, FACEAPI_BATCH]).map((n) => {
+    const { pixels, targets } = faceApiImages(n, 61 + n);
+    return { n, peerX: pixels, targets };
+  }), true),
+  peer: (x, targets) => FaceApiAttack.load(x, targets),
+  skipped: (backend, n, what) => (backend === 'tfjs-cpu' && what === 'iteration' && n > 1 ? `not run at batch ${n}: tfjs-cpu's iteration takes seconds at batch 1, and n times that at batch n` : null),
+  noGradient: "face-api's separable convolutions run tf.separableConv2d, whose input gradient is a depthwise one",
+};
+await networkMislead(faceApi);
+section('face-api mislead');
+for (const backend of BACKENDS) {
+  await useBackend(backend);
+  await networkPeer(faceApi, backend);
+  section(`face-api ${backend}`);
 }
 
 // ---- whole runs: the command line, and both cores --------------------------------------------
@@ -577,15 +666,28 @@ function scalingTable(): string[] {
   ];
 }
 
-/** MobileNet's table, what tfjs-wasm can be compared on (it cannot take the gradient), and what
- *  tfjs-cpu's iteration is made of. */
-function mobileNetReport(): string[] {
-  const ms = (r: Row, e: EngineName) => (isTiming(r.results[e]) ? (r.results[e] as Timing).medianMs : null);
-  const wasmGradient = mnBatches.map((b) => b.attack.results['tfjs-wasm']).find((t) => t && !isTiming(t)) as { na: string } | undefined;
-  const forwardOnly = mnBatches.flatMap((b) => {
+const ms = (r: Row, e: EngineName) => (isTiming(r.results[e]) ? (r.results[e] as Timing).medianMs : null);
+
+/** When tfjs-wasm cannot take a network's gradient: why, and what it can be compared on, its
+ *  forward pass (an iteration costs more than its forward pass, so the last ratio is a lower bound). */
+function wasmForwardOnly(net: NetworkSection): string[] {
+  const wasmGradient = net.batches.map((b) => b.attack.results['tfjs-wasm']).find((t) => t && !isTiming(t)) as { na: string } | undefined;
+  if (!wasmGradient) return [];
+  const forwardOnly = net.batches.flatMap((b) => {
     const wasm = ms(b.forward, 'tfjs-wasm'), forward = ms(b.forward, 'mislead'), iteration = ms(b.attack, 'mislead');
     return wasm === null || forward === null || iteration === null ? [] : [`  batch ${b.n}: ${formatMs(wasm)} ms, ${(wasm / forward).toFixed(1)}× mislead's forward pass, ${(wasm / iteration).toFixed(1)}× mislead's whole attack iteration`];
   });
+  return [
+    `tfjs-wasm cannot take ${net.title}'s gradient, so its attack iteration is n/a and the target of ≥ 8× tfjs-wasm per attack`,
+    `iteration cannot be measured as such: ${wasmGradient.na}.`,
+    `What tfjs-wasm can run is the forward pass (an iteration costs more than its forward pass, so the last ratio is a lower bound):`,
+    ...forwardOnly,
+  ];
+}
+
+/** MobileNet's table, what tfjs-wasm can be compared on (it cannot take the gradient), and what
+ *  tfjs-cpu's iteration is made of. */
+function mobileNetReport(): string[] {
   const cpuIteration = ms(mnBatches[0].attack, 'tfjs-cpu');
   return [
     `MobileNet v1, α ${MOBILENET.alpha}, ${MOBILENET.input.join('×')}, ${MOBILENET.classes} classes, seeded random weights and batch-norm statistics: built with tfjs-layers,`,
@@ -596,20 +698,30 @@ function mobileNetReport(): string[] {
     '',
     table(rows.filter((r) => r.group.startsWith('mobilenet')), true),
     '',
-    ...(wasmGradient
-      ? [
-          `tfjs-wasm cannot take MobileNet's gradient, so its attack iteration is n/a and the target of ≥ 8× tfjs-wasm per attack`,
-          `iteration cannot be measured as such: ${wasmGradient.na}.`,
-          `What tfjs-wasm can run is the forward pass (an iteration costs more than its forward pass, so the last ratio is a lower bound):`,
-          ...forwardOnly,
-        ]
-      : []),
+    ...wasmForwardOnly(mobileNetSection),
     ...(cpuIteration === null
       ? []
       : [`tfjs-cpu's iteration (${formatMs(cpuIteration)} ms at batch 1) is mostly filter gradients that an attack does not need: tfjs-layers' Conv2D gradient takes`, `the filter's too, and tfjs-cpu's Conv2DBackpropFilter is slow (pw.bwd-filter rows).`]),
     'Depthwise is bounded by loads, not arithmetic: every channel has its own 9 weights and no sum over channels reuses a loaded',
     'vector, so a mul-add needs about one vector load (a row tile of 4 cells at stride 1: 9 loads for 12 mul-adds; 3 cells at stride 2:',
     '10 for 9; see assembly/depthwise.ts), where the peak kernel loads nothing and a matrix product loads once for several mul-adds.',
+    '',
+  ];
+}
+
+/** face-api's table: its network against face-api itself, and what tfjs-wasm is compared on. */
+function faceApiReport(): string[] {
+  const cpuIteration = ms(faceApi.batches[0].attack, 'tfjs-cpu'), iteration = ms(faceApi.batches[0].attack, 'mislead');
+  return [
+    `face-api's age and gender network (TinyXception, 112×112×3, its gender head), imported from the weights @vladmandic/face-api ships,`,
+    `against face-api itself on the same TensorFlow.js: ${(networkConvs(faceApiNet.architecture).flops / 1e6).toFixed(1)} MFLOP an image forward. An attack iteration: mislead on the`,
+    `attacks' tape; tfjs: tf.grad of the cross-entropy of face-api's gender logits (runNet) toward a target, to the pixels. Forward:`,
+    `face-api's own forward pass (forwardInput, its softmax included). Seeded noise pictures, whole grey levels.`,
+    '',
+    table(rows.filter((r) => r.group === 'faceapi')),
+    '',
+    ...wasmForwardOnly(faceApi),
+    ...(cpuIteration === null || iteration === null ? [] : [`Per attack iteration at batch 1, tfjs-cpu takes ${(cpuIteration / iteration).toFixed(0)}× mislead's time.`]),
     '',
   ];
 }
@@ -629,11 +741,12 @@ const lines = [
   `(> 1: mislead faster); GFLOP/s and % of peak are mislead's. "attack --json" is the command line's own report of its optimisation`,
   `(a process per sample), against the same SGD loop in tfjs; "tutorial" is the whole process, start to exit.`,
   '',
-  table(rows.filter((r) => !r.group.startsWith('mobilenet'))),
+  table(rows.filter((r) => !r.group.startsWith('mobilenet') && r.group !== 'faceapi')),
   '',
   ...mobileNetReport(),
+  ...faceApiReport(),
   ...scalingTable(),
-  `Agreement (max |tfjs − mislead| / max |mislead|, tolerance ${TOLERANCE}, ${TRAJECTORY_TOLERANCE} after ${wholeIterations} SGD steps, ${GRADIENT_TOLERANCE} for MobileNet's input gradients): ${checks.length - failed.length}/${checks.length} checks pass` +
+  `Agreement (max |tfjs − mislead| / max |mislead|, tolerance ${TOLERANCE}, ${TRAJECTORY_TOLERANCE} after ${wholeIterations} SGD steps, ${GRADIENT_TOLERANCE} for MobileNet's and face-api's input gradients): ${checks.length - failed.length}/${checks.length} checks pass` +
     BACKENDS.map((b) => `; worst ${b}: ${worst(b).relError!.toExponential(1)} (${worst(b).name})`).join(''),
   ...checks.filter((c) => !c.name.match(/^(conv|pool|dense|log-softmax|dw\.|pw\.)/)).map((c) => `  ${c.backend.padEnd(9)} ${c.name.padEnd(38)} ${c.relError === null ? 'n/a' : c.relError.toExponential(1)}${c.ok ? '' : '  MISMATCH'}`),
   ...na.map((n) => `  ${n}`),
@@ -662,6 +775,13 @@ writeFileSync(
         weights: 'tfjs-layers model; kernels uniform with variance 2/fan-in, batch norm γ and moving variance in [0.5, 1.5), β and moving mean in [−0.5, 0.5), seeded',
         peakTargetsPercent: PEAK_TARGETS,
       },
+      faceapi: {
+        model: '@vladmandic/face-api age_gender_model, its gender head, imported with importFaceApi',
+        input: faceApiNet.architecture.input,
+        batches: faceApi.batches.map((b) => b.n),
+        forwardFlopsPerImage: networkConvs(faceApiNet.architecture).flops,
+        pictures: 'seeded uniform noise, whole grey levels 0..255',
+      },
       tolerance: TOLERANCE,
       gradientTolerance: GRADIENT_TOLERANCE,
       agreement: checks,
@@ -689,7 +809,7 @@ const chartPath = (name: string) => fileURLToPath(new URL(quick ? `./${name}.qui
 const watermark = quick ? 'SMOKE RUN (--quick), NOT RESULTS' : undefined;
 const timeRows = [
   ...rows.filter((r) => r.group === 'end-to-end' || (r.group === 'whole runs' && r.name.startsWith('attack')) || (r.group === 'conv layers' && r.batch === 1)),
-  ...rows.filter((r) => r.group === 'mobilenet'),
+  ...rows.filter((r) => r.group === 'mobilenet' || r.group === 'faceapi'),
 ];
 writeFileSync(chartPath('speed'), svgToPng(barChartSvg({
   watermark,

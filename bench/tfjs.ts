@@ -328,9 +328,20 @@ export async function mobileNet(): Promise<SavedModel> {
   return saved!;
 }
 
+/** A network run by a peer on the current backend, on a batch of pictures and targets. */
+export interface NetworkPeer {
+  /** The forward pass alone. */
+  forward(): void;
+  logits(): Float32Array;
+  /** Forward, then the gradient to the input of the cross-entropy toward the targets. */
+  iteration(): void;
+  gradient(): Float32Array;
+  dispose(): void;
+}
+
 /** An attack iteration on a tfjs-layers model as a tfjs user writes it: model.apply inside
  *  tf.valueAndGrad, the cross-entropy toward each image's target, its gradient to the input. */
-export class TfjsNetworkAttack {
+export class TfjsNetworkAttack implements NetworkPeer {
   private readonly loss = (x: TF.Tensor): TF.Scalar => tf.neg(tf.sum(tf.mul(this.y, tf.logSoftmax(this.model.apply(x) as TF.Tensor)))) as TF.Scalar;
 
   private constructor(private readonly model: TF.LayersModel, private readonly x: TF.Tensor4D, private readonly y: TF.Tensor2D) {}
