@@ -7,12 +7,12 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { Net, predictLogits } from '../src/core/net.js';
+import { Net } from '../src/core/net.js';
 import type { Engine } from '../src/core/engine.js';
-import { methodById, resolveOptions, runAttack, startAttack, type AttackOptions, type AttackResult } from '../src/attacks/index.js';
-import { checkArchitecture, inputUnits, writeModel, type Architecture, type Model } from '../src/formats/model.js';
+import { methodById, resolveOptions, runAttack, startAttack, type AttackOptions } from '../src/attacks/index.js';
+import { checkArchitecture, writeModel, type Architecture, type Model } from '../src/formats/model.js';
 import { loadEngine } from '../src/node/engine.js';
-import { heRange, randomImages, randomModel } from './helpers.js';
+import { checkSaved, heRange, randomImages, randomModel } from './helpers.js';
 
 let engine: Engine;
 beforeAll(async () => {
@@ -34,19 +34,6 @@ const conv = (labels: string[], input: [number, number, number], preprocess: { o
 const FIVE = conv(['a', 'b', 'c', 'd', 'e'], [6, 6, 3], { offset: 0, scale: 255 });
 const TWO = conv(['man', 'woman'], [8, 8, 1], { offset: 128, scale: 256 });
 const heModel = (architecture: Architecture, seed: number): Model => randomModel(architecture, seed, heRange(4));
-
-/** Saved images: on the 8-bit grid, in the box and the ball, classified as reported. */
-function checkSaved(net: Net, xs: Float32Array[], results: AttackResult[], norm: 'linf' | 'l2', eps: number): void {
-  const { offset, scale } = inputUnits(net.architecture);
-  const logits = predictLogits(net, results.map((r) => r.adversarial));
-  results.forEach((r, i) => {
-    const p = Array.from(r.adversarial, (v) => v * scale + offset), p0 = Array.from(xs[i], (v) => v * scale + offset);
-    expect(p.every((v) => Math.abs(v - Math.round(v)) < 1e-3 && v > -1e-3 && v < 255.001)).toBe(true);
-    const d = p.map((v, j) => v - p0[j]);
-    expect(norm === 'linf' ? Math.max(...d.map(Math.abs)) : Math.hypot(...d)).toBeLessThanOrEqual(eps + 1e-3);
-    expect(Array.from(logits[i])).toEqual(r.after.logits);
-  });
-}
 
 describe('AutoAttack', () => {
   it('breaks every image a part breaks alone, by the first such part, with the counts of the parts it went through', () => {

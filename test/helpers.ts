@@ -1,4 +1,7 @@
 // What several test files need: random models and the error measure of a tensor against its reference.
+import { expect } from 'vitest';
+import type { AttackResult } from '../src/attacks/index.js';
+import { predictLogits, type Net } from '../src/core/net.js';
 import { inputUnits, parameterShapes, type Architecture, type Model } from '../src/formats/model.js';
 import { random } from '../src/core/random.js';
 
@@ -44,4 +47,18 @@ export function randomImages(arch: Architecture, count: number, seed: number): F
       return (p - offset) / s;
     }),
   );
+}
+
+/** An attack's saved images: on the 8-bit grid, in the pixel box and within `eps` (grey levels)
+ *  of the originals `xs`, and classified as reported. */
+export function checkSaved(net: Net, xs: Float32Array[], results: AttackResult[], norm: 'linf' | 'l2', eps: number): void {
+  const { offset, scale } = inputUnits(net.architecture);
+  const logits = predictLogits(net, results.map((r) => r.adversarial));
+  results.forEach((r, i) => {
+    const p = Array.from(r.adversarial, (v) => v * scale + offset), p0 = Array.from(xs[i], (v) => v * scale + offset);
+    expect(p.every((v) => Math.abs(v - Math.round(v)) < 1e-3 && v > -1e-3 && v < 255.001)).toBe(true);
+    const d = p.map((v, j) => v - p0[j]);
+    expect(norm === 'linf' ? Math.max(...d.map(Math.abs)) : Math.hypot(...d)).toBeLessThanOrEqual(eps + 1e-3);
+    expect(Array.from(logits[i])).toEqual(r.after.logits);
+  });
 }

@@ -6,7 +6,7 @@ import { InputError } from '../errors.js';
 import { INPUT_LIMITS, readInputFile } from './input.js';
 import { crop, decodeImage, encodePng, toGray, type Image } from '../formats/image.js';
 import { checkBox } from './files.js';
-import { LOCK_NAME, makeDirs, outputError, removeDirs, sweepLeftovers } from './output.js';
+import { exists, LOCK_NAME, makeDirs, outputError, removeDirs, sweepLeftovers } from './output.js';
 import { readLabels } from './labels.js';
 import { checkCount, checkSeed, generateFace, LABELS } from '../train/dataset.js';
 
@@ -79,15 +79,6 @@ function write(path: string, data: Uint8Array | string, prefix: string): void {
     writeFileSync(path, data);
   } catch (e) {
     throw outputError(prefix, `cannot write ${basename(path)}`, e);
-  }
-}
-
-function exists(path: string): boolean {
-  try {
-    statSync(path);
-    return true;
-  } catch {
-    return false;
   }
 }
 

@@ -357,7 +357,8 @@ export class OutputSet {
   }
 }
 
-function exists(path: string): boolean {
+/** Whether anything (a file, a folder, a link) is at `path`. */
+export function exists(path: string): boolean {
   try {
     statSync(path);
     return true;
