@@ -181,13 +181,7 @@ export function lossSvg(curves: Curve[], title: string): string {
 export function robustnessSvg(points: readonly { eps: number; accuracy: number }[], title: string, xLabel = 'budget ε (grey levels)'): string {
   const xMax = Math.max(1, ...points.map((p) => p.eps));
   const px = (e: number) => PLOT.left + ((PLOT.right - PLOT.left) * e) / xMax;
-  const py = (a: number) => PLOT.bottom - (PLOT.bottom - PLOT.top) * a;
-  const out: string[] = [];
-  for (let a = 0; a <= 1.0001; a += 0.2) {
-    const y = py(a).toFixed(1);
-    out.push(`<line x1="${PLOT.left}" x2="${PLOT.right}" y1="${y}" y2="${y}" stroke="#e6e6e6"/>`);
-    out.push(text(PLOT.left - 9, +y + 5, 13, `${Math.round(a * 100)} %`, 'black', 'end'));
-  }
+  const out = rateGrid();
   for (const { eps } of points) {
     const x = px(eps).toFixed(1);
     out.push(`<line x1="${x}" x2="${x}" y1="${PLOT.bottom}" y2="${PLOT.bottom + 6}" stroke="black"/>`);
@@ -196,11 +190,32 @@ export function robustnessSvg(points: readonly { eps: number; accuracy: number }
   const d = points.map((p, i) => `${i ? 'L' : 'M'}${px(p.eps).toFixed(1)} ${py(p.accuracy).toFixed(1)}`).join('');
   out.push(`<path d="${d}" fill="none" stroke="${COLOURS[0]}" stroke-width="2"/>`);
   for (const p of points) out.push(`<circle cx="${px(p.eps).toFixed(1)}" cy="${py(p.accuracy).toFixed(1)}" r="4" fill="${COLOURS[0]}"/>`);
-  out.push(`<rect x="${PLOT.left}" y="${PLOT.top}" width="${PLOT.right - PLOT.left}" height="${PLOT.bottom - PLOT.top}" fill="none" stroke="black"/>`);
-  out.push(text((PLOT.left + PLOT.right) / 2, PLOT.top - 14, 16, title));
-  out.push(text((PLOT.left + PLOT.right) / 2, PLOT.height - 14, 14, xLabel));
-  out.push(`<g transform="translate(22 ${(PLOT.top + PLOT.bottom) / 2}) rotate(-90)">${text(0, 0, 14, 'accuracy under attack')}</g>`);
+  out.push(...frame(title, xLabel, 'accuracy under attack'));
   return svgDocument(PLOT.width, PLOT.height, out.join('\n'));
+}
+
+/** y of a rate (0 to 1) on the plots of rates. */
+const py = (a: number) => PLOT.bottom - (PLOT.bottom - PLOT.top) * a;
+
+/** The horizontal grid of a plot of rates, 0 to 100 % by 20. */
+function rateGrid(): string[] {
+  const out: string[] = [];
+  for (let a = 0; a <= 1.0001; a += 0.2) {
+    const y = py(a).toFixed(1);
+    out.push(`<line x1="${PLOT.left}" x2="${PLOT.right}" y1="${y}" y2="${y}" stroke="#e6e6e6"/>`);
+    out.push(text(PLOT.left - 9, +y + 5, 13, `${Math.round(a * 100)} %`, 'black', 'end'));
+  }
+  return out;
+}
+
+/** The plot's box, its title and its axes' names. */
+function frame(title: string, xLabel: string, yLabel: string): string[] {
+  return [
+    `<rect x="${PLOT.left}" y="${PLOT.top}" width="${PLOT.right - PLOT.left}" height="${PLOT.bottom - PLOT.top}" fill="none" stroke="black"/>`,
+    text((PLOT.left + PLOT.right) / 2, PLOT.top - 14, 16, title),
+    text((PLOT.left + PLOT.right) / 2, PLOT.height - 14, 14, xLabel),
+    `<g transform="translate(22 ${(PLOT.top + PLOT.bottom) / 2}) rotate(-90)">${text(0, 0, 14, yLabel)}</g>`,
+  ];
 }
 
 /** A score-based attack's success against its queries: per curve, the share of its `total`
@@ -208,13 +223,7 @@ export function robustnessSvg(points: readonly { eps: number; accuracy: number }
  *  `queries` are those the successful images took. Linear axes. Standalone SVG. */
 export function successCurveSvg(curves: readonly { name: string; queries: readonly number[]; total: number }[], budget: number, title: string): string {
   const px = (q: number) => PLOT.left + ((PLOT.right - PLOT.left) * q) / Math.max(budget, 1);
-  const py = (a: number) => PLOT.bottom - (PLOT.bottom - PLOT.top) * a;
-  const out: string[] = [];
-  for (let a = 0; a <= 1.0001; a += 0.2) {
-    const y = py(a).toFixed(1);
-    out.push(`<line x1="${PLOT.left}" x2="${PLOT.right}" y1="${y}" y2="${y}" stroke="#e6e6e6"/>`);
-    out.push(text(PLOT.left - 9, +y + 5, 13, `${Math.round(a * 100)} %`, 'black', 'end'));
-  }
+  const out = rateGrid();
   const unit = 10 ** Math.floor(Math.log10(Math.max(budget, 1) / 6));
   const step = unit * ([1, 2, 5, 10].find((m) => m * unit >= budget / 6) ?? 10);
   for (let q = 0; q <= budget; q += step) {
@@ -230,10 +239,7 @@ export function successCurveSvg(curves: readonly { name: string; queries: readon
     d += `H${px(budget).toFixed(1)}`;
     out.push(`<path d="${d}" fill="none" stroke="${COLOURS[c % COLOURS.length]}" stroke-width="2"/>`);
   });
-  out.push(`<rect x="${PLOT.left}" y="${PLOT.top}" width="${PLOT.right - PLOT.left}" height="${PLOT.bottom - PLOT.top}" fill="none" stroke="black"/>`);
-  out.push(text((PLOT.left + PLOT.right) / 2, PLOT.top - 14, 16, title));
-  out.push(text((PLOT.left + PLOT.right) / 2, PLOT.height - 14, 14, 'queries per image'));
-  out.push(`<g transform="translate(22 ${(PLOT.top + PLOT.bottom) / 2}) rotate(-90)">${text(0, 0, 14, 'success rate')}</g>`);
+  out.push(...frame(title, 'queries per image', 'success rate'));
   if (curves.length > 1) {
     const width = 44 + Math.max(...curves.map((c) => textWidth(c.name, 13)));
     const [lx, ly] = [PLOT.right - 10 - width, PLOT.bottom - 10 - curves.length * 20 - 8];
