@@ -12,8 +12,8 @@
 //   apgd-t    the targeted DLR loss toward each of the top-k other classes in turn (a round each),
 //             success being any other class than the original (as AutoAttack counts it)
 import { random } from '../core/random.js';
-import { crossEntropies, project, type BatchRun, type Norm } from './batch.js';
-import { earlyStop, eps, iterations, norm, DEFAULT_EPS, type Method, type Parameter, type Stepper, type Value } from './method.js';
+import { crossEntropies, project, Rounds, type BatchRun, type Norm } from './batch.js';
+import { earlyStop, eps, iterations, norm, DEFAULT_EPS, type Method, type Parameter, type Value } from './method.js';
 
 type Loss = 'ce' | 'dlr' | 'dlr-targeted';
 
@@ -142,13 +142,13 @@ export function checkpoints(n: number): Uint8Array {
 
 /** One batch's attack, an iteration at each step(): rounds (restarts, and APGD-T's target
  *  classes) of N iterations, each image's state in flat arrays. */
-class AutoPgd implements Stepper {
+class AutoPgd extends Rounds {
   private readonly ball: { norm: Norm; eps: number };
   private readonly checkpoint: Uint8Array;
   /** The label of the cross-entropy or the DLR loss, and the targets of each image's rounds. */
   private readonly labels: Int32Array;
   private readonly targetsOf: Int32Array | null;
-  private readonly rounds: number;
+  protected readonly rounds: number;
   private readonly direction: number;
   private readonly xs: Float32Array;
   private readonly xPrev: Float32Array;
@@ -168,13 +168,12 @@ class AutoPgd implements Stepper {
   /** Images whose best point was restored at this iteration: their step uses gradBest. */
   private readonly restored: Uint8Array;
   private readonly roundTargets: Int32Array;
-  private readonly loss: Float32Array;
+  protected readonly loss: Float32Array;
   private readonly flags: Uint8Array;
-  private round = 0;
-  private t = -1;
   private lastCheckpoint = 0;
 
-  constructor(private readonly run: BatchRun, private readonly p: AutoPgdParams) {
+  constructor(run: BatchRun, private readonly p: AutoPgdParams) {
+    super(run);
     const { ws, n, size, classes } = run;
     this.ball = { norm: p.norm, eps: p.eps * run.geo.unit };
     this.checkpoint = checkpoints(p.iterations);
@@ -213,22 +212,10 @@ class AutoPgd implements Stepper {
     this.flags = new Uint8Array(n);
   }
 
-  step(): boolean {
-    if (this.t < 0) {
-      this.start(this.round);
-      this.t = 0;
-    }
-    if (this.iteration(this.round, this.t++)) return true;
-    this.t = -1;
-    if (++this.round < this.rounds && this.run.active > 0) return true;
-    this.run.finish(this.loss);
-    return false;
-  }
-
   /** A round starts from a random point of the ball (§3: as their code, uniform directions
    *  scaled to the ball's surface: L∞ by the largest coordinate, L2 a Gaussian by its norm),
    *  with η = 2ε, toward the round's target for APGD-T. */
-  private start(round: number): void {
+  protected start(round: number): void {
     const { run, p, xs, ball } = this;
     const { n, size, x0, geo } = run;
     const perRestart = this.rounds / p.restarts;
@@ -257,7 +244,7 @@ class AutoPgd implements Stepper {
 
   /** Evaluates x^(t) (its loss, and its gradient unless it is the last), judges it, keeps the
    *  best point, halves η at a checkpoint, and steps; false when the round is over. */
-  private iteration(r: number, t: number): boolean {
+  protected iteration(r: number, t: number): boolean {
     const { run, p, xs, flags, f } = this;
     const { ws, n, classes } = run;
     run.checkAbort();

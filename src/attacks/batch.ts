@@ -9,6 +9,7 @@ import { inputUnits, type Architecture } from '../formats/model.js';
 import { argmax, type Net } from '../core/net.js';
 import { crossEntropy, dlr, dot } from '../core/ops.js';
 import { Tape } from '../core/tape.js';
+import type { Stepper } from './method.js';
 
 export type Norm = 'linf' | 'l2';
 
@@ -440,6 +441,34 @@ export function isSuccess(before: number, after: number, target: number | null):
 /** Cross-entropy −log softmax(z)[label] of each row, into `out`: (max − z_label) + log(1 + Σ
  *  of the others' exp(z − max)), with log1p, so that a confident row's loss (about the others'
  *  share, far below 1e-16) is not rounded to 0. */
+/** A batch's attack in rounds (restarts, APGD-T's target classes) of iterations, one iteration
+ *  at each step(): start(r) opens round r, iteration(r, t) does its step t and says whether the
+ *  round goes on. After the last round, or once no image is left, the batch's results are
+ *  recorded with each image's last loss. */
+export abstract class Rounds implements Stepper {
+  private round = 0;
+  private t = -1;
+
+  constructor(protected readonly run: BatchRun) {}
+
+  protected abstract readonly rounds: number;
+  protected abstract readonly loss: Float32Array;
+  protected abstract start(round: number): void;
+  protected abstract iteration(round: number, t: number): boolean;
+
+  step(): boolean {
+    if (this.t < 0) {
+      this.start(this.round);
+      this.t = 0;
+    }
+    if (this.iteration(this.round, this.t++)) return true;
+    this.t = -1;
+    if (++this.round < this.rounds && this.run.active > 0) return true;
+    this.run.finish(this.loss);
+    return false;
+  }
+}
+
 export function crossEntropies(logits: Float32Array, labels: Int32Array, classes: number, out: Float32Array): void {
   for (let i = 0; i < out.length; i++) {
     const top = argmax(logits, i * classes, classes), max = logits[i * classes + top];

@@ -8,8 +8,7 @@
 // Untargeted attacks raise the cross-entropy of the original class, targeted ones lower that
 // of the target.
 import { random } from '../core/random.js';
-import { crossEntropies, project, type BatchRun, type Norm } from './batch.js';
-import type { Stepper } from './method.js';
+import { crossEntropies, project, Rounds, type BatchRun, type Norm } from './batch.js';
 
 export interface GradientParams {
   norm: Norm;
@@ -45,8 +44,8 @@ export function gradientSteps(
 /** One batch's attack, an iteration at each step(): rounds (PGD's restarts) of up to
  *  `iterations` steps and a last judgement each. An iteration is a method of its own, so that it
  *  is optimised as a whole and allocates nothing. */
-export class GradientAttack implements Stepper {
-  private readonly loss: Float32Array;
+export class GradientAttack extends Rounds {
+  protected readonly loss: Float32Array;
   private readonly labels: Int32Array;
   private readonly xs: Float32Array;
   private readonly xq: Float32Array;
@@ -54,10 +53,9 @@ export class GradientAttack implements Stepper {
   private readonly flags: Uint8Array;
   /** Untargeted attacks climb the cross-entropy, targeted ones descend it. */
   private readonly direction: number;
-  private round = 0;
-  private t = -1;
 
-  constructor(private readonly run: BatchRun, private readonly p: GradientParams) {
+  constructor(run: BatchRun, private readonly p: GradientParams) {
+    super(run);
     const { n, size } = run;
     this.labels = run.labels();
     run.ws.setLabels(this.labels);
@@ -69,22 +67,14 @@ export class GradientAttack implements Stepper {
     this.direction = run.targets === null ? 1 : -1;
   }
 
-  step(): boolean {
-    if (this.t < 0) {
-      this.start(this.round);
-      this.t = 0;
-    }
-    if (this.iteration(this.round, this.t++)) return true;
-    this.t = -1;
-    if (++this.round < this.p.restarts && this.run.active > 0) return true;
-    this.run.finish(this.loss);
-    return false;
+  protected get rounds(): number {
+    return this.p.restarts;
   }
 
   /** A round starts from the original, or a random point of the ball, for the images still on.
    *  Each image draws from its own seeded stream, so results depend neither on the batch size
    *  nor on how images are split over workers. */
-  private start(round: number): void {
+  protected start(round: number): void {
     const { run, p, xs } = this;
     const { n, size, x0, geo } = run;
     for (let i = 0; i < n; i++) {
@@ -98,7 +88,7 @@ export class GradientAttack implements Stepper {
   }
 
   /** Iteration t of round r: judge the current images, then step; false when the round is over. */
-  private iteration(r: number, t: number): boolean {
+  protected iteration(r: number, t: number): boolean {
     const { run, p, xs, flags } = this;
     const { ws, n, size, x0, geo } = run;
     run.checkAbort();
