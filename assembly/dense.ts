@@ -97,15 +97,16 @@ export function pack_panels(b: usize, rowStride: i32, colStride: i32, depth: i32
       const rows = imin(blockRows, m - i0);
       const block = a + f(i0 * aRow + k0 * aDepth);
       if (!direct && rows > 1) packRows(block, aRow, aDepth, rows, kc, ap);
-      for (let j0 = 0; j0 < n; j0 += 8) {
+      // One row (a batch of one) has no rows to share a tile with: four panels at a time.
+      const width = rows == 1 ? 32 : 8;
+      for (let j0 = 0; j0 < n; j0 += width) {
         const bp = panels + <usize>(j0 >> 3) * panelBytes;
         const cols = imin(8, n - j0);
         // The first depth block starts from the bias (or from 0, added to C at the end when
         // accumulating); the others from C.
         const from = first && !accumulate && bias != 0 ? bias + f(j0) : 0;
         if (rows == 1) {
-          // One row (a batch of one) has no rows to share a tile with: four panels at a time.
-          if ((j0 & 31) == 0) rowTile(block, f(aDepth), bp, panelBytes, kc, c + f(i0 * n + j0), n - j0, !first, from, first && accumulate, last ? relu : 0);
+          rowTile(block, f(aDepth), bp, panelBytes, kc, c + f(i0 * n + j0), n - j0, !first, from, first && accumulate, last ? relu : 0);
           continue;
         }
         for (let r = 0; r < rows; r += 4) {
