@@ -159,49 +159,19 @@ export function lossSvg(curves: Curve[], title: string): string {
   });
 
   // Frame, labels, title, legend (top right, as matplotlib's).
-  out.push(`<rect x="${PLOT.left}" y="${PLOT.top}" width="${PLOT.right - PLOT.left}" height="${PLOT.bottom - PLOT.top}" fill="none" stroke="black"/>`);
-  out.push(text((PLOT.left + PLOT.right) / 2, PLOT.top - 14, 16, title));
-  out.push(text((PLOT.left + PLOT.right) / 2, PLOT.height - 14, 14, 'iteration'));
-  out.push(`<g transform="translate(22 ${(PLOT.top + PLOT.bottom) / 2}) rotate(-90)">${text(0, 0, 14, 'loss')}</g>`);
-  if (curves.length > 0) {
-    const width = 44 + Math.max(...curves.map((c) => textWidth(c.name, 13)));
-    const [lx, ly] = [PLOT.right - 10 - width, PLOT.top + 10];
-    out.push(`<rect x="${lx.toFixed(1)}" y="${ly}" width="${width.toFixed(1)}" height="${curves.length * 20 + 8}" rx="3" fill="white" fill-opacity="0.85" stroke="#ccc"/>`);
-    curves.forEach(({ name }, c) => {
-      const y = ly + 14 + c * 20;
-      out.push(`<line x1="${(lx + 8).toFixed(1)}" x2="${(lx + 30).toFixed(1)}" y1="${y}" y2="${y}" stroke="${COLOURS[c % COLOURS.length]}" stroke-width="2"/>`);
-      out.push(text(lx + 36, y + 4.5, 13, name, 'black', 'start'));
-    });
-  }
+  out.push(...frame(title, 'iteration', 'loss'));
+  if (curves.length > 0) out.push(...legend(curves.map((c) => c.name), 'top'));
   return svgDocument(PLOT.width, PLOT.height + (firstZero < 0 ? 0 : 20), out.join('\n'));
 }
 
-/** Accuracy under attack against the budget, as RobustBench reports it: linear axes, accuracy
- *  from 0 to 1, one point per budget. Returns standalone SVG text (`svgToPng` for a PNG). */
-export function robustnessSvg(points: readonly { eps: number; accuracy: number }[], title: string, xLabel = 'budget ε (grey levels)'): string {
-  const xMax = Math.max(1, ...points.map((p) => p.eps));
-  const px = (e: number) => PLOT.left + ((PLOT.right - PLOT.left) * e) / xMax;
-  const out = rateGrid();
-  for (const { eps } of points) {
-    const x = px(eps).toFixed(1);
-    out.push(`<line x1="${x}" x2="${x}" y1="${PLOT.bottom}" y2="${PLOT.bottom + 6}" stroke="black"/>`);
-    out.push(text(+x, PLOT.bottom + 22, 13, String(eps)));
-  }
-  const d = points.map((p, i) => `${i ? 'L' : 'M'}${px(p.eps).toFixed(1)} ${py(p.accuracy).toFixed(1)}`).join('');
-  out.push(`<path d="${d}" fill="none" stroke="${COLOURS[0]}" stroke-width="2"/>`);
-  for (const p of points) out.push(`<circle cx="${px(p.eps).toFixed(1)}" cy="${py(p.accuracy).toFixed(1)}" r="4" fill="${COLOURS[0]}"/>`);
-  out.push(...frame(title, xLabel, 'accuracy under attack'));
-  return svgDocument(PLOT.width, PLOT.height, out.join('\n'));
-}
-
 /** y of a rate (0 to 1) on the plots of rates. */
-const py = (a: number) => PLOT.bottom - (PLOT.bottom - PLOT.top) * a;
+const rateY = (a: number) => PLOT.bottom - (PLOT.bottom - PLOT.top) * a;
 
 /** The horizontal grid of a plot of rates, 0 to 100 % by 20. */
 function rateGrid(): string[] {
   const out: string[] = [];
   for (let a = 0; a <= 1.0001; a += 0.2) {
-    const y = py(a).toFixed(1);
+    const y = rateY(a).toFixed(1);
     out.push(`<line x1="${PLOT.left}" x2="${PLOT.right}" y1="${y}" y2="${y}" stroke="#e6e6e6"/>`);
     out.push(text(PLOT.left - 9, +y + 5, 13, `${Math.round(a * 100)} %`, 'black', 'end'));
   }
@@ -216,6 +186,38 @@ function frame(title: string, xLabel: string, yLabel: string): string[] {
     text((PLOT.left + PLOT.right) / 2, PLOT.height - 14, 14, xLabel),
     `<g transform="translate(22 ${(PLOT.top + PLOT.bottom) / 2}) rotate(-90)">${text(0, 0, 14, yLabel)}</g>`,
   ];
+}
+
+/** A legend of the curves `names` (in COLOURS' order), in the plot's top or bottom right corner. */
+function legend(names: readonly string[], corner: 'top' | 'bottom'): string[] {
+  const width = 44 + Math.max(...names.map((name) => textWidth(name, 13)));
+  const height = names.length * 20 + 8;
+  const [lx, ly] = [PLOT.right - 10 - width, corner === 'top' ? PLOT.top + 10 : PLOT.bottom - 10 - height];
+  const out = [`<rect x="${lx.toFixed(1)}" y="${ly}" width="${width.toFixed(1)}" height="${height}" rx="3" fill="white" fill-opacity="0.85" stroke="#ccc"/>`];
+  names.forEach((name, c) => {
+    const y = ly + 14 + c * 20;
+    out.push(`<line x1="${(lx + 8).toFixed(1)}" x2="${(lx + 30).toFixed(1)}" y1="${y}" y2="${y}" stroke="${COLOURS[c % COLOURS.length]}" stroke-width="2"/>`);
+    out.push(text(lx + 36, y + 4.5, 13, name, 'black', 'start'));
+  });
+  return out;
+}
+
+/** Accuracy under attack against the budget, as RobustBench reports it: linear axes, accuracy
+ *  from 0 to 1, one point per budget. Returns standalone SVG text (`svgToPng` for a PNG). */
+export function robustnessSvg(points: readonly { eps: number; accuracy: number }[], title: string, xLabel = 'budget ε (grey levels)'): string {
+  const xMax = Math.max(1, ...points.map((p) => p.eps));
+  const px = (e: number) => PLOT.left + ((PLOT.right - PLOT.left) * e) / xMax;
+  const out = rateGrid();
+  for (const { eps } of points) {
+    const x = px(eps).toFixed(1);
+    out.push(`<line x1="${x}" x2="${x}" y1="${PLOT.bottom}" y2="${PLOT.bottom + 6}" stroke="black"/>`);
+    out.push(text(+x, PLOT.bottom + 22, 13, String(eps)));
+  }
+  const d = points.map((p, i) => `${i ? 'L' : 'M'}${px(p.eps).toFixed(1)} ${rateY(p.accuracy).toFixed(1)}`).join('');
+  out.push(`<path d="${d}" fill="none" stroke="${COLOURS[0]}" stroke-width="2"/>`);
+  for (const p of points) out.push(`<circle cx="${px(p.eps).toFixed(1)}" cy="${rateY(p.accuracy).toFixed(1)}" r="4" fill="${COLOURS[0]}"/>`);
+  out.push(...frame(title, xLabel, 'accuracy under attack'));
+  return svgDocument(PLOT.width, PLOT.height, out.join('\n'));
 }
 
 /** A score-based attack's success against its queries: per curve, the share of its `total`
@@ -234,22 +236,13 @@ export function successCurveSvg(curves: readonly { name: string; queries: readon
   curves.forEach(({ queries, total }, c) => {
     // A staircase: up by 1/total at each success's query count.
     const sorted = [...queries].sort((a, b) => a - b);
-    let d = `M${px(0).toFixed(1)} ${py(0).toFixed(1)}`;
-    sorted.forEach((q, k) => (d += `H${px(q).toFixed(1)}V${py((k + 1) / Math.max(total, 1)).toFixed(1)}`));
+    let d = `M${px(0).toFixed(1)} ${rateY(0).toFixed(1)}`;
+    sorted.forEach((q, k) => (d += `H${px(q).toFixed(1)}V${rateY((k + 1) / Math.max(total, 1)).toFixed(1)}`));
     d += `H${px(budget).toFixed(1)}`;
     out.push(`<path d="${d}" fill="none" stroke="${COLOURS[c % COLOURS.length]}" stroke-width="2"/>`);
   });
   out.push(...frame(title, 'queries per image', 'success rate'));
-  if (curves.length > 1) {
-    const width = 44 + Math.max(...curves.map((c) => textWidth(c.name, 13)));
-    const [lx, ly] = [PLOT.right - 10 - width, PLOT.bottom - 10 - curves.length * 20 - 8];
-    out.push(`<rect x="${lx.toFixed(1)}" y="${ly}" width="${width.toFixed(1)}" height="${curves.length * 20 + 8}" rx="3" fill="white" fill-opacity="0.85" stroke="#ccc"/>`);
-    curves.forEach(({ name }, c) => {
-      const y = ly + 14 + c * 20;
-      out.push(`<line x1="${(lx + 8).toFixed(1)}" x2="${(lx + 30).toFixed(1)}" y1="${y}" y2="${y}" stroke="${COLOURS[c % COLOURS.length]}" stroke-width="2"/>`);
-      out.push(text(lx + 36, y + 4.5, 13, name, 'black', 'start'));
-    });
-  }
+  if (curves.length > 1) out.push(...legend(curves.map((c) => c.name), 'bottom'));
   return svgDocument(PLOT.width, PLOT.height, out.join('\n'));
 }
 
