@@ -98,6 +98,28 @@ export function avgpool_forward(
   size: i32, stride: i32, padTop: i32, padLeft: i32,
   oh: i32, ow: i32,
 ): void {
+  averageWindows(false, x, y, n, h, wd, c, size, stride, padTop, padLeft, oh, ow);
+}
+
+/** dx += dy/count on each real cell of the window; overlapping windows add. */
+export function avgpool_backward(
+  dy: usize, dx: usize,
+  n: i32, h: i32, wd: i32, c: i32,
+  size: i32, stride: i32, padTop: i32, padLeft: i32,
+  oh: i32, ow: i32,
+): void {
+  averageWindows(true, dx, dy, n, h, wd, c, size, stride, padTop, padLeft, oh, ow);
+}
+
+/** Walks the windows over the real cells of `x` (the input, or its gradient when `backward`),
+ *  one output cell of `y` (the output, or its gradient) each: forward, y = the window's mean;
+ *  backward, each cell of the window gets y/count added. `backward` is a constant once inlined. */
+@inline function averageWindows(
+  backward: bool, x: usize, y: usize,
+  n: i32, h: i32, wd: i32, c: i32,
+  size: i32, stride: i32, padTop: i32, padLeft: i32,
+  oh: i32, ow: i32,
+): void {
   let out = y;
   for (let img = 0; img < n; img++) {
     for (let oy = 0; oy < oh; oy++) {
@@ -108,44 +130,23 @@ export function avgpool_forward(
         const xLo = imax(0, ix0), xHi = imin(wd, ix0 + size);
         const inverse = f32x4.splat(1 / <f32>((yHi - yLo) * (xHi - xLo)));
         for (let cb = 0; cb < c; cb += 4) {
-          let sum = f32x4.splat(0);
-          for (let iy = yLo; iy < yHi; iy++) {
-            const row = x + f((img * h + iy) * wd * c + cb);
-            for (let ix = xLo; ix < xHi; ix++) sum = f32x4.add(sum, v128.load(row + f(ix * c)));
+          if (backward) {
+            const share = f32x4.mul(v128.load(out + f(cb)), inverse);
+            for (let iy = yLo; iy < yHi; iy++) {
+              const row = x + f((img * h + iy) * wd * c + cb);
+              for (let ix = xLo; ix < xHi; ix++) addLanes(row + f(ix * c), share, c - cb);
+            }
+          } else {
+            let sum = f32x4.splat(0);
+            for (let iy = yLo; iy < yHi; iy++) {
+              const row = x + f((img * h + iy) * wd * c + cb);
+              for (let ix = xLo; ix < xHi; ix++) sum = f32x4.add(sum, v128.load(row + f(ix * c)));
+            }
+            // A whole vector past the last channel, as in maxpool_forward.
+            v128.store(out + f(cb), f32x4.mul(sum, inverse));
           }
-          // A whole vector past the last channel, as in maxpool_forward.
-          v128.store(out + f(cb), f32x4.mul(sum, inverse));
         }
         out += f(c);
-      }
-    }
-  }
-}
-
-/** dx += dy/count on each real cell of the window; overlapping windows add. */
-export function avgpool_backward(
-  dy: usize, dx: usize,
-  n: i32, h: i32, wd: i32, c: i32,
-  size: i32, stride: i32, padTop: i32, padLeft: i32,
-  oh: i32, ow: i32,
-): void {
-  let g = dy;
-  for (let img = 0; img < n; img++) {
-    for (let oy = 0; oy < oh; oy++) {
-      const iy0 = oy * stride - padTop;
-      const yLo = imax(0, iy0), yHi = imin(h, iy0 + size);
-      for (let ox = 0; ox < ow; ox++) {
-        const ix0 = ox * stride - padLeft;
-        const xLo = imax(0, ix0), xHi = imin(wd, ix0 + size);
-        const inverse = f32x4.splat(1 / <f32>((yHi - yLo) * (xHi - xLo)));
-        for (let cb = 0; cb < c; cb += 4) {
-          const share = f32x4.mul(v128.load(g + f(cb)), inverse);
-          for (let iy = yLo; iy < yHi; iy++) {
-            const row = dx + f((img * h + iy) * wd * c + cb);
-            for (let ix = xLo; ix < xHi; ix++) addLanes(row + f(ix * c), share, c - cb);
-          }
-        }
-        g += f(c);
       }
     }
   }
