@@ -4,7 +4,7 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { PNG } from 'pngjs';
 import { describe, expect, it } from 'vitest';
 import { checkArchitecture, parameterShapes, writeModel, type Model } from '../src/formats/model.js';
@@ -207,6 +207,16 @@ describe('the attack suite from the command line, on faces never seen', () => {
     expect(points[1].accuracy).toBeLessThanOrEqual(points[0].accuracy);
     expect(points[2].accuracy).toBeLessThan(points[0].accuracy);
     expect(readdirSync(join(dir, 'robust')).sort()).toEqual(['robustness.json', 'robustness.png', 'robustness.svg']);
+    // Only the faces the model gets right are attacked; the accuracy is the share of all faces
+    // that an attack on the whole folder (BIM: deterministic) leaves right.
+    const attack = run('attack', faces, '--method', 'bim', '--eps', '8', '--out', join(dir, 'bim8'), '--json');
+    const results: { image: string; before: string; after: string }[] = JSON.parse(attack.stdout).results;
+    const truth = new Map(readFileSync(join(faces, 'labels.csv'), 'utf8').trim().split('\n').slice(1).map((l) => l.split(',') as [string, string]));
+    const right = results.filter((r) => r.before === truth.get(basename(r.image)));
+    expect(points[2].attacked).toBe(right.length);
+    expect(points[2].accuracy).toBe(right.filter((r) => r.after === r.before).length / 16);
+    expect(points[2].ms_per_image).toBeGreaterThan(0);
+    expect(points[0].attacked).toBeUndefined();
   });
 });
 

@@ -66,24 +66,30 @@ async function robustness(model: Model, modelPath: string, set: LabelledSet, nam
   // The method's notes (parts it leaves out) do not depend on the budget.
   const resolved = resolveOptions({ method } as AttackOptions, labels(model).length);
   const note = { ...softmaxNote(model.architecture, Boolean(values.json)), ...methodNotes(resolved, labels(model).length, Boolean(values.json)) };
-  const points: { eps: number; accuracy: number; gradients?: number; queries?: number; broken_by?: Record<string, number> }[] = [];
+  const points: { eps: number; accuracy: number; attacked?: number; ms_per_image?: number; gradients?: number; queries?: number; broken_by?: Record<string, number> }[] = [];
   const runs: { name: string; results: AttackResult[] }[] = [];
+  // Only the images the model gets right are attacked: the others count as wrong at every budget.
+  // (An untargeted attack moves away from the model's class: from a wrong one it may land on the
+  // true one, which is no robustness.)
+  const clean = checkedEvaluate(net, set, modelPath, names).predictions;
+  const right = names.flatMap((_, i) => (clean[i] === set.labels[i] ? [i] : []));
   for (const eps of budgets) {
-    const attacked = async () => {
+    let kept = right.length;
+    let point: Omit<(typeof points)[number], 'eps' | 'accuracy'> = {};
+    if (eps > 0 && right.length > 0) {
       const display = values.json ? 'none' : 'bar';
-      const { results } = await attackImages({ model, modelPath, images: [...names], workers }, net, inputs, { method: method as 'pgd', eps }, display, `${method} eps ${eps}`);
-      checkResults(results, modelPath, names);
+      const start = performance.now();
+      const { results } = await attackImages({ model, modelPath, images: right.map((i) => names[i]), workers }, net, right.map((i) => inputs[i]), { method: method as 'pgd', eps }, display, `${method} eps ${eps}`);
+      const ms = performance.now() - start;
+      checkResults(results, modelPath, right.map((i) => names[i]));
       runs.push({ name: `eps ${eps}`, results });
-      // Right under attack: right before, and still so after. (An untargeted attack moves away
-      // from the model's class: from a wrong one it may land on the true one, which is no robustness.)
-      return results.map((r) => (r.after.index === r.before.index ? r.after.index : -1));
-    };
-    const predicted = eps === 0 ? checkedEvaluate(net, set, modelPath, names).predictions : await attacked();
-    const accuracy = Array.from(predicted).filter((p, i) => p === set.labels[i]).length / set.labels.length;
-    const last = eps === 0 ? undefined : runs[runs.length - 1].results;
-    const perImage = (count: (r: AttackResult) => number) => last && last.reduce((t, r) => t + count(r), 0) / last.length;
-    const broken = last && brokenByPart(last, resolved);
-    points.push({ eps, accuracy, gradients: perImage((r) => r.gradients), queries: perImage((r) => r.queries), ...(broken?.length && { broken_by: Object.fromEntries(broken) }) });
+      kept = results.filter((r) => r.after.index === r.before.index).length;
+      const perImage = (count: (r: AttackResult) => number) => results.reduce((t, r) => t + count(r), 0) / results.length;
+      const broken = brokenByPart(results, resolved);
+      point = { attacked: results.length, ms_per_image: Number((ms / results.length).toPrecision(4)), gradients: perImage((r) => r.gradients), queries: perImage((r) => r.queries), ...(broken.length && { broken_by: Object.fromEntries(broken) }) };
+    }
+    const accuracy = kept / set.labels.length;
+    points.push({ eps, accuracy, ...point });
     if (!values.json) print(`eps ${String(eps).padStart(5)}  accuracy under ${method} ${(100 * accuracy).toFixed(2)} %`);
   }
   const svg = robustnessSvg(points, `Accuracy under ${method.toUpperCase()} (L∞) on ${set.labels.length} images`);
@@ -94,7 +100,7 @@ async function robustness(model: Model, modelPath: string, set: LabelledSet, nam
     outputs.write('robustness.png', svgToPng(svg));
     outputs.write('robustness.json', JSON.stringify(report, null, 2) + '\n');
     if (method === 'square') {
-      const curve = queriesSvg(runs, Math.max(1, ...runs.flatMap((r) => r.results.map((x) => x.queries))), set.labels.length);
+      const curve = queriesSvg(runs, Math.max(1, ...runs.flatMap((r) => r.results.map((x) => x.queries))), right.length);
       outputs.write('queries.svg', curve);
       outputs.write('queries.png', svgToPng(curve));
     }
