@@ -6,7 +6,7 @@
 // and its images get exactly the randomness they get in a local run. Jobs carry no paths: the model
 // and each image file travel as their bytes, stored once in Redis under their SHA-256 (SET NX) and
 // named in the job by it. A worker decodes the images itself, with the same code a local run uses,
-// so a picture it cannot read fails its job alone. A job's id is `RUN:INDEX`, RUN a hash of the
+// so a picture it cannot read fails its job alone. A job's id is `RUN-INDEX`, RUN a hash of the
 // model, the images, the options and the cut: the same run submitted again finds its jobs, and the
 // finished ones are not done again.
 import { createHash } from 'node:crypto';

@@ -61,7 +61,7 @@ export async function submitRun(run: QueueRun, use: (outcomes: Outcome[]) => Pro
     const id = runId({ model, images, decode: run.decode, options: run.options, images8: run.images8, perJob: run.perJob });
     const seeded = methodById(run.options.method).parameters.some((p) => p.key === 'seed');
     const jobs = Array.from({ length: Math.ceil(images.length / run.perJob) }, (_, k) => ({
-      id: `${id}:${k}`,
+      id: `${id}-${k}`,
       first: k * run.perJob,
       data: { run: id, model, images: images.slice(k * run.perJob, (k + 1) * run.perJob), decode: run.decode, options: jobOptions(run.options, seeded, k * run.perJob), images8: run.images8 },
     }));
