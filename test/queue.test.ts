@@ -126,6 +126,16 @@ describe.skipIf(missing !== undefined)('attack DIR --queue', () => {
     expect(redisCli('zcard', 'bull:mislead:completed')).toBe('0');
   });
 
+  it('eval DIR --attack --queue writes the same robustness.json and charts as a local run', async () => {
+    const args = ['eval', 'faces', '--attack', 'pgd', '--eps', '0,2,8', '--json'];
+    expect(cli(...args, '--out', 'eval-local').status).toBe(0);
+    startWorker();
+    const r = await submit(...args, '--out', 'eval-queued', '--queue', url());
+    await stopWorkers();
+    expect(r.status).toBe(0);
+    for (const f of ['robustness.json', 'robustness.svg', 'robustness.png']) expect(readFileSync(join(dir, 'eval-queued', f))).toEqual(readFileSync(join(dir, 'eval-local', f)));
+  });
+
   it('takes up again the job of a worker killed in the middle of it, and the results are complete', async () => {
     expect(cli('attack', 'few', ...SLOW, '--out', 'few-local').status).toBe(0);
     const first = startWorker();

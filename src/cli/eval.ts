@@ -6,8 +6,11 @@ import { cleanOnSignals, OutputSet } from '../node/output.js';
 import type { Model } from '../formats/model.js';
 import { Net } from '../core/net.js';
 import { loadEngine } from '../node/engine.js';
-import { METHODS, resolveOptions, type AttackOptions, type AttackResult } from '../attacks/index.js';
-import { attackImages, brokenByPart, checkLogits, checkResults, methodNotes, queriesSvg, softmaxNote } from './run.js';
+import { METHODS, resolveOptions, type AttackOptions } from '../attacks/index.js';
+import { attackImages, brokenByPart, checkLogits, checkResults, methodNotes, queriesSvg, softmaxNote, type Failed, type ResultRecord } from './run.js';
+import { parseQueueUrl } from '../queue/connection.js';
+import { IMAGES_PER_JOB, submitRun } from '../queue/submit.js';
+import type { FaceBox } from '../node/labels.js';
 import { robustnessSvg, svgToPng } from './figures.js';
 import { readDataset } from '../node/dataset.js';
 import { availableParallelism } from 'node:os';
@@ -15,7 +18,7 @@ import { evaluate, facesToSet, type LabelledSet } from '../train/train.js';
 import { intOption, modelOption, print, type Command, type Values } from './command.js';
 
 export const evalCommand: Command = {
-  usage: 'mislead eval DIR [--model FILE] [--attack M --eps LIST [--out DIR]] [--json]',
+  usage: 'mislead eval DIR [--model FILE] [--attack M --eps LIST [--out DIR] [--queue redis://HOST:PORT[/DB]]] [--json]',
   summary: 'accuracy, per-class accuracy and confusion matrix on a labelled folder; accuracy under attack',
   help: [
     'DIR holds images and labels.csv ("file,label" rows), as "mislead dataset" writes; optional columns',
@@ -23,20 +26,25 @@ export const evalCommand: Command = {
     'With --attack (fgsm, bim, pgd, mifgsm, apgd-ce, apgd-dlr, apgd-t, square, autoattack) and --eps (grey levels, e.g. 0,1,2,4,8,16): the accuracy',
     'under that untargeted L-infinity attack at each budget (the images the model gets right and the',
     'attack does not move), judged on the 8-bit images, as a table and as robustness.svg,',
-    'robustness.png and robustness.json in --out (default ./out).',
+    'robustness.png and robustness.json in --out (default ./out). With --queue, the attacks are done by',
+    'the workers of that queue ("mislead worker"), in jobs of 8 images, with the same results.',
     'Examples:',
     '  mislead eval faces --model model.safetensors',
     '  mislead eval faces --attack pgd --eps 0,1,2,4,8,16 --out robustness',
   ].join('\n'),
-  options: { ...modelOption, json: { type: 'boolean' }, attack: { type: 'string' }, eps: { type: 'string' }, out: { type: 'string' }, force: { type: 'boolean' }, workers: { type: 'string' } },
+  options: { ...modelOption, json: { type: 'boolean' }, attack: { type: 'string' }, eps: { type: 'string' }, out: { type: 'string' }, force: { type: 'boolean' }, workers: { type: 'string' }, queue: { type: 'string' } },
   async run(positionals, values) {
     if (positionals.length !== 1) throw new InputError('eval needs exactly one DIR');
+    if (values.queue !== undefined) {
+      if (values.attack === undefined) throw new InputError('--queue goes with --attack');
+      parseQueueUrl(values.queue as string);
+    }
     const { model, path } = loadModel(values.model as string | undefined);
     const labels = model.architecture.labels;
     const dataset = readDataset(positionals[0], labels, model.architecture.input[2] as 1 | 3);
     const set = facesToSet(dataset.images.map((image, i) => ({ image, label: dataset.labels[i] })), model.architecture);
     const names = dataset.files.map((f) => join(positionals[0], f));
-    if (values.attack !== undefined) return cleanOnSignals(() => robustness(model, path, set, names, values));
+    if (values.attack !== undefined) return cleanOnSignals(() => robustness(model, path, set, names, values, dataset.faces));
     const { predictions, accuracy } = checkedEvaluate(new Net(await loadEngine(), model), set, path, names);
     const confusion = labels.map((_, truth) => labels.map((_, predicted) => predictions.filter((p, i) => set.labels[i] === truth && p === predicted).length));
     const perClass = Object.fromEntries(labels.map((l, c) => [l, confusion[c][c] / Math.max(1, confusion[c].reduce((a, b) => a + b, 0))]));
@@ -49,7 +57,7 @@ export const evalCommand: Command = {
   },
 };
 
-async function robustness(model: Model, modelPath: string, set: LabelledSet, names: readonly string[], values: Values): Promise<void> {
+async function robustness(model: Model, modelPath: string, set: LabelledSet, names: readonly string[], values: Values, faces: readonly (FaceBox | undefined)[]): Promise<void> {
   const method = values.attack as string;
   // The budgeted methods: those with an eps.
   const budgeted = METHODS.filter((m) => m.parameters.some((p) => p.key === 'eps')).map((m) => m.id as string);
@@ -67,11 +75,14 @@ async function robustness(model: Model, modelPath: string, set: LabelledSet, nam
   const resolved = resolveOptions({ method } as AttackOptions, labels(model).length);
   const note = { ...softmaxNote(model.architecture, Boolean(values.json)), ...methodNotes(resolved, labels(model).length, Boolean(values.json)) };
   const points: { eps: number; accuracy: number; gradients?: number; queries?: number; broken_by?: Record<string, number> }[] = [];
-  const runs: { name: string; results: AttackResult[] }[] = [];
+  const runs: { name: string; results: ResultRecord[] }[] = [];
   for (const eps of budgets) {
     const attacked = async () => {
       const display = values.json ? 'none' : 'bar';
-      const { results } = await attackImages({ model, modelPath, images: [...names], workers }, net, inputs, { method: method as 'pgd', eps }, display, `${method} eps ${eps}`);
+      const options = { method: method as 'pgd', eps }, title = `${method} eps ${eps}`;
+      const { results } = values.queue === undefined
+        ? await attackImages({ model, modelPath, images: [...names], workers }, net, inputs, options, display, title)
+        : { results: await attackOnQueue(values.queue as string, model, names, faces, options, display === 'bar' ? title : null) };
       checkResults(results, modelPath, names);
       runs.push({ name: `eps ${eps}`, results });
       // Right under attack: right before, and still so after. (An untargeted attack moves away
@@ -81,7 +92,7 @@ async function robustness(model: Model, modelPath: string, set: LabelledSet, nam
     const predicted = eps === 0 ? checkedEvaluate(net, set, modelPath, names).predictions : await attacked();
     const accuracy = Array.from(predicted).filter((p, i) => p === set.labels[i]).length / set.labels.length;
     const last = eps === 0 ? undefined : runs[runs.length - 1].results;
-    const perImage = (count: (r: AttackResult) => number) => last && last.reduce((t, r) => t + count(r), 0) / last.length;
+    const perImage = (count: (r: ResultRecord) => number) => last && last.reduce((t, r) => t + count(r), 0) / last.length;
     const broken = last && brokenByPart(last, resolved);
     points.push({ eps, accuracy, gradients: perImage((r) => r.gradients), queries: perImage((r) => r.queries), ...(broken?.length && { broken_by: Object.fromEntries(broken) }) });
     if (!values.json) print(`eps ${String(eps).padStart(5)}  accuracy under ${method} ${(100 * accuracy).toFixed(2)} %`);
@@ -107,6 +118,18 @@ async function robustness(model: Model, modelPath: string, set: LabelledSet, nam
 }
 
 const labels = (model: Model) => model.architecture.labels;
+
+/** The attack of every image by the workers of `queue`; a job that failed fails the evaluation. */
+async function attackOnQueue(queue: string, model: Model, names: readonly string[], faces: readonly (FaceBox | undefined)[], options: AttackOptions, title: string | null): Promise<ResultRecord[]> {
+  const images = names.map((path, i) => ({ path, name: path, ...(faces[i] && { box: faces[i].box, from: faces[i].from }) }));
+  let results: ResultRecord[] = [];
+  await submitRun({ queue, model, images, decode: 'dataset', options, images8: false, perJob: IMAGES_PER_JOB, title }, (outcomes) => {
+    const failed = outcomes.find((o) => 'error' in o);
+    if (failed) throw new InputError((failed as Failed).error);
+    results = outcomes as ResultRecord[];
+  });
+  return results;
+}
 
 function checkedEvaluate(net: Net, set: LabelledSet, modelPath: string, names: readonly string[]) {
   const result = evaluate(net, set);

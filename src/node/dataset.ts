@@ -113,14 +113,14 @@ function folderState(dir: string, prefix: string, quiet: boolean): 'absent' | 'e
 /** Reads a folder of images with its labels.csv (as writeDataset makes it, or by hand, with any
  *  extra columns), each label one of `labels` (by default the generated faces'), as gray images
  *  or, for a model of 3 channels, RGB; an image whose row gives a face box is cut to it. */
-export function readDataset(dir: string, labels: readonly string[] = LABELS, channels: 1 | 3 = 1): { files: string[]; labels: number[]; images: Image[] } {
+export function readDataset(dir: string, labels: readonly string[] = LABELS, channels: 1 | 3 = 1): { files: string[]; labels: number[]; images: Image[]; faces: (FaceBox | undefined)[] } {
   const rows = readLabels(dir, labels);
   const files = rows.map((r) => r.file);
   const images = files.map((file, i) => {
     const path = join(dir, file);
     return datasetImage(readInputFile(path, 'an image listed in labels.csv', INPUT_LIMITS.image), path, rows[i].face, channels);
   });
-  return { files, labels: rows.map((r) => r.label), images };
+  return { files, labels: rows.map((r) => r.label), images, faces: rows.map((r) => r.face) };
 }
 
 /** An image of a labelled folder as readDataset reads it from its bytes: cut to its face box. */

@@ -45,12 +45,14 @@ export function connectionOptions(address: QueueAddress): RedisOptions {
 /** Checks that Redis answers at `address` within `timeoutMs`; refuses in one line otherwise. */
 export async function checkReachable(address: QueueAddress, timeoutMs = 3000): Promise<void> {
   const redis = new Redis({ host: address.host, port: address.port, db: address.db, lazyConnect: true, connectTimeout: timeoutMs, maxRetriesPerRequest: 0, retryStrategy: () => null });
-  redis.on('error', () => {}); // the failure is reported by connect() below
+  // The socket's error says why ("connect ECONNREFUSED …"); connect() only that it closed.
+  let cause: Error | undefined;
+  redis.on('error', (e: Error) => (cause ??= e));
   try {
     await redis.connect();
     await redis.ping();
   } catch (e) {
-    throw new InputError(`--queue ${address.url}: cannot reach Redis (${(e as Error).message.split('\n')[0]})`);
+    throw new InputError(`--queue ${address.url}: cannot reach Redis (${(cause ?? (e as Error)).message.split('\n')[0]})`);
   } finally {
     redis.disconnect();
   }
