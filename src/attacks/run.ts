@@ -325,7 +325,7 @@ export interface AttackSummary {
 }
 
 /** Success rates and the size of the successful perturbations; `labels` are the true classes. */
-export function summarize(results: readonly AttackResult[], labels?: ArrayLike<number>): AttackSummary {
+export function summarize(results: readonly Omit<AttackResult, 'adversarial' | 'perturbation'>[], labels?: ArrayLike<number>): AttackSummary {
   const won = results.filter((r) => r.success);
   const attacked = results.filter((r) => !r.skipped).length;
   const stats = (values: number[]) => {

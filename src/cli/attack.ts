@@ -7,10 +7,12 @@ import { runAttackJob } from './run.js';
 import { COMMON, METHODS, resolveOptions, type AttackOptions, type Method, type Parameter } from '../attacks/index.js';
 import { availableParallelism } from 'node:os';
 import { readNpy } from '../formats/npy.js';
+import { parseQueueUrl } from '../queue/connection.js';
+import { IMAGES_PER_JOB } from '../queue/submit.js';
 import { cropOption, intOption, modelOption, outputFlags, outputOptions, expandImages, type Command, type Options, type Values } from './command.js';
 
 export const attackCommand: Command = {
-  usage: 'mislead attack IMAGE... [--model FILE] [--method M] [--target LABEL | --untargeted] [METHOD OPTIONS] [--init FILE.npy] [--crop X,Y,W,H] [--batch N] [--workers N] [--out DIR] [--force] [--json] [--quiet]',
+  usage: 'mislead attack IMAGE... [--model FILE] [--method M] [--target LABEL | --untargeted] [METHOD OPTIONS] [--init FILE.npy] [--crop X,Y,W,H] [--batch N] [--workers N] [--queue redis://HOST:PORT[/DB] [--per-job N]] [--out DIR] [--force] [--json] [--quiet]',
   summary: 'a perturbation that makes the model say LABEL (or anything but the true class)',
   help: [
     'Methods (--method, default filter) and their options, with their defaults:',
@@ -23,6 +25,8 @@ export const attackCommand: Command = {
     'One IMAGE: adversarial.png, perturbation.npy, filter.png, figure.png (and loss.svg for filter) and',
     'report.json in --out (default ./out). Several images, globs or a folder: a batch,',
     'spread over --workers threads: adversarial/, summary.csv, summary.json, contact.png and a table.',
+    'With --queue, the batch is cut into jobs of --per-job images (default 8) for the workers of that',
+    'queue ("mislead worker"), with the same results; an image whose job fails is reported with its error.',
     'An image whose folder\'s labels.csv gives it a face box (face_x,face_y,face_w,face_h) is read from that',
     'box, and --crop X,Y,W,H (pixels of the picture) reads every image from its box; the PNGs saved are the',
     'model\'s input (the face at the model\'s size), as the model saw it.',
@@ -33,7 +37,7 @@ export const attackCommand: Command = {
   ].join('\n'),
   options: {
     ...modelOption, ...outputOptions, ...cropOption, method: { type: 'string' }, target: { type: 'string' }, untargeted: { type: 'boolean' },
-    init: { type: 'string' }, workers: { type: 'string' }, ...methodFlags(),
+    init: { type: 'string' }, workers: { type: 'string' }, queue: { type: 'string' }, 'per-job': { type: 'string' }, ...methodFlags(),
   },
   async run(positionals, values) {
     if (positionals.length === 0) throw new InputError('attack needs an IMAGE (or several, or a folder)');
@@ -44,6 +48,7 @@ export const attackCommand: Command = {
     if (values.init !== undefined && method.id !== 'filter') throw new InputError('--init belongs to --method filter');
     const given = methodOptions(method as Method, values);
     const images = expandImages(positionals);
+    const queue = queueOptions(values, images.length);
     const { model, path } = loadModel(values.model as string | undefined);
     const target = values.target as string | undefined;
     // Checked here, before any image is read, naming the flags.
@@ -52,9 +57,20 @@ export const attackCommand: Command = {
       if (images.length > 1) throw new InputError('--init starts one image\'s filter: give one IMAGE');
       given.init = [readInit(values.init as string, model.architecture.input)];
     }
-    await runAttackJob({ model, modelPath: path, images, options: given as unknown as AttackOptions, target, workers: intOption(values, 'workers', availableParallelism(), 1, 256), ...outputFlags(values) });
+    await runAttackJob({ model, modelPath: path, images, options: given as unknown as AttackOptions, target, workers: intOption(values, 'workers', availableParallelism(), 1, 256), ...outputFlags(values), ...queue });
   },
 };
+
+/** --queue and --per-job, checked (the address read) before anything else is. */
+function queueOptions(values: Values, images: number): { queue?: string; perJob?: number } {
+  if (values.queue === undefined) {
+    if (values['per-job'] !== undefined) throw new InputError('--per-job goes with --queue');
+    return {};
+  }
+  if (images === 1) throw new InputError('--queue runs a batch: give several images or a folder');
+  parseQueueUrl(values.queue as string);
+  return { queue: values.queue as string, perJob: intOption(values, 'per-job', IMAGES_PER_JOB, 1, 10_000) };
+}
 
 const flagOf = (p: Parameter) => `--${p.flag}`;
 

@@ -6,8 +6,11 @@ import { cleanOnSignals, OutputSet } from '../node/output.js';
 import type { Model } from '../formats/model.js';
 import { Net } from '../core/net.js';
 import { loadEngine } from '../node/engine.js';
-import { METHODS, resolveOptions, type AttackOptions, type AttackResult } from '../attacks/index.js';
-import { attackImages, brokenByPart, checkLogits, checkResults, methodNotes, queriesSvg, softmaxNote } from './run.js';
+import { METHODS, resolveOptions, type AttackOptions } from '../attacks/index.js';
+import { attackImages, brokenByPart, checkLogits, checkResults, methodNotes, queriesSvg, softmaxNote, type Failed, type ResultRecord } from './run.js';
+import { parseQueueUrl } from '../queue/connection.js';
+import { IMAGES_PER_JOB, submitRun } from '../queue/submit.js';
+import type { FaceBox } from '../node/labels.js';
 import { robustnessSvg, svgToPng } from './figures.js';
 import { readDataset } from '../node/dataset.js';
 import { availableParallelism } from 'node:os';
@@ -15,7 +18,7 @@ import { evaluate, facesToSet, type LabelledSet } from '../train/train.js';
 import { intOption, modelOption, print, type Command, type Values } from './command.js';
 
 export const evalCommand: Command = {
-  usage: 'mislead eval DIR [--model FILE] [--attack M --eps LIST [--out DIR]] [--json]',
+  usage: 'mislead eval DIR [--model FILE] [--attack M --eps LIST [--out DIR] [--queue redis://HOST:PORT[/DB]]] [--json]',
   summary: 'accuracy, per-class accuracy and confusion matrix on a labelled folder; accuracy under attack',
   help: [
     'DIR holds images and labels.csv ("file,label" rows), as "mislead dataset" writes; optional columns',
@@ -23,20 +26,25 @@ export const evalCommand: Command = {
     'With --attack (fgsm, bim, pgd, mifgsm, apgd-ce, apgd-dlr, apgd-t, square, autoattack) and --eps (grey levels, e.g. 0,1,2,4,8,16): the accuracy',
     'under that untargeted L-infinity attack at each budget (the images the model gets right and the',
     'attack does not move), judged on the 8-bit images, as a table and as robustness.svg,',
-    'robustness.png and robustness.json in --out (default ./out).',
+    'robustness.png and robustness.json in --out (default ./out). With --queue, the attacks are done by',
+    'the workers of that queue ("mislead worker"), in jobs of 8 images, with the same results.',
     'Examples:',
     '  mislead eval faces --model model.safetensors',
     '  mislead eval faces --attack pgd --eps 0,1,2,4,8,16 --out robustness',
   ].join('\n'),
-  options: { ...modelOption, json: { type: 'boolean' }, attack: { type: 'string' }, eps: { type: 'string' }, out: { type: 'string' }, force: { type: 'boolean' }, workers: { type: 'string' } },
+  options: { ...modelOption, json: { type: 'boolean' }, attack: { type: 'string' }, eps: { type: 'string' }, out: { type: 'string' }, force: { type: 'boolean' }, workers: { type: 'string' }, queue: { type: 'string' } },
   async run(positionals, values) {
     if (positionals.length !== 1) throw new InputError('eval needs exactly one DIR');
+    if (values.queue !== undefined) {
+      if (values.attack === undefined) throw new InputError('--queue goes with --attack');
+      parseQueueUrl(values.queue as string);
+    }
     const { model, path } = loadModel(values.model as string | undefined);
     const labels = model.architecture.labels;
     const dataset = readDataset(positionals[0], labels, model.architecture.input[2] as 1 | 3);
     const set = facesToSet(dataset.images.map((image, i) => ({ image, label: dataset.labels[i] })), model.architecture);
     const names = dataset.files.map((f) => join(positionals[0], f));
-    if (values.attack !== undefined) return cleanOnSignals(() => robustness(model, path, set, names, values));
+    if (values.attack !== undefined) return cleanOnSignals(() => robustness(model, path, set, names, values, dataset.faces));
     const { predictions, accuracy } = checkedEvaluate(new Net(await loadEngine(), model), set, path, names);
     const confusion = labels.map((_, truth) => labels.map((_, predicted) => predictions.filter((p, i) => set.labels[i] === truth && p === predicted).length));
     const perClass = Object.fromEntries(labels.map((l, c) => [l, confusion[c][c] / Math.max(1, confusion[c].reduce((a, b) => a + b, 0))]));
@@ -49,7 +57,7 @@ export const evalCommand: Command = {
   },
 };
 
-async function robustness(model: Model, modelPath: string, set: LabelledSet, names: readonly string[], values: Values): Promise<void> {
+async function robustness(model: Model, modelPath: string, set: LabelledSet, names: readonly string[], values: Values, faces: readonly (FaceBox | undefined)[]): Promise<void> {
   const method = values.attack as string;
   // The budgeted methods: those with an eps.
   const budgeted = METHODS.filter((m) => m.parameters.some((p) => p.key === 'eps')).map((m) => m.id as string);
@@ -67,24 +75,28 @@ async function robustness(model: Model, modelPath: string, set: LabelledSet, nam
   const resolved = resolveOptions({ method } as AttackOptions, labels(model).length);
   const note = { ...softmaxNote(model.architecture, Boolean(values.json)), ...methodNotes(resolved, labels(model).length, Boolean(values.json)) };
   const points: { eps: number; accuracy: number; attacked?: number; ms_per_image?: number; gradients?: number; queries?: number; broken_by?: Record<string, number> }[] = [];
-  const runs: { name: string; results: AttackResult[] }[] = [];
+  const runs: { name: string; results: ResultRecord[] }[] = [];
   // Only the images the model gets right are attacked: the others count as wrong at every budget.
   // (An untargeted attack moves away from the model's class: from a wrong one it may land on the
   // true one, which is no robustness.)
   const clean = checkedEvaluate(net, set, modelPath, names).predictions;
   const right = names.flatMap((_, i) => (clean[i] === set.labels[i] ? [i] : []));
+  const rightNames = right.map((i) => names[i]);
   for (const eps of budgets) {
     let kept = right.length;
     let point: Omit<(typeof points)[number], 'eps' | 'accuracy'> = {};
     if (eps > 0 && right.length > 0) {
       const display = values.json ? 'none' : 'bar';
+      const options = { method: method as 'pgd', eps }, title = `${method} eps ${eps}`;
       const start = performance.now();
-      const { results } = await attackImages({ model, modelPath, images: right.map((i) => names[i]), workers }, net, right.map((i) => inputs[i]), { method: method as 'pgd', eps }, display, `${method} eps ${eps}`);
+      const { results } = values.queue === undefined
+        ? await attackImages({ model, modelPath, images: rightNames, workers }, net, right.map((i) => inputs[i]), options, display, title)
+        : { results: await attackOnQueue(values.queue as string, model, rightNames, right.map((i) => faces[i]), options, display === 'bar' ? title : null) };
       const ms = performance.now() - start;
-      checkResults(results, modelPath, right.map((i) => names[i]));
+      checkResults(results, modelPath, rightNames);
       runs.push({ name: `eps ${eps}`, results });
       kept = results.filter((r) => r.after.index === r.before.index).length;
-      const perImage = (count: (r: AttackResult) => number) => results.reduce((t, r) => t + count(r), 0) / results.length;
+      const perImage = (count: (r: ResultRecord) => number) => results.reduce((t, r) => t + count(r), 0) / results.length;
       const broken = brokenByPart(results, resolved);
       point = { attacked: results.length, ms_per_image: Number((ms / results.length).toPrecision(4)), gradients: perImage((r) => r.gradients), queries: perImage((r) => r.queries), ...(broken.length && { broken_by: Object.fromEntries(broken) }) };
     }
@@ -113,6 +125,18 @@ async function robustness(model: Model, modelPath: string, set: LabelledSet, nam
 }
 
 const labels = (model: Model) => model.architecture.labels;
+
+/** The attack of every image by the workers of `queue`; a job that failed fails the evaluation. */
+async function attackOnQueue(queue: string, model: Model, names: readonly string[], faces: readonly (FaceBox | undefined)[], options: AttackOptions, title: string | null): Promise<ResultRecord[]> {
+  const images = names.map((path, i) => ({ path, name: path, ...(faces[i] && { box: faces[i].box, from: faces[i].from }) }));
+  let results: ResultRecord[] = [];
+  await submitRun({ queue, model, images, decode: 'dataset', options, images8: false, perJob: IMAGES_PER_JOB, title }, (outcomes) => {
+    const failed = outcomes.find((o) => 'error' in o);
+    if (failed) throw new InputError((failed as Failed).error);
+    results = outcomes as ResultRecord[];
+  });
+  return results;
+}
 
 function checkedEvaluate(net: Net, set: LabelledSet, modelPath: string, names: readonly string[]) {
   const result = evaluate(net, set);

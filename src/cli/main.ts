@@ -15,10 +15,11 @@ import { importFaceApiCommand } from './import-faceapi.js';
 import { datasetCommand } from './dataset.js';
 import { trainCommand } from './train.js';
 import { evalCommand } from './eval.js';
+import { workerCommand } from './worker.js';
 
 const commands: Record<string, Command> = {
   predict: predictCommand, attack: attackCommand, tutorial: tutorialCommand, bench: benchCommand,
-  'import-tf': importTfCommand, 'import-tfjs': importTfjsCommand, 'import-faceapi': importFaceApiCommand, dataset: datasetCommand, train: trainCommand, eval: evalCommand,
+  'import-tf': importTfCommand, 'import-tfjs': importTfjsCommand, 'import-faceapi': importFaceApiCommand, dataset: datasetCommand, train: trainCommand, eval: evalCommand, worker: workerCommand,
 };
 
 function mainHelp(): string {

@@ -11,12 +11,13 @@ import { Pool } from '../node/parallel.js';
 import { basename, dirname, join } from 'node:path';
 import { Progress } from './progress.js';
 import { snakeKeys } from './command.js';
-import { encodePng } from '../formats/image.js';
+import { decodeImage, encodePng, toGray } from '../formats/image.js';
 import { endsInSoftmax, inputUnits, type Architecture, type Model } from '../formats/model.js';
 import { loadEngine } from '../node/engine.js';
 import { resultFiles } from '../formats/results.js';
 import { figurePng, lossSvg, successCurveSvg, svgToPng, type Curve, type Panel } from './figures.js';
 import { filterImage, inputToImage } from '../formats/preprocess.js';
+import { IMAGES_PER_JOB, submitRun } from '../queue/submit.js';
 
 export interface Classification {
   label: string;
@@ -46,11 +47,20 @@ export function classify(net: Net, inputs: Float32Array[], model: string, images
 }
 
 /** Refuses the results of an attack suite run whose logits, before or after, are not finite. */
-export function checkResults(results: readonly AttackResult[], model: string, images: readonly string[]): void {
+export function checkResults(results: readonly ResultRecord[], model: string, images: readonly string[]): void {
   results.forEach((r, i) => {
     checkLogits(r.before.logits, model, images[i]);
     checkLogits(r.after.logits, model, `${images[i]} after the attack`);
   });
+}
+
+/** An image's result without its arrays: what the numbers of a batch's outputs come from. */
+export type ResultRecord = Omit<AttackResult, 'adversarial' | 'perturbation'>;
+/** An image's result in a batch: its numbers and its adversarial image. */
+type BatchResult = Omit<AttackResult, 'perturbation'>;
+/** An image of a batch run on a queue whose job failed: its error instead of a result. */
+export interface Failed {
+  error: string;
 }
 
 /** A model that ends in a softmax is attacked on the logits before it: said once on stdout (not
@@ -158,6 +168,9 @@ export interface AttackJob extends Omit<Job, 'imagePath'> {
   options: AttackOptions;
   target?: string;
   workers: number;
+  /** `redis://…`: the batch is run by the workers of this queue (src/queue), `perJob` images a job. */
+  queue?: string;
+  perJob?: number;
 }
 
 /** Any method on one image or many, through the library's stepped runs (or a pool of workers for
@@ -169,7 +182,9 @@ export function runAttackJob(job: AttackJob): Promise<void> {
 async function attack(job: AttackJob): Promise<void> {
   const arch = job.model.architecture;
   const single = job.images.length === 1;
-  const inputs = readInputs(job.images, arch, job.crop);
+  // On a queue, the workers read the images: here only those the contact sheet shows.
+  const queued = job.queue !== undefined;
+  const inputs = queued ? [] : readInputs(job.images, arch, job.crop);
   const truth = single ? undefined : trueLabels(job.images, arch.labels);
   const net = new Net(await loadEngine(), job.model);
   const target = job.target === undefined ? undefined : resolveTarget(arch.labels, job.target, 0);
@@ -182,10 +197,19 @@ async function attack(job: AttackJob): Promise<void> {
   await withOutputs(outputs, async () => {
     const start = performance.now();
     const display = job.json || job.quiet ? 'none' : single && !process.stderr.isTTY ? 'lines' : 'bar';
+    const params = snakeKeys({ ...resolved, init: undefined, target: target === undefined ? null : arch.labels[target] });
+    if (queued) {
+      return attackOnQueue(job, options, display === 'bar' ? options.method : null, (entries) => {
+        const done = entries.flatMap((e, i) => ('error' in e ? [] : [i]));
+        checkResults(done.map((i) => entries[i] as BatchResult), job.modelPath, done.map((i) => job.images[i]));
+        const shown = readInputs(done.slice(0, CONTACT_IMAGES).map((i) => job.images[i]), arch, job.crop);
+        const inputOf = (i: number) => shown[done.indexOf(i)];
+        writeSummary(job, net, outputs, inputOf, entries, truth, { ...note, params }, performance.now() - start);
+      });
+    }
     const { results, losses } = await attackImages(job, net, inputs, options, display);
     const ms = performance.now() - start;
     checkResults(results, job.modelPath, job.images);
-    const params = snakeKeys({ ...resolved, init: undefined, target: target === undefined ? null : arch.labels[target] });
     if (single) {
       const [r] = results;
       if (r.skipped) throw new InputError(`${job.images[0]}: ${nothingToDo(arch.labels[r.before.index])}`);
@@ -208,8 +232,26 @@ async function attack(job: AttackJob): Promise<void> {
       }, job.json);
       return;
     }
-    writeSummary(job, net, outputs, inputs, results, truth, { ...note, params }, ms);
+    writeSummary(job, net, outputs, (i) => inputs[i], results, truth, { ...note, params }, ms);
   });
+}
+
+/** A batch attacked by the workers of `job.queue`; `write` gets each image's result (its
+ *  adversarial back from the PNG the worker made of it) or its job's error. */
+function attackOnQueue(job: AttackJob, options: AttackOptions, title: string | null, write: (entries: (BatchResult | Failed)[]) => void): Promise<void> {
+  const arch = job.model.architecture;
+  const regions = faceBoxes(job.images, job.crop);
+  const { offset, scale } = inputUnits(arch);
+  const images = job.images.map((path, i) => ({ path, name: path, ...(regions[i] && { box: regions[i].box, from: regions[i].from }) }));
+  return submitRun({ queue: job.queue!, model: job.model, images, decode: 'file', options, images8: true, perJob: job.perJob ?? IMAGES_PER_JOB, title }, (outcomes) =>
+    write(outcomes.map((o) => {
+      if ('error' in o) return o;
+      const { png, ...result } = o;
+      // Decoded as RGB: a gray model's pixels are its three equal channels, which toGray gives back exactly.
+      const rgb = decodeImage(Buffer.from(png!, 'base64'), 'an adversarial image from the queue');
+      const image = arch.input[2] === 1 ? toGray(rgb) : rgb;
+      return { ...result, adversarial: Float32Array.from(image.data, (v) => (v - offset) / scale) };
+    })));
 }
 
 /** How an attack shows its progress: the tutorial's log lines, a bar on stderr, or nothing. */
@@ -322,17 +364,23 @@ async function tutorial(job: Job): Promise<void> {
 }
 
 /** A batch's results: adversarial/, summary.json and .csv, contact.png, and a table. */
-function writeSummary(job: AttackJob, net: Net, outputs: OutputSet, inputs: Float32Array[], results: AttackResult[], truth: number[] | undefined, run: { note?: string; notes?: string[]; params: object }, ms: number): void {
+function writeSummary(job: AttackJob, net: Net, outputs: OutputSet, inputOf: (i: number) => Float32Array, entries: readonly (BatchResult | Failed)[], truth: number[] | undefined, run: { note?: string; notes?: string[]; params: object }, ms: number): void {
   const arch = net.architecture;
-  const files = writeBatch(net, outputs, job.images, inputs, results);
-  const summary = summarize(results, truth);
+  // The images attacked (all but those whose job failed on a queue), by their index.
+  const done = entries.flatMap((e, i) => ('error' in e ? [] : [i]));
+  const results = done.map((i) => entries[i] as BatchResult);
+  const failed = entries.length - done.length;
+  const files = writeBatch(net, outputs, job.images, inputOf, results, done);
+  const summary = summarize(results, truth && done.map((i) => truth[i]));
   // Success as saved: each adversarial PNG read back from disk and classified again.
-  const reread = classify(net, files.map((f) => readModelInput(f, arch)), job.modelPath, job.images.map((_, i) => `the saved adversarial/${batchName(job.images, i)}`));
-  const savedSuccess = results.filter((r, i) => !r.skipped && isSuccess(r.before.index, reread[i].index, r.target)).length / (results.length - summary.skipped);
-  const report = { model: job.modelPath, method: job.options.method, ...run, images: job.images.length, summary, success_saved: savedSuccess, ms, results: results.map((r, i) => resultRow(job.images[i], arch.labels, r)) };
+  const reread = classify(net, files.map((f) => readModelInput(f, arch)), job.modelPath, done.map((i) => `the saved adversarial/${batchName(job.images, i)}`));
+  const savedSuccess = results.filter((r, k) => !r.skipped && isSuccess(r.before.index, reread[k].index, r.target)).length / (results.length - summary.skipped);
+  const records = entries.map((e, i) => ('error' in e ? { image: job.images[i], error: e.error } : resultRow(job.images[i], arch.labels, e)));
+  const report = { model: job.modelPath, method: job.options.method, ...run, images: job.images.length, ...(failed > 0 && { failed }), summary, success_saved: savedSuccess, ms, results: records };
   outputs.write('summary.json', JSON.stringify(report, null, 2) + '\n');
-  const header = 'image,before,after,success,skipped,l2_pixels,linf_pixels,psnr,ssim,iterations,gradients,queries,ms';
-  outputs.write('summary.csv', [header, ...report.results.map((r) => [r.image, r.before, r.after, r.success, r.skipped, r.l2_pixels, r.linf_pixels, r.psnr, r.ssim, r.iterations, r.gradients, r.queries, r.ms].join(','))].join('\n') + '\n');
+  const header = `image,before,after,success,skipped,l2_pixels,linf_pixels,psnr,ssim,iterations,gradients,queries,ms${failed > 0 ? ',error' : ''}`;
+  const csvRow = (r: (typeof records)[number]) => ('error' in r ? [r.image, ...Array(12).fill(''), `"${r.error.replace(/"/g, '""')}"`] : [r.image, r.before, r.after, r.success, r.skipped, r.l2_pixels, r.linf_pixels, r.psnr, r.ssim, r.iterations, r.gradients, r.queries, r.ms, ...(failed > 0 ? [''] : [])]);
+  outputs.write('summary.csv', [header, ...records.map((r) => csvRow(r).join(','))].join('\n') + '\n');
   if (job.options.method === 'square') {
     const svg = queriesSvg([{ name: 'square', results }], (run.params as { queries: number }).queries, results.length);
     outputs.write('queries.svg', svg);
@@ -343,7 +391,8 @@ function writeSummary(job: AttackJob, net: Net, outputs: OutputSet, inputs: Floa
   // A rate over no images (every one skipped) is none, not NaN %.
   const pct = (v: number) => (Number.isFinite(v) ? `${(100 * v).toFixed(1)} %` : 'none attacked');
   const rows = [
-    ['images', String(summary.images)],
+    ['images', String(entries.length)],
+    ...(failed === 0 ? [] : [['failed on the queue (errors in summary.json)', String(failed)]]),
     ...(summary.skipped === 0 ? [] : [['skipped (already the target: nothing to do)', String(summary.skipped)]]),
     [summary.skipped === 0 ? 'success over all images' : `success over the ${summary.images - summary.skipped} attacked`, `${pct(summary.success)} (re-read from the saved files: ${pct(savedSuccess)})`],
     ...(summary.success_correct === undefined ? [] : [[`success over the ${summary.correct} classified correctly before`, pct(summary.success_correct)]]),
@@ -392,10 +441,12 @@ function printDistances(r: AttackResult): void {
   process.stdout.write(`PSNR   ${r.psnr.toFixed(2)} dB · SSIM ${r.ssim.toFixed(4)}\n`);
 }
 
+/** Images on a batch's contact sheet, at most. */
+const CONTACT_IMAGES = 24;
 const SINGLE_FILES = ['adversarial.png', 'perturbation.npy', 'filter.png', 'figure.png', 'report.json'];
 const BATCH_FILES = ['adversarial', 'summary.csv', 'summary.json', 'contact.png'];
 /** Square's success against its queries: the share of the images fooled within each count. */
-export function queriesSvg(curves: { name: string; results: readonly AttackResult[] }[], budget: number, images: number): string {
+export function queriesSvg(curves: { name: string; results: readonly ResultRecord[] }[], budget: number, images: number): string {
   const data = curves.map(({ name, results }) => ({ name, queries: results.filter((r) => r.success).map((r) => r.queries), total: results.length }));
   return successCurveSvg(data, budget, `Square: success against queries on ${images} images`);
 }
@@ -407,7 +458,7 @@ function batchName(images: readonly string[], i: number): string {
   return `${String(i).padStart(4, '0')}-${basename(images[i]).replace(/\.[^.]*$/, '')}.png`;
 }
 
-function resultRow(image: string, labels: string[], r: AttackResult) {
+function resultRow(image: string, labels: string[], r: ResultRecord) {
   return {
     image, before: labels[r.before.index], after: labels[r.after.index], success: r.success, skipped: r.skipped,
     l2_pixels: round(r.norms.l2_pixels), linf_pixels: round(r.norms.linf_pixels), psnr: round(r.psnr), ssim: round(r.ssim),
@@ -417,7 +468,7 @@ function resultRow(image: string, labels: string[], r: AttackResult) {
 }
 
 /** For a method made of parts (its params list them): how many images each part broke, in order. */
-export function brokenByPart(results: readonly AttackResult[], params: object): [string, number][] {
+export function brokenByPart(results: readonly ResultRecord[], params: object): [string, number][] {
   const parts = (params as { parts?: string }).parts;
   if (parts === undefined) return [];
   return parts.split(',').map((part) => [part, results.filter((r) => r.brokenBy === part).length]);
@@ -426,16 +477,16 @@ export function brokenByPart(results: readonly AttackResult[], params: object): 
 const round = (v: number) => (Number.isFinite(v) ? Number(v.toPrecision(6)) : v);
 
 /** Each adversarial as a PNG (in adversarial/), and a contact sheet of original/adversarial
- *  pairs; returns the (staged) paths of the PNGs. */
-function writeBatch(net: Net, outputs: OutputSet, images: readonly string[], inputs: Float32Array[], results: AttackResult[]): string[] {
+ *  pairs; returns the (staged) paths of the PNGs. `results` are those of the images `done`. */
+function writeBatch(net: Net, outputs: OutputSet, images: readonly string[], inputOf: (i: number) => Float32Array, results: BatchResult[], done: number[]): string[] {
   const arch = net.architecture;
   const labels = arch.labels;
-  const files = results.map((r, i) => outputs.writeInto('adversarial', batchName(images, i), encodePng(inputToImage(r.adversarial, arch))));
-  const shown = Math.min(results.length, 24);
+  const files = results.map((r, k) => outputs.writeInto('adversarial', batchName(images, done[k]), encodePng(inputToImage(r.adversarial, arch))));
+  const shown = Math.min(results.length, CONTACT_IMAGES);
   const panels: Panel[] = [];
-  for (let i = 0; i < shown; i++) {
-    const r = results[i];
-    panels.push({ title: `${capitalise(labels[r.before.index])}`, subtitle: basename(images[i]), image: inputToImage(inputs[i], arch) });
+  for (let k = 0; k < shown; k++) {
+    const r = results[k], i = done[k];
+    panels.push({ title: `${capitalise(labels[r.before.index])}`, subtitle: basename(images[i]), image: inputToImage(inputOf(i), arch) });
     const mark = r.success ? '✓' : '✗';
     panels.push({ title: `${mark} ${capitalise(labels[r.after.index])}`, subtitle: `L∞ ${r.norms.linf_pixels.toFixed(0)} · L2 ${r.norms.l2_pixels.toFixed(0)}`, image: inputToImage(r.adversarial, arch) });
   }

@@ -7,7 +7,7 @@ import { INPUT_LIMITS, readInputFile } from './input.js';
 import { crop, decodeImage, encodePng, toGray, type Image } from '../formats/image.js';
 import { checkBox } from './files.js';
 import { exists, LOCK_NAME, makeDirs, outputError, removeDirs, sweepLeftovers } from './output.js';
-import { readLabels } from './labels.js';
+import { readLabels, type FaceBox } from './labels.js';
 import { checkCount, checkSeed, generateFace, LABELS } from '../train/dataset.js';
 
 const fileName = (i: number) => `${String(i).padStart(5, '0')}.png`;
@@ -113,18 +113,22 @@ function folderState(dir: string, prefix: string, quiet: boolean): 'absent' | 'e
 /** Reads a folder of images with its labels.csv (as writeDataset makes it, or by hand, with any
  *  extra columns), each label one of `labels` (by default the generated faces'), as gray images
  *  or, for a model of 3 channels, RGB; an image whose row gives a face box is cut to it. */
-export function readDataset(dir: string, labels: readonly string[] = LABELS, channels: 1 | 3 = 1): { files: string[]; labels: number[]; images: Image[] } {
+export function readDataset(dir: string, labels: readonly string[] = LABELS, channels: 1 | 3 = 1): { files: string[]; labels: number[]; images: Image[]; faces: (FaceBox | undefined)[] } {
   const rows = readLabels(dir, labels);
   const files = rows.map((r) => r.file);
   const images = files.map((file, i) => {
     const path = join(dir, file);
-    const row = rows[i];
-    let image = decodeImage(readInputFile(path, 'an image listed in labels.csv', INPUT_LIMITS.image), path);
-    if (row.face) {
-      checkBox(row.face.box, image, path, row.face.from);
-      image = crop(image, ...row.face.box);
-    }
-    return channels === 1 ? toGray(image) : image;
+    return datasetImage(readInputFile(path, 'an image listed in labels.csv', INPUT_LIMITS.image), path, rows[i].face, channels);
   });
-  return { files, labels: rows.map((r) => r.label), images };
+  return { files, labels: rows.map((r) => r.label), images, faces: rows.map((r) => r.face) };
+}
+
+/** An image of a labelled folder as readDataset reads it from its bytes: cut to its face box. */
+export function datasetImage(bytes: Uint8Array, path: string, face: FaceBox | undefined, channels: 1 | 3): Image {
+  let image = decodeImage(bytes, path);
+  if (face) {
+    checkBox(face.box, image, path, face.from);
+    image = crop(image, ...face.box);
+  }
+  return channels === 1 ? toGray(image) : image;
 }
