@@ -126,14 +126,18 @@ describe.skipIf(missing !== undefined)('attack DIR --queue', () => {
     expect(redisCli('zcard', 'bull:mislead:completed')).toBe('0');
   });
 
-  it('eval DIR --attack --queue writes the same robustness.json and charts as a local run', async () => {
+  it('eval DIR --attack --queue writes the same robustness.json (but for wall times) and charts as a local run', async () => {
     const args = ['eval', 'faces', '--attack', 'pgd', '--eps', '0,2,8', '--json'];
     expect(cli(...args, '--out', 'eval-local').status).toBe(0);
     startWorker();
     const r = await submit(...args, '--out', 'eval-queued', '--queue', url());
     await stopWorkers();
     expect(r.status).toBe(0);
-    for (const f of ['robustness.json', 'robustness.svg', 'robustness.png']) expect(readFileSync(join(dir, 'eval-queued', f))).toEqual(readFileSync(join(dir, 'eval-local', f)));
+    for (const f of ['robustness.svg', 'robustness.png']) expect(readFileSync(join(dir, 'eval-queued', f))).toEqual(readFileSync(join(dir, 'eval-local', f)));
+    // The same numbers but the wall times.
+    const report = (out: string) => JSON.parse(readFileSync(join(dir, out, 'robustness.json'), 'utf8'), (k, v) => (k === 'ms_per_image' ? undefined : v));
+    expect(report('eval-queued')).toEqual(report('eval-local'));
+    expect(report('eval-local').points[2].attacked).toBeGreaterThan(0);
   });
 
   it('takes up again the job of a worker killed in the middle of it, and the results are complete', async () => {
