@@ -144,6 +144,13 @@ describe.skipIf(!!missing)("face-api.js's gender network on the page", () => {
     expect(await page.locator('#param-norm').inputValue()).toBe('linf');
     expect(await page.locator('#param-eps').inputValue()).toBe('2');
     expect(await page.locator('#target').inputValue()).toBe('-1');
+    // ε 2 is every method's L∞ budget with this model; L2's stays the library's.
+    await page.selectOption('#method', 'fgsm');
+    expect(await page.locator('#param-eps').inputValue()).toBe('2');
+    await page.selectOption('#param-norm', 'l2');
+    expect(await page.locator('#param-eps').inputValue()).toBe('128');
+    await page.selectOption('#method', 'pgd');
+    expect(await page.locator('#param-eps').inputValue()).toBe('2');
 
     // A new box drawn around the face, from outside the default box up and to the left: any shape.
     await drag(page, [360, 225], [205, 50], image);
@@ -206,7 +213,8 @@ describe.skipIf(!!missing)("face-api.js's gender network on the page", () => {
     await page.screenshot({ path: join(OUTPUT, 'faceapi-phone.png') });
     await page.screenshot({ path: join(OUTPUT, 'faceapi-phone-full.png'), fullPage: true });
     await page.setViewportSize({ width: 1280, height: 800 });
-    console.log(`face-api.js on the page: ${d.iterations} PGD iterations, ${Math.round(Number(d.rate))} it/s, PSNR ${Number(d.psnr).toFixed(2)} dB`);
+    const worst = Math.max(...[[JSON.parse(d.before!), before], [JSON.parse(d.logits!), ref.after.logits]].flatMap(([a, b]) => a.map((v: number, i: number) => Math.abs(v - b[i]))));
+    console.log(`face-api.js on the page: ${d.iterations} PGD iterations, ${Math.round(Number(d.rate))} it/s, PSNR ${Number(d.psnr).toFixed(2)} dB; logits against Node's: worst difference ${worst.toExponential(2)}`);
   }, TIMEOUT);
 
   it('goes back to the default model, its proportions and its box', async () => {
@@ -216,6 +224,7 @@ describe.skipIf(!!missing)("face-api.js's gender network on the page", () => {
     expect(await page.locator('#view-note').isHidden()).toBe(true);
     const [, , w, h] = (await dataset(page)).crop!.split(',').map(Number);
     expect(w).toBe(h);
+    expect(await page.locator('#param-eps').inputValue()).toBe('8');
   }, TIMEOUT);
 
   it('reports no page errors', () => {

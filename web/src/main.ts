@@ -26,11 +26,12 @@ const SAMPLES = Object.entries(import.meta.glob('@weights/samples/*.png', { quer
 /** face-api.js's gender network, converted by the build when the package was installed (vite.config.ts). */
 const FACEAPI_NAME = 'faceapi-gender.safetensors';
 
-/** The attack offered with face-api's network: PGD L∞ with ε 2 grey levels leaves its 112×112 face
- *  looking the same (PSNR ≈ 47 dB) and fools it on the sample faces in a step or two. The page's
- *  other defaults do not suit it: PGD's ε 8 gives ≈ 35 dB, and the filter takes its 1000
- *  iterations at some 20 a second on a network of this size. */
-const FACEAPI_ATTACK = { method: 'pgd', params: { eps: 2 } };
+/** The attack offered for a model that reads face boxes as face-api does (its 112×112 RGB network):
+ *  PGD, and an L∞ budget of 2 grey levels for every method, leave the face looking the same (PSNR
+ *  ≈ 47 dB) and fool it on the sample faces in a step or two. The page's other defaults do not
+ *  suit it: the L∞ budget of 8 gives ≈ 35 dB, and the filter takes its 1000 iterations at some 20
+ *  a second on a network of this size. */
+const FACE_BOX_ATTACK = { method: 'pgd', linfEps: 2 };
 
 // ---------------------------------------------------------------------------------------------
 // Elements
@@ -303,7 +304,7 @@ async function loadPicture(name: string, read: () => Promise<Uint8Array>): Promi
 /** The crop box's proportions: the model input's, or any (null) when the model pads the box to a
  *  square itself, as face-api's does: the box is then the face's. */
 function aspect(): number | null {
-  if (state.model?.architecture.preprocess.resize === 'face-api') return null;
+  if (readsFaceBox()) return null;
   const input = state.model?.architecture.input ?? [1, 1];
   return input[0] / input[1];
 }
@@ -406,7 +407,10 @@ async function useModel(bytes: Uint8Array, name: string): Promise<boolean> {
       // The worker keeps its own copy: ours stays usable for switching back.
       const copy = bytes.slice();
       const r = await call<'model'>({ type: 'model', bytes: copy, name }, [copy.buffer]);
+      const wasFaceBox = readsFaceBox();
       state.model = { name, architecture: r.architecture, parameters: r.parameters };
+      if (readsFaceBox() && !wasFaceBox) setMethod(FACE_BOX_ATTACK.method);
+      else if (readsFaceBox() !== wasFaceBox) buildParams();
       const { input, labels } = r.architecture;
       const softmaxNote = endsInSoftmax(r.architecture) ? ' Its final softmax is left out: attacks work on the logits before it.' : '';
       el.modelInfo.textContent = `${name}: labels ${labels.join(', ')}; input ${input.join('×')} (${input[2] === 1 ? 'grey' : 'colour'}); ${r.parameters.toLocaleString('en')} weights.${softmaxNote}`;
@@ -469,15 +473,19 @@ async function useFaceApi(): Promise<boolean> {
     failed('Could not download the face-api.js model', e, el.modelError);
     return false;
   }
-  if (!(await useModel(state.faceapiBytes, FACEAPI_NAME))) return false;
-  setMethod(FACEAPI_ATTACK.method);
-  const method = methodById(FACEAPI_ATTACK.method);
-  for (const [key, value] of Object.entries(FACEAPI_ATTACK.params)) {
-    fieldOf(key).value = String(value);
-    shownDefaults[key] = value;
-  }
-  showAuto(method);
-  return true;
+  return useModel(state.faceapiBytes, FACEAPI_NAME);
+}
+
+/** Whether the model in use reads the crop box as a face box, as face-api does. */
+function readsFaceBox(): boolean {
+  return state.model?.architecture.preprocess.resize === 'face-api';
+}
+
+/** The form's defaults for the model in use: the page's, with the L∞ budget for face boxes. */
+function formDefaults(method: MethodSpec, given: Params = {}): Params {
+  const defaults = defaultParams(method, given);
+  if (readsFaceBox() && 'eps' in defaults && (given.norm ?? defaults.norm) !== 'l2') defaults.eps = FACE_BOX_ATTACK.linfEps;
+  return defaults;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -543,7 +551,7 @@ function buildParams(): void {
   const method = methodById(el.method.value);
   el.methodSummary.textContent = method.summary;
   el.methodPaper.textContent = method.paper;
-  shownDefaults = defaultParams(method);
+  shownDefaults = formDefaults(method);
   el.params.replaceChildren(
     ...method.params.map((p) => {
       const id = `param-${p.key}`;
@@ -608,7 +616,7 @@ function choices(method: MethodSpec): Params {
 
 /** A choice changed: the fields still at their default take the new default. */
 function followDefaults(method: MethodSpec): void {
-  const next = defaultParams(method, choices(method));
+  const next = formDefaults(method, choices(method));
   for (const p of method.params) {
     if (p.kind === 'choice' || p.kind === 'boolean' || method.auto.has(p.key)) continue;
     const input = fieldOf(p.key);
