@@ -23,7 +23,7 @@ const DEFAULT_MODEL = Object.values(
 const SAMPLES = Object.entries(import.meta.glob('@weights/samples/*.png', { query: '?url', import: 'default', eager: true }) as Record<string, string>)
   .map(([path, url]) => ({ name: path.split('/').pop()!, url }))
   .sort((a, b) => sampleOrder(a.name, b.name));
-/** face-api.js's gender network, converted by the build when the package was installed (vite.config.ts). */
+/** The name of face-api.js's gender network as the build converted it (FACEAPI: vite.config.ts). */
 const FACEAPI_NAME = 'faceapi-gender.safetensors';
 
 /** The attack offered for a model that reads face boxes as face-api does (its 112×112 RGB network):
@@ -409,12 +409,12 @@ async function useModel(bytes: Uint8Array, name: string): Promise<boolean> {
       const r = await call<'model'>({ type: 'model', bytes: copy, name }, [copy.buffer]);
       const wasFaceBox = readsFaceBox();
       state.model = { name, architecture: r.architecture, parameters: r.parameters };
-      if (readsFaceBox() && !wasFaceBox) setMethod(FACE_BOX_ATTACK.method);
-      else if (readsFaceBox() !== wasFaceBox) buildParams();
+      const faceBox = readsFaceBox();
+      if (faceBox && !wasFaceBox) setMethod(FACE_BOX_ATTACK.method);
+      else if (faceBox !== wasFaceBox) buildParams();
       const { input, labels } = r.architecture;
       const softmaxNote = endsInSoftmax(r.architecture) ? ' Its final softmax is left out: attacks work on the logits before it.' : '';
       el.modelInfo.textContent = `${name}: labels ${labels.join(', ')}; input ${input.join('×')} (${input[2] === 1 ? 'grey' : 'colour'}); ${r.parameters.toLocaleString('en')} weights.${softmaxNote}`;
-      const faceBox = r.architecture.preprocess.resize === 'face-api';
       el.viewNote.hidden = !faceBox;
       el.viewNote.textContent = faceBox
         ? `The pictures are the box as this network reads it: padded with black to a square, then resized to ${input[0]}×${input[1]}. That is what the attack changes.`
