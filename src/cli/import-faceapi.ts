@@ -8,7 +8,7 @@ import { INPUT_LIMITS, readInputFile } from '../node/input.js';
 import { checkOutputFile, writeFileAtomic } from '../node/output.js';
 import { FACEAPI_MANIFEST, importFaceApi } from '../formats/faceapi.js';
 import { parseModelJson } from '../formats/tfjs.js';
-import { writeModel } from '../formats/model.js';
+import { writeModel, type Model } from '../formats/model.js';
 import { print, type Command } from './command.js';
 
 /** The packages that ship the weights, and the folders they keep them in. */
@@ -33,22 +33,27 @@ export const importFaceApiCommand: Command = {
     if (typeof values.out !== 'string') throw new InputError('import-faceapi needs --out FILE');
     const dir = positionals[0] ?? installedModelFolder();
     checkOutputFile(values.out, Boolean(values.force));
-    if (!existsSync(dir)) throw new InputError(`${dir}: no such folder, expected face-api's model folder`);
-    if (!statSync(dir).isDirectory()) throw new InputError(`${dir}: not a folder, expected face-api's model folder (holding ${FACEAPI_MANIFEST})`);
-    const path = join(dir, FACEAPI_MANIFEST);
-    if (!existsSync(path)) throw new InputError(`${dir}: no ${FACEAPI_MANIFEST} in it (face-api's age and gender model)`);
-    const manifest = parseModelJson(readInputFile(path, 'a weights manifest', INPUT_LIMITS.model), path);
-    // No weight file is read beyond what the manifest's weights need of it.
-    const shard = (file: string, maxBytes: number) => readInputFile(join(dir, file), `a weight file of ${path}`, Math.min(maxBytes, INPUT_LIMITS.model));
-    const model = importFaceApi(manifest, shard, path);
+    const model = importFaceApiFolder(dir);
     writeFileAtomic(values.out, writeModel(model), Boolean(values.force));
     const { architecture } = model;
     print(`wrote ${values.out}: ${architecture.layers.length} layers, ${model.weights.size} tensors, input ${architecture.input.join('×')}, labels ${architecture.labels.join(', ')}; its final softmax is left out: attacks work on the logits`);
   },
 };
 
+/** face-api's gender network from its model folder `dir` (the page's build converts it too). */
+export function importFaceApiFolder(dir: string): Model {
+  if (!existsSync(dir)) throw new InputError(`${dir}: no such folder, expected face-api's model folder`);
+  if (!statSync(dir).isDirectory()) throw new InputError(`${dir}: not a folder, expected face-api's model folder (holding ${FACEAPI_MANIFEST})`);
+  const path = join(dir, FACEAPI_MANIFEST);
+  if (!existsSync(path)) throw new InputError(`${dir}: no ${FACEAPI_MANIFEST} in it (face-api's age and gender model)`);
+  const manifest = parseModelJson(readInputFile(path, 'a weights manifest', INPUT_LIMITS.model), path);
+  // No weight file is read beyond what the manifest's weights need of it.
+  const shard = (file: string, maxBytes: number) => readInputFile(join(dir, file), `a weight file of ${path}`, Math.min(maxBytes, INPUT_LIMITS.model));
+  return importFaceApi(manifest, shard, path);
+}
+
 /** The model folder of face-api installed where mislead is run, or else beside mislead. */
-function installedModelFolder(): string {
+export function installedModelFolder(): string {
   for (const from of [join(process.cwd(), 'index.js'), import.meta.filename]) {
     const lookups = createRequire(from).resolve.paths(PACKAGES[0]) ?? [];
     for (const modules of lookups) {

@@ -20,11 +20,12 @@ export function ensureChromium(): string | undefined {
   return (r.stderr || r.error?.message || `setup-debian.sh exited with ${r.status}`).trim();
 }
 
-/** `vite build` of the page into a new temporary folder; `weights` replaces weights/ when given. */
-export function buildPage(weights?: string): string {
+/** `vite build` of the page into a new temporary folder; `weights` replaces weights/ when given,
+ *  `vars` are more environment variables of the build (MISLEAD_FACEAPI). */
+export function buildPage(weights?: string, vars: Record<string, string> = {}): string {
   const out = mkdtempSync(join(tmpdir(), 'mislead-web-'));
   const vite = join(ROOT, 'node_modules/vite/bin/vite.js');
-  const env: NodeJS.ProcessEnv = { ...process.env, NODE_ENV: 'production' };
+  const env: NodeJS.ProcessEnv = { ...process.env, NODE_ENV: 'production', ...vars };
   if (weights) env.MISLEAD_WEIGHTS = weights;
   else delete env.MISLEAD_WEIGHTS;
   const r = spawnSync(process.execPath, [vite, 'build', '--outDir', out, '--emptyOutDir', '--logLevel', 'warn'], { cwd: ROOT, env, encoding: 'utf8' });

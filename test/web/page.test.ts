@@ -709,13 +709,15 @@ describe.skipIf(!!missing)('the page built without weights/', () => {
   }, TIMEOUT);
 });
 
-/** Whether the element is wholly inside the window, and above a bar fixed along its bottom (a phone's). */
+/** Whether the element is wholly inside the window, and above a bar fixed along its bottom (a phone's),
+ *  to the pixel: the window scrolls by whole pixels, an element's edges may fall between them. */
 async function inView(page: Page, selector: string): Promise<boolean> {
   return page.locator(selector).evaluate((e) => {
     const r = e.getBoundingClientRect();
+    const [left, top, right, bottom] = [r.left, r.top, r.right, r.bottom].map(Math.round);
     const bar = document.getElementById('action-bar')!;
     const covered = getComputedStyle(bar).position === 'fixed' && !bar.contains(e) ? bar.getBoundingClientRect().top : innerHeight;
-    return r.width > 0 && r.height > 0 && r.left >= 0 && r.top >= 0 && r.right <= innerWidth && r.bottom <= Math.min(innerHeight, covered);
+    return r.width > 0 && r.height > 0 && left >= 0 && top >= 0 && right <= innerWidth && bottom <= Math.min(innerHeight, covered);
   });
 }
 

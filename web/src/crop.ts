@@ -1,6 +1,8 @@
-// The crop box: a rectangle over the picture, moved by dragging it or with the arrow keys, resized
-// by its corner handle (keeping the model input's proportions) or with + and −, and entered exactly
-// in the X, Y, W, H fields. Coordinates are pixels of the picture as decoded (EXIF orientation applied).
+// The crop box: a rectangle over the picture, drawn anew by dragging across the picture, moved by
+// dragging it or with the arrow keys, resized by its corner handle or with + and −, and entered
+// exactly in the X, Y, W, H fields. It keeps the model input's proportions, unless the model reads
+// a box of any shape (face-api's pads it to a square): then it is free. Coordinates are pixels of
+// the picture as decoded (EXIF orientation applied).
 
 export interface Rect {
   x: number;
@@ -26,15 +28,17 @@ export class CropBox {
   private width = 1;
   private height = 1;
   private rect: Rect = { x: 0, y: 0, w: 1, h: 1 };
-  /** Height over width of the model input: the handle keeps it. */
-  private aspect = 1;
+  /** Height over width of the model input, kept when drawing and resizing; null: any shape. */
+  private aspect: number | null = 1;
 
   constructor(private readonly el: CropElements, private readonly onChange: (r: Rect) => void) {
     this.dragging(el.box, (start, dx, dy) => this.set({ ...start, x: start.x + dx, y: start.y + dy }, 'move'));
     this.dragging(el.handle, (start, dx, dy) => {
+      if (this.aspect === null) return this.set({ ...start, w: start.w + dx, h: start.h + dy }, 'resize');
       const w = Math.max(start.w + dx, (start.h + dy) / this.aspect);
       this.set({ ...start, w, h: w * this.aspect }, 'resize');
     });
+    this.dragging(el.frame, (_start, dx, dy, from) => this.draw(from, dx, dy));
     el.box.addEventListener('keydown', (e) => this.key(e));
     // The four numbers are applied together (on Enter, or when the focus leaves them), so that
     // a field is not clamped against the old box while the others are still being typed.
@@ -51,19 +55,40 @@ export class CropBox {
     }
   }
 
-  /** A new picture: the box becomes the largest centred rectangle of the model's proportions. */
-  reset(width: number, height: number, aspect: number): void {
+  /** A new picture: the box becomes the largest centred rectangle of the model's proportions (a
+   *  square when any shape goes). */
+  reset(width: number, height: number, aspect: number | null): void {
     this.width = width;
     this.height = height;
     this.aspect = aspect;
-    this.set(centred(width, height, aspect), 'exact');
+    this.set(centred(width, height, aspect ?? 1), 'exact');
   }
 
-  /** The model changed shape: keep the box's centre, fix its proportions. */
-  setAspect(aspect: number): void {
+  /** The model changed shape: the box is reset to its proportions. */
+  setAspect(aspect: number | null): void {
     if (aspect === this.aspect) return;
     this.aspect = aspect;
     this.reset(this.width, this.height, aspect);
+  }
+
+  /** A box drawn from the picture pixel `from` by a drag of (dx, dy), either way; with fixed
+   *  proportions, the longer side of the drag decides its size. */
+  private draw(from: { x: number; y: number }, dx: number, dy: number): void {
+    let w = Math.abs(dx), h = Math.abs(dy);
+    // It stays inside the picture, on the side of `from` it was dragged to.
+    const roomW = dx < 0 ? from.x : this.width - from.x, roomH = dy < 0 ? from.y : this.height - from.y;
+    if (this.aspect === null) {
+      w = Math.min(w, roomW);
+      h = Math.min(h, roomH);
+    } else {
+      w = Math.max(w, h / this.aspect);
+      h = w * this.aspect;
+      const fit = Math.min(1, roomW / w, roomH / h);
+      w *= fit;
+      h *= fit;
+    }
+    if (w < MIN || h < MIN) return;
+    this.set({ x: dx < 0 ? from.x - w : from.x, y: dy < 0 ? from.y - h : from.y, w, h }, 'resize');
   }
 
   /** The box the four fields say, kept inside the picture; fields that are not numbers are put back. */
@@ -82,11 +107,18 @@ export class CropBox {
 
   private set(r: Rect, how: 'move' | 'resize' | 'exact'): void {
     let { x, y, w, h } = r;
-    if (how === 'resize') {
+    const aspect = this.aspect;
+    if (how === 'resize' && aspect !== null) {
       // Keep the proportions: shrink both sides until the box fits right and below.
       const fit = Math.min(1, (this.width - x) / w, (this.height - y) / h);
       w = Math.max(MIN, Math.floor(w * fit));
-      h = Math.max(MIN, Math.round(w * this.aspect));
+      h = Math.max(MIN, Math.round(w * aspect));
+      if (x + w > this.width || y + h > this.height) return;
+    } else if (how === 'resize') {
+      x = Math.round(x);
+      y = Math.round(y);
+      w = clamp(Math.round(w), MIN, this.width - x);
+      h = clamp(Math.round(h), MIN, this.height - y);
       if (x + w > this.width || y + h > this.height) return;
     } else {
       w = clamp(Math.round(w), 1, this.width);
@@ -123,7 +155,7 @@ export class CropBox {
     } else if (e.key === '+' || e.key === '=' || e.key === '-' || e.key === '_') {
       const grow = e.key === '+' || e.key === '=' ? step : -step;
       const w = Math.max(MIN, r.w + 2 * grow);
-      const h = Math.max(MIN, Math.round(w * this.aspect));
+      const h = Math.max(MIN, Math.round(w * (this.aspect ?? r.h / r.w)));
       // Grow or shrink around the centre, then keep inside the picture.
       const fit = Math.min(1, this.width / w, this.height / h);
       const fw = Math.floor(w * fit), fh = Math.floor(h * fit);
@@ -134,8 +166,8 @@ export class CropBox {
     e.preventDefault();
   }
 
-  /** Pointer dragging on `target`, in picture pixels from where it started. */
-  private dragging(target: HTMLElement, move: (start: Rect, dx: number, dy: number) => void): void {
+  /** Pointer dragging on `target`, in picture pixels from where it started (`from`). */
+  private dragging(target: HTMLElement, move: (start: Rect, dx: number, dy: number, from: { x: number; y: number }) => void): void {
     target.addEventListener('pointerdown', (e) => {
       if (e.button !== 0) return;
       e.preventDefault();
@@ -146,7 +178,8 @@ export class CropBox {
       const bounds = this.el.frame.getBoundingClientRect();
       const sx = this.width / bounds.width, sy = this.height / bounds.height;
       const x0 = e.clientX, y0 = e.clientY;
-      const onMove = (m: PointerEvent) => move(start, (m.clientX - x0) * sx, (m.clientY - y0) * sy);
+      const from = { x: (x0 - bounds.left) * sx, y: (y0 - bounds.top) * sy };
+      const onMove = (m: PointerEvent) => move(start, (m.clientX - x0) * sx, (m.clientY - y0) * sy, from);
       const onUp = () => {
         target.removeEventListener('pointermove', onMove);
         target.removeEventListener('pointerup', onUp);

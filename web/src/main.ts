@@ -2,6 +2,7 @@
 // and shows the attack as it goes. Pictures become model inputs here with the same code as the
 // command line (decodeImage in the worker, then crop and imageToInput), so the numbers are the same.
 import './style.css';
+import FACEAPI from 'virtual:faceapi-model';
 import { crop as cropImage, type Image } from '../../src/formats/image.js';
 import { methodById as libraryMethod, nothingToDo, plannedIterations, type AttackOptions } from '../../src/attacks/index.js';
 import { endsInSoftmax, inputUnits, type Architecture } from '../../src/formats/model.js';
@@ -22,6 +23,15 @@ const DEFAULT_MODEL = Object.values(
 const SAMPLES = Object.entries(import.meta.glob('@weights/samples/*.png', { query: '?url', import: 'default', eager: true }) as Record<string, string>)
   .map(([path, url]) => ({ name: path.split('/').pop()!, url }))
   .sort((a, b) => sampleOrder(a.name, b.name));
+/** The name of face-api.js's gender network as the build converted it (FACEAPI: vite.config.ts). */
+const FACEAPI_NAME = 'faceapi-gender.safetensors';
+
+/** The attack offered for a model that reads face boxes as face-api does (its 112×112 RGB network):
+ *  PGD, and an L∞ budget of 2 grey levels for every method, leave the face looking the same (PSNR
+ *  ≈ 47 dB) and fool it on the sample faces in a step or two. The page's other defaults do not
+ *  suit it: the L∞ budget of 8 gives ≈ 35 dB, and the filter takes its 1000 iterations at some 20
+ *  a second on a network of this size. */
+const FACE_BOX_ATTACK = { method: 'pgd', linfEps: 2 };
 
 // ---------------------------------------------------------------------------------------------
 // Elements
@@ -42,6 +52,10 @@ const el = {
   modelDefault: $<HTMLInputElement>('model-default'),
   modelOwn: $<HTMLInputElement>('model-own'),
   modelOwnLabel: $('model-own-label'),
+  modelFaceapi: $<HTMLInputElement>('model-faceapi'),
+  modelFaceapiNote: $('model-faceapi-note'),
+  viewNote: $('view-note'),
+  downloadNote: $('download-note'),
   modelFile: $<HTMLInputElement>('model-file'),
   modelInfo: $('model-info'),
   method: $<HTMLSelectElement>('method'),
@@ -157,6 +171,9 @@ const state = {
   model: undefined as LoadedModel | undefined,
   defaultBytes: undefined as Uint8Array | undefined,
   ownModel: undefined as { bytes: Uint8Array; name: string } | undefined,
+  faceapiBytes: undefined as Uint8Array | undefined,
+  /** The choice of the model in use. */
+  modelRadio: undefined as HTMLInputElement | undefined,
   /** The model input of the picture as cropped, and the model's logits for it. */
   input: undefined as Float32Array | undefined,
   before: undefined as number[] | undefined,
@@ -284,7 +301,10 @@ async function loadPicture(name: string, read: () => Promise<Uint8Array>): Promi
   }
 }
 
-function aspect(): number {
+/** The crop box's proportions: the model input's, or any (null) when the model pads the box to a
+ *  square itself, as face-api's does: the box is then the face's. */
+function aspect(): number | null {
+  if (readsFaceBox()) return null;
   const input = state.model?.architecture.input ?? [1, 1];
   return input[0] / input[1];
 }
@@ -362,6 +382,7 @@ function resetResults(): void {
   el.stage.textContent = '';
   el.saved.textContent = '';
   el.downloads.hidden = true;
+  el.downloadNote.hidden = true;
   state.curve.count = 0;
   state.curve.marks = [];
   state.curve.planned = 0;
@@ -386,10 +407,18 @@ async function useModel(bytes: Uint8Array, name: string): Promise<boolean> {
       // The worker keeps its own copy: ours stays usable for switching back.
       const copy = bytes.slice();
       const r = await call<'model'>({ type: 'model', bytes: copy, name }, [copy.buffer]);
+      const wasFaceBox = readsFaceBox();
       state.model = { name, architecture: r.architecture, parameters: r.parameters };
+      const faceBox = readsFaceBox();
+      if (faceBox && !wasFaceBox) setMethod(FACE_BOX_ATTACK.method);
+      else if (faceBox !== wasFaceBox) buildParams();
       const { input, labels } = r.architecture;
       const softmaxNote = endsInSoftmax(r.architecture) ? ' Its final softmax is left out: attacks work on the logits before it.' : '';
       el.modelInfo.textContent = `${name}: labels ${labels.join(', ')}; input ${input.join('×')} (${input[2] === 1 ? 'grey' : 'colour'}); ${r.parameters.toLocaleString('en')} weights.${softmaxNote}`;
+      el.viewNote.hidden = !faceBox;
+      el.viewNote.textContent = faceBox
+        ? `The pictures are the box as this network reads it: padded with black to a square, then resized to ${input[0]}×${input[1]}. That is what the attack changes.`
+        : '';
       state.targetChosen = false;
       buildTargets();
       if (state.image) crop.setAspect(aspect());
@@ -421,7 +450,42 @@ async function loadDefaultModel(): Promise<void> {
   } catch (e) {
     return failed('Could not download the default model', e, el.modelError);
   }
-  await useModel(state.defaultBytes, 'default.safetensors');
+  if (await useModel(state.defaultBytes, 'default.safetensors')) state.modelRadio = el.modelDefault;
+}
+
+/** Offers face-api's network when the build converted it, with where it came from. */
+function offerFaceApi(): void {
+  if (!FACEAPI) return;
+  const { name, version, license } = FACEAPI.source;
+  el.modelFaceapi.closest('label')!.hidden = false;
+  el.modelFaceapiNote.hidden = false;
+  el.modelFaceapiNote.textContent = `face-api.js's gender classifier (man or woman for a face box), converted when this page was built from ${name} ${version} (${license} licence).`;
+}
+
+async function useFaceApi(): Promise<boolean> {
+  try {
+    if (!state.faceapiBytes) {
+      const r = await fetch(FACEAPI!.url);
+      if (!r.ok) throw new Error(`HTTP ${r.status}`);
+      state.faceapiBytes = new Uint8Array(await r.arrayBuffer());
+    }
+  } catch (e) {
+    failed('Could not download the face-api.js model', e, el.modelError);
+    return false;
+  }
+  return useModel(state.faceapiBytes, FACEAPI_NAME);
+}
+
+/** Whether the model in use reads the crop box as a face box, as face-api does. */
+function readsFaceBox(): boolean {
+  return state.model?.architecture.preprocess.resize === 'face-api';
+}
+
+/** The form's defaults for the model in use: the page's, with the L∞ budget for face boxes. */
+function formDefaults(method: MethodSpec, given: Params = {}): Params {
+  const defaults = defaultParams(method, given);
+  if (readsFaceBox() && 'eps' in defaults && (given.norm ?? defaults.norm) !== 'l2') defaults.eps = FACE_BOX_ATTACK.linfEps;
+  return defaults;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -487,7 +551,7 @@ function buildParams(): void {
   const method = methodById(el.method.value);
   el.methodSummary.textContent = method.summary;
   el.methodPaper.textContent = method.paper;
-  shownDefaults = defaultParams(method);
+  shownDefaults = formDefaults(method);
   el.params.replaceChildren(
     ...method.params.map((p) => {
       const id = `param-${p.key}`;
@@ -552,7 +616,7 @@ function choices(method: MethodSpec): Params {
 
 /** A choice changed: the fields still at their default take the new default. */
 function followDefaults(method: MethodSpec): void {
-  const next = defaultParams(method, choices(method));
+  const next = formDefaults(method, choices(method));
   for (const p of method.params) {
     if (p.kind === 'choice' || p.kind === 'boolean' || method.auto.has(p.key)) continue;
     const input = fieldOf(p.key);
@@ -834,6 +898,13 @@ async function offerDownloads(adversarial: Float32Array, perturbation: Float32Ar
   ];
   state.urls = blobs.map(([a, bytes, type]) => (a.href = URL.createObjectURL(new Blob([bytes as BlobPart], { type }))));
   el.downloads.hidden = false;
+  // As `mislead attack --crop` saves it: what was attacked and judged, not the photo.
+  const [h, w] = arch.input;
+  const r = crop.value, photo = state.image;
+  el.downloadNote.hidden = !photo || (r.w === photo.width && r.h === photo.height && r.w === w && r.h === h);
+  el.downloadNote.textContent = photo
+    ? `adversarial.png is the picture the network read, ${w}×${h} as shown above, made from the box ${r.w}×${r.h} at (${r.x}, ${r.y}) of ${state.imageName} (${photo.width}×${photo.height}), as “mislead attack --crop” saves it; the photo itself is not changed.`
+    : '';
   try {
     const { logits } = await call<'predicted'>({ type: 'predict', inputs: [imageToInput(image, arch)] });
     const labels = arch.labels;
@@ -852,6 +923,7 @@ async function offerDownloads(adversarial: Float32Array, perturbation: Float32Ar
 
 buildMethods();
 buildSamples();
+offerFaceApi();
 paintLoss(el.loss, state.curve);
 
 /** Refuses a target the network already gives the picture: there is nothing to do. */
@@ -916,16 +988,19 @@ async function pickModelFile(file: File): Promise<void> {
     el.modelOwn.disabled = false;
     el.modelOwn.checked = true;
     el.modelOwnLabel.textContent = `Your model: ${file.name}`;
-  } else {
+    state.modelRadio = el.modelOwn;
+  } else if (state.modelRadio) {
     // The previous model is still the one in use.
-    (state.model?.name === state.ownModel?.name && state.ownModel ? el.modelOwn : el.modelDefault).checked = !!state.model;
+    state.modelRadio.checked = true;
   }
 }
-for (const radio of [el.modelDefault, el.modelOwn]) {
-  radio.addEventListener('change', () => {
+for (const radio of [el.modelDefault, el.modelOwn, el.modelFaceapi]) {
+  radio.addEventListener('change', async () => {
     if (!radio.checked) return;
     const source = radio === el.modelOwn ? state.ownModel : state.defaultBytes && { bytes: state.defaultBytes, name: 'default.safetensors' };
-    if (source) void useModel(source.bytes, source.name);
+    const used = radio === el.modelFaceapi ? await useFaceApi() : source ? await useModel(source.bytes, source.name) : false;
+    if (used) state.modelRadio = radio;
+    else if (state.modelRadio) state.modelRadio.checked = true;
   });
 }
 
