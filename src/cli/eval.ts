@@ -82,7 +82,7 @@ async function robustness(model: Model, modelPath: string, set: LabelledSet, nam
     const accuracy = Array.from(predicted).filter((p, i) => p === set.labels[i]).length / set.labels.length;
     const last = eps === 0 ? undefined : runs[runs.length - 1].results;
     const perImage = (count: (r: AttackResult) => number) => last && last.reduce((t, r) => t + count(r), 0) / last.length;
-    const broken = last && brokenByPart(last, resolved);
+    const broken = last && brokenByPart(last, resolved, labels(model).length);
     points.push({ eps, accuracy, gradients: perImage((r) => r.gradients), queries: perImage((r) => r.queries), ...(broken?.length && { broken_by: Object.fromEntries(broken) }) });
     if (!values.json) print(`eps ${String(eps).padStart(5)}  accuracy under ${method} ${(100 * accuracy).toFixed(2)} %`);
   }
