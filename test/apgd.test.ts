@@ -43,12 +43,17 @@ describe('APGD', () => {
     expect(at(10)).toEqual([3, 5, 6, 7, 8, 9, 10]);
   });
 
-  // Over 3 models × 3 image sets × 5 budgets (720 attacks of an image), APGD-CE fools every
-  // image PGD-40 fools but one: the three-class model's image 3 of set 1 at L∞ 2, where its one
-  // random start climbs to a local maximum of the cross-entropy (0.99, against PGD's path to a
-  // wrong class); other seeds of its start succeed there. That image is the one exception allowed.
+  // Over 3 models × 3 image sets × 5 budgets (720 attacks of an image), APGD-CE with the paper's
+  // one start fools every image PGD-40 fools but one: the three-class model's image 3 of set 1 at
+  // L∞ 2. That is the algorithm's, not a slip of this code: from the random start both share,
+  // PGD's steps of ε/8 walk to class 1 in 11 steps, while APGD's first step of 2ε lands on a
+  // corner of the ball near a local maximum of the cross-entropy (0.99), and no iterate after is
+  // misclassified (at the end the original class still leads by 0.02); of 8 seeds of its start,
+  // 2 end so, while PGD-40 wins from all 8. The paper's remedy, a restart from another random
+  // point, breaks it: with 2 restarts no image is lost. (A restart's first round is the one-start
+  // run itself, so only the images lost need checking.)
   for (const [name, arch] of Object.entries(MODELS)) {
-    it(`${name}: APGD-CE succeeds on every image PGD-40 fools, over image sets, eps and both norms`, () => {
+    it(`${name}: APGD-CE succeeds on every image PGD-40 fools, over image sets, eps and both norms (with a restart)`, () => {
       let pgdWins = 0, apgdWins = 0;
       const lost: string[] = [];
       for (const seed of [1, 2, 3]) {
@@ -57,9 +62,12 @@ describe('APGD', () => {
         for (const [norm, eps] of [['linf', 1], ['linf', 2], ['linf', 4], ['l2', 16], ['l2', 48]] as const) {
           const pgd = runAttack(net, xs, { method: 'pgd', norm, eps, iterations: 40, seed });
           const apgd = runAttack(net, xs, { method: 'apgd-ce', norm, eps, seed });
-          pgd.forEach((r, i) => {
-            if (r.success && !apgd[i].success) lost.push(`image ${i} of set ${seed}, ${norm} ${eps}`);
-          });
+          const lostHere = pgd.flatMap((r, i) => (r.success && !apgd[i].success ? [i] : []));
+          lost.push(...lostHere.map((i) => `image ${i} of set ${seed}, ${norm} ${eps}`));
+          if (lostHere.length > 0) {
+            const restarted = runAttack(net, xs, { method: 'apgd-ce', norm, eps, seed, restarts: 2 });
+            for (const i of lostHere) expect(restarted[i].success).toBe(true);
+          }
           pgdWins += pgd.filter((r) => r.success).length;
           apgdWins += apgd.filter((r) => r.success).length;
           checkSaved(net, xs, apgd, norm, eps);

@@ -72,7 +72,7 @@ export const apgdCe: Method<Required<ApgdCeOptions>> = {
   planned: (o) => o.iterations * o.restarts,
   ball: (o) => ({ norm: o.norm, eps: o.eps }),
   rounds: (o) => ({ count: o.restarts, name: 'restart' }),
-  start: (run, o, first) => new AutoPgd(run, { ...o, loss: 'ce', targetClasses: 1, first }),
+  start: (run, o) => new AutoPgd(run, { ...o, loss: 'ce', targetClasses: 1 }),
   loss: {
     scale: 'log',
     about: (targeted) => (targeted ? 'Cross-entropy of the target label (the attack lowers it).' : 'Cross-entropy of the original label (the attack raises it).'),
@@ -91,7 +91,7 @@ export const apgdDlr: Method<Required<ApgdDlrOptions>> = {
   planned: (o) => o.iterations * o.restarts,
   ball: (o) => ({ norm: o.norm, eps: o.eps }),
   rounds: (o) => ({ count: o.restarts, name: 'restart' }),
-  start: (run, o, first) => new AutoPgd(run, { ...o, loss: run.targets ? 'dlr-targeted' : 'dlr', targetClasses: 1, first }),
+  start: (run, o) => new AutoPgd(run, { ...o, loss: run.targets ? 'dlr-targeted' : 'dlr', targetClasses: 1 }),
   loss: dlrLoss,
 };
 
@@ -107,7 +107,7 @@ export const apgdT: Method<Required<ApgdTOptions>> = {
   planned: (o) => o.iterations * o.restarts * o.targetClasses,
   ball: (o) => ({ norm: o.norm, eps: o.eps }),
   rounds: (o) => ({ count: o.restarts * o.targetClasses, name: 'run' }),
-  start: (run, o, first) => new AutoPgd(run, { ...o, loss: 'dlr-targeted', first }),
+  start: (run, o) => new AutoPgd(run, { ...o, loss: 'dlr-targeted' }),
   loss: dlrLoss,
 };
 
@@ -126,8 +126,6 @@ interface AutoPgdParams {
   earlyStop: boolean;
   seed: number;
   loss: Loss;
-  /** The batch's first image in the inputs. */
-  first: number;
 }
 
 /** The checkpoints w_j = ⌈p_j·N⌉ (j ≥ 1) of N iterations, flagged in an array indexed by k. */
@@ -222,7 +220,7 @@ class AutoPgd extends Rounds {
     for (let i = 0; i < n; i++) {
       if (run.frozen[i]) continue;
       const o = i * size;
-      const rand = random((Math.imul(p.seed + p.first + i, 0x9e3779b1) + round) >>> 0);
+      const rand = random((Math.imul(p.seed + run.index[i], 0x9e3779b1) + round) >>> 0);
       let scale = 0;
       for (let j = o; j < o + size; j++) {
         const u = p.norm === 'linf' ? 2 * rand() - 1 : Math.sqrt(-2 * Math.log(1 - rand())) * Math.cos(2 * Math.PI * rand());

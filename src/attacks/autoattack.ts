@@ -1,9 +1,10 @@
 // AutoAttack (Croce & Hein, "Reliable evaluation of adversarial robustness with an ensemble of
 // diverse parameter-free attacks", ICML 2020, §5), as their code (autoattack/autoattack.py) runs
 // it: attacks run in turn, each on the images no earlier one broke; an image counts as robust
-// only if every one fails. The parts are the registry's own methods, each stepped on the batch in
-// a workspace of its own with the images already broken frozen, so that each image meets every
-// part exactly as it would alone (same random streams, same settings).
+// only if every one fails. The parts are the registry's own methods, each stepped on the images
+// still standing gathered into a workspace of their own (a broken image costs no forward pass of
+// the parts after), so that each image meets every part exactly as it would alone (its random
+// streams are seeded by its index in the inputs; same settings).
 //   standard  APGD-CE (100 iterations, 1 restart), APGD-T (9 target classes, 100 iterations),
 //             Square (5000 queries). Their FAB-T, between APGD-T and Square, is not built here.
 //   rand      APGD-CE and APGD-DLR, for models with randomness. Their EOT over 20 draws averages
@@ -12,7 +13,7 @@
 //   custom    the parts given, in order.
 import { InputError } from '../errors.js';
 import { apgdCe, apgdDlr, apgdT } from './apgd.js';
-import { bestOther, Workspace, type BatchRun, type Norm } from './batch.js';
+import { bestOther, type BatchRun, type Norm } from './batch.js';
 import { bim } from './bim.js';
 import { fgsm } from './fgsm.js';
 import { eps, norm, readOptions, DEFAULT_EPS, type Method, type Stepper } from './method.js';
@@ -93,7 +94,7 @@ export const autoattack: Method<AutoAttackParams> = {
   ],
   planned: (o) => partsOf(o).reduce((sum, { method, options }) => sum + method.planned(options), 0),
   ball: (o) => ({ norm: o.norm, eps: o.eps }),
-  start: (run, o, first) => new AutoAttack(run, partsOf(o), first),
+  start: (run, o) => new AutoAttack(run, partsOf(o)),
   loss: { scale: 'linear', about: () => "The running part's loss: APGD-CE's cross-entropy, the DLR loss of APGD-DLR and APGD-T, Square's logit margin." },
 };
 
@@ -114,16 +115,17 @@ function partsOf(o: AutoAttackParams): Part[] {
 /** One batch: the parts in turn, each in a run of its own on the images not broken yet. */
 class AutoAttack implements Stepper {
   private next = 0;
-  private current: { part: Part; ws: Workspace; run: BatchRun; stepper: Stepper } | null = null;
+  /** The running part, its run on the images `which` (positions in the batch), its stepper. */
+  private current: { part: Part; which: Int32Array; run: BatchRun; stepper: Stepper } | null = null;
   /** The logit margin of each image's result so far (the worst case kept: the lowest). */
   private readonly margin: Float64Array;
 
-  constructor(private readonly run: BatchRun, private readonly parts: readonly Part[], private readonly first: number) {
+  constructor(private readonly run: BatchRun, private readonly parts: readonly Part[]) {
     const n = run.n;
     run.brokenBy = new Array<string | null>(n).fill(null);
     this.margin = new Float64Array(n).fill(Infinity);
     // Until a part comes closer, an image's result is the original.
-    this.keepWorst(run.x0, run.ws.forward(run.x0));
+    this.keepWorst(Int32Array.from({ length: n }, (_, i) => i), run.x0, run.ws.forward(run.x0));
   }
 
   step(): boolean {
@@ -152,19 +154,18 @@ class AutoAttack implements Stepper {
 
   dispose(): void {
     this.current?.stepper.dispose?.();
-    this.current?.ws.dispose();
+    this.current?.run.ws.dispose();
     this.current = null;
   }
 
   private open(part: Part): void {
     const { run } = this;
-    const ws = new Workspace(run.ws.net, run.n);
+    const which = Int32Array.from({ length: run.n }, (_, i) => i).filter((i) => !run.frozen[i]);
+    const sub = run.part(which, part.method.id, part.method.ball(part.options), part.method.planned(part.options));
     try {
-      const sub = run.part(ws, part.method.id, part.method.ball(part.options), part.method.planned(part.options));
-      sub.frozen.set(run.frozen);
-      this.current = { part, ws, run: sub, stepper: part.method.start(sub, part.options, this.first) };
+      this.current = { part, which, run: sub, stepper: part.method.start(sub, part.options) };
     } catch (e) {
-      ws.dispose();
+      sub.ws.dispose();
       throw e;
     }
   }
@@ -173,32 +174,32 @@ class AutoAttack implements Stepper {
    *  where they come closer to breaking the image than what was kept. */
   private close(): void {
     const { run } = this;
-    const { part, run: sub } = this.current!;
-    for (let i = 0; i < run.n; i++) {
-      if (run.frozen[i]) continue;
-      run.iterations[i] += sub.iterations[i];
-      run.gradients[i] += sub.gradients[i];
-      run.queries[i] += sub.queries[i];
-      if (!sub.success[i]) continue;
-      run.succeed(i, sub.adversarial, sub.after);
+    const { part, which, run: sub } = this.current!;
+    which.forEach((i, k) => {
+      run.iterations[i] += sub.iterations[k];
+      run.gradients[i] += sub.gradients[k];
+      run.queries[i] += sub.queries[k];
+      if (!sub.success[k]) return;
+      run.succeed(i, sub.adversarial, sub.after, k);
       run.brokenBy![i] = part.method.id;
-    }
-    this.keepWorst(sub.adversarial, sub.after);
+    });
+    this.keepWorst(which, sub.adversarial, sub.after);
     this.dispose();
   }
 
-  /** Keeps, for each image still resisting, `x` and its logits `z` if its margin is lower. */
-  private keepWorst(x: Float32Array, z: Float32Array): void {
+  /** Keeps, for each image `which[k]` still resisting, image k of `x` and its logits (rows of
+   *  `z`) if its margin is lower. */
+  private keepWorst(which: Int32Array, x: Float32Array, z: Float32Array): void {
     const { run } = this;
     const classes = run.classes;
-    for (let i = 0; i < run.n; i++) {
-      if (run.frozen[i]) continue;
-      const own = run.before[i], at = i * classes;
+    which.forEach((i, k) => {
+      if (run.frozen[i]) return;
+      const own = run.before[i], at = k * classes;
       const m = z[at + own] - z[at + bestOther(z, at, classes, own)];
       if (m < this.margin[i]) {
         this.margin[i] = m;
-        run.record(i, x, z, false);
+        run.record(i, x, z, false, k);
       }
-    }
+    });
   }
 }

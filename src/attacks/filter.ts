@@ -44,7 +44,7 @@ export const filter: Method<FilterParams> = {
   }),
   planned: (o) => o.iterations,
   ball: () => null,
-  start: (run, o, first) => new FilterRun(run, o, first),
+  start: (run, o) => new FilterRun(run, o),
   loss: { scale: 'log', about: () => '−log p(target) + β·ΣDX²/2' },
 };
 
@@ -57,15 +57,15 @@ class FilterRun implements Stepper {
   private readonly all: Uint8Array;
   private t = 0;
 
-  constructor(private readonly run: BatchRun, private readonly o: FilterParams, first: number) {
-    const { n, size, geo } = run;
+  constructor(private readonly run: BatchRun, private readonly o: FilterParams) {
+    const { n, size, geo, index } = run;
     let init: Float32Array | undefined;
-    if (o.init.some((d, i) => d && i >= first && i < first + n)) {
+    if (index.some((k) => o.init[k])) {
       init = new Float32Array(n * size);
       for (let i = 0; i < n; i++) {
-        const d = o.init[first + i];
+        const d = o.init[index[i]];
         if (!d) continue;
-        if (d.length !== size) throw new InputError(`filter: init of image ${first + i} has ${d.length} values, the model takes ${size}`);
+        if (d.length !== size) throw new InputError(`filter: init of image ${index[i]} has ${d.length} values, the model takes ${size}`);
         init.set(d, i * size);
       }
     }

@@ -22,7 +22,7 @@ export interface GradientParams {
   decay: number | null;
   /** Stop (freeze) an image as soon as its saved form is adversarial. */
   earlyStop: boolean;
-  /** The seed of this batch's first image; image i starts from random(seed + i, round). */
+  /** Image i of the batch starts from random(seed + its index in the inputs, round). */
   seed: number;
 }
 
@@ -81,7 +81,7 @@ export class GradientAttack extends Rounds {
       if (run.frozen[i]) continue;
       const o = i * size;
       xs.set(x0.subarray(o, o + size), o);
-      if (p.randomStart) randomStart(xs, o, size, p.norm, p.eps, random((Math.imul(p.seed + i, 0x9e3779b1) + round) >>> 0));
+      if (p.randomStart) randomStart(xs, o, size, p.norm, p.eps, random((Math.imul(p.seed + run.index[i], 0x9e3779b1) + round) >>> 0));
       project(xs, x0, o, size, p, geo);
       this.momentum?.fill(0, o, o + size);
     }

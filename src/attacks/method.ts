@@ -63,7 +63,7 @@ export interface Method<O extends { method: string } = { method: string }> {
   notes?(o: O, classes: number): string[];
   /** What a round is called when there are several (PGD's restarts, C&W's binary-search steps). */
   rounds?(o: O): { count: number; name: string };
-  start(run: BatchRun, o: O, first: number): Stepper;
+  start(run: BatchRun, o: O): Stepper;
   /** What the loss of progress reports is. */
   loss: { scale: 'log' | 'linear'; about(targeted: boolean): string };
 }

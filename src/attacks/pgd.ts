@@ -42,6 +42,6 @@ export const pgd: Method<Required<PgdOptions>> = {
   planned: (o) => o.iterations * o.restarts,
   ball: (o) => ({ norm: o.norm, eps: o.eps }),
   rounds: (o) => ({ count: o.restarts, name: 'restart' }),
-  start: (run, o, first) => gradientSteps(run, o, { restarts: o.restarts, randomStart: o.randomStart, seed: o.seed + first }),
+  start: (run, o) => gradientSteps(run, o, { restarts: o.restarts, randomStart: o.randomStart, seed: o.seed }),
   loss: crossEntropyLoss,
 };

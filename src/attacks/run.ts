@@ -210,11 +210,12 @@ export class AttackRun {
         : method.target === 'required' ? before.map((c) => (c === 0 ? 1 : 0))
         : null;
       const planned = method.planned(o);
-      const run = new BatchRun(ws, geo, x0, before, targets, o.quantize, method.ball(o), this.hooks, {
+      const index = Int32Array.from({ length: n }, (_, i) => first + i);
+      const run = new BatchRun(ws, geo, x0, index, before, targets, o.quantize, method.ball(o), this.hooks, {
         method: o.method, batch: b, batches: this.batches, done: b * planned, planned, total: this.total,
       });
       const nothingToDo = o.target !== null && before.every((c) => c === o.target);
-      this.current = { ws, run, stepper: nothingToDo ? { step: () => false } : method.start(run, o, first), first, beforeLogits, started };
+      this.current = { ws, run, stepper: nothingToDo ? { step: () => false } : method.start(run, o), first, beforeLogits, started };
     } catch (e) {
       ws.dispose();
       throw e;

@@ -51,7 +51,7 @@ export const square: Method<SquareParams> = {
   },
   planned: (o) => o.queries,
   ball: (o) => ({ norm: o.norm, eps: o.eps }),
-  start: (run, o, first) => new Square(run, o, first),
+  start: (run, o) => new Square(run, o),
   loss: { scale: 'linear', about: () => 'The logit margin left to cross (below 0: crossed); the attack lowers it.' },
 };
 
@@ -79,10 +79,10 @@ class Square implements Stepper {
   private readonly window: Float64Array;
   private i = -1;
 
-  constructor(private readonly run: BatchRun, private readonly p: SquareParams, first: number) {
+  constructor(private readonly run: BatchRun, private readonly p: SquareParams) {
     const { n, size } = run;
     this.ball = { norm: p.norm, eps: p.eps * run.geo.unit };
-    this.rands = Array.from({ length: n }, (_, i) => random(Math.imul(p.seed + first + i, 0x9e3779b1) >>> 0));
+    this.rands = Array.from({ length: n }, (_, i) => random(Math.imul(p.seed + run.index[i], 0x9e3779b1) >>> 0));
     this.best = new Float32Array(n * size);
     this.margin = new Float64Array(n);
     this.xs = new Float32Array(n * size);

@@ -97,7 +97,7 @@ async function robustness(model: Model, modelPath: string, set: LabelledSet, nam
       runs.push({ name: `eps ${eps}`, results });
       kept = results.filter((r) => r.after.index === r.before.index).length;
       const perImage = (count: (r: ResultRecord) => number) => results.reduce((t, r) => t + count(r), 0) / results.length;
-      const broken = brokenByPart(results, resolved);
+      const broken = brokenByPart(results, resolved, labels(model).length);
       point = { attacked: results.length, ms_per_image: Number((ms / results.length).toPrecision(4)), gradients: perImage((r) => r.gradients), queries: perImage((r) => r.queries), ...(broken.length && { broken_by: Object.fromEntries(broken) }) };
     }
     const accuracy = kept / set.labels.length;

@@ -396,7 +396,7 @@ function writeSummary(job: AttackJob, net: Net, outputs: OutputSet, inputOf: (i:
     ...(summary.skipped === 0 ? [] : [['skipped (already the target: nothing to do)', String(summary.skipped)]]),
     [summary.skipped === 0 ? 'success over all images' : `success over the ${summary.images - summary.skipped} attacked`, `${pct(summary.success)} (re-read from the saved files: ${pct(savedSuccess)})`],
     ...(summary.success_correct === undefined ? [] : [[`success over the ${summary.correct} classified correctly before`, pct(summary.success_correct)]]),
-    ...brokenByPart(results, run.params).map(([part, count]) => [`broken by ${part}`, String(count)]),
+    ...brokenByPart(results, run.params, arch.labels.length).map(([part, count]) => [`broken by ${part}`, String(count)]),
     ['L2 mean / median (grey levels)', `${summary.l2_pixels.mean.toFixed(2)} / ${summary.l2_pixels.median.toFixed(2)}`],
     ['L∞ mean / median (grey levels)', `${summary.linf_pixels.mean.toFixed(2)} / ${summary.linf_pixels.median.toFixed(2)}`],
     ['PSNR mean / median (dB)', `${summary.psnr.mean.toFixed(2)} / ${summary.psnr.median.toFixed(2)}`],
@@ -467,11 +467,14 @@ function resultRow(image: string, labels: string[], r: ResultRecord) {
   };
 }
 
-/** For a method made of parts (its params list them): how many images each part broke, in order. */
-export function brokenByPart(results: readonly ResultRecord[], params: object): [string, number][] {
+/** For a method made of parts (its params list them): how many images each part broke, in order;
+ *  a part that refuses a model of `classes` classes did not run (the method's notes say so), and
+ *  is left out rather than shown to have broken nothing. */
+export function brokenByPart(results: readonly ResultRecord[], params: object, classes: number): [string, number][] {
   const parts = (params as { parts?: string }).parts;
   if (parts === undefined) return [];
-  return parts.split(',').map((part) => [part, results.filter((r) => r.brokenBy === part).length]);
+  const ran = parts.split(',').filter((part) => !methodById(part).refuses?.(classes, false));
+  return ran.map((part) => [part, results.filter((r) => r.brokenBy === part).length]);
 }
 
 const round = (v: number) => (Number.isFinite(v) ? Number(v.toPrecision(6)) : v);
