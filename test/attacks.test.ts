@@ -7,7 +7,7 @@ import { GCProfiler } from 'node:v8';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { argmax, predictLogits, Net } from '../src/core/net.js';
 import { DEFAULT_MODEL } from '../src/node/files.js';
-import { FilterAttack, METHODS, nothingToDo, readOptions, runAttack, startAttack, summarize, type AttackOptions, type AttackResult, type ProgressInfo } from '../src/attacks/index.js';
+import { FilterAttack, METHODS, nothingToDo, readOptions, resolveOptions, runAttack, startAttack, summarize, type AttackOptions, type AttackResult, type ProgressInfo } from '../src/attacks/index.js';
 import type { Engine } from '../src/core/engine.js';
 import { InputError } from '../src/errors.js';
 import { decodeImage, encodePng } from '../src/formats/image.js';
@@ -563,6 +563,10 @@ describe('options', () => {
       expect(() => runAttack(net, xs, options)).toThrow(message);
     }
     expect(() => runAttack(net, [new Float32Array(3)], { method: 'fgsm' })).toThrow(/image 0 has 3 values, the model takes 8×8×1 = 64/);
+    // The batch size by default: 32 images of 48×48, fewer of larger inputs, down to one.
+    const batch = (size: number) => resolveOptions({ method: 'pgd' }, 2, undefined, size).batchSize;
+    expect([batch(8 * 8), batch(48 * 48), batch(64 * 64 * 3), batch(112 * 112 * 3)]).toEqual([32, 32, 6, 1]);
+    expect(resolveOptions({ method: 'pgd', batchSize: 5 }, 2, undefined, 112 * 112 * 3).batchSize).toBe(5);
   });
 });
 

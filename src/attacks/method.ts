@@ -105,9 +105,17 @@ function checkValue(what: string, p: Parameter, v: unknown): Value | undefined {
   }
 }
 
+/** The batch size for inputs of `size` values when none is given. Batching amortises each pass's
+ *  fixed costs over small images; on a large one the kernels are busy on one image alone, and a
+ *  batch only carries its images that already succeeded along until its last one is done. */
+export const defaultBatchSize = (size: number) => Math.max(1, Math.min(32, Math.floor((32 * 48 * 48) / size)));
+
 /** The options every method has besides its own parameters. */
 export const COMMON: readonly Parameter[] = [
-  { key: 'batchSize', flag: 'batch', label: 'Batch size', kind: 'int', default: 32, min: 1, max: 65536, hint: 'Images per pass through the engine.' },
+  {
+    key: 'batchSize', flag: 'batch', label: 'Batch size', kind: 'int', min: 1, max: 65536, hint: 'Images per pass through the engine.',
+    derived: '32 for the 48×48 grey faces; for larger inputs as many as make 73,728 input values (1 from 224×224×1 or 157×157×3 up)',
+  },
   { key: 'quantize', label: 'Judge as saved', kind: 'boolean', default: true, hint: 'Round to the 8-bit grid and judge success on that image.' },
 ];
 

@@ -26,7 +26,7 @@
 import { InputError } from '../errors.js';
 import { argmax, type Net } from '../core/net.js';
 import { BatchRun, geometry, toPixel, Workspace, type Geometry, type Hooks, type ProgressInfo } from './batch.js';
-import { COMMON, readOptions, type Method, type Stepper, type Subject } from './method.js';
+import { COMMON, defaultBatchSize, readOptions, type Method, type Stepper, type Subject } from './method.js';
 import { distances, norms, psnr, ssim } from './metrics.js';
 import { METHODS, methodById } from './registry.js';
 
@@ -92,9 +92,10 @@ export interface AttackResult {
   brokenBy?: string | null;
 }
 
-/** Checks the options and fills in the defaults. Throws an InputError for a bad value, naming
- *  it by `subject` (the command line names its flags). */
-export function resolveOptions(options: AttackOptions, classes: number, subject?: Subject): ResolvedOptions {
+/** Checks the options and fills in the defaults (the batch size's from the model's `inputSize`,
+ *  in values). Throws an InputError for a bad value, naming it by `subject` (the command line
+ *  names its flags). */
+export function resolveOptions(options: AttackOptions, classes: number, subject?: Subject, inputSize = 48 * 48): ResolvedOptions {
   const method = methodById(options.method);
   const given = options as unknown as Record<string, unknown>;
   const values = readOptions(method.id, method.parameters, given, subject);
@@ -105,7 +106,7 @@ export function resolveOptions(options: AttackOptions, classes: number, subject?
   if (target !== null && (!Number.isSafeInteger(target) || target < 0 || target >= classes)) {
     throw new InputError(`${method.id}: target must be a label index from 0 to ${classes - 1}, got ${String(target)}`);
   }
-  return { ...method.resolve(values, given), target, batchSize: common.batchSize, quantize: common.quantize } as ResolvedOptions;
+  return { ...method.resolve(values, given), target, batchSize: common.batchSize ?? defaultBatchSize(inputSize), quantize: common.quantize } as ResolvedOptions;
 }
 
 /** Iterations planned per batch, for progress (and a live loss curve's x axis). */
@@ -149,7 +150,7 @@ export class AttackRun {
 
   constructor(private readonly net: Net, private readonly inputs: readonly Float32Array[], options: AttackOptions, hooks: Hooks = {}) {
     this.geo = geometry(net.architecture);
-    this.options = resolveOptions(options, this.geo.classes);
+    this.options = resolveOptions(options, this.geo.classes, undefined, this.geo.size);
     this.method = methodById(this.options.method);
     inputs.forEach((x, i) => {
       if (x.length !== this.geo.size) throw new InputError(`image ${i} has ${x.length} values, the model takes ${this.geo.height}×${this.geo.width}×${this.geo.channels} = ${this.geo.size}`);

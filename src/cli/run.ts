@@ -190,7 +190,7 @@ async function attack(job: AttackJob): Promise<void> {
   const target = job.target === undefined ? undefined : resolveTarget(arch.labels, job.target, 0);
   // The filter is the tutorial's: its result is X + DX in float, the 8-bit file judged apart.
   const options = { ...job.options, target, quantize: job.options.method !== 'filter' } as AttackOptions;
-  const resolved = resolveOptions(options, arch.labels.length);
+  const resolved = resolveOptions(options, arch.labels.length, undefined, arch.input[0] * arch.input[1] * arch.input[2]);
   const iterative = plannedIterations(resolved) > 1;
   const note = { ...softmaxNote(arch, job.json), ...methodNotes(resolved, arch.labels.length, job.json) };
   const outputs = new OutputSet(job.out, job.force, single ? [...SINGLE_FILES, ...(iterative ? ['loss.svg'] : [])] : [...BATCH_FILES, ...(options.method === 'square' ? ['queries.svg', 'queries.png'] : [])], { quiet: job.quiet });
