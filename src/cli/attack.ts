@@ -25,6 +25,8 @@ export const attackCommand: Command = {
     'One IMAGE: adversarial.png, perturbation.npy, filter.png, figure.png (and loss.svg for filter) and',
     'report.json in --out (default ./out). Several images, globs or a folder: a batch,',
     'spread over --workers threads: adversarial/, summary.csv, summary.json, contact.png and a table.',
+    '--batch N: images per pass through the engine (default: 32 faces of 48×48; for larger inputs as many',
+    'as make 73,728 values, one at a time for 112×112×3).',
     'With --queue, the batch is cut into jobs of --per-job images (default 8) for the workers of that',
     'queue ("mislead worker"), with the same results; an image whose job fails is reported with its error.',
     'An image whose folder\'s labels.csv gives it a face box (face_x,face_y,face_w,face_h) is read from that',
