@@ -109,13 +109,13 @@ export async function submitRun(run: QueueRun, use: (outcomes: Outcome[]) => Pro
       }));
     };
     await sweep(true);
-    // Then jobs are heard of as they finish, from the queue's event stream, read from a moment
-    // before the second sweep (with a margin: events heard twice are harmless), so that a job
+    // Then jobs are heard of as they finish, from the queue's event stream, read from the
+    // millisecond before the second sweep (an event heard twice is harmless), so that a job
     // finishing in between is either swept or heard. The stream's reader keeps its place across
     // reconnections; a sweep after each reconnection, and every SWEEP_MS, finds the jobs Redis
     // lost and any event the stream dropped (it keeps the last 10,000 or so).
     const [seconds, micros] = (await redis.time()) as [number | string, number | string];
-    const events = new QueueEvents(QUEUE_NAME, { connection: connectionOptions(address), lastEventId: `${Number(seconds) * 1000 + Math.floor(Number(micros) / 1000) - 1000}-0` });
+    const events = new QueueEvents(QUEUE_NAME, { connection: connectionOptions(address), lastEventId: `${Number(seconds) * 1000 + Math.floor(Number(micros) / 1000) - 1}-0` });
     events.on('error', () => {});
     events.on('completed', ({ jobId, returnvalue }) => pending.has(jobId) && finish(pending.get(jobId)!, undefined, returnvalue));
     events.on('failed', ({ jobId, failedReason }) => pending.has(jobId) && finish(pending.get(jobId)!, failedReason || 'failed', ''));
