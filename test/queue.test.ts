@@ -8,6 +8,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { Queue } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -58,8 +59,8 @@ async function stopRedis(): Promise<void> {
 }
 
 const workers: ChildProcess[] = [];
-function startWorker(): ChildProcess {
-  const w = spawn(process.execPath, [CLI, 'worker', '--queue', url(), '--workers', '1', '--lock', '2', '--quiet'], { cwd: dir, stdio: 'ignore' });
+function startWorker(lockSeconds = 2): ChildProcess {
+  const w = spawn(process.execPath, [CLI, 'worker', '--queue', url(), '--workers', '1', '--lock', String(lockSeconds), '--quiet'], { cwd: dir, stdio: 'ignore' });
   workers.push(w);
   return w;
 }
@@ -150,6 +151,42 @@ describe.skipIf(missing !== undefined)('attack DIR --queue', () => {
     const r = await run;
     expect(r.stderr).toBe('');
     expect(outputs('few-killed')).toEqual(outputs('few-local'));
+    await stopWorkers();
+  });
+
+  it('hands its jobs back to the queue at once when a worker is stopped by a second Ctrl-C', async () => {
+    const first = startWorker(60);
+    const run = submit('attack', 'few', ...SLOW, '--out', 'few-stopped', '--queue', url(), '--per-job', '2');
+    await until('a job is under way', () => Number(redisCli('llen', 'bull:mislead:active')) > 0);
+    const exited = new Promise((resolve) => first.once('exit', resolve));
+    first.kill('SIGINT');
+    await sleep(200);
+    first.kill('SIGINT');
+    expect(await exited).toBe(130);
+    // Not held until its 60 s lock expires: waiting already, for the next worker.
+    expect(redisCli('llen', 'bull:mislead:active')).toBe('0');
+    startWorker();
+    const r = await run;
+    expect(r.stderr).toBe('');
+    expect(outputs('few-stopped')).toEqual(outputs('few-local'));
+    await stopWorkers();
+  });
+
+  it('fails the job of a worker thread that dies, replaces the thread and goes on', async () => {
+    // A job no submitter would make: a method the thread does not know throws there, uncaught.
+    const store = (key: string, bytes: Buffer) => spawnSync('redis-cli', ['-h', '127.0.0.1', '-p', String(port), '-x', 'set', key], { input: bytes });
+    store('mislead:blob:crash-model', readFileSync(join(root, 'weights/default.safetensors')));
+    store('mislead:blob:crash-image', readFileSync(join(dir, 'few', '00000.png')));
+    const queue = new Queue('mislead', { connection: { host: '127.0.0.1', port } });
+    await queue.add('attack', { run: 'crash', model: 'crash-model', images: [{ hash: 'crash-image', name: 'few/00000.png' }], decode: 'file', options: { method: 'no-such-method' }, images8: false }, { jobId: 'crash-0', attempts: 1 });
+    await queue.close();
+    startWorker();
+    await until('the job failed', () => redisCli('zscore', 'bull:mislead:failed', 'crash-0') !== '');
+    expect(redisCli('hget', 'bull:mislead:crash-0', 'failedReason')).toMatch(/unknown attack method "no-such-method"/);
+    // The same worker, its one thread replaced, does a whole run.
+    const r = await submit('attack', 'few', ...PGD, '--out', 'after-crash', '--queue', url());
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
     await stopWorkers();
   });
 

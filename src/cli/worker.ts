@@ -11,8 +11,9 @@ export const workerCommand: Command = {
   help: [
     'Takes jobs from the queue in Redis, --workers at a time (default: one per core), each on its own',
     'thread and engine, and says on stderr how each went (not with --quiet). Ctrl-C lets the jobs under',
-    'way finish, then stops; a second Ctrl-C stops at once. A worker that dies or is stopped at once',
-    'holds its jobs no longer than --lock seconds (default 30): then another worker does them again.',
+    'way finish, then stops; a second Ctrl-C stops at once and hands them back to the queue, for another',
+    'worker to take. A worker that dies holds its jobs no longer than --lock seconds (default 30): then',
+    'another worker does them again.',
     '',
     'Examples:',
     '  mislead worker --queue redis://10.0.0.5:6379',

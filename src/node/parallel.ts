@@ -21,33 +21,55 @@ const WORKER = new URL('../../dist/node/worker.js', import.meta.url);
 
 export class Pool {
   private readonly workers: Worker[];
+  private closed = false;
 
   constructor(readonly size = availableParallelism()) {
-    this.workers = Array.from({ length: size }, () => new Worker(WORKER));
+    this.workers = Array.from({ length: size }, (_, i) => this.start(i));
+  }
+
+  /** A new worker `i`. One that dies (an uncaught error, a WASM trap, out of memory) is replaced
+   *  at once, so that a long-lived pool keeps its size; the request it was on fails (see ask). */
+  private start(i: number): Worker {
+    const worker = new Worker(WORKER);
+    worker.on('error', () => {}); // reported by the ask under way, if any
+    worker.once('exit', () => {
+      if (!this.closed && this.workers[i] === worker) this.workers[i] = this.start(i);
+    });
+    return worker;
   }
 
   /** Sends a request to worker `i` and resolves with its answer; messages `{ progress }` the
-   *  worker sends before it go to `onProgress`. */
+   *  worker sends before it go to `onProgress`. Rejects with the worker's error if it dies. */
   ask<T>(i: number, request: Request, onProgress?: (fraction: number) => void): Promise<T> {
     const worker = this.workers[i];
     return new Promise((resolve, reject) => {
-      const fail = (e: Error) => {
-        worker.off('message', message);
-        reject(e);
+      // An error is always followed by the thread's exit: the request fails then, once the
+      // thread has been replaced, so that the next request goes to the new one.
+      let error: Error | undefined;
+      const failed = (e: Error) => (error = e);
+      const exit = (code: number) => {
+        settle();
+        reject(error ?? new Error(`worker thread ${i} stopped (exit code ${code})`));
       };
       const message = (answer: T | Progress) => {
         if (isProgress(answer)) return onProgress?.(answer.progress);
-        worker.off('message', message);
-        worker.off('error', fail);
+        settle();
         resolve(answer);
       };
+      const settle = () => {
+        worker.off('message', message);
+        worker.off('error', failed);
+        worker.off('exit', exit);
+      };
       worker.on('message', message);
-      worker.once('error', fail);
+      worker.once('error', failed);
+      worker.once('exit', exit);
       worker.postMessage(request);
     });
   }
 
   async close(): Promise<void> {
+    this.closed = true;
     await Promise.all(this.workers.map((w) => w.terminate()));
   }
 

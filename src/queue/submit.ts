@@ -2,7 +2,7 @@
 // their hashes, enqueues the run's jobs (or finds them from an earlier submission of the same run),
 // waits for them while showing progress, and hands back every image's result or its job's error,
 // in the images' order. Writing the outputs is left to the command, as in a local run.
-import { Job, Queue } from 'bullmq';
+import { Job, Queue, QueueEvents } from 'bullmq';
 import { Redis } from 'ioredis';
 import { writeModel, type Model } from '../formats/model.js';
 import { INPUT_LIMITS, readInputFile } from '../node/input.js';
@@ -14,6 +14,9 @@ import { BLOB_SECONDS, blobKey, decodeResults, jobOptions, QUEUE_NAME, runId, sh
 
 /** Images a job takes, unless told otherwise. */
 export const IMAGES_PER_JOB = 8;
+
+/** How often the submitter checks every pending job, besides hearing of them as they finish. */
+const SWEEP_MS = 10_000;
 
 export interface QueueRun {
   /** `redis://HOST:PORT[/DB]`. */
@@ -67,39 +70,76 @@ export async function submitRun(run: QueueRun, use: (outcomes: Outcome[]) => Pro
     }));
     const enqueue = (list: typeof jobs) => queue.addBulk(list.map((j) => ({ name: 'attack', data: j.data, opts: { jobId: j.id, attempts: 1, removeOnComplete: false, removeOnFail: false } })));
     await enqueue(jobs);
-    // A job that failed in an earlier submission of this run is tried again (the same bad image
-    // fails again; a passing fault does not).
-    await Promise.all(jobs.map(async (j) => {
-      const found = await Job.fromId(queue, j.id);
-      if (found && (await found.isFailed())) await found.retry('failed');
-    }));
 
     const outcomes: Outcome[] = new Array(images.length);
-    const pending = new Set(jobs);
+    const pending = new Map(jobs.map((j) => [j.id, j]));
     const bar = run.title === null ? null : new Progress(run.title, images.length, { unit: 'images' });
     let done = 0;
-    while (pending.size > 0) {
-      await Promise.all([...pending].map(async (j) => {
-        const found = await Job.fromId<JobData, string>(queue, j.id);
-        if (!found) {
-          // Gone: Redis restarted without having saved it. The bytes may be gone too.
+    let wake = () => {};
+    const finish = (j: (typeof jobs)[number], failedReason: string | undefined, returnvalue: string) => {
+      if (!pending.delete(j.id)) return;
+      const n = j.data.images.length;
+      if (failedReason) for (let i = 0; i < n; i++) outcomes[j.first + i] = { error: failedReason.split('\n')[0] };
+      else decodeResults(returnvalue).forEach((r, i) => (outcomes[j.first + i] = r));
+      done += n;
+      bar?.update(done);
+      if (pending.size === 0) wake();
+    };
+    // Every pending job's state in one round trip: the finished ones are read, and the ones Redis
+    // lost (restarted without having saved them) are put back, with their bytes, which may be gone
+    // too. At the start, a job that failed in an earlier submission of this run is tried again
+    // instead (the same bad image fails again; a passing fault does not).
+    const sweep = async (retryFailed: boolean) => {
+      const list = [...pending.values()];
+      const states = await redis.pipeline(list.map((j) => ['hmget', queue.toKey(j.id), 'timestamp', 'finishedOn'])).exec();
+      await Promise.all(list.map(async (j, k) => {
+        const [error, state] = states?.[k] ?? [];
+        if (error || !Array.isArray(state)) return;
+        const [created, finishedOn] = state as (string | null)[];
+        if (created === null) {
           await store(redis, [[model, modelBytes], ...j.data.images.map((image) => [image.hash, readInputFile(paths.get(image.hash)!, 'an image', INPUT_LIMITS.image)] as [string, Uint8Array])]);
           await enqueue([j]);
           return;
         }
-        if (found.finishedOn === undefined) return;
-        const n = j.data.images.length;
-        if (found.failedReason) for (let i = 0; i < n; i++) outcomes[j.first + i] = { error: found.failedReason.split('\n')[0] };
-        else decodeResults(found.returnvalue).forEach((r, i) => (outcomes[j.first + i] = r));
-        pending.delete(j);
-        done += n;
-        bar?.update(done);
+        if (finishedOn === null) return;
+        const found = await Job.fromId<JobData, string>(queue, j.id);
+        if (!found) return;
+        if (retryFailed && found.failedReason) await found.retry('failed');
+        else finish(j, found.failedReason, found.returnvalue);
       }));
-      if (pending.size > 0) await new Promise((resolve) => setTimeout(resolve, 250));
+    };
+    await sweep(true);
+    // Then jobs are heard of as they finish, from the queue's event stream, read from the
+    // millisecond before the second sweep (an event heard twice is harmless), so that a job
+    // finishing in between is either swept or heard. The stream's reader keeps its place across
+    // reconnections; a sweep after each reconnection, and every SWEEP_MS, finds the jobs Redis
+    // lost and any event the stream dropped (it keeps the last 10,000 or so).
+    const [seconds, micros] = (await redis.time()) as [number | string, number | string];
+    const events = new QueueEvents(QUEUE_NAME, { connection: connectionOptions(address), lastEventId: `${Number(seconds) * 1000 + Math.floor(Number(micros) / 1000) - 1}-0` });
+    events.on('error', () => {});
+    events.on('completed', ({ jobId, returnvalue }) => pending.has(jobId) && finish(pending.get(jobId)!, undefined, returnvalue));
+    events.on('failed', ({ jobId, failedReason }) => pending.has(jobId) && finish(pending.get(jobId)!, failedReason || 'failed', ''));
+    const reconnected = () => wake();
+    redis.on('ready', reconnected);
+    try {
+      await events.waitUntilReady();
+      await sweep(false);
+      while (pending.size > 0) {
+        let timer: NodeJS.Timeout | undefined;
+        await new Promise<void>((resolve) => {
+          wake = resolve;
+          timer = setTimeout(resolve, SWEEP_MS);
+        });
+        clearTimeout(timer);
+        if (pending.size > 0) await sweep(false);
+      }
+    } finally {
+      redis.off('ready', reconnected);
+      await events.close();
     }
     bar?.done();
     await use(outcomes);
-    await Promise.all(jobs.map(async (j) => (await Job.fromId(queue, j.id))?.remove()));
+    await Promise.all(jobs.map((j) => queue.remove(j.id)));
   } finally {
     await queue.close();
     redis.disconnect();

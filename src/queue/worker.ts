@@ -2,7 +2,8 @@
 // threads (each thread its own engine, as in a local run), so that the main thread stays free to
 // renew the jobs' locks. A worker that dies (killed, its machine gone) stops renewing them: once
 // its locks have expired, the stalled-job check of the other workers puts its jobs back in the
-// queue, and another worker does them again.
+// queue, and another worker does them again. A thread that dies (out of memory, a WASM trap) fails
+// its job with its error and is replaced (src/node/parallel.ts), and the worker goes on.
 import { Worker, type Job } from 'bullmq';
 import { Redis } from 'ioredis';
 import { Pool } from '../node/parallel.js';
@@ -26,7 +27,7 @@ export interface WorkerSettings {
 }
 
 /** Runs jobs until SIGINT or SIGTERM: the first lets the jobs under way finish, a second stops at
- *  once (those jobs then go back to the queue when their locks expire). */
+ *  once and hands those jobs back to the queue (a third does not wait for Redis to take them). */
 export async function runWorker(settings: WorkerSettings): Promise<void> {
   const { address, threads } = settings;
   await checkReachable(address);
@@ -64,7 +65,16 @@ export async function runWorker(settings: WorkerSettings): Promise<void> {
     return encodeResults(results.map((r) => toJobResult(r, data.images8 ? architecture : undefined)));
   };
 
-  const worker = new Worker<JobData, string>(QUEUE_NAME, work, {
+  // The jobs under way and their locks' tokens, for a stop at once to hand them back.
+  const active = new Map<Job<JobData>, string>();
+  const worker = new Worker<JobData, string>(QUEUE_NAME, async (job, token) => {
+    active.set(job, token!);
+    try {
+      return await work(job);
+    } finally {
+      active.delete(job);
+    }
+  }, {
     connection: connectionOptions(address),
     concurrency: threads,
     lockDuration: settings.lockSeconds * 1000,
@@ -77,13 +87,18 @@ export async function runWorker(settings: WorkerSettings): Promise<void> {
   say(`mislead worker: ${threads} ${threads === 1 ? 'thread' : 'threads'} on ${address.url}`);
 
   await new Promise<void>((resolve) => {
-    let stopping = false;
+    let stops = 0;
     const stop = () => {
-      if (stopping) {
-        say('mislead worker: stopping now; the jobs under way go back to the queue when their locks expire');
-        process.exit(130);
+      if (++stops > 2) process.exit(130);
+      if (stops === 2) {
+        // Back in the queue's waiting list at its head, their locks released, so that another
+        // worker takes them now rather than after the lock. Should Redis not answer, they come
+        // back when their locks expire, as a killed worker's do.
+        say('mislead worker: stopping now; the jobs under way go back to the queue');
+        const handBack = Promise.allSettled([...active].map(([job, token]) => job.moveToWait(token)));
+        void Promise.race([handBack, new Promise((resolve) => setTimeout(resolve, 5000))]).then(() => process.exit(130));
+        return;
       }
-      stopping = true;
       say('mislead worker: finishing the jobs under way (Ctrl-C again to stop at once)');
       void worker.close().then(resolve);
     };
