@@ -20,7 +20,7 @@ import { readNpy } from '../../src/formats/npy.js';
 import { loadEngine } from '../../src/node/engine.js';
 import { readModelInput, type Crop } from '../../src/node/files.js';
 import { centred } from '../../web/src/crop.js';
-import { buildPage, ensureChromium, launch, ROOT, serve } from './harness.js';
+import { buildPage, ensureChromium, openPage, ROOT, serve } from './harness.js';
 
 const missing = ensureChromium();
 if (missing) console.warn(`test/web: skipping the browser tests: Chromium is not available (${missing})`);
@@ -97,19 +97,14 @@ describe.skipIf(!!missing)("face-api.js's gender network on the page", () => {
   const temp = mkdtempSync(join(tmpdir(), 'mislead-faceapi-web-'));
   const file = join(temp, 'photo.png');
   const image = photo();
-  const errors: string[] = [];
+  let errors: string[] = [];
 
   beforeAll(async () => {
     engine = await loadEngine();
     model = importFaceApiFolder(installedModelFolder());
     writeFileSync(file, encodePng(image));
     ({ url, server } = await serve(buildPage()));
-    context = await launch({ width: 1280, height: 800 });
-    page = context.pages()[0] ?? (await context.newPage());
-    page.on('pageerror', (e) => errors.push(e.message));
-    page.on('console', (m) => {
-      if (m.type() === 'error') errors.push(m.text());
-    });
+    ({ context, page, errors } = await openPage({ width: 1280, height: 800 }));
     mkdirSync(OUTPUT, { recursive: true });
   }, TIMEOUT);
 
@@ -246,13 +241,9 @@ describe.skipIf(!!missing)('the page built without face-api', () => {
     expect(readdirSync(join(dist, 'assets')).filter((f) => f.includes('faceapi'))).toEqual([]);
     const served = await serve(dist);
     server = served.server;
-    context = await launch({ width: 1280, height: 800 });
-    const page = context.pages()[0] ?? (await context.newPage());
-    const errors: string[] = [];
-    page.on('pageerror', (e) => errors.push(e.message));
-    page.on('console', (m) => {
-      if (m.type() === 'error') errors.push(m.text());
-    });
+    const opened = await openPage({ width: 1280, height: 800 });
+    context = opened.context;
+    const { page, errors } = opened;
     await page.goto(served.url);
     await waitForInput(page);
     expect(await page.locator('#model-faceapi').isVisible()).toBe(false);

@@ -23,7 +23,7 @@ import { importTfjs } from '../../src/formats/tfjs.js';
 import { initialModel } from '../../src/train/train.js';
 import { centred } from '../../web/src/crop.js';
 import { sampleOrder } from '../../web/src/methods.js';
-import { buildPage, ensureChromium, launch, ROOT, serve } from './harness.js';
+import { buildPage, ensureChromium, launch, openPage, ROOT, serve } from './harness.js';
 import { buildNetwork, IMAGENET, LABELS, picture, saveNetwork } from '../support/tfjs-model.js';
 
 const missing = ensureChromium();
@@ -103,7 +103,7 @@ describe.skipIf(!!missing)('the page in Chromium', () => {
   let sample: { name: string; image: Image };
   let dist: string;
   const temp = mkdtempSync(join(tmpdir(), 'mislead-web-test-'));
-  const errors: string[] = [];
+  let errors: string[] = [];
   const rates: Record<string, number> = {};
 
   beforeAll(async () => {
@@ -113,12 +113,7 @@ describe.skipIf(!!missing)('the page in Chromium', () => {
     sample = { name: first, image: decodeImage(readFileSync(join(WEIGHTS, 'samples', first)), first) };
     dist = buildPage();
     ({ url, server } = await serve(dist));
-    context = await launch();
-    page = context.pages()[0] ?? (await context.newPage());
-    page.on('pageerror', (e) => errors.push(e.message));
-    page.on('console', (m) => {
-      if (m.type() === 'error') errors.push(m.text());
-    });
+    ({ context, page, errors } = await openPage());
     mkdirSync(OUTPUT, { recursive: true });
   }, TIMEOUT);
 
