@@ -62,3 +62,6 @@ export function checkSaved(net: Net, xs: Float32Array[], results: AttackResult[]
     expect(Array.from(logits[i])).toEqual(r.after.logits);
   });
 }
+
+/** A JSON report read without its wall times (`ms_per_image`), which no two runs share. */
+export const withoutTimes = (json: string) => JSON.parse(json, (key, value) => (key === 'ms_per_image' ? undefined : value));

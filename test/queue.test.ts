@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Queue } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { withoutTimes } from './helpers.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const CLI = join(root, 'dist/cli/main.js');
@@ -136,7 +137,7 @@ describe.skipIf(missing !== undefined)('attack DIR --queue', () => {
     expect(r.status).toBe(0);
     for (const f of ['robustness.svg', 'robustness.png']) expect(readFileSync(join(dir, 'eval-queued', f))).toEqual(readFileSync(join(dir, 'eval-local', f)));
     // The same numbers but the wall times.
-    const report = (out: string) => JSON.parse(readFileSync(join(dir, out, 'robustness.json'), 'utf8'), (k, v) => (k === 'ms_per_image' ? undefined : v));
+    const report = (out: string) => withoutTimes(readFileSync(join(dir, out, 'robustness.json'), 'utf8'));
     expect(report('eval-queued')).toEqual(report('eval-local'));
     expect(report('eval-local').points[2].attacked).toBeGreaterThan(0);
   });
