@@ -92,6 +92,14 @@ export interface AttackResult {
   brokenBy?: string | null;
 }
 
+/** The options for the images from the `first` on, attacked apart (a worker's share, a queue's
+ *  job): a seeded method seeds image k's random streams with seed + k, so their seed moves on by
+ *  `first` and each image meets the attack as in one run of all. */
+export function fromImage(options: AttackOptions, first: number): AttackOptions {
+  const seeded = methodById(options.method).parameters.some((p) => p.key === 'seed');
+  return seeded ? ({ ...options, seed: ((options as { seed?: number }).seed ?? 0) + first } as AttackOptions) : options;
+}
+
 /** Checks the options and fills in the defaults (the batch size's from the model's `inputSize`,
  *  in values). Throws an InputError for a bad value, naming it by `subject` (the command line
  *  names its flags). */

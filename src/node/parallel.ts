@@ -8,7 +8,7 @@ import type { Face } from '../train/dataset.js';
 import type { Tensor } from '../core/engine.js';
 import { writeModel, type Model } from '../formats/model.js';
 import type { GradientSource, LabelledSet } from '../train/train.js';
-import { methodById, type AttackOptions, type AttackResult } from '../attacks/index.js';
+import { fromImage, type AttackOptions, type AttackResult } from '../attacks/index.js';
 
 export type Request =
   | { kind: 'faces'; seed: number; from: number; count: number }
@@ -106,10 +106,7 @@ export class Pool {
       const parts = await Promise.all(this.workers.map(async (_, i) => {
         const mine = inputs.slice(i * share, (i + 1) * share);
         if (mine.length === 0) return [];
-        // A seeded method seeds image k's random streams with seed + k: a share's first image is k = i·share.
-        const seeded = methodById(options.method).parameters.some((p) => p.key === 'seed');
-        const shifted = seeded ? { ...options, seed: ((options as { seed?: number }).seed ?? 0) + i * share } : options;
-        return this.ask<AttackResult[]>(i, { kind: 'attack', model: bytes, inputs: mine, options: shifted }, (fraction) => {
+        return this.ask<AttackResult[]>(i, { kind: 'attack', model: bytes, inputs: mine, options: fromImage(options, i * share) }, (fraction) => {
           done[i] = fraction * mine.length;
           onProgress?.(done.reduce((a, b) => a + b, 0));
         });

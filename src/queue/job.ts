@@ -60,11 +60,6 @@ export function decodeResults(text: string): JobResult[] {
   return JSON.parse(text, (_, v) => (v !== null && typeof v === 'object' && Object.keys(v).length === 1 && typeof v.nonFinite === 'string' ? Number(v.nonFinite) : v));
 }
 
-/** The options of the job whose first image is `first`: a seeded method's seed moved on by it. */
-export function jobOptions(options: AttackOptions, seeded: boolean, first: number): AttackOptions {
-  return seeded ? ({ ...options, seed: ((options as { seed?: number }).seed ?? 0) + first } as AttackOptions) : options;
-}
-
 /** The run's id: a hash of everything that decides its results. */
 export function runId(parts: object): string {
   return sha256(new TextEncoder().encode(JSON.stringify(parts))).slice(0, 32);

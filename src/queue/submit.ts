@@ -7,10 +7,10 @@ import { Redis } from 'ioredis';
 import { writeModel, type Model } from '../formats/model.js';
 import { INPUT_LIMITS, readInputFile } from '../node/input.js';
 import type { Crop } from '../node/files.js';
-import { methodById, type AttackOptions } from '../attacks/index.js';
+import { fromImage, type AttackOptions } from '../attacks/index.js';
 import { Progress } from '../cli/progress.js';
 import { checkReachable, connectionOptions, parseQueueUrl } from './connection.js';
-import { BLOB_SECONDS, blobKey, decodeResults, jobOptions, QUEUE_NAME, runId, sha256, type JobData, type JobImage, type JobResult } from './job.js';
+import { BLOB_SECONDS, blobKey, decodeResults, QUEUE_NAME, runId, sha256, type JobData, type JobImage, type JobResult } from './job.js';
 
 /** Images a job takes, unless told otherwise. */
 export const IMAGES_PER_JOB = 8;
@@ -62,11 +62,10 @@ export async function submitRun(run: QueueRun, use: (outcomes: Outcome[]) => Pro
       }
     }
     const id = runId({ model, images, decode: run.decode, options: run.options, images8: run.images8, perJob: run.perJob });
-    const seeded = methodById(run.options.method).parameters.some((p) => p.key === 'seed');
     const jobs = Array.from({ length: Math.ceil(images.length / run.perJob) }, (_, k) => ({
       id: `${id}-${k}`,
       first: k * run.perJob,
-      data: { run: id, model, images: images.slice(k * run.perJob, (k + 1) * run.perJob), decode: run.decode, options: jobOptions(run.options, seeded, k * run.perJob), images8: run.images8 },
+      data: { run: id, model, images: images.slice(k * run.perJob, (k + 1) * run.perJob), decode: run.decode, options: fromImage(run.options, k * run.perJob), images8: run.images8 },
     }));
     const enqueue = (list: typeof jobs) => queue.addBulk(list.map((j) => ({ name: 'attack', data: j.data, opts: { jobId: j.id, attempts: 1, removeOnComplete: false, removeOnFail: false } })));
     await enqueue(jobs);
