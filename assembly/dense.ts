@@ -79,8 +79,10 @@ export function pack_panels(b: usize, rowStride: i32, colStride: i32, depth: i32
   m: i32, depth: i32, n: i32,
 ): void {
   const ap = work, bBlock = work + f(A_BLOCK);
-  for (let k0 = 0; k0 < depth; k0 += DEPTH_BLOCK) {
-    const kc = imin(DEPTH_BLOCK, depth - k0);
+  // Blocks of equal depth: a short last block would load and store C for few steps.
+  const blocks = (depth + DEPTH_BLOCK - 1) / DEPTH_BLOCK, blockDepth = (depth + blocks - 1) / blocks;
+  for (let k0 = 0; k0 < depth; k0 += blockDepth) {
+    const kc = imin(blockDepth, depth - k0);
     const first = k0 == 0, last = k0 + kc == depth;
     let panels = b + f(k0 * 8), panelBytes = f(depth * 8);
     if (!packed) {
