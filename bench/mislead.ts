@@ -10,7 +10,7 @@ import { type Model } from '../src/formats/model.js';
 import { Net } from '../src/core/net.js';
 import { add, conv2d, crossEntropy, dense, depthwiseConv2d, flatten, logSoftmax, maxPool, Scalar, window } from '../src/core/ops.js';
 import { Tape, type Step } from '../src/core/tape.js';
-import { ARCH, oneHot, type KernelCase, type KernelData } from './setup.js';
+import { ARCH, oneHot, relativeError, type KernelCase, type KernelData } from './setup.js';
 
 export interface KernelRunner {
   /** One call of the op's step (a backward step accumulates into its input's gradient, as in the tape). */
@@ -195,6 +195,25 @@ export class MisleadTraining {
     this.tape.backward(this.loss);
     return { loss: this.loss.item(), grads: new Map([...this.net.params].map(([key, p]) => [key, p.grad!.toArray()])) };
   }
+}
+
+/** Whether the input gradient of the cross-entropy toward `target` at one picture x (in the
+ *  model's units) is steady: a nudge of 1e-6·sin(index) moves it by at most `gap` (relative). At a
+ *  kink of ReLU or ReLU6 (a pre-activation within rounding of 0 or 6), float32 rounding, which
+ *  differs between engines (batch norm folded into the convolution or not), decides the gradient:
+ *  one MobileNet picture in 32 differed from tfjs by 1e-2 that way, and its own gradient moved by
+ *  1e-2 under such a nudge, the others' by 1e-6. So the agreement checks use pictures without any,
+ *  as they use inputs without near-ties (below). */
+export function steadyGradient(engine: Engine, model: Model, x: Float32Array, target: number, gap = 1e-3): boolean {
+  const gradient = (at: Float32Array) => {
+    const start = engine.mark(); // the network's weights too
+    try {
+      return new MisleadNetworkAttack(engine, model, at, [target]).result().grad;
+    } finally {
+      engine.release(start);
+    }
+  };
+  return relativeError(gradient(x.map((v, i) => v + 1e-6 * Math.sin(i))), gradient(x)) <= gap;
 }
 
 /** How many max-pool windows, in the network's forward pass on the batch x, have their two

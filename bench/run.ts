@@ -10,7 +10,7 @@ import { barChartSvg, svgToPng } from '../src/cli/figures.js';
 import { loadEngine } from '../src/node/engine.js';
 import { importTfjs } from '../src/formats/tfjs.js';
 import { inputUnits, type Model } from '../src/formats/model.js';
-import { MisleadBatchAttack, MisleadNetworkAttack, MisleadTraining, misleadAttack, misleadKernel, nearTies } from './mislead.js';
+import { MisleadBatchAttack, MisleadNetworkAttack, MisleadTraining, misleadAttack, misleadKernel, nearTies, steadyGradient } from './mislead.js';
 import { ARCH, ATTACK, MOBILENET, TRAIN, endToEndFlops, images, kernelCases, kernelData, mobileNetImages, mobileNetKernelCases, networkConvs, normal, randomModel, relativeError } from './setup.js';
 import { BACKENDS, NotAvailable, TfjsAttack, TfjsNetworkAttack, TfjsTraining, backendInfo, mobileNet, numTensors, tfjsKernel, useBackend, type Backend, type NetworkPeer } from './tfjs.js';
 import { FaceApiAttack, faceApiImages, faceApiModel } from './faceapi.js';
@@ -333,18 +333,34 @@ interface NetworkSection {
   gradientExcuse?: Partial<Record<Backend, string>>;
 }
 
-/** The section's batches: rows, and pictures given in the peer's units, which are the model's
- *  input units unless `pixels` (0..255; the model's units are then its mean offset and scale's). */
-function networkBatches(title: string, group: Row['group'], model: Model, batches: { n: number; peerX: Float32Array; targets: number[] }[], pixels = false): NetworkSection['batches'] {
+/** The section's batches: rows, and n pictures each with a target, drawn one a seed from
+ *  `seed(n)` on and given in the peer's units, which are the model's input units unless `pixels`
+ *  (0..255; the model's units are then its mean offset and scale's). Pictures whose gradient is
+ *  not steady (see steadyGradient) are skipped. */
+function networkBatches(
+  title: string, group: Row['group'], model: Model, sizes: number[], seed: (n: number) => number,
+  draw: (seed: number) => { peerX: Float32Array; target: number }, pixels = false,
+): NetworkSection['batches'] {
   const flops = networkConvs(model.architecture).flops;
   const { offset, scale } = inputUnits(model.architecture);
-  return batches.map(({ n, peerX, targets }) => ({
-    n, peerX, targets,
-    x: pixels ? peerX.map((v) => (v - offset) / scale) : peerX,
-    attack: row(`${title} attack iteration b${n}`, group, n, 2 * n * flops),
-    forward: row(`${title} forward b${n}`, group, n, n * flops),
-    reference: { logits: new Float32Array(), grad: new Float32Array() },
-  }));
+  const toModel = (peerX: Float32Array) => (pixels ? peerX.map((v) => (v - offset) / scale) : peerX);
+  return sizes.map((n) => {
+    const pictures: { peerX: Float32Array; target: number }[] = [];
+    for (let s = seed(n); pictures.length < n; s++) {
+      if (s > seed(n) + 4 * n) throw new Error(`${title}: fewer than ${n} of ${4 * n} pictures have a steady gradient`);
+      const p = draw(s);
+      if (steadyGradient(engine, model, toModel(p.peerX), p.target)) pictures.push(p);
+    }
+    const peerX = new Float32Array(pictures.reduce((size, p) => size + p.peerX.length, 0));
+    pictures.forEach((p, i) => peerX.set(p.peerX, i * p.peerX.length));
+    return {
+      n, peerX, targets: pictures.map((p) => p.target),
+      x: toModel(peerX),
+      attack: row(`${title} attack iteration b${n}`, group, n, 2 * n * flops),
+      forward: row(`${title} forward b${n}`, group, n, n * flops),
+      reference: { logits: new Float32Array(), grad: new Float32Array() },
+    };
+  });
 }
 
 /** mislead's side of a network section: its references, then its timings, each batch on a fresh engine. */
@@ -355,8 +371,10 @@ async function networkMislead(net: NetworkSection): Promise<void> {
     const { logits, grad } = a.result();
     // The peer's gradient is to its own units: pixels, when the model's input units are not.
     b.reference = { logits, grad: b.x === b.peerX ? grad : grad.map((v) => v / scale) };
-    time(b.attack, 'mislead', () => void a.iteration());
-    time(b.forward, 'mislead', () => void a.forward());
+    // Seven samples at least: at batch 32 a call takes most of a second, and three of them
+    // spread by ±34 % on this machine.
+    time(b.attack, 'mislead', () => void a.iteration(), 1, quick ? {} : { minSamples: 7 });
+    time(b.forward, 'mislead', () => void a.forward(), 1, quick ? {} : { minSamples: 7 });
     a.dispose();
   }
 }
@@ -395,10 +413,10 @@ const mobileNetSection: NetworkSection = {
   title: 'MobileNet',
   group: 'mobilenet',
   model: mobilenet,
-  batches: networkBatches('MobileNet', 'mobilenet', mobilenet, [1, mnBig].map((n) => {
-    const { x, targets } = mobileNetImages(n, 41 + n);
-    return { n, peerX: x, targets };
-  })),
+  batches: networkBatches('MobileNet', 'mobilenet', mobilenet, [1, mnBig], (n) => 41 + 100 * n, (seed) => {
+    const { x, targets } = mobileNetImages(1, seed);
+    return { peerX: x, target: targets[0] };
+  }),
   peer: (x, targets) => TfjsNetworkAttack.load(saved.artifacts, x, targets),
   skipped: mnSkipped,
 };
@@ -470,10 +488,10 @@ const faceApi: NetworkSection = {
   title: 'face-api',
   group: 'faceapi',
   model: faceApiNet,
-  batches: networkBatches('face-api', 'faceapi', faceApiNet, (quick ? [1] : [1, FACEAPI_BATCH]).map((n) => {
-    const { pixels, targets } = faceApiImages(n, 61 + n);
-    return { n, peerX: pixels, targets };
-  }), true),
+  batches: networkBatches('face-api', 'faceapi', faceApiNet, quick ? [1] : [1, FACEAPI_BATCH], (n) => 61 + 100 * n, (seed) => {
+    const { pixels, targets } = faceApiImages(1, seed);
+    return { peerX: pixels, target: targets[0] };
+  }, true),
   peer: (x, targets) => FaceApiAttack.load(x, targets),
   skipped: (backend, n, what) => (backend === 'tfjs-cpu' && what === 'iteration' && n > 1 ? `not run at batch ${n}: tfjs-cpu's iteration takes seconds at batch 1, and n times that at batch n` : null),
   gradientExcuse: {
