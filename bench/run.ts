@@ -14,7 +14,7 @@ import { MisleadBatchAttack, MisleadNetworkAttack, MisleadTraining, misleadAttac
 import { ARCH, ATTACK, MOBILENET, TRAIN, endToEndFlops, images, kernelCases, kernelData, mobileNetImages, mobileNetKernelCases, networkConvs, normal, randomModel, relativeError } from './setup.js';
 import { BACKENDS, NotAvailable, TfjsAttack, TfjsNetworkAttack, TfjsTraining, backendInfo, mobileNet, numTensors, tfjsKernel, useBackend, type Backend, type NetworkPeer } from './tfjs.js';
 import { FaceApiAttack, faceApiImages, faceApiModel } from './faceapi.js';
-import { StandIns } from './standins.js';
+import { StandIns, standInHow } from './standins.js';
 import { fromSamples, measure, sumTimings, type Timing } from './timing.js';
 import { runCli, timeAttack, timeTraining } from './whole.js';
 
@@ -346,8 +346,9 @@ function networkBatches(
   const toModel = (peerX: Float32Array) => (pixels ? peerX.map((v) => (v - offset) / scale) : peerX);
   return sizes.map((n) => {
     const pictures: { peerX: Float32Array; target: number }[] = [];
-    for (let s = seed(n); pictures.length < n; s++) {
-      if (s > seed(n) + 4 * n) throw new Error(`${title}: fewer than ${n} of ${4 * n} pictures have a steady gradient`);
+    const first = seed(n);
+    for (let s = first; pictures.length < n; s++) {
+      if (s > first + 4 * n) throw new Error(`${title}: fewer than ${n} of ${4 * n} pictures have a steady gradient`);
       const p = draw(s);
       if (steadyGradient(engine, model, toModel(p.peerX), p.target)) pictures.push(p);
     }
@@ -738,8 +739,8 @@ function standInNote(net: NetworkSection): string[] {
   const names = [...new Set(measured.flatMap((b) => b.standIns!.names))];
   return [
     `tfjs-wasm has no ${names.join(' or ')}, which ${net.title}'s input gradient takes${names.includes('Conv2DBackpropFilter') ? " (tfjs-layers' Conv2D runs tf.fused.conv2d,\nwhose gradient takes the filter's along with the input's)" : ''}. Its iteration runs with stand-ins built from its own ops (bench/standins.ts:`,
-    `the depthwise convolution of the stride-dilated gradient with the flipped filter; a matrix product per filter tap), checked with the`,
-    `whole gradient against tfjs-cpu above. Their share of tfjs-wasm's iteration, and tfjs-wasm / mislead without their time:`,
+    `${names.map(standInHow).join('; ')}), checked with the whole gradient against tfjs-cpu above. Their share of tfjs-wasm's`,
+    `iteration, and tfjs-wasm / mislead without their time:`,
     ...measured.map((b) => {
       const { share } = b.standIns!;
       return `  batch ${b.n}: ${(100 * share).toFixed(0)} % of ${formatMs(ms(b.attack, 'tfjs-wasm')!)} ms; without it, ${((ms(b.attack, 'tfjs-wasm')! * (1 - share)) / ms(b.attack, 'mislead')!).toFixed(1)}×`;

@@ -68,10 +68,20 @@ function conv2dBackpropFilter(x: TF.Tensor4D, dy: TF.Tensor4D, attrs: ConvAttrs 
   return tf.reshape(tf.stack(taps), filterShape);
 }
 
-const STAND_INS: Record<string, (inputs: Record<string, TF.Tensor>, attrs: never) => TF.Tensor> = {
-  DepthwiseConv2dNativeBackpropInput: (t, a) => depthwiseBackpropInput(t.dy as TF.Tensor4D, t.filter as TF.Tensor4D, a),
-  Conv2DBackpropFilter: (t, a) => conv2dBackpropFilter(t.x as TF.Tensor4D, t.dy as TF.Tensor4D, a),
+/** Each stand-in by the kernel's name: how it is built (for the report), and its body. */
+const STAND_INS: Record<string, { how: string; run: (inputs: Record<string, TF.Tensor>, attrs: never) => TF.Tensor }> = {
+  DepthwiseConv2dNativeBackpropInput: {
+    how: 'the depthwise convolution of the stride-dilated gradient with the flipped filter',
+    run: (t, a) => depthwiseBackpropInput(t.dy as TF.Tensor4D, t.filter as TF.Tensor4D, a),
+  },
+  Conv2DBackpropFilter: {
+    how: 'a matrix product per filter tap',
+    run: (t, a) => conv2dBackpropFilter(t.x as TF.Tensor4D, t.dy as TF.Tensor4D, a),
+  },
 };
+
+/** How the stand-in for kernel `name` is built. */
+export const standInHow = (name: string): string => STAND_INS[name].how;
 
 /** The stand-ins, registered for tfjs-wasm until removed: which of them ran, and their time. */
 export class StandIns {
@@ -79,7 +89,7 @@ export class StandIns {
   private ms = 0;
 
   constructor() {
-    for (const [name, run] of Object.entries(STAND_INS))
+    for (const [name, { run }] of Object.entries(STAND_INS))
       tf.registerKernel({
         kernelName: name,
         backendName: 'wasm',
