@@ -26,9 +26,9 @@ export function dense_forward(x: usize, wp: usize, b: usize, y: usize, relu: f32
   product(x, inputs, 1, wp, 0, 0, true, b, y, false, relu, work, n, inputs, outputs);
 }
 
-/** dx += dy·wᵀ; `wtp` is wᵀ packed by pack_panels(w, 1, out, out, in). */
-export function dense_backward_input(dy: usize, wtp: usize, dx: usize, work: usize, n: i32, inputs: i32, outputs: i32): void {
-  product(dy, outputs, 1, wtp, 0, 0, true, 0, dx, true, false, work, n, outputs, inputs);
+/** dx += dy·wᵀ, or dx = dy·wᵀ when not `accumulate`; `wtp` is wᵀ packed by pack_panels(w, 1, out, out, in). */
+export function dense_backward_input(dy: usize, wtp: usize, dx: usize, accumulate: bool, work: usize, n: i32, inputs: i32, outputs: i32): void {
+  product(dy, outputs, 1, wtp, 0, 0, true, 0, dx, accumulate, 0, work, n, outputs, inputs);
 }
 
 /** dw += xᵀ·dy. */

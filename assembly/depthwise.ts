@@ -15,6 +15,7 @@
 // whole rows of the window (`rowTile`), each input vector of a row loaded once for every cell
 // that reads it, and the stride-2 input gradient has a tile of its own (`stride2Tile`).
 import { storeLanes, addLanes, madd, fusedRelu, f, imin, imax } from './common';
+import { fill } from './elementwise';
 
 /** wb[g, ky, kx, lane] = w[ky, kx, 4·g + lane] (0 past the last channel): each group of 4
  *  channels' taps together, 16 bytes apart, rather than c·4 bytes apart (with c a power of two,
@@ -35,17 +36,18 @@ export function depthwise_forward(
   k: i32, stride: i32, dilation: i32, padTop: i32, padLeft: i32,
   oh: i32, ow: i32,
 ): void {
-  gather(false, x, wb, b, y, relu, n, h, wd, c, k, stride, dilation, padTop, padLeft, oh, ow);
+  gather(false, false, x, wb, b, y, relu, n, h, wd, c, k, stride, dilation, padTop, padLeft, oh, ow);
 }
 
-/** dx += the gradient of the input, gathered per input cell from the output cells it reaches. */
+/** dx += the gradient of the input, gathered per input cell from the output cells it reaches;
+ *  dx = … when not `accumulate`. */
 export function depthwise_backward_input(
-  dy: usize, wb: usize, dx: usize,
+  dy: usize, wb: usize, dx: usize, accumulate: bool,
   n: i32, h: i32, wd: i32, c: i32,
   k: i32, stride: i32, dilation: i32, padTop: i32, padLeft: i32,
   oh: i32, ow: i32,
 ): void {
-  gather(true, dy, wb, 0, dx, false, n, oh, ow, c, k, stride, dilation, padTop, padLeft, h, wd);
+  gather(true, accumulate, dy, wb, 0, dx, false, n, oh, ow, c, k, stride, dilation, padTop, padLeft, h, wd);
 }
 
 // The taps along one axis (rows or columns) of one cell, set by `axisTaps` and read right after.
@@ -97,14 +99,14 @@ function gcd(a: i32, b: i32): i32 {
   return a;
 }
 
-/** out (outH × outW cells) = or += the sum over each cell's taps of input × weight. Forward:
- *  the input is x, bias and ReLU apply. Input gradient (`backward`): the input is dy, the taps
+/** out (outH × outW cells) = (or += when `accumulate`) the sum over each cell's taps of input ×
+ *  weight. Forward: the input is x, bias and ReLU apply. Input gradient (`backward`): the input is dy, the taps
  *  of a cell are every (s/g)-th (g = gcd(s, d)), its inputs d/g apart from last to first, and
  *  the cells of one pattern of taps (one phase) are s columns apart, their inputs 1 apart.
  *  Without dilation, at strides 1 and 2, with up to 3 taps per row of the window (the 3 × 3
  *  windows of MobileNets), rows of taps go through `rowTile`; anything else, tap by tap. */
 @inline function gather(
-  backward: bool, x: usize, wb: usize, b: usize, y: usize, relu: f32,
+  backward: bool, accumulate: bool, x: usize, wb: usize, b: usize, y: usize, relu: f32,
   n: i32, inH: i32, inW: i32, c: i32,
   k: i32, s: i32, d: i32, top: i32, left: i32,
   outH: i32, outW: i32,
@@ -121,20 +123,23 @@ function gcd(a: i32, b: i32): i32 {
     for (let oy = 0; oy < outH; oy++) {
       axisTaps(backward, oy, top, inH, k, s, d, step);
       const rows = tapCount;
-      if (rows == 0 && backward) continue; // no output cell reads this input row: nothing to add
-      const xRows = x + f((img * inH + tapInput) * inW * c), wRows = wb + f(tapFirst * k * 4);
       const out = y + f((img * outH + oy) * outW * c);
+      if (rows == 0 && backward) { // no output cell reads this input row: nothing to add
+        if (!accumulate) fill(out, 0, outW * c);
+        continue;
+      }
+      const xRows = x + f((img * inH + tapInput) * inW * c), wRows = wb + f(tapFirst * k * 4);
       if (backward && s == 2 && k == 3 && d == 1) {
         // Both phases at once: see stride2Tile.
         for (let ox = 0; ox < outW; ) {
           const j = (ox + left) >> 1; // the dy column of the window's first tap, for an even column
           if (((ox + left) & 1) == 0 && j >= 1 && j + 2 < inW && ox + 5 < outW) {
             for (let cb = 0; cb < c; cb += 4) {
-              stride2Tile(c - cb, xRows + f((j - 1) * c + cb), f(c), wRows + <usize>(cb >> 2) * block, rows, f(-inW * c), out + f(ox * c + cb), f(c));
+              stride2Tile(c - cb, xRows + f((j - 1) * c + cb), f(c), wRows + <usize>(cb >> 2) * block, rows, f(-inW * c), out + f(ox * c + cb), f(c), accumulate);
             }
             ox += 6;
           } else {
-            cell(backward, xRows, wRows, b, out, relu, inW, c, k, s, d, left, ox, rows, step, move, byRows, block);
+            cell(backward, accumulate, xRows, wRows, b, out, relu, inW, c, k, s, d, left, ox, rows, step, move, byRows, block);
             ox++;
           }
         }
@@ -145,16 +150,17 @@ function gcd(a: i32, b: i32): i32 {
           if (byRows && ox + (P - 1) * phases < outW && inside(backward, ox, left, inW, k, s, d) && inside(backward, ox + (P - 1) * phases, left, inW, k, s, d)) {
             axisTaps(backward, ox, left, inW, k, s, d, step);
             const cols = tapCount;
-            if (cols == 0) {
-              ox += P * phases; // cells of a phase that no output column reads (k < s): nothing to add
+            if (cols == 0) { // cells of a phase that no output column reads (k < s): nothing to add
+              if (!accumulate) for (let q = 0; q < P; q++) fill(out + f((ox + q * phases) * c), 0, c);
+              ox += P * phases;
               continue;
             }
             // Taps from the one reading the leftmost input cell (the last, for the input gradient).
             const xl = xRows + f((tapInput + (backward ? (cols - 1) * move : 0)) * c);
             const wl = wRows + f((tapFirst + (backward ? (cols - 1) * step : 0)) * 4), wq = f((backward ? -step : 1) * 4);
             const xRow = f(move * inW * c), wRow = f(step * k * 4), op = out + f(ox * c);
-            if (A == 1) rowTiles(4, 1, cols, xl, f(c), wl, wq, block, rows, xRow, wRow, op, f(phases * c), b, backward, relu, c);
-            else rowTiles(3, 2, cols, xl, f(c), wl, wq, block, rows, xRow, wRow, op, f(phases * c), b, backward, relu, c);
+            if (A == 1) rowTiles(4, 1, cols, xl, f(c), wl, wq, block, rows, xRow, wRow, op, f(phases * c), b, accumulate, relu, c);
+            else rowTiles(3, 2, cols, xl, f(c), wl, wq, block, rows, xRow, wRow, op, f(phases * c), b, accumulate, relu, c);
             ox += P * phases;
             continue;
           }
@@ -164,12 +170,12 @@ function gcd(a: i32, b: i32): i32 {
             const xp = xRows + f(tapInput * c), wp = wRows + f(tapFirst * 4), op = out + f(ox * c);
             const xCol = f(move * c), wCol = f(step * 4), xRow = f((inW - cols) * move * c), wRow = f((k - cols) * step * 4);
             for (let cb = 0; cb < c; cb += 4) {
-              tapTile(2, c - cb, xp + f(cb), f(A * c), wp + <usize>(cb >> 2) * block, rows, cols, xCol, xRow, wCol, wRow, op + f(cb), f(phases * c), b != 0 ? b + f(cb) : 0, backward, relu);
+              tapTile(2, c - cb, xp + f(cb), f(A * c), wp + <usize>(cb >> 2) * block, rows, cols, xCol, xRow, wCol, wRow, op + f(cb), f(phases * c), b != 0 ? b + f(cb) : 0, accumulate, relu);
             }
             ox += 2 * phases;
             continue;
           }
-          cell(backward, xRows, wRows, b, out, relu, inW, c, k, s, d, left, ox, rows, step, move, byRows, block);
+          cell(backward, accumulate, xRows, wRows, b, out, relu, inW, c, k, s, d, left, ox, rows, step, move, byRows, block);
           ox += phases;
         }
       }
@@ -180,7 +186,7 @@ function gcd(a: i32, b: i32): i32 {
 /** One cell of a row (whose row of taps starts at xRows, wRows): by rows of taps when there are
  *  1 to 3 of them per row (`byRows`: no dilation), else tap by tap. */
 @inline function cell(
-  backward: bool, xRows: usize, wRows: usize, b: usize, out: usize, relu: f32,
+  backward: bool, accumulate: bool, xRows: usize, wRows: usize, b: usize, out: usize, relu: f32,
   inW: i32, c: i32, k: i32, s: i32, d: i32, left: i32, ox: i32, rows: i32, step: i32, move: i32, byRows: bool, block: usize,
 ): void {
   axisTaps(backward, ox, left, inW, k, s, d, step);
@@ -190,22 +196,22 @@ function gcd(a: i32, b: i32): i32 {
     const xl = xRows + f((tapInput + (backward ? (cols - 1) * move : 0)) * c);
     const wl = wRows + f((tapFirst + (backward ? (cols - 1) * step : 0)) * 4), wq = f((backward ? -step : 1) * 4);
     const xRow = f(move * inW * c), wRow = f(step * k * 4);
-    rowTiles(1, 1, cols, xl, f(c), wl, wq, block, rows, xRow, wRow, op, 0, b, backward, relu, c);
+    rowTiles(1, 1, cols, xl, f(c), wl, wq, block, rows, xRow, wRow, op, 0, b, accumulate, relu, c);
   } else {
     const xp = xRows + f(tapInput * c), wp = wRows + f(tapFirst * 4);
     const xCol = f(move * c), wCol = f(step * 4), xRow = f((inW - cols) * move * c), wRow = f((k - cols) * step * 4);
     for (let cb = 0; cb < c; cb += 4) {
-      tapTile(1, c - cb, xp + f(cb), 0, wp + <usize>(cb >> 2) * block, rows, cols, xCol, xRow, wCol, wRow, op + f(cb), 0, b != 0 ? b + f(cb) : 0, backward, relu);
+      tapTile(1, c - cb, xp + f(cb), 0, wp + <usize>(cb >> 2) * block, rows, cols, xCol, xRow, wCol, wRow, op + f(cb), 0, b != 0 ? b + f(cb) : 0, accumulate, relu);
     }
   }
 }
 
-/** dx += 6 neighbouring columns × 4 channels (`lanes` stored) of the input gradient of a 3 × 3,
+/** dx += (or = when not `accumulate`) 6 neighbouring columns × 4 channels (`lanes` stored) of the input gradient of a 3 × 3,
  *  stride-2 window, from an even column 2j: column 2j + 2t receives dy[j + t]·w[kx = 0] +
  *  dy[j + t − 1]·w[kx = 2] and column 2j + 2t + 1 receives dy[j + t]·w[kx = 1], so both phases
  *  share the 4 dy vectors from column j − 1 (at `x`, `px` bytes apart) that a row of taps
  *  loads, with its 3 weights: 9 mul-adds for 7 loads, 13 vectors live. */
-@inline function stride2Tile(lanes: i32, x: usize, px: usize, w: usize, rows: i32, xRow: usize, out: usize, outPixel: usize): void {
+@inline function stride2Tile(lanes: i32, x: usize, px: usize, w: usize, rows: i32, xRow: usize, out: usize, outPixel: usize, accumulate: bool): void {
   const zero = f32x4.splat(0);
   let e0 = zero, e1 = zero, e2 = zero, o0 = zero, o1 = zero, o2 = zero;
   for (let r = 0; r < rows; r++, x += xRow, w += 2 * 3 * 16) {
@@ -219,12 +225,12 @@ function gcd(a: i32, b: i32): i32 {
     e2 = f32x4.add(e2, madd(f32x4.mul(x3, w0), x2, w2));
     o2 = madd(o2, x3, w1);
   }
-  addLanes(out, e0, imin(lanes, 4));
-  addLanes(out + outPixel, o0, imin(lanes, 4));
-  addLanes(out + 2 * outPixel, e1, imin(lanes, 4));
-  addLanes(out + 3 * outPixel, o1, imin(lanes, 4));
-  addLanes(out + 4 * outPixel, e2, imin(lanes, 4));
-  addLanes(out + 5 * outPixel, o2, imin(lanes, 4));
+  finish(out, e0, lanes, accumulate, 0);
+  finish(out + outPixel, o0, lanes, accumulate, 0);
+  finish(out + 2 * outPixel, e1, lanes, accumulate, 0);
+  finish(out + 3 * outPixel, o1, lanes, accumulate, 0);
+  finish(out + 4 * outPixel, e2, lanes, accumulate, 0);
+  finish(out + 5 * outPixel, o2, lanes, accumulate, 0);
 }
 
 /** rowTile over every group of 4 channels, for Q taps per row of the window (1 to 3). */

@@ -143,9 +143,9 @@ export function activation_forward(x: usize, y: usize, n: i32, kind: i32, alpha:
   for (let i = 0; i < n; i += 4) storeLanes(y + f(i), activate(kind, v128.load(x + f(i)), a), n - i);
 }
 
-/** dx += dy·activation′(x), y the forward output. */
-export function activation_backward(x: usize, y: usize, dy: usize, dx: usize, n: i32, kind: i32, alpha: f32): void {
-  derivativeLoop(kind, x, y, dy, dx, n, alpha, true);
+/** dx += dy·activation′(x), y the forward output; dx = … when not `accumulate`. */
+export function activation_backward(x: usize, y: usize, dy: usize, dx: usize, accumulate: bool, n: i32, kind: i32, alpha: f32): void {
+  derivativeLoop(kind, x, y, dy, dx, n, alpha, accumulate);
 }
 
 /** out[c] += Σ_r a[r, c] over a [rows, cols]: the gradient of a bias added to every row. */

@@ -231,6 +231,50 @@ describe('add and residual connections against the reference', () => {
   });
 });
 
+describe('gradients set, not added to, by the first op to write them (Step.overwrites)', () => {
+  it('x + x gets twice the gradient', () => {
+    const rand = random(1900);
+    const a = randomTensor([2, 3, 5], rand);
+    const out = run([a], (tape, [aa]) => ops.add(tape, aa, aa), rand);
+    check('x + x ∂input', out.grads[0]!, out.g.data.map((v) => 2 * v), '[2, 3, 5]');
+  });
+
+  it('replayed with new output gradients, each pass gets its own: nothing of the pass before is left', () => {
+    // h = elu(x); p = pw1(h); s = dw1(p) + h; z = pw2(s); y = z + dw2(z). The first to write a
+    // gradient, backward, sets it: the activation x's, dw1 p's, pw2 s's, the adds d's, h's and
+    // z's; then pw1 adds to h's and dw2 to z's.
+    const rand = random(1901);
+    const c = 8, pointwise = { stride: 1, padding: 'same', relu: false } as const, depthwise = { ...pointwise, dilation: 1 };
+    const x = randomTensor([2, 6, 5, c], rand);
+    const weights = [[1, 1, c, c], [c], [3, 3, c, 1], [c], [1, 1, c, c], [c], [3, 3, c, 1], [c]].map((shape) => randomTensor(shape, rand, 0.5));
+    const [w1, b1, wd1, bd1, w2, b2, wd2, bd2] = weights;
+    const tape = new Tape(engine);
+    const [xx, ww1, bb1, wwd1, bbd1, ww2, bb2, wwd2, bbd2] = [x, ...weights].map((t) => engine.tensor(t.shape, t.data).requireGrad());
+    const h = ops.activation(tape, xx, 'elu', 1);
+    const s = ops.add(tape, ops.depthwiseConv2d(tape, ops.conv2d(tape, h, ww1, bb1, pointwise), wwd1, bbd1, depthwise), h);
+    const z = ops.conv2d(tape, s, ww2, bb2, pointwise);
+    const y = ops.add(tape, z, ops.depthwiseConv2d(tape, z, wwd2, bbd2, depthwise));
+    const gT = engine.tensor(y.shape);
+    const loss = ops.dot(tape, y, gT);
+    const rh = ref.activation(x, 'elu', 1), rp = ref.conv2d(rh, w1, b1, 1, 'same'), rd = ref.depthwiseConv2d(rp, wd1, bd1, 1, 'same', 1);
+    const rs = ref.add(rd, rh), rz = ref.conv2d(rs, w2, b2, 1, 'same');
+    for (const pass of [1, 2, 3]) {
+      const g = randomTensor([...y.shape], rand);
+      gT.write(g.data);
+      tape.backward(loss);
+      const z2 = ref.depthwiseConv2dBackward(rz, wd2, 1, 'same', 1, g);
+      const pw2 = ref.conv2dBackward(rs, w2, 1, 'same', ref.add(g, z2.dx));
+      const dw1 = ref.depthwiseConv2dBackward(rp, wd1, 1, 'same', 1, pw2.dx);
+      const pw1 = ref.conv2dBackward(rh, w1, 1, 'same', dw1.dx);
+      const context = `(pass ${pass})`;
+      check('set by the first writer: ∂input', xx.grad!.toArray(), ref.activationBackward(x, 'elu', 1, ref.add(pw2.dx, pw1.dx)).data, context);
+      check('set by the first writer: ∂weights', ww1.grad!.toArray(), pw1.dw.data, context);
+      check('set by the first writer: ∂weights', wwd2.grad!.toArray(), z2.dw.data, context);
+    }
+    tape.dispose();
+  });
+});
+
 describe('against TensorFlow.js (CPU backend)', () => {
   const warn = console.warn;
   beforeAll(async () => {

@@ -24,12 +24,19 @@ export class Scalar {
 export function add(tape: Tape, a: Tensor, b: Tensor): Tensor {
   const k = tape.engine.kernels;
   const y = tape.output(a.shape, [a, b]);
+  // Each input's gradient is dy, copied or added.
+  const pass = (x: Tensor) => {
+    if (!x.grad) return;
+    if (tape.first(x.grad)) k.copy_block(y.grad!.ptr, x.grad.ptr, 1, y.size, y.size, y.size);
+    else k.axpy(1, y.grad!.ptr, x.grad.ptr, y.size);
+  };
   tape.record(y, {
     forward: () => k.add(a.ptr, b.ptr, y.ptr, y.size),
     backward: () => {
-      if (a.grad) k.axpy(1, y.grad!.ptr, a.grad.ptr, y.size);
-      if (b.grad) k.axpy(1, y.grad!.ptr, b.grad.ptr, y.size);
+      pass(a);
+      pass(b);
     },
+    overwrites: [a, b],
   });
   return y;
 }
@@ -280,15 +287,15 @@ export function depthwiseConv2d(tape: Tape, x: Tensor, w: Tensor, b: Tensor, { s
     },
     backward: () => {
       const g = preGrad();
-      if (x.grad && m === 1) kn.depthwise_backward_input(g, packed(), x.grad.ptr, ...geometry);
+      if (x.grad && m === 1) kn.depthwise_backward_input(g, packed(), x.grad.ptr, !tape.first(x.grad), ...geometry);
       if (x.grad && m > 1) {
-        kn.fill(dxe, 0, pixels * c);
-        kn.depthwise_backward_input(g, packed(), dxe, ...geometry);
+        kn.depthwise_backward_input(g, packed(), dxe, false, ...geometry);
         kn.sum_channel_groups(dxe, x.grad.ptr, pixels, cin, m);
       }
       if (w.grad) kn.depthwise_backward_filter(xe, g, w.grad.ptr, ...geometry);
       if (b.grad) kn.sum_rows(g, b.grad.ptr, y.size / c, c);
     },
+    overwrites: m === 1 ? [x] : undefined,
   });
   return y;
 }
@@ -333,10 +340,11 @@ function matmul(tape: Tape, x: Tensor, w: Tensor, b: Tensor, y: Tensor, relu: nu
     forward: () => kn.dense_forward(x.ptr, packed(), b.ptr, y.ptr, relu, work, rows, inputs, outputs),
     backward: () => {
       const g = preGrad();
-      if (x.grad) kn.dense_backward_input(g, transposed!(), x.grad.ptr, work, rows, inputs, outputs);
+      if (x.grad) kn.dense_backward_input(g, transposed!(), x.grad.ptr, !tape.first(x.grad), work, rows, inputs, outputs);
       if (w.grad) kn.dense_backward_weights(x.ptr, g, w.grad.ptr, work, rows, inputs, outputs);
       if (b.grad) kn.sum_rows(g, b.grad.ptr, rows, outputs);
     },
+    overwrites: [x],
   });
   return y;
 }
@@ -360,7 +368,8 @@ export function activation(tape: Tape, x: Tensor, kind: ActivationKind, alpha = 
   const y = tape.output(x.shape, [x]);
   tape.record(y, {
     forward: () => kn.activation_forward(x.ptr, y.ptr, x.size, code, alpha),
-    backward: () => kn.activation_backward(x.ptr, y.ptr, y.grad!.ptr, x.grad!.ptr, x.size, code, alpha),
+    backward: () => kn.activation_backward(x.ptr, y.ptr, y.grad!.ptr, x.grad!.ptr, !tape.first(x.grad!), x.size, code, alpha),
+    overwrites: [x],
   });
   return y;
 }
