@@ -22,12 +22,16 @@ export function conv2d_windows_forward(
   k: i32, stride: i32, dilation: i32, padTop: i32, padLeft: i32,
   oh: i32, ow: i32, cout: i32,
 ): void {
+  if (k == 1 && padTop == 0 && padLeft == 0) {
+    pointwiseStrided(false, x, wp, b, y, relu, work, n, h, wd, cin, stride, oh, ow, cout);
+    return;
+  }
   const width = k * k * cin, cells = n * oh * ow, chunk = chunkRows(width, cells);
   const rows = work, rest = work + f(chunk * width);
   for (let first = 0; first < cells; first += chunk) {
     const count = imin(chunk, cells - first);
     windows(false, x, rows, first, count, h, wd, cin, k, stride, dilation, padTop, padLeft, oh, ow);
-    product(rows, width, 1, wp, 0, 0, true, b, y + f(first * cout), false, relu, rest, count, width, cout);
+    product(rows, width, 1, wp, 0, 0, true, b, y + f(first * cout), cout, false, relu, rest, count, width, cout);
   }
 }
 
@@ -38,11 +42,15 @@ export function conv2d_windows_backward_input(
   k: i32, stride: i32, dilation: i32, padTop: i32, padLeft: i32,
   oh: i32, ow: i32, cout: i32,
 ): void {
+  if (k == 1 && padTop == 0 && padLeft == 0) {
+    pointwiseStrided(true, dx, wtp, 0, dy, 0, work, n, h, wd, cin, stride, oh, ow, cout);
+    return;
+  }
   const width = k * k * cin, cells = n * oh * ow, chunk = chunkRows(width, cells);
   const rows = work, rest = work + f(chunk * width);
   for (let first = 0; first < cells; first += chunk) {
     const count = imin(chunk, cells - first);
-    product(dy + f(first * cout), cout, 1, wtp, 0, 0, true, 0, rows, false, false, rest, count, cout, width);
+    product(dy + f(first * cout), cout, 1, wtp, 0, 0, true, 0, rows, width, false, false, rest, count, cout, width);
     windows(true, dx, rows, first, count, h, wd, cin, k, stride, dilation, padTop, padLeft, oh, ow);
   }
 }
@@ -59,7 +67,24 @@ export function conv2d_windows_backward_filter(
   for (let first = 0; first < cells; first += chunk) {
     const count = imin(chunk, cells - first);
     windows(false, x, rows, first, count, h, wd, cin, k, stride, dilation, padTop, padLeft, oh, ow);
-    product(rows, 1, width, dy + f(first * cout), cout, 1, false, 0, dw, true, false, rest, width, count, cout);
+    product(rows, 1, width, dy + f(first * cout), cout, 1, false, 0, dw, cout, true, false, rest, width, count, cout);
+  }
+}
+
+/** A 1×1 window of stride s (which needs no padding) reads every s-th cell of every s-th input
+ *  row: output row (img, oy) is the product of those cells, s·cin floats apart and read in
+ *  place, with the filter (`w` packed as for the kernel); backward, dy's row times the packed wᵀ
+ *  is added to the same cells of x, the input gradient. No rows are laid out. */
+@inline function pointwiseStrided(
+  backward: bool, x: usize, w: usize, b: usize, y: usize, relu: f32, work: usize,
+  n: i32, h: i32, wd: i32, cin: i32, stride: i32, oh: i32, ow: i32, cout: i32,
+): void {
+  for (let img = 0; img < n; img++) {
+    for (let oy = 0; oy < oh; oy++) {
+      const cells = x + f((img * h + oy * stride) * wd * cin), out = y + f((img * oh + oy) * ow * cout);
+      if (backward) product(out, cout, 1, w, 0, 0, true, 0, cells, stride * cin, true, 0, work, ow, cout, cin);
+      else product(cells, stride * cin, 1, w, 0, 0, true, b, out, cout, false, relu, work, ow, cin, cout);
+    }
   }
 }
 

@@ -23,17 +23,17 @@ const A_BLOCK: i32 = 32768;
 
 /** y = x·w + b, then the fused ReLU `relu` (its ceiling, 0: none; see fusedRelu); `wp` is w packed by pack_panels(w, out, 1, in, out). */
 export function dense_forward(x: usize, wp: usize, b: usize, y: usize, relu: f32, work: usize, n: i32, inputs: i32, outputs: i32): void {
-  product(x, inputs, 1, wp, 0, 0, true, b, y, false, relu, work, n, inputs, outputs);
+  product(x, inputs, 1, wp, 0, 0, true, b, y, outputs, false, relu, work, n, inputs, outputs);
 }
 
 /** dx += dy·wᵀ, or dx = dy·wᵀ when not `accumulate`; `wtp` is wᵀ packed by pack_panels(w, 1, out, out, in). */
 export function dense_backward_input(dy: usize, wtp: usize, dx: usize, accumulate: bool, work: usize, n: i32, inputs: i32, outputs: i32): void {
-  product(dy, outputs, 1, wtp, 0, 0, true, 0, dx, accumulate, 0, work, n, outputs, inputs);
+  product(dy, outputs, 1, wtp, 0, 0, true, 0, dx, inputs, accumulate, 0, work, n, outputs, inputs);
 }
 
 /** dw += xᵀ·dy. */
 export function dense_backward_weights(x: usize, dy: usize, dw: usize, work: usize, n: i32, inputs: i32, outputs: i32): void {
-  product(x, 1, inputs, dy, outputs, 1, false, 0, dw, true, false, work, inputs, n, outputs);
+  product(x, 1, inputs, dy, outputs, 1, false, 0, dw, outputs, true, false, work, inputs, n, outputs);
 }
 
 /** Floats of `work` a product with `n` columns needs. */
@@ -69,13 +69,13 @@ export function pack_panels(b: usize, rowStride: i32, colStride: i32, depth: i32
   }
 }
 
-/** C (row-major [m, n]) = A·B + bias (0: none), then the fused ReLU `relu` (its ceiling, 0: none); or, when
+/** C [m, n] (row i at c + i·cRow floats) = A·B + bias (0: none), then the fused ReLU `relu` (its ceiling, 0: none); or, when
  *  `accumulate`, C += A·B. A[i, k] = a[i·aRow + k·aDepth]. B is either packed whole by
  *  pack_panels (`packed`, at `b`) or B[k, j] = b[k·bRow + j·bCol], packed here block by block.
  *  `work` holds matmul_work(n) floats. */
 @inline export function product(
   a: usize, aRow: i32, aDepth: i32, b: usize, bRow: i32, bCol: i32, packed: bool,
-  bias: usize, c: usize, accumulate: bool, relu: f32, work: usize,
+  bias: usize, c: usize, cRow: i32, accumulate: bool, relu: f32, work: usize,
   m: i32, depth: i32, n: i32,
 ): void {
   const ap = work, bBlock = work + f(A_BLOCK);
@@ -108,15 +108,15 @@ export function pack_panels(b: usize, rowStride: i32, colStride: i32, depth: i32
         // accumulating); the others from C.
         const from = first && !accumulate && bias != 0 ? bias + f(j0) : 0;
         if (rows == 1) {
-          rowTile(block, f(aDepth), bp, panelBytes, kc, c + f(i0 * n + j0), n - j0, !first, from, first && accumulate, last ? relu : 0);
+          rowTile(block, f(aDepth), bp, panelBytes, kc, c + f(i0 * cRow + j0), n - j0, !first, from, first && accumulate, last ? relu : 0);
           continue;
         }
         for (let r = 0; r < rows; r += 4) {
-          const count = imin(4, rows - r), out = c + f((i0 + r) * n + j0);
+          const count = imin(4, rows - r), out = c + f((i0 + r) * cRow + j0);
           if (direct) {
-            tileInPlace(block + <usize>r * rowBytes, rowBytes, bp, kc, out, f(n), count, cols, !first, from, first && accumulate, last ? relu : 0);
+            tileInPlace(block + <usize>r * rowBytes, rowBytes, bp, kc, out, f(cRow), count, cols, !first, from, first && accumulate, last ? relu : 0);
           } else {
-            tile(ap + f(r * kc), 16, 4, 8, 12, bp, kc, out, f(n), count, cols, !first, from, first && accumulate, last ? relu : 0);
+            tile(ap + f(r * kc), 16, 4, 8, 12, bp, kc, out, f(cRow), count, cols, !first, from, first && accumulate, last ? relu : 0);
           }
         }
       }
