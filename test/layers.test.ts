@@ -247,7 +247,7 @@ describe('gradients set, not added to, by the first op to write them (Step.overw
     const c = 8, pointwise = { stride: 1, padding: 'same', relu: false } as const, depthwise = { ...pointwise, dilation: 1 };
     const x = randomTensor([2, 6, 5, c], rand);
     const weights = [[1, 1, c, c], [c], [3, 3, c, 1], [c], [1, 1, c, c], [c], [3, 3, c, 1], [c]].map((shape) => randomTensor(shape, rand, 0.5));
-    const [w1, b1, wd1, bd1, w2, b2, wd2, bd2] = weights;
+    const [w1, b1, wd1, bd1, w2, b2, wd2] = weights;
     const tape = new Tape(engine);
     const [xx, ww1, bb1, wwd1, bbd1, ww2, bb2, wwd2, bbd2] = [x, ...weights].map((t) => engine.tensor(t.shape, t.data).requireGrad());
     const h = ops.activation(tape, xx, 'elu', 1);
