@@ -20,13 +20,19 @@ export interface KernelRunner {
   dispose(): void;
 }
 
-/** A tape that keeps the step of the (one) op recorded on it. */
+/** A tape that keeps the step of the (one) op recorded on it, and runs its backward rule alone
+ *  (as the first to write its input's gradient, which it then sets where it can, as in a network). */
 class OneOpTape extends Tape {
   step: Step | null = null;
 
   override record(y: Tensor, step: Step): void {
     this.step ??= step;
     super.record(y, step);
+  }
+
+  backwardStep(): void {
+    this.beginPass();
+    this.step!.backward();
   }
 }
 
@@ -80,7 +86,7 @@ export function misleadKernel(engine: Engine, c: KernelCase, data: KernelData): 
   }
   const step = tape.step!;
   if (backward) y.grad!.write(data.dy);
-  const run = backward ? () => step.backward() : () => step.forward();
+  const run = backward ? () => tape.backwardStep() : () => step.forward();
   return {
     run,
     result() {

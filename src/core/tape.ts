@@ -70,13 +70,20 @@ export class Tape {
   backward(loss: Tensor): void {
     if (!loss.grad || loss.size !== 1) throw new Error('backward needs a scalar loss that depends on a tensor with requireGrad()');
     const k = this.engine.kernels;
-    const set = (this.setByFirst ??= this.firstWriters());
-    this.written.fill(0);
+    const set = this.beginPass();
     for (let i = 0; i < this.grads.length; i++) if (!set[i]) k.fill(this.grads[i].ptr, 0, this.grads[i].size);
     k.fill(loss.grad.ptr, 1, 1);
     const lossIndex = this.gradIndex.get(loss.grad.ptr);
     if (lossIndex !== undefined) this.written[lossIndex] = 1; // later steps add to its 1
     for (let i = this.steps.length - 1; i >= 0; i--) if (this.outputs[i].grad) this.steps[i].backward();
+  }
+
+  /** Starts a backward pass: returns, per gradient, 1 if its first writer sets it; none is
+   *  written yet. */
+  protected beginPass(): Uint8Array {
+    const set = (this.setByFirst ??= this.firstWriters());
+    this.written.fill(0);
+    return set;
   }
 
   /** For a step's backward rule, on an input it lists in `overwrites`: true if no step has
