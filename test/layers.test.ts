@@ -241,8 +241,8 @@ describe('gradients set, not added to, by the first op to write them (Step.overw
 
   it('replayed with new output gradients, each pass gets its own: nothing of the pass before is left', () => {
     // h = elu(x); p = pw1(h); s = dw1(p) + h; z = pw2(s); y = z + dw2(z). The first to write a
-    // gradient, backward, sets it: the activation x's, dw1 p's, pw2 s's, the adds d's, h's and
-    // z's; then pw1 adds to h's and dw2 to z's.
+    // gradient, backward, sets it: the activation x's, dw1 p's, pw2 s's, the adds those of dw1's
+    // output, h and z; then pw1 adds to h's and dw2 to z's.
     const rand = random(1901);
     const c = 8, pointwise = { stride: 1, padding: 'same', relu: false } as const, depthwise = { ...pointwise, dilation: 1 };
     const x = randomTensor([2, 6, 5, c], rand);
