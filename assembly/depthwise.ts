@@ -13,7 +13,7 @@
 // compiles a loop: it loads every vector of an iteration before its arithmetic, so a register
 // tile is as large as its sums plus one iteration's loads fit in 16 registers. Hence tiles walk
 // whole rows of the window (`rowTile`), each input vector of a row loaded once for every cell
-// that reads it, and the stride-2 input gradient has a tile of its own (`stride2Tile`).
+// that reads it, and the 3 × 3 stride-2 input gradient has a tile of its own (`stride2Row`).
 import { storeLanes, addLanes, madd, fusedRelu, f, imin, imax } from './common';
 import { fill } from './elementwise';
 
@@ -130,18 +130,16 @@ function gcd(a: i32, b: i32): i32 {
       }
       const xRows = x + f((img * inH + tapInput) * inW * c), wRows = wb + f(tapFirst * k * 4);
       if (backward && s == 2 && k == 3 && d == 1) {
-        // Both phases at once: see stride2Tile.
-        for (let ox = 0; ox < outW; ) {
-          const j = (ox + left) >> 1; // the dy column of the window's first tap, for an even column
-          if (((ox + left) & 1) == 0 && j >= 1 && j + 2 < inW && ox + 5 < outW) {
-            for (let cb = 0; cb < c; cb += 4) {
-              stride2Tile(c - cb, xRows + f((j - 1) * c + cb), f(c), wRows + <usize>(cb >> 2) * block, rows, f(-inW * c), out + f(ox * c + cb), f(c), accumulate);
-            }
-            ox += 6;
-          } else {
-            cell(backward, accumulate, xRows, wRows, b, out, relu, inW, c, k, s, d, left, ox, rows, step, move, byRows, block);
-            ox++;
-          }
+        // The pairs of columns 2i − left, 2i − left + 1 that read dy columns i − 1 and i, both
+        // there, go through stride2Row; the columns before and after them one by one.
+        const lo = imax(1, (left + 1) >> 1), hi = imax(lo, imin(inW, ((outW - 2 + left) >> 1) + 1));
+        for (let cb = 0; cb < c; cb += 4) {
+          const a = xRows + f((lo - 1) * c + cb), w = wRows + <usize>(cb >> 2) * block, o = out + f((2 * lo - left) * c + cb);
+          if (rows == 2) stride2RowOf(2, c - cb, a, f(-inW * c), f(c), w, o, f(c), hi - lo, accumulate);
+          else stride2RowOf(1, c - cb, a, 0, f(c), w, o, f(c), hi - lo, accumulate);
+        }
+        for (let ox = 0; ox < outW; ox = ox == 2 * lo - left - 1 ? imax(ox + 1, 2 * hi - left) : ox + 1) {
+          if (ox < 2 * lo - left || ox >= 2 * hi - left) cell(backward, accumulate, xRows, wRows, b, out, relu, inW, c, k, s, d, left, ox, rows, step, move, byRows, block);
         }
         continue;
       }
@@ -206,44 +204,64 @@ function gcd(a: i32, b: i32): i32 {
   }
 }
 
-/** dx += (or = when not `accumulate`) 6 neighbouring columns × 4 channels (`lanes` stored) of the input gradient of a 3 × 3,
- *  stride-2 window, from an even column 2j: column 2j + 2t receives dy[j + t]·w[kx = 0] +
- *  dy[j + t − 1]·w[kx = 2] and column 2j + 2t + 1 receives dy[j + t]·w[kx = 1], so both phases
- *  share the 4 dy vectors from column j − 1 (at `x`, `px` bytes apart) that a row of taps
- *  loads, with its 3 weights: 9 mul-adds for 7 loads, 13 vectors live. */
-@inline function stride2Tile(lanes: i32, x: usize, px: usize, w: usize, rows: i32, xRow: usize, out: usize, outPixel: usize, accumulate: bool): void {
-  const zero = f32x4.splat(0);
-  let e0 = zero, e1 = zero, e2 = zero, o0 = zero, o1 = zero, o2 = zero;
-  for (let r = 0; r < rows; r++, x += xRow, w += 2 * 3 * 16) {
-    const w0 = v128.load(w), w1 = v128.load(w, 16), w2 = v128.load(w, 32);
-    let p = x;
-    const x0 = v128.load(p), x1 = v128.load((p += px)), x2 = v128.load((p += px)), x3 = v128.load((p += px));
-    e0 = f32x4.add(e0, madd(f32x4.mul(x1, w0), x0, w2));
-    o0 = madd(o0, x1, w1);
-    e1 = f32x4.add(e1, madd(f32x4.mul(x2, w0), x1, w2));
-    o1 = madd(o1, x2, w1);
-    e2 = f32x4.add(e2, madd(f32x4.mul(x3, w0), x2, w2));
-    o2 = madd(o2, x3, w1);
-  }
-  finish(out, e0, lanes, accumulate, 0);
-  finish(out + outPixel, o0, lanes, accumulate, 0);
-  finish(out + 2 * outPixel, e1, lanes, accumulate, 0);
-  finish(out + 3 * outPixel, o1, lanes, accumulate, 0);
-  finish(out + 4 * outPixel, e2, lanes, accumulate, 0);
-  finish(out + 5 * outPixel, o2, lanes, accumulate, 0);
+/** stride2Row with a constant lane count and accumulate flag where it can (4 lanes, the common
+ *  case), so that its stores compile without branches. */
+@inline function stride2RowOf(R: i32, lanes: i32, x: usize, xRow: usize, px: usize, w: usize, out: usize, outPixel: usize, count: i32, accumulate: bool): void {
+  if (lanes < 4) stride2Row(R, lanes, x, xRow, px, w, out, outPixel, count, accumulate);
+  else if (accumulate) stride2Row(R, 4, x, xRow, px, w, out, outPixel, count, true);
+  else stride2Row(R, 4, x, xRow, px, w, out, outPixel, count, false);
 }
 
-/** rowTile over every group of 4 channels, for Q taps per row of the window (1 to 3). */
+/** dx += (or = when not `accumulate`) `count` pairs of columns × 4 channels (`lanes` stored) of
+ *  one row of the input gradient of a 3 × 3, stride-2 window, which R (1 or 2) rows of taps
+ *  reach: dy rows `xRow` bytes apart, whose weights are 2 rows of the window apart. The even
+ *  column of a pair receives dy column i through tap 0 and i − 1 through tap 2, the odd column
+ *  i through tap 1: each dy vector is loaded once, kept for the next pair, and the weights stay
+ *  in registers. */
+@inline function stride2Row(R: i32, lanes: i32, x: usize, xRow: usize, px: usize, w: usize, out: usize, outPixel: usize, count: i32, accumulate: bool): void {
+  const zero = f32x4.splat(0);
+  const a0 = v128.load(w), a1 = v128.load(w, 16), a2 = v128.load(w, 32);
+  const b0 = R > 1 ? v128.load(w, 96) : zero, b1 = R > 1 ? v128.load(w, 112) : zero, b2 = R > 1 ? v128.load(w, 128) : zero;
+  let p0 = v128.load(x), q0 = R > 1 ? v128.load(x + xRow) : zero; // dy column i − 1 …
+  for (let q = 0; q < count; q++, out += 2 * outPixel) {
+    x += px;
+    const p1 = v128.load(x), q1 = R > 1 ? v128.load(x + xRow) : zero; // … and i
+    let even = madd(f32x4.mul(p1, a0), p0, a2), odd = f32x4.mul(p1, a1);
+    if (R > 1) {
+      even = madd(madd(even, q1, b0), q0, b2);
+      odd = madd(odd, q1, b1);
+    }
+    finish(out, even, lanes, accumulate, 0);
+    finish(out + outPixel, odd, lanes, accumulate, 0);
+    p0 = p1;
+    q0 = q1;
+  }
+}
+
+/** rowTile over every group of 4 channels, for Q taps per row of the window (1 to 3): the whole
+ *  groups in a loop of their own, with a constant lane count (a branch in the loop, or in the
+ *  stores, makes V8's code 10–15 % slower), then the partial group. */
 @inline function rowTiles(
   P: i32, A: i32, Q: i32, x: usize, px: usize, w: usize, wq: usize, block: usize, rows: i32, xRow: usize, wRow: usize,
   out: usize, outPixel: usize, b: usize, accumulate: bool, relu: f32, c: i32,
 ): void {
-  for (let cb = 0; cb < c; cb += 4, w += block) {
-    const bias = b != 0 ? b + f(cb) : 0;
-    if (Q == 3) rowTile(P, 3, A, c - cb, x + f(cb), px, w, wq, rows, xRow, wRow, out + f(cb), outPixel, bias, accumulate, relu);
-    else if (Q == 2) rowTile(P, 2, A, c - cb, x + f(cb), px, w, wq, rows, xRow, wRow, out + f(cb), outPixel, bias, accumulate, relu);
-    else rowTile(P, 1, A, c - cb, x + f(cb), px, w, wq, rows, xRow, wRow, out + f(cb), outPixel, bias, accumulate, relu);
+  let cb = 0;
+  for (; cb + 4 <= c; cb += 4, w += block) {
+    rowTileOf(P, Q, A, 4, x + f(cb), px, w, wq, rows, xRow, wRow, out + f(cb), outPixel, b != 0 ? b + f(cb) : 0, accumulate, relu);
   }
+  for (; cb < c; cb += 4, w += block) {
+    rowTileOf(P, Q, A, c - cb, x + f(cb), px, w, wq, rows, xRow, wRow, out + f(cb), outPixel, b != 0 ? b + f(cb) : 0, accumulate, relu);
+  }
+}
+
+/** rowTile with Q a constant. */
+@inline function rowTileOf(
+  P: i32, Q: i32, A: i32, lanes: i32, x: usize, px: usize, w: usize, wq: usize, rows: i32, xRow: usize, wRow: usize,
+  out: usize, outPixel: usize, b: usize, accumulate: bool, relu: f32,
+): void {
+  if (Q == 3) rowTile(P, 3, A, lanes, x, px, w, wq, rows, xRow, wRow, out, outPixel, b, accumulate, relu);
+  else if (Q == 2) rowTile(P, 2, A, lanes, x, px, w, wq, rows, xRow, wRow, out, outPixel, b, accumulate, relu);
+  else rowTile(P, 1, A, lanes, x, px, w, wq, rows, xRow, wRow, out, outPixel, b, accumulate, relu);
 }
 
 /** P cells × 4 channels (`lanes` of them stored) whose taps along a row of the window are Q

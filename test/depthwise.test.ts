@@ -96,6 +96,25 @@ describe('depthwiseConv2d against the reference', () => {
   });
 });
 
+describe('depthwiseConv2d adding to a gradient another op has written', () => {
+  it('two convolutions of one input: the second adds its input gradient to the first\'s (strides 1 and 2, 3×3 and 5×5, 4 and 6 channels)', () => {
+    const rand = random(2500);
+    for (const stride of [1, 2]) for (const k of [3, 5]) for (const c of [4, 6]) for (const padding of ['same', 'valid'] as const) {
+      const x = randomTensor([2, 12, 13, c], rand), w1 = randomTensor([k, k, c, 1], rand), w2 = randomTensor([k, k, c, 1], rand), b = randomTensor([c], rand);
+      const tape = new Tape(engine);
+      const xx = engine.tensor(x.shape, x.data).requireGrad(), bb = engine.tensor(b.shape, b.data);
+      const options = { stride, padding, relu: false } as const;
+      const y1 = ops.depthwiseConv2d(tape, xx, engine.tensor(w1.shape, w1.data), bb, options);
+      const y2 = ops.depthwiseConv2d(tape, xx, engine.tensor(w2.shape, w2.data), bb, options);
+      const g1 = randomTensor([...y1.shape], rand), g2 = randomTensor([...y2.shape], rand);
+      tape.backward(ops.add(tape, ops.dot(tape, y1, engine.tensor(g1.shape, g1.data)), ops.dot(tape, y2, engine.tensor(g2.shape, g2.data))));
+      const dx1 = ref.depthwiseConv2dBackward(x, w1, stride, padding, 1, g1).dx.data, dx2 = ref.depthwiseConv2dBackward(x, w2, stride, padding, 1, g2).dx.data;
+      check('∂input, summed', xx.grad!.toArray(), dx1.map((v, i) => v + dx2[i]), `(stride ${stride}, ${k}×${k}, ${c} channels, ${padding})`);
+      tape.dispose();
+    }
+  });
+});
+
 describe('depthwiseConv2d between replays', () => {
   it('sees weights without a gradient written, and a new input, at every replay (multipliers 1 and 2)', () => {
     const rand = random(3000);
