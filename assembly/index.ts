@@ -7,7 +7,7 @@ export { dense_forward, dense_backward_input, dense_backward_weights, pack_panel
 export { add, axpy, fill, dot, relu_backward, activation_forward, activation_backward, sum_rows, sum_planes, adam, clamp, copy_block, add_block, affine_forward, affine_backward } from './elementwise';
 export { log_softmax_forward, log_softmax_backward } from './softmax';
 export { dlr_forward, dlr_backward } from './dlr';
-export { peak_madd } from './peak';
+export { peak_madd, peak_stream } from './peak';
 
 /** First byte of memory free for tensors. */
 export function heap_base(): usize {

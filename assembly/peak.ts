@@ -37,3 +37,31 @@ export function peak_madd(count: i32, p: usize): f32 {
   );
   return sumLanes(s);
 }
+
+/** Reads `reads` floats from `src` and writes `writes` floats to `dst` (both multiples of 16), in
+ *  one pass of 64-byte lines, the reads and writes interleaved in proportion: the least time a
+ *  kernel that reads and writes as much can take, the yardstick of kernels bound by memory.
+ *  Returns the sum of what it read, so that nothing is dead code. */
+export function peak_stream(src: usize, reads: i32, dst: usize, writes: i32): f32 {
+  const readLines = reads >> 4, writeLines = writes >> 4, lines = readLines > writeLines ? readLines : writeLines;
+  const value = f32x4.splat(1);
+  let sum = f32x4.splat(0), r = 0, w = 0; // Bresenham's counters: a line read (written) each time r (w) passes `lines`
+  for (let i = 0; i < lines; i++) {
+    r += readLines;
+    if (r >= lines) {
+      r -= lines;
+      sum = f32x4.add(sum, f32x4.add(f32x4.add(v128.load(src), v128.load(src, 16)), f32x4.add(v128.load(src, 32), v128.load(src, 48))));
+      src += 64;
+    }
+    w += writeLines;
+    if (w >= lines) {
+      w -= lines;
+      v128.store(dst, value);
+      v128.store(dst, value, 16);
+      v128.store(dst, value, 32);
+      v128.store(dst, value, 48);
+      dst += 64;
+    }
+  }
+  return sumLanes(sum);
+}

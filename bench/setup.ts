@@ -88,6 +88,17 @@ export const poolFlops = (s: PoolShape, n: number): number => s.size * s.size * 
 /** Log-softmax counts 4 ops per element (max, subtract-and-exp, sum, subtract). */
 export const logSoftmaxFlops = (cols: number, n: number): number => 4 * cols * n;
 
+/** The floats a convolution's case must read and write at the least (its operands and result,
+ *  each once): what bounds it where memory is slower than its arithmetic (bench: the memory ceiling). */
+export function convTraffic(c: KernelCase): { reads: number; writes: number } {
+  if (!('conv' in c)) throw new Error(`${c.name} is not a convolution`);
+  const s = c.conv, input = c.n * s.h * s.w * s.cin, output = c.n * s.oh * s.ow * s.cout;
+  const filter = s.k * s.k * s.cin * (c.kind.startsWith('dw') ? 1 : s.cout);
+  if (c.kind.endsWith('.fwd')) return { reads: input + filter, writes: output };
+  if (c.kind.endsWith('.bwd-input')) return { reads: output + filter, writes: input };
+  return { reads: input + output, writes: filter };
+}
+
 /** The kernel cases: every conv (forward, gradient to its input, to its filter), every pool
  *  (forward, backward), the dense layer and the log-softmax, at each batch size. */
 export function kernelCases(arch: Architecture, batches: readonly number[]): KernelCase[] {
