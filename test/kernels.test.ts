@@ -261,3 +261,17 @@ describe('log-softmax and the loss ops against the reference', () => {
     }
   });
 });
+
+describe("the bench's yardsticks", () => {
+  it('peak_madd returns its ten sums of count rounds; peak_stream reads and writes exactly the floats it is given', () => {
+    const operands = engine.tensor([13], [1, 2, 3, 4, 5, 6, 7, 8, 0.5, 0.25, 0.125, 1, 2]);
+    // Each lane of a round adds (x0 + x1)·(Σ weights): lanes 1+5, 2+6, 3+7, 4+8 = 36 in all, times 3.875.
+    expect(engine.kernels.peak_madd(10, operands.ptr)).toBeCloseTo(10 * 36 * 3.875, 3);
+    for (const [reads, writes] of [[64, 16], [16, 64], [48, 48], [32, 0]]) {
+      const source = engine.tensor([reads], Float32Array.from({ length: reads }, (_, i) => i + 1));
+      const target = engine.tensor([writes + 16]);
+      expect(engine.kernels.peak_stream(source.ptr, reads, target.ptr, writes)).toBe((reads * (reads + 1)) / 2);
+      expect(Array.from(target.toArray())).toEqual([...Array<number>(writes).fill(1), ...Array<number>(16).fill(0)]);
+    }
+  });
+});
