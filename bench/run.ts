@@ -695,7 +695,7 @@ function formatMs(ms: number): string {
 /** The highest share of the peak the row's memory traffic allows (see streamAfter), in %. */
 const memoryCeiling = (r: Row): number | null => (r.stream === undefined || r.peak === undefined ? null : (100 * r.flops) / (r.stream.ms * 1e6) / r.peak);
 
-/** Whether the row meets its share of the peak, or why not: below its memory ceiling is a bound no kernel can pass. */
+/** Whether the row meets its share of the peak, or why not: a memory ceiling below the target is a bound no kernel can pass. */
 function verdict(r: Row): string {
   const target = peakTarget(r), share = percentOfPeak(r), ceiling = memoryCeiling(r);
   if (target === null || share === null) return '';
@@ -707,8 +707,8 @@ function verdict(r: Row): string {
 const PEAK_TARGETS: Record<string, number> = { pw: 70, dw: 40 };
 const peakTarget = (r: Row): number | null => (r.group === 'mobilenet kernel' ? PEAK_TARGETS[r.name.split('.')[0]] ?? null : null);
 
-/** The table of `shown`; with `targets`, a last column of each row's % of peak target, and
- *  whether the row meets it. */
+/** The table of `shown`; with `targets`, two last columns: each row's memory ceiling, and its
+ *  % of peak target with whether the row meets it (see verdict). */
 function table(shown: Row[], targets = false): string {
   const header = ['case', 'mislead ms', '±%', 'tfjs-wasm ms', 'tfjs-cpu ms', 'wasm/ml', 'cpu/ml', 'GFLOP/s', '% peak', 'max rel err', ...(targets ? ['memory ≤ %', 'target'] : [])];
   const body = shown.map((r) => {
@@ -806,7 +806,8 @@ function mobileNetReport(): string[] {
     '(2.25 flops a byte of input and output at stride 1, 0.9 at stride 2). At batch 1 its data stays in the core\'s second-level cache',
     'and loads bound it: about one vector load a mul-add (a row tile of 4 cells at stride 1: 9 loads for 12 mul-adds; see',
     'assembly/depthwise.ts), where the peak kernel loads nothing and a matrix product loads once for several mul-adds. At batch 32',
-    '(6.4 MB an operand) it streams from the shared cache or memory, whose rate this host shares with its neighbours.',
+    '(6.4 MB an operand) its data comes from the shared cache or memory, and the latency of reading and writing it in strided order',
+    '(one vector of every cell a pass) bounds it more than the rate (its memory ceiling).',
     '',
   ];
 }
