@@ -339,7 +339,8 @@ function gcd(a: i32, b: i32): i32 {
 
 /** dw += Σ over batch and output cells of x(the tap's input cell) · dy(output cell), per tap and
  *  channel. Images go through in bands of output rows whose input, for 16 channels, stays in
- *  the core's first-level cache while every tap sweeps it; large batches touch each band first. */
+ *  the core's first-level cache while every tap sweeps it (the three taps of a row of a 3 × 3
+ *  window in one sweep, see slideRow); large batches touch each band first. */
 export function depthwise_backward_filter(
   x: usize, dy: usize, dw: usize,
   n: i32, h: i32, wd: i32, c: i32,
@@ -388,34 +389,121 @@ let touched: i32 = 0;
   B: i32, lanes: i32, x: usize, dy: usize, dw: usize, img: i32, first: i32, end: i32, cb: i32,
   h: i32, wd: i32, c: i32, k: i32, s: i32, d: i32, top: i32, left: i32, oh: i32, ow: i32,
 ): void {
-  const zero = f32x4.splat(0);
-  const xStep = f(s * c), gStep = f(c);
   for (let ky = 0; ky < k; ky++) {
     // Output rows and columns whose tap (ky, kx) falls inside the input.
     const oyLo = imax(first, ceilDiv(top - ky * d, s)), oyHi = imin(end, floorDiv(h - 1 + top - ky * d, s) + 1);
+    // The columns where a 3-tap row of the window is all inside (kx = 0 inside on the left,
+    // kx = 2 on the right) go through slideRow, the others tap by tap.
+    let inLo = ow, inHi = ow;
+    if (k == 3 && d == 1 && s <= 2) {
+      inLo = imax(0, ceilDiv(left, s));
+      inHi = imin(ow, floorDiv(wd - 3 + left, s) + 1);
+      if (inHi > inLo) {
+        const xRow = x + f(((img * h - top + ky) * wd + inLo * s - left) * c + cb), gRow = dy + f((img * oh * ow + inLo) * c + cb);
+        const target = dw + f(ky * 3 * c + cb);
+        const count = inHi - inLo;
+        // B = 4 (16 channels) in two halves of 2 vectors; S, B and lanes literals, which Binaryen
+        // folds (passed on through another inlined function, they were not always folded).
+        if (B == 4) {
+          if (s == 1) {
+            slideRow(1, 2, 4, xRow, gRow, target, oyLo, oyHi, count, wd, ow, c);
+            slideRow(1, 2, 4, xRow + 32, gRow + 32, target + 32, oyLo, oyHi, count, wd, ow, c);
+          } else {
+            slideRow(2, 2, 4, xRow, gRow, target, oyLo, oyHi, count, wd, ow, c);
+            slideRow(2, 2, 4, xRow + 32, gRow + 32, target + 32, oyLo, oyHi, count, wd, ow, c);
+          }
+        } else if (s == 1) slideRow(1, 1, lanes, xRow, gRow, target, oyLo, oyHi, count, wd, ow, c);
+        else slideRow(2, 1, lanes, xRow, gRow, target, oyLo, oyHi, count, wd, ow, c);
+      } else inLo = inHi = ow;
+    }
     for (let kx = 0; kx < k; kx++) {
       const oxLo = imax(0, ceilDiv(left - kx * d, s)), oxHi = imin(ow, floorDiv(wd - 1 + left - kx * d, s) + 1);
-      let a0 = zero, a1 = zero, a2 = zero, a3 = zero;
-      for (let oy = oyLo; oy < oyHi; oy++) {
-        let xp = x + f(((img * h + oy * s - top + ky * d) * wd + oxLo * s - left + kx * d) * c + cb);
-        let gp = dy + f(((img * oh + oy) * ow + oxLo) * c + cb);
-        for (let ox = oxLo; ox < oxHi; ox++, xp += xStep, gp += gStep) {
-          a0 = madd(a0, v128.load(xp), v128.load(gp));
-          if (B == 4) {
-            a1 = madd(a1, v128.load(xp, 16), v128.load(gp, 16));
-            a2 = madd(a2, v128.load(xp, 32), v128.load(gp, 32));
-            a3 = madd(a3, v128.load(xp, 48), v128.load(gp, 48));
-          }
-        }
-      }
-      const target = dw + f((ky * k + kx) * c + cb);
-      addLanes(target, a0, imin(lanes, 4));
+      filterTap(B, lanes, x, dy, dw, img, oyLo, oyHi, oxLo, imin(oxHi, inLo), cb, h, wd, c, k, s, d, top, left, oh, ow, ky, kx);
+      filterTap(B, lanes, x, dy, dw, img, oyLo, oyHi, imax(oxLo, inHi), oxHi, cb, h, wd, c, k, s, d, top, left, oh, ow, ky, kx);
+    }
+  }
+}
+
+/** dw(ky, kx) += Σ x · dy over output rows oyLo … oyHi−1 and columns oxLo … oxHi−1, whose tap
+ *  (ky, kx) is inside the input, for B vectors of channels from cb. */
+@inline function filterTap(
+  B: i32, lanes: i32, x: usize, dy: usize, dw: usize, img: i32, oyLo: i32, oyHi: i32, oxLo: i32, oxHi: i32, cb: i32,
+  h: i32, wd: i32, c: i32, k: i32, s: i32, d: i32, top: i32, left: i32, oh: i32, ow: i32, ky: i32, kx: i32,
+): void {
+  if (oxHi <= oxLo) return;
+  const zero = f32x4.splat(0);
+  const xStep = f(s * c), gStep = f(c);
+  let a0 = zero, a1 = zero, a2 = zero, a3 = zero;
+  for (let oy = oyLo; oy < oyHi; oy++) {
+    let xp = x + f(((img * h + oy * s - top + ky * d) * wd + oxLo * s - left + kx * d) * c + cb);
+    let gp = dy + f(((img * oh + oy) * ow + oxLo) * c + cb);
+    for (let ox = oxLo; ox < oxHi; ox++, xp += xStep, gp += gStep) {
+      a0 = madd(a0, v128.load(xp), v128.load(gp));
       if (B == 4) {
-        addLanes(target + 16, a1, 4);
-        addLanes(target + 32, a2, 4);
-        addLanes(target + 48, a3, 4);
+        a1 = madd(a1, v128.load(xp, 16), v128.load(gp, 16));
+        a2 = madd(a2, v128.load(xp, 32), v128.load(gp, 32));
+        a3 = madd(a3, v128.load(xp, 48), v128.load(gp, 48));
       }
     }
+  }
+  const target = dw + f((ky * k + kx) * c + cb);
+  addLanes(target, a0, imin(lanes, 4));
+  if (B == 4) {
+    addLanes(target + 16, a1, 4);
+    addLanes(target + 32, a2, 4);
+    addLanes(target + 48, a3, 4);
+  }
+}
+
+/** The gradients of one row of a 3 × 3 window's taps (stride S, 1 or 2) for B (1 or 2) vectors
+ *  of channels, over output rows oyLo … oyHi−1 and `count` columns whose taps are all inside,
+ *  from x at the row's first input cell and dy at its first output cell. Along a row, tap kx of
+ *  column ox reads the input cell S·ox + kx: the cells shared with the next column (the last,
+ *  at stride 2; the last two at stride 1) stay in registers, so a column loads 1 + S vectors
+ *  of each channel vector (with dy's) for 3 mul-adds. */
+@inline function slideRow(S: i32, B: i32, lanes: i32, x: usize, g: usize, target: usize, oyLo: i32, oyHi: i32, count: i32, wd: i32, ow: i32, c: i32): void {
+  const zero = f32x4.splat(0);
+  const px = f(c);
+  let a0 = zero, a1 = zero, a2 = zero, b0 = zero, b1 = zero, b2 = zero;
+  for (let oy = oyLo; oy < oyHi; oy++) {
+    let xp = x + f(oy * S * wd * c), gp = g + f(oy * ow * c);
+    let u0 = v128.load(xp), v0 = B > 1 ? v128.load(xp, 16) : zero;
+    let u1 = S == 1 ? v128.load(xp + px) : zero, v1 = S == 1 && B > 1 ? v128.load(xp + px, 16) : zero;
+    for (let q = 0; q < count; q++, xp += <usize>S * px, gp += px) {
+      const gu = v128.load(gp), gv = B > 1 ? v128.load(gp, 16) : zero;
+      if (S == 2) {
+        u1 = v128.load(xp + px);
+        if (B > 1) v1 = v128.load(xp + px, 16);
+      }
+      const u2 = v128.load(xp + 2 * px), v2 = B > 1 ? v128.load(xp + 2 * px, 16) : zero;
+      a0 = madd(a0, u0, gu);
+      a1 = madd(a1, u1, gu);
+      a2 = madd(a2, u2, gu);
+      if (B > 1) {
+        b0 = madd(b0, v0, gv);
+        b1 = madd(b1, v1, gv);
+        b2 = madd(b2, v2, gv);
+      }
+      if (S == 1) {
+        u0 = u1;
+        u1 = u2;
+        if (B > 1) {
+          v0 = v1;
+          v1 = v2;
+        }
+      } else {
+        u0 = u2;
+        if (B > 1) v0 = v2;
+      }
+    }
+  }
+  addLanes(target, a0, lanes);
+  addLanes(target + px, a1, lanes);
+  addLanes(target + 2 * px, a2, lanes);
+  if (B > 1) {
+    addLanes(target + 16, b0, 4);
+    addLanes(target + px + 16, b1, 4);
+    addLanes(target + 2 * px + 16, b2, 4);
   }
 }
 
