@@ -14,6 +14,11 @@
 // tile is as large as its sums plus one iteration's loads fit in 16 registers. Hence tiles walk
 // whole rows of the window (`rowTile`), each input vector of a row loaded once for every cell
 // that reads it, and the 3 × 3 stride-2 input gradient has a tile of its own (`stride2Row`).
+// A tile's shape (P, Q, A, lanes) becomes constant only when Binaryen folds it into the inlined
+// code, which it does in the kernels as they stand; a few more lines in an exported kernel that
+// inlines `gather` (a pass that reads rows ahead) left branches in the tile loops, 3–4× slower at
+// batch 1. After such a change, look for `(if (result v128)` in the tile loops of
+// build/mislead.wat.
 import { storeLanes, addLanes, madd, fusedRelu, f, imin, imax } from './common';
 import { fill } from './elementwise';
 

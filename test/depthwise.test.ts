@@ -84,6 +84,14 @@ describe('depthwiseConv2d against the reference', () => {
     }
   });
 
+  it('past a core\'s second-level cache (512 KB), at stride 2: 3 images of 33×35×36, 3×3 and 5×5, same and valid, dilation 1 and 2', () => {
+    let seed = 2100;
+    for (const k of [3, 5]) for (const padding of ['same', 'valid'] as const) for (const dilation of [1, 2]) {
+      const rand = random(++seed);
+      checkCase({ x: randomTensor([3, 33, 35, 36], rand), w: randomTensor([k, k, 36, 1], rand), b: randomTensor([36], rand), options: { stride: 2, padding, dilation, relu: false, ceiling: 0 } }, rand);
+    }
+  });
+
   it('refuses a filter that does not fit, a stride or dilation below 1 and an empty output', () => {
     const tape = new Tape(engine);
     const x = engine.tensor([1, 5, 5, 3]), w = engine.tensor([3, 3, 3, 2]), b = engine.tensor([6]);
