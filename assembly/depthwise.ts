@@ -397,29 +397,26 @@ let touched: i32 = 0;
   for (let ky = 0; ky < k; ky++) {
     // Output rows and columns whose tap (ky, kx) falls inside the input.
     const oyLo = imax(first, ceilDiv(top - ky * d, s)), oyHi = imin(end, floorDiv(h - 1 + top - ky * d, s) + 1);
-    // The columns where a 3-tap row of the window is all inside (kx = 0 inside on the left,
-    // kx = 2 on the right) go through slideRow, the others tap by tap.
-    let inLo = ow, inHi = ow;
-    if (k == 3 && d == 1 && s <= 2) {
-      inLo = imax(0, ceilDiv(left, s));
-      inHi = imin(ow, floorDiv(wd - 3 + left, s) + 1);
-      if (inHi > inLo) {
-        const xRow = x + f(((img * h - top + ky) * wd + inLo * s - left) * c + cb), gRow = dy + f((img * oh * ow + inLo) * c + cb);
-        const target = dw + f(ky * 3 * c + cb);
-        const count = inHi - inLo;
-        // B = 4 (16 channels) in two halves of 2 vectors; S, B and lanes literals, which Binaryen
-        // folds (passed on through another inlined function, they were not always folded).
-        if (B == 4) {
-          if (s == 1) {
-            slideRow(1, 2, 4, xRow, gRow, target, oyLo, oyHi, count, wd, ow, c);
-            slideRow(1, 2, 4, xRow + 32, gRow + 32, target + 32, oyLo, oyHi, count, wd, ow, c);
-          } else {
-            slideRow(2, 2, 4, xRow, gRow, target, oyLo, oyHi, count, wd, ow, c);
-            slideRow(2, 2, 4, xRow + 32, gRow + 32, target + 32, oyLo, oyHi, count, wd, ow, c);
-          }
-        } else if (s == 1) slideRow(1, 1, lanes, xRow, gRow, target, oyLo, oyHi, count, wd, ow, c);
-        else slideRow(2, 1, lanes, xRow, gRow, target, oyLo, oyHi, count, wd, ow, c);
-      } else inLo = inHi = ow;
+    // The columns inLo … inHi−1, where a 3-tap row of the window is all inside (kx = 0 inside
+    // on the left, kx = 2 on the right), go through slideRow, the others tap by tap.
+    const slides = k == 3 && d == 1 && s <= 2;
+    const inLo = slides ? imax(0, ceilDiv(left, s)) : ow, inHi = slides ? imax(inLo, imin(ow, floorDiv(wd - 3 + left, s) + 1)) : ow;
+    if (inHi > inLo) {
+      const xRow = x + f(((img * h - top + ky) * wd + inLo * s - left) * c + cb), gRow = dy + f((img * oh * ow + inLo) * c + cb);
+      const target = dw + f(ky * 3 * c + cb);
+      const count = inHi - inLo;
+      // B = 4 (16 channels) in two halves of 2 vectors; S, B and lanes literals, which Binaryen
+      // folds (passed on through another inlined function, they were not always folded).
+      if (B == 4) {
+        if (s == 1) {
+          slideRow(1, 2, 4, xRow, gRow, target, oyLo, oyHi, count, wd, ow, c);
+          slideRow(1, 2, 4, xRow + 32, gRow + 32, target + 32, oyLo, oyHi, count, wd, ow, c);
+        } else {
+          slideRow(2, 2, 4, xRow, gRow, target, oyLo, oyHi, count, wd, ow, c);
+          slideRow(2, 2, 4, xRow + 32, gRow + 32, target + 32, oyLo, oyHi, count, wd, ow, c);
+        }
+      } else if (s == 1) slideRow(1, 1, lanes, xRow, gRow, target, oyLo, oyHi, count, wd, ow, c);
+      else slideRow(2, 1, lanes, xRow, gRow, target, oyLo, oyHi, count, wd, ow, c);
     }
     for (let kx = 0; kx < k; kx++) {
       const oxLo = imax(0, ceilDiv(left - kx * d, s)), oxHi = imin(ow, floorDiv(wd - 1 + left - kx * d, s) + 1);
