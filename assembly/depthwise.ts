@@ -242,30 +242,30 @@ function gcd(a: i32, b: i32): i32 {
   }
 }
 
-/** rowTile over every group of 4 channels, for Q taps per row of the window (1 to 3): the whole
- *  groups in a loop of their own, with a constant lane count (a branch in the loop, or in the
- *  stores, makes V8's code 10–15 % slower), then the partial group. */
+/** rowTile over every group of 4 channels, for Q taps per row of the window (1 to 3, made a
+ *  constant here, outside the loop over groups): the whole groups in a loop of their own, with a
+ *  constant lane count (a branch in the loop, or in the stores, makes V8's code 10–15 % slower),
+ *  then the partial group. */
 @inline function rowTiles(
   P: i32, A: i32, Q: i32, x: usize, px: usize, w: usize, wq: usize, block: usize, rows: i32, xRow: usize, wRow: usize,
   out: usize, outPixel: usize, b: usize, accumulate: bool, relu: f32, c: i32,
 ): void {
-  let cb = 0;
-  for (; cb + 4 <= c; cb += 4, w += block) {
-    rowTileOf(P, Q, A, 4, x + f(cb), px, w, wq, rows, xRow, wRow, out + f(cb), outPixel, b != 0 ? b + f(cb) : 0, accumulate, relu);
-  }
-  for (; cb < c; cb += 4, w += block) {
-    rowTileOf(P, Q, A, c - cb, x + f(cb), px, w, wq, rows, xRow, wRow, out + f(cb), outPixel, b != 0 ? b + f(cb) : 0, accumulate, relu);
-  }
+  if (Q == 3) rowTilesOf(P, 3, A, x, px, w, wq, block, rows, xRow, wRow, out, outPixel, b, accumulate, relu, c);
+  else if (Q == 2) rowTilesOf(P, 2, A, x, px, w, wq, block, rows, xRow, wRow, out, outPixel, b, accumulate, relu, c);
+  else rowTilesOf(P, 1, A, x, px, w, wq, block, rows, xRow, wRow, out, outPixel, b, accumulate, relu, c);
 }
 
-/** rowTile with Q a constant. */
-@inline function rowTileOf(
-  P: i32, Q: i32, A: i32, lanes: i32, x: usize, px: usize, w: usize, wq: usize, rows: i32, xRow: usize, wRow: usize,
-  out: usize, outPixel: usize, b: usize, accumulate: bool, relu: f32,
+@inline function rowTilesOf(
+  P: i32, Q: i32, A: i32, x: usize, px: usize, w: usize, wq: usize, block: usize, rows: i32, xRow: usize, wRow: usize,
+  out: usize, outPixel: usize, b: usize, accumulate: bool, relu: f32, c: i32,
 ): void {
-  if (Q == 3) rowTile(P, 3, A, lanes, x, px, w, wq, rows, xRow, wRow, out, outPixel, b, accumulate, relu);
-  else if (Q == 2) rowTile(P, 2, A, lanes, x, px, w, wq, rows, xRow, wRow, out, outPixel, b, accumulate, relu);
-  else rowTile(P, 1, A, lanes, x, px, w, wq, rows, xRow, wRow, out, outPixel, b, accumulate, relu);
+  let cb = 0;
+  for (; cb + 4 <= c; cb += 4, w += block) {
+    rowTile(P, Q, A, 4, x + f(cb), px, w, wq, rows, xRow, wRow, out + f(cb), outPixel, b != 0 ? b + f(cb) : 0, accumulate, relu);
+  }
+  for (; cb < c; cb += 4, w += block) {
+    rowTile(P, Q, A, c - cb, x + f(cb), px, w, wq, rows, xRow, wRow, out + f(cb), outPixel, b != 0 ? b + f(cb) : 0, accumulate, relu);
+  }
 }
 
 /** P cells × 4 channels (`lanes` of them stored) whose taps along a row of the window are Q
