@@ -785,6 +785,24 @@ function standInNote(net: NetworkSection): string[] {
   ];
 }
 
+/** What a big-batch depthwise call is made of: its time against that many batch-1 calls (whose
+ *  data stays in the core's second-level cache) and against the stream of its bytes alone. */
+function depthwiseBatchLines(): string[] {
+  const lines = rows
+    .filter((r) => r.group === 'mobilenet kernel' && r.name.startsWith('dw.') && r.batch === mnBig)
+    .flatMap((r) => {
+      const one = rows.find((o) => o.name === r.name.replace(new RegExp(`b${mnBig}$`), 'b1')), big = ms(r, 'mislead');
+      const single = one ? ms(one, 'mislead') : null;
+      if (big === null || single === null || r.stream === undefined) return [];
+      const name = r.name.replace(new RegExp(` b${mnBig}$`), '');
+      const traffic = mnTraffic.get(r.name)!, megabytes = (4 * (traffic.reads + traffic.writes)) / 1e6;
+      return [`  ${name.padEnd(30)} ${formatMs(big).padStart(6)} ms = ${mnBig} × ${formatMs(single)} (${formatMs(mnBig * single)}) ${big >= mnBig * single ? '+' : '−'} ${formatMs(Math.abs(big - mnBig * single))};  its ${megabytes.toFixed(1)} MB streamed alone: ${formatMs(r.stream.ms)} ms`];
+    });
+  return lines.length === 0
+    ? []
+    : [`Depthwise at batch ${mnBig}: a call's median against ${mnBig} batch-1 calls (data in the second-level cache) and the stream of its bytes:`, ...lines];
+}
+
 /** MobileNet's table, what tfjs-wasm can be compared on (it cannot take the gradient), and what
  *  tfjs-cpu's iteration is made of. */
 function mobileNetReport(): string[] {
@@ -811,6 +829,7 @@ function mobileNetReport(): string[] {
     'assembly/depthwise.ts), where the peak kernel loads nothing and a matrix product loads once for several mul-adds. At batch 32',
     '(6.4 MB an operand) its data outgrows the share of the third-level cache a core gets and comes from memory, and a call takes about',
     'its compute time plus that stream: the misses of its strided sweeps (one vector of every cell a pass) do not overlap its arithmetic.',
+    ...depthwiseBatchLines(),
     '',
   ];
 }
