@@ -795,8 +795,8 @@ function depthwiseBatchLines(): string[] {
       const single = one ? ms(one, 'mislead') : null;
       if (big === null || single === null || r.stream === undefined) return [];
       const name = r.name.replace(new RegExp(` b${mnBig}$`), '');
-      const traffic = mnTraffic.get(r.name)!, megabytes = (4 * (traffic.reads + traffic.writes)) / 1e6;
-      return [`  ${name.padEnd(30)} ${formatMs(big).padStart(6)} ms = ${mnBig} × ${formatMs(single)} (${formatMs(mnBig * single)}) ${big >= mnBig * single ? '+' : '−'} ${formatMs(Math.abs(big - mnBig * single))};  its ${megabytes.toFixed(1)} MB streamed alone: ${formatMs(r.stream.ms)} ms`];
+      const traffic = mnTraffic.get(r.name)!, megabytes = (4 * (traffic.reads + traffic.writes)) / 1e6, calls = mnBig * single;
+      return [`  ${name.padEnd(30)} ${formatMs(big).padStart(6)} ms = ${mnBig} × ${formatMs(single)} (${formatMs(calls)}) ${big >= calls ? '+' : '−'} ${formatMs(Math.abs(big - calls))};  its ${megabytes.toFixed(1)} MB streamed alone: ${formatMs(r.stream.ms)} ms`];
     });
   return lines.length === 0
     ? []
@@ -827,7 +827,7 @@ function mobileNetReport(): string[] {
     '(2.25 flops a byte of input and output at stride 1, 0.9 at stride 2). At batch 1 its data stays in the core\'s second-level cache',
     'and loads bound it: about one vector load a mul-add (a row tile of 4 cells at stride 1: 9 loads for 12 mul-adds; see',
     'assembly/depthwise.ts), where the peak kernel loads nothing and a matrix product loads once for several mul-adds. At batch 32',
-    '(6.4 MB an operand) its data outgrows the share of the third-level cache a core gets and comes from memory, and a call takes about',
+    '(6.4 MB an operand) its data outgrows the core\'s caches and comes from the shared third-level cache or memory, and a call takes about',
     'its compute time plus that stream: the misses of its strided sweeps (one vector of every cell a pass) do not overlap its arithmetic.',
     ...depthwiseBatchLines(),
     '',
