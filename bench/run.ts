@@ -827,8 +827,8 @@ function mobileNetReport(): string[] {
     '(2.25 flops a byte of input and output at stride 1, 0.9 at stride 2). At batch 1 its data stays in the core\'s second-level cache',
     'and loads bound it: about one vector load a mul-add (a row tile of 4 cells at stride 1: 9 loads for 12 mul-adds; see',
     'assembly/depthwise.ts), where the peak kernel loads nothing and a matrix product loads once for several mul-adds. At batch 32',
-    '(6.4 MB an operand) its data outgrows the core\'s caches and comes from the shared third-level cache or memory, whose speed depends',
-    'on what else the host runs: what a call took beyond its compute (32 batch-1 calls), against the stream of its bytes alone, this run:',
+    '(6.4 MB an operand) its data outgrows the core\'s caches and comes from the shared third-level cache or memory, as fast as they',
+    'serve it at that moment (they are the host\'s, shared with whatever else it runs).',
     ...depthwiseBatchLines(),
     '',
   ];
