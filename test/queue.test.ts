@@ -110,9 +110,10 @@ describe.skipIf(missing !== undefined)('attack DIR --queue', () => {
   });
 
   const PGD = ['--method', 'pgd', '--seed', '3', '--quiet'];
-  const SLOW = ['--method', 'pgd', '--seed', '7', '--iters', '300', '--no-early-stop', '--quiet'];
+  const steps = (iters: number) => ['--method', 'pgd', '--seed', '7', '--iters', String(iters), '--no-early-stop', '--quiet'];
+  const SLOW = steps(300);
   // Jobs of about a second each (two images), so that one is still under way when it is stopped.
-  const LONG = ['--method', 'pgd', '--seed', '7', '--iters', '4000', '--no-early-stop', '--quiet'];
+  const LONG = steps(4000);
 
   it('gives byte-identical PNGs and the same summary with 1, 2 and 3 worker processes as a local run', async () => {
     const local = cli('attack', 'faces', ...PGD, '--out', 'local', '--workers', '2');
