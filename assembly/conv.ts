@@ -64,10 +64,12 @@ export function conv2d_windows_backward_filter(
 ): void {
   const width = k * k * cin, cells = n * oh * ow, chunk = chunkRows(width, cells);
   const rows = work, rest = work + f(chunk * width);
+  // A 1×1 window of stride 1 is its input cell: the rows are x itself.
+  const inPlace = k == 1 && stride == 1;
   for (let first = 0; first < cells; first += chunk) {
     const count = imin(chunk, cells - first);
-    windows(false, x, rows, first, count, h, wd, cin, k, stride, dilation, padTop, padLeft, oh, ow);
-    product(rows, 1, width, dy + f(first * cout), cout, 1, false, 0, dw, cout, true, false, rest, width, count, cout);
+    if (!inPlace) windows(false, x, rows, first, count, h, wd, cin, k, stride, dilation, padTop, padLeft, oh, ow);
+    product(inPlace ? x + f(first * cin) : rows, 1, width, dy + f(first * cout), cout, 1, false, 0, dw, cout, true, false, rest, width, count, cout);
   }
 }
 

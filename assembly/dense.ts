@@ -50,21 +50,25 @@ export function panels_size(depth: i32, n: i32): i32 {
   return (n + 7) & ~7;
 }
 
-/** bp[q, k, j] = B[k, 8q + j] = b[k·rowStride + (8q + j)·colStride], 0 past the last column. */
+/** bp[q, k, j] = B[k, 8q + j] = b[k·rowStride + (8q + j)·colStride], 0 past the last column.
+ *  Rows of B contiguous in memory (colStride 1) are read whole, row after row: panel by panel,
+ *  their 32-byte pieces would be read a row apart, which the memory system streams far worse
+ *  when B comes from beyond the core's caches. */
 export function pack_panels(b: usize, rowStride: i32, colStride: i32, depth: i32, n: i32, bp: usize): void {
-  for (let j0 = 0; j0 < n; j0 += 8) {
+  const whole = colStride == 1 ? n & ~7 : 0, panelBytes = f(depth * 8);
+  for (let k = 0; k < depth; k++) {
+    let src = b + f(k * rowStride), dst = bp + f(k * 8);
+    for (let j0 = 0; j0 < whole; j0 += 8, src += 32, dst += panelBytes) {
+      v128.store(dst, v128.load(src));
+      v128.store(dst, v128.load(src, 16), 16);
+    }
+  }
+  for (let j0 = whole; j0 < n; j0 += 8) {
     const cols = imin(8, n - j0);
     let dst = bp + f(j0 * depth);
     let src = b + f(j0 * colStride);
-    if (cols == 8 && colStride == 1) {
-      for (let k = 0; k < depth; k++, dst += 32, src += f(rowStride)) {
-        v128.store(dst, v128.load(src));
-        v128.store(dst, v128.load(src, 16), 16);
-      }
-    } else {
-      for (let k = 0; k < depth; k++, dst += 32, src += f(rowStride)) {
-        for (let j = 0; j < 8; j++) store<f32>(dst + f(j), j < cols ? load<f32>(src + f(j * colStride)) : 0);
-      }
+    for (let k = 0; k < depth; k++, dst += 32, src += f(rowStride)) {
+      for (let j = 0; j < 8; j++) store<f32>(dst + f(j), j < cols ? load<f32>(src + f(j * colStride)) : 0);
     }
   }
 }
@@ -90,7 +94,8 @@ export function pack_panels(b: usize, rowStride: i32, colStride: i32, depth: i32
       panels = bBlock;
       panelBytes = f(kc * 8);
     }
-    const blockRows = imax(4, A_BLOCK / (4 * kc) * 4);
+    // A's panels, one after the other; see packRows for the padding.
+    const panelFloats = 4 * kc + (aRow == 1 ? 16 : 0), blockRows = imax(4, A_BLOCK / panelFloats * 4);
     // A used by a single panel of B is read in place: packing it would cost more than it saves
     // (3× slower for a dense layer of 2 outputs, on one row). Packed, the panels' constant
     // offsets make a faster loop (10 %).
@@ -98,7 +103,7 @@ export function pack_panels(b: usize, rowStride: i32, colStride: i32, depth: i32
     for (let i0 = 0; i0 < m; i0 += blockRows) {
       const rows = imin(blockRows, m - i0);
       const block = a + f(i0 * aRow + k0 * aDepth);
-      if (!direct && rows > 1) packRows(block, aRow, aDepth, rows, kc, ap);
+      if (!direct && rows > 1) packRows(block, aRow, aDepth, rows, kc, panelFloats, ap);
       // One row (a batch of one) has no rows to share a tile with: four panels at a time.
       const width = rows == 1 ? 32 : 8;
       for (let j0 = 0; j0 < n; j0 += width) {
@@ -116,7 +121,7 @@ export function pack_panels(b: usize, rowStride: i32, colStride: i32, depth: i32
           if (direct) {
             tileInPlace(block + <usize>r * rowBytes, rowBytes, bp, kc, out, f(cRow), count, cols, !first, from, first && accumulate, last ? relu : 0);
           } else {
-            tile(ap + f(r * kc), 16, 4, 8, 12, bp, kc, out, f(cRow), count, cols, !first, from, first && accumulate, last ? relu : 0);
+            tile(ap + f((r >> 2) * panelFloats), 16, 4, 8, 12, bp, kc, out, f(cRow), count, cols, !first, from, first && accumulate, last ? relu : 0);
           }
         }
       }
@@ -124,13 +129,21 @@ export function pack_panels(b: usize, rowStride: i32, colStride: i32, depth: i32
   }
 }
 
-/** Panels of 4 rows of A [rows, depth] (A[i, k] = a[i·aRow + k·aDepth]) as [k][4], 0 past the
- *  last row. Rows contiguous along the depth go through 4×4 transposes; columns of 4 contiguous
- *  values are copied as vectors. */
-function packRows(a: usize, aRow: i32, aDepth: i32, rows: i32, depth: i32, ap: usize): void {
+/** Panels of 4 rows of A [rows, depth] (A[i, k] = a[i·aRow + k·aDepth]) as [k][4], `panelFloats`
+ *  apart, 0 past the last row. Rows contiguous along the depth go through 4×4 transposes. Columns
+ *  contiguous (aRow 1: A is the transpose of what is in memory, as in a filter gradient) are
+ *  read a whole step k of A at a time, in address order (see pack_panels), each 4 values a
+ *  vector into its panel: those panels are padded by a line, else the stores of a step, 4 KB
+ *  apart at a depth of 256, would all fall into one set of the first-level cache. */
+function packRows(a: usize, aRow: i32, aDepth: i32, rows: i32, depth: i32, panelFloats: i32, ap: usize): void {
   const rowBytes = f(aRow);
-  for (let r0 = 0; r0 < rows; r0 += 4) {
-    const src = a + <usize>r0 * rowBytes, dst = ap + f(r0 * depth);
+  const whole = aRow == 1 ? rows & ~3 : 0;
+  for (let k = 0; whole > 0 && k < depth; k++) {
+    let src = a + f(k * aDepth), dst = ap + f(k * 4);
+    for (let r0 = 0; r0 < whole; r0 += 4, src += 16, dst += f(panelFloats)) v128.store(dst, v128.load(src));
+  }
+  for (let r0 = whole; r0 < rows; r0 += 4) {
+    const src = a + <usize>r0 * rowBytes, dst = ap + f((r0 >> 2) * panelFloats);
     const count = imin(4, rows - r0);
     let k = 0;
     if (count == 4 && aDepth == 1) {
@@ -144,8 +157,6 @@ function packRows(a: usize, aRow: i32, aDepth: i32, rows: i32, depth: i32, ap: u
         v128.store(d, v128.shuffle<f32>(t1, t3, 0, 1, 4, 5), 32);
         v128.store(d, v128.shuffle<f32>(t1, t3, 2, 3, 6, 7), 48);
       }
-    } else if (count == 4 && aRow == 1) {
-      for (; k < depth; k++) v128.store(dst + f(k * 4), v128.load(src + f(k * aDepth)));
     }
     for (; k < depth; k++) {
       for (let r = 0; r < 4; r++) store<f32>(dst + f(k * 4 + r), r < count ? load<f32>(src + f(r * aRow + k * aDepth)) : 0);
