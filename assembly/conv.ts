@@ -64,8 +64,9 @@ export function conv2d_windows_backward_filter(
 ): void {
   const width = k * k * cin, cells = n * oh * ow, chunk = chunkRows(width, cells);
   const rows = work, rest = work + f(chunk * width);
-  // A 1×1 window of stride 1 is its input cell: the rows are x itself.
-  const inPlace = k == 1 && stride == 1;
+  // A 1×1 window of stride 1 and no padding (as in the other two kernels' shortcut) is its input
+  // cell: the rows are x itself.
+  const inPlace = k == 1 && stride == 1 && padTop == 0 && padLeft == 0;
   for (let first = 0; first < cells; first += chunk) {
     const count = imin(chunk, cells - first);
     if (!inPlace) windows(false, x, rows, first, count, h, wd, cin, k, stride, dilation, padTop, padLeft, oh, ow);

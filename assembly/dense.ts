@@ -94,8 +94,7 @@ export function pack_panels(b: usize, rowStride: i32, colStride: i32, depth: i32
       panels = bBlock;
       panelBytes = f(kc * 8);
     }
-    // A's panels, one after the other; see packRows for the padding.
-    const panelFloats = 4 * kc + (aRow == 1 ? 16 : 0), blockRows = imax(4, A_BLOCK / panelFloats * 4);
+    const aPanel = aPanelFloats(aRow, kc), blockRows = imax(4, A_BLOCK / aPanel * 4);
     // A used by a single panel of B is read in place: packing it would cost more than it saves
     // (3× slower for a dense layer of 2 outputs, on one row). Packed, the panels' constant
     // offsets make a faster loop (10 %).
@@ -103,7 +102,7 @@ export function pack_panels(b: usize, rowStride: i32, colStride: i32, depth: i32
     for (let i0 = 0; i0 < m; i0 += blockRows) {
       const rows = imin(blockRows, m - i0);
       const block = a + f(i0 * aRow + k0 * aDepth);
-      if (!direct && rows > 1) packRows(block, aRow, aDepth, rows, kc, panelFloats, ap);
+      if (!direct && rows > 1) packRows(block, aRow, aDepth, rows, kc, ap);
       // One row (a batch of one) has no rows to share a tile with: four panels at a time.
       const width = rows == 1 ? 32 : 8;
       for (let j0 = 0; j0 < n; j0 += width) {
@@ -121,7 +120,7 @@ export function pack_panels(b: usize, rowStride: i32, colStride: i32, depth: i32
           if (direct) {
             tileInPlace(block + <usize>r * rowBytes, rowBytes, bp, kc, out, f(cRow), count, cols, !first, from, first && accumulate, last ? relu : 0);
           } else {
-            tile(ap + f((r >> 2) * panelFloats), 16, 4, 8, 12, bp, kc, out, f(cRow), count, cols, !first, from, first && accumulate, last ? relu : 0);
+            tile(ap + f((r >> 2) * aPanel), 16, 4, 8, 12, bp, kc, out, f(cRow), count, cols, !first, from, first && accumulate, last ? relu : 0);
           }
         }
       }
@@ -129,21 +128,23 @@ export function pack_panels(b: usize, rowStride: i32, colStride: i32, depth: i32
   }
 }
 
-/** Panels of 4 rows of A [rows, depth] (A[i, k] = a[i·aRow + k·aDepth]) as [k][4], `panelFloats`
+/** Panels of 4 rows of A [rows, depth] (A[i, k] = a[i·aRow + k·aDepth]) as [k][4], aPanelFloats
  *  apart, 0 past the last row. Rows contiguous along the depth go through 4×4 transposes. Columns
  *  contiguous (aRow 1: A is the transpose of what is in memory, as in a filter gradient) are
  *  read a whole step k of A at a time, in address order (see pack_panels), each 4 values a
  *  vector into its panel: those panels are padded by a line, else the stores of a step, 4 KB
  *  apart at a depth of 256, would all fall into one set of the first-level cache. */
-function packRows(a: usize, aRow: i32, aDepth: i32, rows: i32, depth: i32, panelFloats: i32, ap: usize): void {
-  const rowBytes = f(aRow);
+function packRows(a: usize, aRow: i32, aDepth: i32, rows: i32, depth: i32, ap: usize): void {
+  const rowBytes = f(aRow), panelBytes = f(aPanelFloats(aRow, depth));
   const whole = aRow == 1 ? rows & ~3 : 0;
-  for (let k = 0; whole > 0 && k < depth; k++) {
-    let src = a + f(k * aDepth), dst = ap + f(k * 4);
-    for (let r0 = 0; r0 < whole; r0 += 4, src += 16, dst += f(panelFloats)) v128.store(dst, v128.load(src));
+  if (whole > 0) {
+    for (let k = 0; k < depth; k++) {
+      let src = a + f(k * aDepth), dst = ap + f(k * 4);
+      for (let r0 = 0; r0 < whole; r0 += 4, src += 16, dst += panelBytes) v128.store(dst, v128.load(src));
+    }
   }
   for (let r0 = whole; r0 < rows; r0 += 4) {
-    const src = a + <usize>r0 * rowBytes, dst = ap + f((r0 >> 2) * panelFloats);
+    const src = a + <usize>r0 * rowBytes, dst = ap + <usize>(r0 >> 2) * panelBytes;
     const count = imin(4, rows - r0);
     let k = 0;
     if (count == 4 && aDepth == 1) {
@@ -162,6 +163,11 @@ function packRows(a: usize, aRow: i32, aDepth: i32, rows: i32, depth: i32, panel
       for (let r = 0; r < 4; r++) store<f32>(dst + f(k * 4 + r), r < count ? load<f32>(src + f(r * aRow + k * aDepth)) : 0);
     }
   }
+}
+
+/** Floats from one packed panel of A to the next (see packRows): a transposed A's (aRow 1) padded by a line. */
+@inline function aPanelFloats(aRow: i32, depth: i32): i32 {
+  return 4 * depth + (aRow == 1 ? 16 : 0);
 }
 
 /** One tile: rows × cols (≤ 4 × 8) of C at `c` (rows `ldc` bytes apart) from a panel of A (row
